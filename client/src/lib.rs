@@ -1,0 +1,226 @@
+//! Typed async client for the Keyward HTTP API (shared/API.md). Errors carry the server's
+//! problem `code`, so callers match on `e.code() == Some("key_revoked")`, not on text.
+
+use std::time::Duration;
+
+use keyward_core::api::{
+    ApiKey, AuditEntry, AuditVerifyReport, CreateKeyRequest, CreatedKey, ListKeysQuery, LoginRequest, LoginResponse,
+    Page, PageQuery, Problem, RevokeKeyRequest, RotateKeyRequest, RotatedKey, UpdateKeyRequest, VerifyRequest,
+    VerifyResponse, Whoami,
+};
+use keyward_core::KeyId;
+use reqwest::{Method, RequestBuilder, Response, StatusCode};
+use secrecy::{ExposeSecret, SecretString};
+use serde::de::DeserializeOwned;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The server refused the request with a problem document.
+    #[error("{status} {}: {}", .problem.code, .problem.detail)]
+    Api { status: StatusCode, problem: Box<Problem>, retry_after: Option<u64> },
+    /// The server answered something that is not the expected shape.
+    #[error("unexpected answer ({status}): {message}")]
+    Unexpected { status: StatusCode, message: String },
+    #[error("transport: {0}")]
+    Transport(#[from] reqwest::Error),
+    #[error("no session: call login first")]
+    NotSignedIn,
+}
+
+impl ClientError {
+    /// The problem's stable code, when the server sent one.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            ClientError::Api { problem, .. } => Some(&problem.code),
+            _ => None,
+        }
+    }
+
+    pub fn status(&self) -> Option<StatusCode> {
+        match self {
+            ClientError::Api { status, .. } | ClientError::Unexpected { status, .. } => Some(*status),
+            ClientError::Transport(e) => e.status(),
+            ClientError::NotSignedIn => None,
+        }
+    }
+
+    pub fn problem(&self) -> Option<&Problem> {
+        match self {
+            ClientError::Api { problem, .. } => Some(problem),
+            _ => None,
+        }
+    }
+}
+
+pub type Result<T> = std::result::Result<T, ClientError>;
+
+/// A client for one server. Cheap to clone; `with_session` gives a signed-in copy.
+#[derive(Clone)]
+pub struct KeywardClient {
+    base: String,
+    http: reqwest::Client,
+    session: Option<SecretString>,
+}
+
+impl std::fmt::Debug for KeywardClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeywardClient").field("base", &self.base).field("signed_in", &self.session.is_some()).finish()
+    }
+}
+
+impl KeywardClient {
+    pub fn new(base_url: impl Into<String>) -> Result<Self> {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .connect_timeout(Duration::from_secs(5))
+            .build()?;
+        Ok(Self::with_http(base_url, http))
+    }
+
+    pub fn with_http(base_url: impl Into<String>, http: reqwest::Client) -> Self {
+        KeywardClient { base: base_url.into().trim_end_matches('/').to_owned(), http, session: None }
+    }
+
+    pub fn base_url(&self) -> &str {
+        &self.base
+    }
+
+    /// A copy that sends `token` as its admin session.
+    pub fn with_session(&self, token: SecretString) -> Self {
+        KeywardClient { session: Some(token), ..self.clone() }
+    }
+
+    pub fn session(&self) -> Option<&SecretString> {
+        self.session.as_ref()
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    fn admin(&self, method: Method, path: &str) -> Result<RequestBuilder> {
+        let token = self.session.as_ref().ok_or(ClientError::NotSignedIn)?;
+        Ok(self.http.request(method, self.url(path)).bearer_auth(token.expose_secret()))
+    }
+
+    // --- auth ---
+
+    /// Signs in and returns a signed-in client along with the server's answer.
+    pub async fn login(&self, email: &str, password: &SecretString) -> Result<(KeywardClient, LoginResponse)> {
+        let body = LoginRequest { email: email.to_owned(), password: password.expose_secret().to_owned() };
+        let res: LoginResponse = json(self.http.post(self.url("/v1/auth/login")).json(&body).send().await?).await?;
+        Ok((self.with_session(SecretString::from(res.token.clone())), res))
+    }
+
+    pub async fn logout(&self) -> Result<()> {
+        empty(self.admin(Method::POST, "/v1/auth/logout")?.send().await?).await
+    }
+
+    // --- keys ---
+
+    pub async fn create_key(&self, req: &CreateKeyRequest) -> Result<CreatedKey> {
+        json(self.admin(Method::POST, "/v1/keys")?.json(req).send().await?).await
+    }
+
+    pub async fn list_keys(&self, q: &ListKeysQuery) -> Result<Page<ApiKey>> {
+        json(self.admin(Method::GET, "/v1/keys")?.query(q).send().await?).await
+    }
+
+    /// Every key matching `q`, following cursors.
+    pub async fn list_all_keys(&self, q: &ListKeysQuery) -> Result<Vec<ApiKey>> {
+        let mut q = q.clone();
+        let mut all = Vec::new();
+        loop {
+            let page = self.list_keys(&q).await?;
+            all.extend(page.items);
+            match page.next_cursor {
+                Some(c) => q.cursor = Some(c),
+                None => return Ok(all),
+            }
+        }
+    }
+
+    pub async fn get_key(&self, id: KeyId) -> Result<ApiKey> {
+        json(self.admin(Method::GET, &format!("/v1/keys/{id}"))?.send().await?).await
+    }
+
+    pub async fn update_key(&self, id: KeyId, req: &UpdateKeyRequest) -> Result<ApiKey> {
+        json(self.admin(Method::PATCH, &format!("/v1/keys/{id}"))?.json(req).send().await?).await
+    }
+
+    pub async fn revoke_key(&self, id: KeyId, req: &RevokeKeyRequest) -> Result<ApiKey> {
+        json(self.admin(Method::POST, &format!("/v1/keys/{id}/revoke"))?.json(req).send().await?).await
+    }
+
+    pub async fn rotate_key(&self, id: KeyId, req: &RotateKeyRequest) -> Result<RotatedKey> {
+        json(self.admin(Method::POST, &format!("/v1/keys/{id}/rotate"))?.json(req).send().await?).await
+    }
+
+    // --- audit ---
+
+    pub async fn audit(&self, q: &PageQuery) -> Result<Page<AuditEntry>> {
+        json(self.admin(Method::GET, "/v1/audit")?.query(q).send().await?).await
+    }
+
+    pub async fn verify_audit(&self) -> Result<AuditVerifyReport> {
+        json(self.admin(Method::GET, "/v1/audit/verify")?.send().await?).await
+    }
+
+    // --- key-authenticated ---
+
+    /// `GET /v1/whoami` with `key` as the bearer credential.
+    pub async fn whoami(&self, key: &str) -> Result<Whoami> {
+        json(self.http.get(self.url("/v1/whoami")).bearer_auth(key).send().await?).await
+    }
+
+    pub async fn verify(&self, req: &VerifyRequest) -> Result<VerifyResponse> {
+        json(self.http.post(self.url("/v1/verify")).json(req).send().await?).await
+    }
+
+    // --- operations ---
+
+    pub async fn healthz(&self) -> Result<()> {
+        empty(self.http.get(self.url("/healthz")).send().await?).await
+    }
+
+    pub async fn readyz(&self) -> Result<()> {
+        empty(self.http.get(self.url("/readyz")).send().await?).await
+    }
+
+    pub async fn openapi(&self) -> Result<serde_json::Value> {
+        json(self.http.get(self.url("/openapi.json")).send().await?).await
+    }
+}
+
+/// A non-success answer as a typed error.
+async fn refusal(res: Response) -> ClientError {
+    let status = res.status();
+    let retry_after = res
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok());
+    match res.bytes().await {
+        Ok(body) => match serde_json::from_slice::<Problem>(&body) {
+            Ok(problem) => ClientError::Api { status, problem: Box::new(problem), retry_after },
+            Err(_) => ClientError::Unexpected { status, message: String::from_utf8_lossy(&body).chars().take(200).collect() },
+        },
+        Err(e) => ClientError::Transport(e),
+    }
+}
+
+async fn json<T: DeserializeOwned>(res: Response) -> Result<T> {
+    if !res.status().is_success() {
+        return Err(refusal(res).await);
+    }
+    let status = res.status();
+    let body = res.bytes().await?;
+    serde_json::from_slice(&body).map_err(|e| ClientError::Unexpected { status, message: e.to_string() })
+}
+
+async fn empty(res: Response) -> Result<()> {
+    if !res.status().is_success() {
+        return Err(refusal(res).await);
+    }
+    Ok(())
+}

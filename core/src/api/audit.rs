@@ -1,0 +1,48 @@
+//! The append-only, hash-chained audit log.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::ids::{AdminId, OrgId};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AuditEntry {
+    pub id: Uuid,
+    /// Position in the organisation's chain, from 1.
+    pub seq: i64,
+    pub org_id: OrgId,
+    pub actor_id: Option<AdminId>,
+    pub actor_email: Option<String>,
+    /// `key.create`, `key.revoke`, `auth.login`, ...
+    pub action: String,
+    pub target_type: String,
+    pub target_id: Option<String>,
+    pub client_ip: Option<String>,
+    pub request_id: Option<String>,
+    pub before: Option<serde_json::Value>,
+    pub after: Option<serde_json::Value>,
+    pub created_at: DateTime<Utc>,
+    /// Hex SHA-256 of the previous entry's hash and this entry's canonical content.
+    pub hash: String,
+    pub prev_hash: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AuditVerifyReport {
+    pub ok: bool,
+    /// Entries whose links were checked.
+    pub checked: u64,
+    pub first_broken: Option<BrokenLink>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct BrokenLink {
+    pub org_id: OrgId,
+    pub seq: i64,
+    pub id: Option<Uuid>,
+    pub reason: String,
+}

@@ -1,0 +1,46 @@
+//! Wire types of the HTTP API (see shared/API.md). The server serialises them, the client and
+//! the desktop deserialise them: one definition, so the two sides cannot drift.
+//!
+//! Request types deny unknown fields: a misspelt field is an error, never silently ignored.
+
+pub mod audit;
+pub mod auth;
+pub mod keys;
+pub mod page;
+pub mod problem;
+pub mod verify;
+
+pub use audit::{AuditEntry, AuditVerifyReport, BrokenLink};
+pub use auth::{AdminInfo, LoginRequest, LoginResponse, Role};
+pub use keys::{
+    ApiKey, CreateKeyRequest, CreatedKey, KeyStatusFilter, ListKeysQuery, RevokeKeyRequest,
+    RotateKeyRequest, RotatedKey, UpdateKeyRequest,
+};
+pub use page::{Page, PageQuery};
+pub use problem::{FieldError, Problem};
+pub use verify::{VerifyCode, VerifyRequest, VerifyResponse, Whoami};
+
+/// Deserialises a field that may be absent (leave as is), `null` (clear) or a value (set).
+pub(crate) mod double_option {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    /// `Some(None)` is written as `null`; `None` is skipped by `skip_serializing_if`.
+    pub fn serialize<T, S>(value: &Option<Option<T>>, ser: S) -> Result<S::Ok, S::Error>
+    where
+        T: Serialize,
+        S: Serializer,
+    {
+        match value {
+            Some(inner) => inner.serialize(ser),
+            None => ser.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, T, D>(de: D) -> Result<Option<Option<T>>, D::Error>
+    where
+        T: Deserialize<'de>,
+        D: Deserializer<'de>,
+    {
+        Option::<T>::deserialize(de).map(Some)
+    }
+}

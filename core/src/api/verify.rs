@@ -1,0 +1,108 @@
+//! Key-authenticated calls: `GET /v1/whoami` and `POST /v1/verify`.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{KeyId, OrgId};
+use crate::scope::ScopeSet;
+use crate::token::Environment;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Whoami {
+    pub key_id: KeyId,
+    pub org_id: OrgId,
+    pub name: String,
+    pub environment: Environment,
+    pub scopes: ScopeSet,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct VerifyRequest {
+    /// The API key presented to the platform service.
+    pub key: String,
+    /// A concrete scope the call needs, e.g. `achievements:write`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    /// Units this call consumes from the key's limits (1 when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost: Option<u32>,
+    /// The address the platform service saw the call come from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_ip: Option<String>,
+}
+
+impl std::fmt::Debug for VerifyRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VerifyRequest")
+            .field("key", &"[redacted]")
+            .field("scope", &self.scope)
+            .field("cost", &self.cost)
+            .field("client_ip", &self.client_ip)
+            .finish()
+    }
+}
+
+/// The verdict on a key; `valid` only for [`VerifyCode::Valid`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum VerifyCode {
+    Valid,
+    NotFound,
+    Revoked,
+    Expired,
+    Disabled,
+    IpNotAllowed,
+    InsufficientScope,
+    RateLimited,
+    QuotaExceeded,
+}
+
+impl VerifyCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VerifyCode::Valid => "valid",
+            VerifyCode::NotFound => "not_found",
+            VerifyCode::Revoked => "revoked",
+            VerifyCode::Expired => "expired",
+            VerifyCode::Disabled => "disabled",
+            VerifyCode::IpNotAllowed => "ip_not_allowed",
+            VerifyCode::InsufficientScope => "insufficient_scope",
+            VerifyCode::RateLimited => "rate_limited",
+            VerifyCode::QuotaExceeded => "quota_exceeded",
+        }
+    }
+
+    pub const ALL: [VerifyCode; 9] = [
+        VerifyCode::Valid,
+        VerifyCode::NotFound,
+        VerifyCode::Revoked,
+        VerifyCode::Expired,
+        VerifyCode::Disabled,
+        VerifyCode::IpNotAllowed,
+        VerifyCode::InsufficientScope,
+        VerifyCode::RateLimited,
+        VerifyCode::QuotaExceeded,
+    ];
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct VerifyResponse {
+    pub valid: bool,
+    pub code: VerifyCode,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<KeyId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub org_id: Option<OrgId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment: Option<Environment>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scopes: Option<ScopeSet>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<DateTime<Utc>>,
+}

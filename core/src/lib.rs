@@ -1,0 +1,17 @@
+//! Keyward's domain core: pure logic shared by the server, the client and the desktop app.
+//! No I/O lives here: no HTTP, no database, no Tauri.
+
+pub mod api;
+pub mod hash;
+pub mod ids;
+pub mod ip;
+pub mod scope;
+pub mod status;
+pub mod token;
+pub mod validate;
+
+pub use ids::{AdminId, KeyId, OrgId};
+pub use ip::IpAllowList;
+pub use scope::{Scope, ScopeSet};
+pub use status::KeyStatus;
+pub use token::{ApiKeyToken, Environment, ParsedToken, TokenError};

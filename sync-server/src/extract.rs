@@ -1,0 +1,200 @@
+//! Extractors whose rejections speak problem+json: JSON bodies, query strings, path ids, the
+//! client address.
+
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use keyward_core::api::FieldError;
+use serde::de::DeserializeOwned;
+
+use crate::error::AppError;
+use crate::state::AppState;
+
+/// `Json<T>` whose failures are 400 (syntax), 413 (size), 415 (content type) or 422 (shape,
+/// unknown fields, wrong types) with the offending field named.
+pub struct AppJson<T>(pub T);
+
+impl<S, T> FromRequest<S> for AppJson<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = AppError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(v)) => Ok(AppJson(v)),
+            Err(rejection) => Err(json_rejection(rejection)),
+        }
+    }
+}
+
+/// Like [`AppJson`], but a request with no body at all means `T::default()`: `POST .../revoke`
+/// with nothing to say is a complete request.
+pub struct AppJsonOrEmpty<T>(pub T);
+
+impl<S, T> FromRequest<S> for AppJsonOrEmpty<T>
+where
+    T: DeserializeOwned + Default,
+    S: Send + Sync,
+{
+    type Rejection = AppError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let headers = req.headers();
+        let no_type = !headers.contains_key(axum::http::header::CONTENT_TYPE);
+        let length = headers
+            .get(axum::http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if no_type && matches!(length, None | Some(0)) && !headers.contains_key(axum::http::header::TRANSFER_ENCODING) {
+            return Ok(AppJsonOrEmpty(T::default()));
+        }
+        AppJson::from_request(req, state).await.map(|AppJson(v)| AppJsonOrEmpty(v))
+    }
+}
+
+fn json_rejection(rejection: JsonRejection) -> AppError {
+    match rejection {
+        JsonRejection::JsonDataError(e) => AppError::Validation(vec![serde_field_error(&e.body_text())]),
+        JsonRejection::JsonSyntaxError(_) => AppError::MalformedBody("the body is not valid JSON".into()),
+        JsonRejection::MissingJsonContentType(_) => AppError::UnsupportedMediaType,
+        JsonRejection::BytesRejection(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            AppError::PayloadTooLarge
+        }
+        other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => AppError::PayloadTooLarge,
+        _ => AppError::MalformedBody("the body could not be read".into()),
+    }
+}
+
+/// Turns serde's "path: message" into a field error. serde's messages quote the expected shape
+/// and the unknown field's name, never the submitted value, so they are safe to return.
+fn serde_field_error(text: &str) -> FieldError {
+    let text = text
+        .strip_prefix("Failed to deserialize the JSON body into the target type: ")
+        .or_else(|| text.strip_prefix("Failed to deserialize query string: "))
+        .unwrap_or(text);
+    let (path, message) = match text.split_once(": ") {
+        Some((path, msg)) if !path.contains(' ') => (path.to_owned(), msg.to_owned()),
+        _ => (String::new(), text.to_owned()),
+    };
+    // Drop serde_json's " at line 1 column 17" position suffix: it helps nobody here.
+    let message = match message.rfind(" at line ") {
+        Some(i) => message[..i].to_owned(),
+        None => message,
+    };
+    if let Some(rest) = message.strip_prefix("unknown field `") {
+        let name = rest.split('`').next().unwrap_or_default();
+        let field = if path.is_empty() || path == "." { name.to_owned() } else { format!("{path}.{name}") };
+        return FieldError::new(field, "unknown_field", "is not a field of this request");
+    }
+    if let Some(rest) = message.strip_prefix("missing field `") {
+        let name = rest.split('`').next().unwrap_or_default();
+        return FieldError::new(name, "required", "is required");
+    }
+    let field = if path.is_empty() || path == "." { "body".to_owned() } else { path };
+    FieldError::new(field, "invalid", message)
+}
+
+/// `Query<T>` whose failures are 422 with the field named.
+pub struct AppQuery<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for AppQuery<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(v)) => Ok(AppQuery(v)),
+            Err(QueryRejection::FailedToDeserializeQueryString(e)) => {
+                Err(AppError::Validation(vec![serde_field_error(&e.body_text())]))
+            }
+            Err(_) => Err(AppError::MalformedBody("the query string could not be read".into())),
+        }
+    }
+}
+
+/// The address of the client: the TCP peer, or, when the peer is a trusted proxy, the nearest
+/// untrusted address in `X-Forwarded-For`.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientIp(pub Option<IpAddr>);
+
+impl FromRequestParts<AppState> for ClientIp {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_canonical());
+        Ok(ClientIp(peer.map(|peer| resolve_client_ip(peer, parts, &state.config.trusted_proxies))))
+    }
+}
+
+fn resolve_client_ip(peer: IpAddr, parts: &Parts, trusted: &[ipnet::IpNet]) -> IpAddr {
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|n| n.contains(ip));
+    if !is_trusted(&peer) {
+        return peer;
+    }
+    let forwarded = parts
+        .headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|s| s.trim().parse::<IpAddr>().ok())
+        .map(|ip| ip.to_canonical())
+        .collect::<Vec<_>>();
+    forwarded.into_iter().rev().find(|ip| !is_trusted(ip)).unwrap_or(peer)
+}
+
+/// The `x-request-id` set by the request-id layer, for the audit log.
+#[derive(Debug, Clone)]
+pub struct RequestId(pub Option<String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for RequestId {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(RequestId(
+            parts.headers.get("x-request-id").and_then(|v| v.to_str().ok()).map(|s| s.chars().take(64).collect()),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serde_messages_become_field_errors() {
+        let e = serde_field_error(
+            "Failed to deserialize the JSON body into the target type: unknown field `nmae`, expected one of `name` at line 1 column 7",
+        );
+        assert_eq!((e.field.as_str(), e.code.as_str()), ("nmae", "unknown_field"));
+        let e = serde_field_error(
+            "Failed to deserialize the JSON body into the target type: expires_at: premature end of input at line 1 column 30",
+        );
+        assert_eq!((e.field.as_str(), e.code.as_str()), ("expires_at", "invalid"));
+        assert_eq!(e.message, "premature end of input");
+        let e = serde_field_error("Failed to deserialize the JSON body into the target type: missing field `name` at line 1 column 2");
+        assert_eq!((e.field.as_str(), e.code.as_str()), ("name", "required"));
+    }
+
+    #[test]
+    fn forwarded_for_is_trusted_only_from_proxies() {
+        let trusted: Vec<ipnet::IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        let req = axum::http::Request::builder()
+            .header("x-forwarded-for", "203.0.113.9, 10.1.1.1")
+            .body(())
+            .unwrap();
+        let (parts, _) = req.into_parts();
+        let proxy: IpAddr = "10.0.0.2".parse().unwrap();
+        let stranger: IpAddr = "198.51.100.1".parse().unwrap();
+        assert_eq!(resolve_client_ip(proxy, &parts, &trusted), "203.0.113.9".parse::<IpAddr>().unwrap());
+        assert_eq!(resolve_client_ip(stranger, &parts, &trusted), stranger);
+    }
+}

@@ -1,0 +1,48 @@
+//! `GET /v1/audit` and `GET /v1/audit/verify`.
+
+use axum::Json;
+use axum::extract::State;
+use keyward_core::api::{AuditEntry, AuditVerifyReport, FieldError, Page, PageQuery};
+use keyward_core::validate::{self, FieldErrors};
+
+use crate::error::AppResult;
+use crate::extract::AppQuery;
+use crate::session::AdminSession;
+use crate::state::AppState;
+use crate::store;
+
+type Problem = keyward_core::api::Problem;
+
+/// The organisation's audit log, newest first.
+#[utoipa::path(get, path = "/v1/audit", tag = "audit", security(("session" = [])), params(PageQuery),
+    responses((status = 200, body = Page<AuditEntry>), (status = 401, body = Problem), (status = 422, body = Problem)))]
+pub async fn list(
+    State(state): State<AppState>,
+    session: AdminSession,
+    AppQuery(q): AppQuery<PageQuery>,
+) -> AppResult<Json<Page<AuditEntry>>> {
+    let mut errs = FieldErrors::new();
+    let limit = errs.check(validate::page_limit("limit", q.limit));
+    let before = errs.check(
+        q.cursor
+            .as_deref()
+            .map(|c| c.parse::<i64>().ok().filter(|n| *n > 0))
+            .map(|c| c.ok_or_else(|| FieldError::new("cursor", "invalid_cursor", "is not a cursor this server issued")))
+            .transpose(),
+    );
+    errs.into_result()?;
+    let (Some(limit), Some(before)) = (limit, before) else { unreachable!("checked above") };
+    let mut items = store::audit::list(&mut *state.pool.acquire().await?, session.org_id, before, limit + 1).await?;
+    let more = items.len() > limit as usize;
+    items.truncate(limit as usize);
+    let next_cursor = more.then(|| items.last().map(|e| e.seq.to_string())).flatten();
+    Ok(Json(Page { items, next_cursor }))
+}
+
+/// Re-computes the organisation's hash chain and reports the first broken link.
+#[utoipa::path(get, path = "/v1/audit/verify", tag = "audit", security(("session" = [])),
+    responses((status = 200, body = AuditVerifyReport), (status = 401, body = Problem)))]
+pub async fn verify_chain(State(state): State<AppState>, session: AdminSession) -> AppResult<Json<AuditVerifyReport>> {
+    let (checked, first_broken) = store::audit::check_chain(&mut *state.pool.acquire().await?, session.org_id).await?;
+    Ok(Json(AuditVerifyReport { ok: first_broken.is_none(), checked, first_broken }))
+}

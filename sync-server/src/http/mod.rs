@@ -1,0 +1,62 @@
+//! The router: one module per area, each a set of handlers that parse input into domain values,
+//! run one transaction and answer.
+
+pub mod audit;
+pub mod auth;
+pub mod keys;
+pub mod ops;
+pub mod verify;
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, Request};
+use axum::routing::{get, post};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+use crate::error::{AppError, ProblemCode};
+use crate::state::AppState;
+
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+pub fn router(state: AppState) -> Router {
+    let request_id = HeaderName::from_static("x-request-id");
+    let api = Router::new()
+        .route("/v1/auth/login", post(auth::login))
+        .route("/v1/auth/logout", post(auth::logout))
+        .route("/v1/keys", get(keys::list).post(keys::create))
+        .route("/v1/keys/{id}", get(keys::get).patch(keys::update))
+        .route("/v1/keys/{id}/revoke", post(keys::revoke))
+        .route("/v1/keys/{id}/rotate", post(keys::rotate))
+        .route("/v1/whoami", get(verify::whoami))
+        .route("/v1/verify", post(verify::verify))
+        .route("/v1/audit", get(audit::list))
+        .route("/v1/audit/verify", get(audit::verify_chain))
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/openapi.json", get(ops::openapi));
+    api.fallback(|| async {
+        AppError::NotFound { code: "not_found", detail: "no such endpoint".into() }
+    })
+    .method_not_allowed_fallback(|| async { AppError::MethodNotAllowed })
+    .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+    .layer(
+        TraceLayer::new_for_http()
+            .make_span_with(|req: &Request<_>| {
+                let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
+                // The path, never the query string: nothing secret travels there, but nothing
+                // is logged that need not be.
+                tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+            })
+            .on_request(())
+            .on_response(|res: &axum::response::Response, latency: Duration, _: &tracing::Span| {
+                let code = res.extensions().get::<ProblemCode>().map(|c| c.0);
+                tracing::info!(status = res.status().as_u16(), code, latency_us = latency.as_micros() as u64, "response");
+            }),
+    )
+    .layer(PropagateRequestIdLayer::new(request_id.clone()))
+    .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+    .with_state(state)
+}

@@ -1,0 +1,131 @@
+//! Key-authenticated calls: `GET /v1/whoami` (the key in a header) and `POST /v1/verify` (a
+//! platform service asks about a key it was given).
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use keyward_core::api::{VerifyCode, VerifyRequest, VerifyResponse, Whoami};
+use keyward_core::validate::{self, FieldErrors};
+use keyward_core::api::FieldError;
+
+use crate::error::{AppError, AppResult};
+use crate::extract::{AppJson, ClientIp};
+use crate::state::AppState;
+use crate::verify::{Verdict, VerifyError};
+
+type Problem = keyward_core::api::Problem;
+
+/// Costs above this are refused: one call cannot claim more than this many units.
+pub const MAX_COST: u32 = 10_000;
+
+/// The key of a request: `Authorization: Bearer kw_...`, or `X-API-Key: kw_...`.
+pub fn presented_key(headers: &HeaderMap) -> Option<&str> {
+    if let Some(v) = headers.get(axum::http::header::AUTHORIZATION) {
+        let (scheme, token) = v.to_str().ok()?.split_once(' ')?;
+        return scheme.eq_ignore_ascii_case("bearer").then(|| token.trim());
+    }
+    headers.get("x-api-key")?.to_str().ok().map(str::trim)
+}
+
+pub(crate) fn verify_error(e: VerifyError) -> AppError {
+    match e {
+        VerifyError::Throttled { retry_after_secs } => AppError::TooManyRequests {
+            code: "too_many_attempts",
+            detail: format!("too many failed checks of this key; retry in {retry_after_secs} s"),
+            retry_after_secs,
+        },
+        VerifyError::Overloaded(_) => crate::http::auth::overloaded(),
+        VerifyError::Store(e) => {
+            tracing::error!(error = %e, "key store unavailable");
+            AppError::Unavailable {
+                code: "store_unavailable",
+                detail: "keys cannot be checked right now".into(),
+                retry_after_secs: Some(1),
+            }
+        }
+        VerifyError::Corrupt(e) => AppError::Internal(e.into()),
+    }
+}
+
+/// The API outcome of a refused key on a key-authenticated call.
+pub(crate) fn refusal(code: VerifyCode) -> AppError {
+    let unauthorized = |code, detail: &str| AppError::Unauthorized { code, detail: detail.into() };
+    match code {
+        VerifyCode::Revoked => unauthorized("key_revoked", "the API key was revoked"),
+        VerifyCode::Expired => unauthorized("key_expired", "the API key has expired"),
+        VerifyCode::Disabled => unauthorized("key_disabled", "the API key is disabled"),
+        VerifyCode::IpNotAllowed => AppError::Forbidden {
+            code: "ip_not_allowed",
+            detail: "the API key may not be used from this address".into(),
+        },
+        VerifyCode::InsufficientScope => AppError::Forbidden {
+            code: "insufficient_scope",
+            detail: "the API key lacks the scope this call needs".into(),
+        },
+        VerifyCode::RateLimited => AppError::TooManyRequests {
+            code: "rate_limited",
+            detail: "the API key's rate limit is exhausted".into(),
+            retry_after_secs: 1,
+        },
+        VerifyCode::QuotaExceeded => AppError::TooManyRequests {
+            code: "quota_exceeded",
+            detail: "the API key's quota is exhausted".into(),
+            retry_after_secs: 60,
+        },
+        VerifyCode::NotFound | VerifyCode::Valid => {
+            unauthorized("invalid_key", "the API key is missing, malformed or unknown")
+        }
+    }
+}
+
+/// Who the presented key is.
+#[utoipa::path(get, path = "/v1/whoami", tag = "verification", security(("api_key" = [])),
+    responses((status = 200, body = Whoami), (status = 401, body = Problem), (status = 403, body = Problem),
+              (status = 429, body = Problem), (status = 503, body = Problem)))]
+pub async fn whoami(State(state): State<AppState>, ClientIp(ip): ClientIp, headers: HeaderMap) -> AppResult<Json<Whoami>> {
+    let token = presented_key(&headers).ok_or_else(|| refusal(VerifyCode::NotFound))?;
+    let Verdict { code, key } = state.verifier.verify(token, None, ip, chrono::Utc::now()).await.map_err(verify_error)?;
+    match (code, key) {
+        (VerifyCode::Valid, Some(key)) => Ok(Json(Whoami {
+            key_id: key.id,
+            org_id: key.org_id,
+            name: key.name.clone(),
+            environment: key.environment,
+            scopes: key.scopes.clone(),
+            expires_at: key.expires_at,
+        })),
+        (code, _) => Err(refusal(code)),
+    }
+}
+
+/// A verdict on a key for a platform service: always 200 for a well-formed request.
+#[utoipa::path(post, path = "/v1/verify", tag = "verification", request_body = VerifyRequest,
+    responses((status = 200, body = VerifyResponse), (status = 422, body = Problem), (status = 429, body = Problem),
+              (status = 503, body = Problem)))]
+pub async fn verify(State(state): State<AppState>, AppJson(req): AppJson<VerifyRequest>) -> AppResult<Json<VerifyResponse>> {
+    let mut errs = FieldErrors::new();
+    let scope = errs.check(req.scope.as_deref().map(|s| validate::required_scope("scope", s)).transpose());
+    let client_ip = errs.check(
+        req.client_ip
+            .as_deref()
+            .map(|s| s.trim().parse::<std::net::IpAddr>().map(|ip| ip.to_canonical()))
+            .transpose()
+            .map_err(|_| FieldError::new("client_ip", "invalid_ip", "must be an IPv4 or IPv6 address")),
+    );
+    if req.cost.is_some_and(|c| c == 0 || c > MAX_COST) {
+        errs.push(FieldError::new("cost", "out_of_range", format!("must be between 1 and {MAX_COST}")));
+    }
+    errs.into_result()?;
+    let (Some(scope), Some(client_ip)) = (scope, client_ip) else { unreachable!("checked above") };
+    let Verdict { code, key } =
+        state.verifier.verify(&req.key, scope.as_ref(), client_ip, chrono::Utc::now()).await.map_err(verify_error)?;
+    Ok(Json(VerifyResponse {
+        valid: code == VerifyCode::Valid,
+        code,
+        key_id: key.as_ref().map(|k| k.id),
+        org_id: key.as_ref().map(|k| k.org_id),
+        environment: key.as_ref().map(|k| k.environment),
+        scopes: key.as_ref().map(|k| k.scopes.clone()),
+        expires_at: key.as_ref().and_then(|k| k.expires_at),
+    }))
+}

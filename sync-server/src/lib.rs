@@ -1,0 +1,109 @@
+//! Keyward's sync server as a library: [`router`] for in-process tests, [`serve`] for a real
+//! listener with background tasks and graceful shutdown. `main.rs` only parses the command line.
+
+pub mod admin;
+pub mod audit;
+pub mod cli;
+pub mod config;
+pub mod demo;
+pub mod error;
+pub mod extract;
+pub mod http;
+pub mod invalidate;
+pub mod openapi;
+pub mod session;
+pub mod state;
+pub mod store;
+pub mod telemetry;
+pub mod throttle;
+pub mod usage;
+pub mod verify;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+pub use config::Config;
+pub use http::router;
+pub use state::AppState;
+
+/// Connects, migrates, starts the background tasks and serves on `listener` until `shutdown`
+/// is cancelled; then stops accepting, finishes in-flight requests, flushes usage and returns.
+pub async fn serve(config: Config, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let pool = store::connect(&config).await.context("connecting to PostgreSQL")?;
+    store::migrate(&pool).await.context("applying migrations")?;
+    let state = AppState::new(config, pool.clone());
+
+    let background = CancellationToken::new();
+    let mut tasks = JoinSet::new();
+    tasks.spawn(usage::run_flusher(
+        state.usage.clone(),
+        pool.clone(),
+        Duration::from_millis(state.config.usage_flush_interval_ms.max(10)),
+        background.clone(),
+    ));
+    tasks.spawn(invalidate::run_listener(pool.clone(), state.verifier.clone(), background.clone()));
+    tasks.spawn(sweep_sessions(pool.clone(), background.clone()));
+
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, "serving");
+    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    let served = axum::serve(listener, app).with_graceful_shutdown(shutdown.cancelled_owned()).await;
+
+    tracing::info!("stopping: flushing usage");
+    background.cancel();
+    while let Some(done) = tasks.join_next().await {
+        if let Err(e) = done {
+            tracing::error!(error = %e, "background task failed");
+        }
+    }
+    pool.close().await;
+    served.context("serving HTTP")
+}
+
+/// Deletes expired sessions hourly.
+async fn sweep_sessions(pool: sqlx::PgPool, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(Duration::from_secs(3600));
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let swept = match pool.acquire().await {
+            Ok(mut conn) => store::sessions::delete_expired(&mut conn).await,
+            Err(e) => Err(e),
+        };
+        match swept {
+            Ok(n) if n > 0 => tracing::info!(sessions = n, "expired sessions deleted"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "session sweep failed"),
+        }
+    }
+}
+
+/// Cancels `token` on SIGTERM or SIGINT.
+pub fn cancel_on_signal(token: CancellationToken) {
+    tokio::spawn(async move {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        let term = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut s) => {
+                    s.recv().await;
+                }
+                Err(_) => std::future::pending::<()>().await,
+            }
+        };
+        #[cfg(not(unix))]
+        let term = std::future::pending::<()>();
+        tokio::select! {
+            _ = ctrl_c => tracing::info!("SIGINT received"),
+            _ = term => tracing::info!("SIGTERM received"),
+        }
+        token.cancel();
+    });
+}

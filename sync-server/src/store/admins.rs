@@ -1,0 +1,52 @@
+use keyward_core::api::Role;
+use keyward_core::{AdminId, OrgId};
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct AdminRow {
+    pub id: Uuid,
+    pub org_id: Uuid,
+    pub email: String,
+    pub password_hash: String,
+    pub role: String,
+}
+
+impl AdminRow {
+    pub fn role(&self) -> Role {
+        // The column's CHECK constraint admits only the three roles; read-only is the safe default.
+        self.role.parse().unwrap_or(Role::Viewer)
+    }
+}
+
+pub async fn find_by_email(conn: &mut PgConnection, email: &str) -> Result<Option<AdminRow>, sqlx::Error> {
+    sqlx::query_as("SELECT id, org_id, email, password_hash, role FROM admins WHERE email = $1")
+        .bind(email)
+        .fetch_optional(conn)
+        .await
+}
+
+pub async fn count_in_org(conn: &mut PgConnection, org: OrgId) -> Result<i64, sqlx::Error> {
+    let (n,): (i64,) =
+        sqlx::query_as("SELECT count(*) FROM admins WHERE org_id = $1").bind(org.as_uuid()).fetch_one(conn).await?;
+    Ok(n)
+}
+
+pub async fn insert(
+    conn: &mut PgConnection,
+    id: AdminId,
+    org: OrgId,
+    email: &str,
+    password_hash: &str,
+    role: Role,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("INSERT INTO admins (id, org_id, email, password_hash, role) VALUES ($1, $2, $3, $4, $5)")
+        .bind(id.as_uuid())
+        .bind(org.as_uuid())
+        .bind(email)
+        .bind(password_hash)
+        .bind(role.as_str())
+        .execute(conn)
+        .await?;
+    Ok(())
+}

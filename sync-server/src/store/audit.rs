@@ -1,0 +1,143 @@
+use keyward_core::api::AuditEntry;
+use keyward_core::{AdminId, OrgId};
+use sqlx::{PgConnection, Postgres};
+use uuid::Uuid;
+
+use crate::audit::{self, Actor, AuditEvent, GENESIS};
+
+#[derive(sqlx::FromRow)]
+struct Row {
+    id: Uuid,
+    org_id: Uuid,
+    seq: i64,
+    actor_id: Option<Uuid>,
+    actor_email: Option<String>,
+    action: String,
+    target_type: String,
+    target_id: Option<String>,
+    client_ip: Option<String>,
+    request_id: Option<String>,
+    before: Option<serde_json::Value>,
+    after: Option<serde_json::Value>,
+    created_at: chrono::DateTime<chrono::Utc>,
+    prev_hash: String,
+    hash: String,
+}
+
+impl From<Row> for AuditEntry {
+    fn from(r: Row) -> Self {
+        AuditEntry {
+            id: r.id,
+            seq: r.seq,
+            org_id: OrgId::from_uuid(r.org_id),
+            actor_id: r.actor_id.map(AdminId::from_uuid),
+            actor_email: r.actor_email,
+            action: r.action,
+            target_type: r.target_type,
+            target_id: r.target_id,
+            client_ip: r.client_ip,
+            request_id: r.request_id,
+            before: r.before,
+            after: r.after,
+            created_at: r.created_at,
+            hash: r.hash,
+            prev_hash: r.prev_hash,
+        }
+    }
+}
+
+const COLUMNS: &str = "id, org_id, seq, actor_id, actor_email, action, target_type, target_id, client_ip, \
+    request_id, before, after, created_at, prev_hash, hash";
+
+/// Appends to the organisation's chain inside the caller's transaction. The head row is locked,
+/// so concurrent appends queue instead of forking the chain.
+pub async fn append(conn: &mut PgConnection, actor: &Actor, event: AuditEvent) -> Result<AuditEntry, sqlx::Error> {
+    let org = actor.org_id.into_uuid();
+    sqlx::query("INSERT INTO audit_heads (org_id, seq, hash) VALUES ($1, 0, $2) ON CONFLICT (org_id) DO NOTHING")
+        .bind(org)
+        .bind(GENESIS)
+        .execute(&mut *conn)
+        .await?;
+    let (seq, prev): (i64, String) = sqlx::query_as("SELECT seq, hash FROM audit_heads WHERE org_id = $1 FOR UPDATE")
+        .bind(org)
+        .fetch_one(&mut *conn)
+        .await?;
+    let e = audit::seal(actor, event, seq + 1, prev, super::now_micros());
+    sqlx::query(
+        "INSERT INTO audit_log (id, org_id, seq, actor_id, actor_email, action, target_type, target_id, client_ip,
+            request_id, before, after, created_at, prev_hash, hash)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+    )
+    .bind(e.id)
+    .bind(org)
+    .bind(e.seq)
+    .bind(e.actor_id.map(AdminId::into_uuid))
+    .bind(&e.actor_email)
+    .bind(&e.action)
+    .bind(&e.target_type)
+    .bind(&e.target_id)
+    .bind(&e.client_ip)
+    .bind(&e.request_id)
+    .bind(&e.before)
+    .bind(&e.after)
+    .bind(e.created_at)
+    .bind(&e.prev_hash)
+    .bind(&e.hash)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query("UPDATE audit_heads SET seq = $2, hash = $3 WHERE org_id = $1")
+        .bind(org)
+        .bind(e.seq)
+        .bind(&e.hash)
+        .execute(conn)
+        .await?;
+    Ok(e)
+}
+
+/// Newest first; `before_seq` is the cursor.
+pub async fn list(
+    conn: &mut PgConnection,
+    org: OrgId,
+    before_seq: Option<i64>,
+    limit: u32,
+) -> Result<Vec<AuditEntry>, sqlx::Error> {
+    let rows: Vec<Row> = sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM audit_log WHERE org_id = $1 AND seq < $2 ORDER BY seq DESC LIMIT $3"
+    ))
+    .bind(org.into_uuid())
+    .bind(before_seq.unwrap_or(i64::MAX))
+    .bind(i64::from(limit))
+    .fetch_all(conn)
+    .await?;
+    Ok(rows.into_iter().map(Into::into).collect())
+}
+
+/// Checks one organisation's chain, reading it in pages.
+pub async fn check_chain(
+    conn: &mut PgConnection,
+    org: OrgId,
+) -> Result<(u64, Option<keyward_core::api::BrokenLink>), sqlx::Error> {
+    let mut checker = audit::ChainChecker::new(org);
+    let mut after = 0i64;
+    loop {
+        let rows: Vec<Row> = sqlx::query_as::<Postgres, Row>(&format!(
+            "SELECT {COLUMNS} FROM audit_log WHERE org_id = $1 AND seq > $2 ORDER BY seq LIMIT 1000"
+        ))
+        .bind(org.into_uuid())
+        .bind(after)
+        .fetch_all(&mut *conn)
+        .await?;
+        let Some(last) = rows.last() else { break };
+        after = last.seq;
+        for row in rows {
+            if let Err(broken) = checker.next(&row.into()) {
+                return Ok((checker.checked, Some(broken)));
+            }
+        }
+    }
+    let head: Option<(i64, String)> = sqlx::query_as("SELECT seq, hash FROM audit_heads WHERE org_id = $1")
+        .bind(org.into_uuid())
+        .fetch_optional(conn)
+        .await?;
+    Ok((checker.checked, checker.finish(head).err()))
+}

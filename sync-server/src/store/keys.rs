@@ -1,0 +1,195 @@
+use chrono::{DateTime, Utc};
+use keyward_core::api::{ApiKey, KeyStatusFilter};
+use keyward_core::{AdminId, Environment, IpAllowList, KeyId, KeyStatus, OrgId, ScopeSet};
+use sqlx::{PgConnection, Postgres, QueryBuilder};
+use uuid::Uuid;
+
+/// Channel on which key changes are announced to every node (payload: the key id).
+pub const CHANGES_CHANNEL: &str = "keyward_key_changes";
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct KeyRow {
+    pub id: Uuid,
+    pub org_id: Uuid,
+    pub name: String,
+    pub description: Option<String>,
+    pub environment: String,
+    pub secret_hash: String,
+    pub scopes: Vec<String>,
+    pub allowed_ips: Vec<String>,
+    pub metadata: serde_json::Value,
+    pub disabled: bool,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+    pub revoke_reason: Option<String>,
+    pub rotated_from: Option<Uuid>,
+    pub replaced_by: Option<Uuid>,
+    pub lineage_id: Uuid,
+    pub created_at: DateTime<Utc>,
+    pub created_by: Option<Uuid>,
+    pub updated_at: DateTime<Utc>,
+    pub last_used_at: Option<DateTime<Utc>>,
+    pub last_used_ip: Option<String>,
+}
+
+const COLUMNS: &str = "id, org_id, name, description, environment, secret_hash, scopes, allowed_ips, metadata, \
+    disabled, expires_at, revoked_at, revoke_reason, rotated_from, replaced_by, lineage_id, created_at, created_by, \
+    updated_at, last_used_at, last_used_ip";
+
+impl KeyRow {
+    pub fn status(&self, now: DateTime<Utc>) -> KeyStatus {
+        KeyStatus::at(now, self.disabled, self.revoked_at, self.expires_at)
+    }
+
+    /// The admin view: never the hash.
+    pub fn to_api(&self, now: DateTime<Utc>) -> ApiKey {
+        let id = KeyId::from_uuid(self.id);
+        let environment: Environment = self.environment.parse().unwrap_or_default();
+        ApiKey {
+            id,
+            org_id: OrgId::from_uuid(self.org_id),
+            name: self.name.clone(),
+            description: self.description.clone(),
+            environment,
+            prefix: format!("kw_{}_{}_", environment.as_str(), id.to_base62()),
+            status: self.status(now),
+            scopes: ScopeSet::parse(&self.scopes).unwrap_or_default(),
+            allowed_ips: IpAllowList::parse(&self.allowed_ips).unwrap_or_default(),
+            metadata: self.metadata.clone(),
+            disabled: self.disabled,
+            expires_at: self.expires_at,
+            revoked_at: self.revoked_at,
+            revoke_reason: self.revoke_reason.clone(),
+            rotated_from: self.rotated_from.map(KeyId::from_uuid),
+            replaced_by: self.replaced_by.map(KeyId::from_uuid),
+            lineage_id: KeyId::from_uuid(self.lineage_id),
+            created_at: self.created_at,
+            created_by: self.created_by.map(AdminId::from_uuid),
+            updated_at: self.updated_at,
+            last_used_at: self.last_used_at,
+            last_used_ip: self.last_used_ip.clone(),
+        }
+    }
+}
+
+/// For verification: any organisation.
+pub async fn find_by_id<'e, E>(ex: E, id: KeyId) -> Result<Option<KeyRow>, sqlx::Error>
+where
+    E: sqlx::Executor<'e, Database = Postgres>,
+{
+    sqlx::query_as(&format!("SELECT {COLUMNS} FROM api_keys WHERE id = $1"))
+        .bind(id.as_uuid())
+        .fetch_optional(ex)
+        .await
+}
+
+/// A key of `org`, locked for the rest of the transaction when `for_update`.
+pub async fn find_in_org(
+    conn: &mut PgConnection,
+    org: OrgId,
+    id: KeyId,
+    for_update: bool,
+) -> Result<Option<KeyRow>, sqlx::Error> {
+    let lock = if for_update { " FOR UPDATE" } else { "" };
+    sqlx::query_as(&format!("SELECT {COLUMNS} FROM api_keys WHERE id = $1 AND org_id = $2{lock}"))
+        .bind(id.as_uuid())
+        .bind(org.as_uuid())
+        .fetch_optional(conn)
+        .await
+}
+
+pub async fn insert(conn: &mut PgConnection, k: &KeyRow) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO api_keys (id, org_id, name, description, environment, secret_hash, scopes, allowed_ips, metadata,
+            disabled, expires_at, revoked_at, revoke_reason, rotated_from, replaced_by, lineage_id, created_at,
+            created_by, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)",
+    )
+    .bind(k.id)
+    .bind(k.org_id)
+    .bind(&k.name)
+    .bind(&k.description)
+    .bind(&k.environment)
+    .bind(&k.secret_hash)
+    .bind(&k.scopes)
+    .bind(&k.allowed_ips)
+    .bind(&k.metadata)
+    .bind(k.disabled)
+    .bind(k.expires_at)
+    .bind(k.revoked_at)
+    .bind(&k.revoke_reason)
+    .bind(k.rotated_from)
+    .bind(k.replaced_by)
+    .bind(k.lineage_id)
+    .bind(k.created_at)
+    .bind(k.created_by)
+    .bind(k.updated_at)
+    .execute(&mut *conn)
+    .await?;
+    notify(conn, KeyId::from_uuid(k.id)).await
+}
+
+/// Writes back every field an admin can change.
+pub async fn update(conn: &mut PgConnection, k: &KeyRow) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE api_keys SET name = $2, description = $3, scopes = $4, allowed_ips = $5, metadata = $6,
+            disabled = $7, expires_at = $8, revoked_at = $9, revoke_reason = $10, replaced_by = $11, updated_at = $12
+          WHERE id = $1",
+    )
+    .bind(k.id)
+    .bind(&k.name)
+    .bind(&k.description)
+    .bind(&k.scopes)
+    .bind(&k.allowed_ips)
+    .bind(&k.metadata)
+    .bind(k.disabled)
+    .bind(k.expires_at)
+    .bind(k.revoked_at)
+    .bind(&k.revoke_reason)
+    .bind(k.replaced_by)
+    .bind(k.updated_at)
+    .execute(&mut *conn)
+    .await?;
+    notify(conn, KeyId::from_uuid(k.id)).await
+}
+
+/// Tells every node (this one included) to drop its cached copy; delivered at commit.
+pub async fn notify(conn: &mut PgConnection, id: KeyId) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT pg_notify($1, $2)").bind(CHANGES_CHANNEL).bind(id.to_string()).execute(conn).await?;
+    Ok(())
+}
+
+/// A page of `org`'s keys, newest first; `after` is the last id of the previous page.
+pub async fn list(
+    conn: &mut PgConnection,
+    org: OrgId,
+    filter: KeyStatusFilter,
+    after: Option<KeyId>,
+    limit: u32,
+) -> Result<Vec<KeyRow>, sqlx::Error> {
+    let mut q = QueryBuilder::<Postgres>::new(format!("SELECT {COLUMNS} FROM api_keys WHERE org_id = "));
+    q.push_bind(org.into_uuid());
+    if let Some(after) = after {
+        q.push(" AND id < ").push_bind(after.into_uuid());
+    }
+    // Mirrors KeyStatus::at: revoked outranks expired outranks disabled.
+    const REVOKED: &str = "(revoked_at IS NOT NULL AND revoked_at <= now())";
+    const EXPIRED: &str = "(expires_at IS NOT NULL AND expires_at <= now())";
+    match filter {
+        KeyStatusFilter::All => {}
+        KeyStatusFilter::Revoked => {
+            q.push(format!(" AND {REVOKED}"));
+        }
+        KeyStatusFilter::Expired => {
+            q.push(format!(" AND NOT {REVOKED} AND {EXPIRED}"));
+        }
+        KeyStatusFilter::Disabled => {
+            q.push(format!(" AND NOT {REVOKED} AND NOT {EXPIRED} AND disabled"));
+        }
+        KeyStatusFilter::Active => {
+            q.push(format!(" AND NOT {REVOKED} AND NOT {EXPIRED} AND NOT disabled"));
+        }
+    }
+    q.push(" ORDER BY id DESC LIMIT ").push_bind(i64::from(limit));
+    q.build_query_as().fetch_all(conn).await
+}

@@ -1,0 +1,41 @@
+//! SQL, one file per table family. Runtime-checked queries (no `DATABASE_URL` at build time);
+//! every query runs in the test suite. Functions take an executor or a transaction; handlers own
+//! the transaction.
+
+pub mod admins;
+pub mod audit;
+pub mod keys;
+pub mod orgs;
+pub mod sessions;
+pub mod usage;
+
+use std::time::Duration;
+
+use secrecy::ExposeSecret;
+use sqlx::PgPool;
+use sqlx::postgres::PgPoolOptions;
+
+use crate::config::Config;
+
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
+
+pub async fn connect(config: &Config) -> Result<PgPool, sqlx::Error> {
+    let url = config.database_url.as_ref().map(|s| s.expose_secret().to_owned()).unwrap_or_default();
+    PgPoolOptions::new()
+        .max_connections(config.db_max_connections)
+        .acquire_timeout(Duration::from_secs(5))
+        .connect(&url)
+        .await
+}
+
+pub async fn migrate(pool: &PgPool) -> Result<(), sqlx::migrate::MigrateError> {
+    MIGRATOR.run(pool).await
+}
+
+/// Truncates to Postgres' microsecond precision, so a value reads back exactly as written (the
+/// audit chain hashes timestamps).
+pub fn now_micros() -> chrono::DateTime<chrono::Utc> {
+    use chrono::{DurationRound, TimeDelta};
+    let now = chrono::Utc::now();
+    now.duration_trunc(TimeDelta::microseconds(1)).unwrap_or(now)
+}

@@ -1,0 +1,226 @@
+//! The verification pipeline shared by `/v1/whoami`, `/v1/verify` and (later) the gateway:
+//!
+//! parse + checksum → key record from the cache (Postgres on a miss; unknown ids remembered
+//! briefly) → secret: SHA-256 digest compared in constant time once argon2 has accepted the
+//! token on this node, argon2 otherwise (bounded, coalesced per key id, throttled on failure)
+//! → state, client address, scope.
+
+pub mod hasher;
+pub mod key;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use keyward_core::api::VerifyCode;
+use keyward_core::hash::{digest_eq, token_digest, verify_token};
+use keyward_core::{ApiKeyToken, KeyId, Scope};
+use moka::Expiry;
+use moka::sync::Cache;
+use sqlx::PgPool;
+
+use crate::config::Config;
+use crate::store;
+use crate::throttle::FailureWindow;
+use crate::usage::UsageRecorder;
+pub use hasher::{Hasher, Overloaded};
+pub use key::VerifiedKey;
+
+/// The answer for a well-formed request.
+#[derive(Debug, Clone)]
+pub struct Verdict {
+    pub code: VerifyCode,
+    /// Present once the caller proved it holds the key's secret.
+    pub key: Option<Arc<VerifiedKey>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    #[error("too many failed checks of this key; retry in {retry_after_secs} s")]
+    Throttled { retry_after_secs: u64 },
+    #[error(transparent)]
+    Overloaded(#[from] Overloaded),
+    #[error("key store unavailable: {0}")]
+    Store(#[from] sqlx::Error),
+    #[error(transparent)]
+    Corrupt(#[from] key::CorruptKey),
+}
+
+type Record = Option<Arc<VerifiedKey>>;
+
+pub struct Verifier {
+    pool: PgPool,
+    records: Cache<KeyId, Record>,
+    /// Digests argon2 has accepted, kept across record reloads so a settings change does not
+    /// send a busy key back through argon2.
+    digests: Cache<KeyId, [u8; 32]>,
+    /// One loader and one argon2 run at a time per key id.
+    cold_locks: Cache<KeyId, Arc<tokio::sync::Mutex<()>>>,
+    cold_failures: FailureWindow<KeyId>,
+    hasher: Hasher,
+    usage: Arc<UsageRecorder>,
+    /// Invalidation bookkeeping that closes the load/invalidate race, see [`Self::load`].
+    clock: AtomicU64,
+    invalidated: Cache<KeyId, u64>,
+    invalidated_all: AtomicU64,
+    /// False while the change feed is down: the cache may be stale, so records are re-read.
+    feed_live: AtomicBool,
+}
+
+struct RecordExpiry {
+    positive: Duration,
+    negative: Duration,
+}
+
+impl Expiry<KeyId, Record> for RecordExpiry {
+    fn expire_after_create(&self, _: &KeyId, value: &Record, _: Instant) -> Option<Duration> {
+        Some(if value.is_some() { self.positive } else { self.negative })
+    }
+}
+
+impl Verifier {
+    pub fn new(pool: PgPool, config: &Config, hasher: Hasher, usage: Arc<UsageRecorder>) -> Self {
+        let capacity = config.key_cache_capacity;
+        Verifier {
+            pool,
+            records: Cache::builder()
+                .max_capacity(capacity)
+                .expire_after(RecordExpiry {
+                    positive: Duration::from_secs(config.key_cache_ttl_secs),
+                    negative: Duration::from_secs(config.negative_cache_ttl_secs),
+                })
+                .build(),
+            digests: Cache::builder().max_capacity(capacity).time_to_idle(Duration::from_secs(3600)).build(),
+            cold_locks: Cache::builder().max_capacity(capacity).time_to_idle(Duration::from_secs(60)).build(),
+            cold_failures: FailureWindow::new(
+                config.cold_failures_per_window,
+                Duration::from_secs(config.cold_failure_window_secs),
+                capacity,
+            ),
+            hasher,
+            usage,
+            clock: AtomicU64::new(1),
+            invalidated: Cache::builder().max_capacity(capacity).time_to_live(Duration::from_secs(60)).build(),
+            invalidated_all: AtomicU64::new(0),
+            feed_live: AtomicBool::new(false),
+        }
+    }
+
+    /// Verifies `token` and records the outcome against the key when the key is known.
+    pub async fn verify(
+        &self,
+        token: &str,
+        scope: Option<&Scope>,
+        client_ip: Option<IpAddr>,
+        now: DateTime<Utc>,
+    ) -> Result<Verdict, VerifyError> {
+        let not_found = Verdict { code: VerifyCode::NotFound, key: None };
+        let Ok(parsed) = ApiKeyToken::parse(token) else {
+            return Ok(not_found);
+        };
+        let Some(key) = self.record(parsed.key_id).await? else {
+            return Ok(not_found);
+        };
+        if key.environment != parsed.environment {
+            return Ok(not_found);
+        }
+        if !self.secret_matches(&key, parsed.raw()).await? {
+            self.usage.record(key.id, key.org_id, "invalid_secret", now, client_ip);
+            return Ok(not_found);
+        }
+        let code = key.decide(now, scope, client_ip);
+        self.usage.record(key.id, key.org_id, code.as_str(), now, client_ip);
+        Ok(Verdict { code, key: Some(key) })
+    }
+
+    async fn record(&self, id: KeyId) -> Result<Record, VerifyError> {
+        let live = self.feed_live.load(Ordering::Acquire);
+        if live && let Some(hit) = self.records.get(&id) {
+            return Ok(hit);
+        }
+        let lock = self.cold_locks.get_with(id, Default::default);
+        let _guard = lock.lock().await;
+        if live && let Some(hit) = self.records.get(&id) {
+            return Ok(hit);
+        }
+        self.load(id).await
+    }
+
+    /// Whether the change feed (LISTEN/NOTIFY) is connected, so cached records can be trusted.
+    pub fn set_feed_live(&self, live: bool) {
+        self.feed_live.store(live, Ordering::Release);
+    }
+
+    /// Loads a record and caches it, unless it was invalidated while the query ran: the insert
+    /// happens first and the check after, so an invalidation can never be overtaken by a load
+    /// that read the old row.
+    async fn load(&self, id: KeyId) -> Result<Record, VerifyError> {
+        let started = self.clock.fetch_add(1, Ordering::SeqCst);
+        let record = match store::keys::find_by_id(&self.pool, id).await? {
+            Some(row) => Some(Arc::new(VerifiedKey::from_row(row)?)),
+            None => None,
+        };
+        self.records.insert(id, record.clone());
+        let stale = self.invalidated.get(&id).is_some_and(|at| at >= started)
+            || self.invalidated_all.load(Ordering::SeqCst) >= started;
+        if stale {
+            self.records.invalidate(&id);
+        }
+        Ok(record)
+    }
+
+    /// Drops a key's cached record (after a change on any node).
+    pub fn invalidate(&self, id: KeyId) {
+        let now = self.clock.fetch_add(1, Ordering::SeqCst);
+        self.invalidated.insert(id, now);
+        self.records.invalidate(&id);
+    }
+
+    /// Drops every cached record (the change feed was interrupted).
+    pub fn invalidate_all(&self) {
+        let now = self.clock.fetch_add(1, Ordering::SeqCst);
+        self.invalidated_all.store(now, Ordering::SeqCst);
+        self.records.invalidate_all();
+    }
+
+    async fn secret_matches(&self, key: &VerifiedKey, token: &str) -> Result<bool, VerifyError> {
+        let digest = token_digest(token);
+        if let Some(known) = key.digest.get() {
+            return Ok(digest_eq(known, &digest));
+        }
+        if let Some(known) = self.digests.get(&key.id) {
+            let _ = key.digest.set(known);
+            return Ok(digest_eq(&known, &digest));
+        }
+        self.cold_check(key, token, digest).await
+    }
+
+    /// The argon2 path: throttled per key id after repeated failures, one run at a time per id
+    /// (so concurrent first uses of a key share the run), bounded overall by the hasher.
+    async fn cold_check(&self, key: &VerifiedKey, token: &str, digest: [u8; 32]) -> Result<bool, VerifyError> {
+        if let Some(retry_after_secs) = self.cold_failures.blocked(&key.id) {
+            return Err(VerifyError::Throttled { retry_after_secs });
+        }
+        let admission = self.hasher.admit()?;
+        let lock = self.cold_locks.get_with(key.id, Default::default);
+        let _guard = lock.lock().await;
+        if let Some(known) = key.digest.get() {
+            return Ok(digest_eq(known, &digest));
+        }
+        if let Some(retry_after_secs) = self.cold_failures.blocked(&key.id) {
+            return Err(VerifyError::Throttled { retry_after_secs });
+        }
+        let (token, hash) = (token.to_owned(), key.secret_hash.clone());
+        let ok = admission.run(move || verify_token(&token, &hash).unwrap_or(false)).await?;
+        if ok {
+            let _ = key.digest.set(digest);
+            self.digests.insert(key.id, digest);
+            self.cold_failures.reset(&key.id);
+        } else {
+            self.cold_failures.record_failure(key.id);
+        }
+        Ok(ok)
+    }
+}
