@@ -3,12 +3,12 @@
 
 use std::time::Duration;
 
-use keyward_core::api::{
-    ApiKey, AuditEntry, AuditVerifyReport, CreateKeyRequest, CreatedKey, ListKeysQuery, LoginRequest, LoginResponse,
-    Page, PageQuery, Problem, RevokeKeyRequest, RotateKeyRequest, RotatedKey, UpdateKeyRequest, VerifyRequest,
-    VerifyResponse, Whoami,
-};
 use keyward_core::KeyId;
+use keyward_core::api::{
+    ApiKey, AuditEntry, AuditVerifyReport, CreateKeyRequest, CreatedKey, ListKeysQuery,
+    LoginRequest, LoginResponse, Page, PageQuery, Problem, RevokeKeyRequest, RotateKeyRequest,
+    RotatedKey, UpdateKeyRequest, VerifyRequest, VerifyResponse, Whoami,
+};
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
@@ -17,7 +17,11 @@ use serde::de::DeserializeOwned;
 pub enum ClientError {
     /// The server refused the request with a problem document.
     #[error("{status} {}: {}", .problem.code, .problem.detail)]
-    Api { status: StatusCode, problem: Box<Problem>, retry_after: Option<u64> },
+    Api {
+        status: StatusCode,
+        problem: Box<Problem>,
+        retry_after: Option<u64>,
+    },
     /// The server answered something that is not the expected shape.
     #[error("unexpected answer ({status}): {message}")]
     Unexpected { status: StatusCode, message: String },
@@ -38,7 +42,9 @@ impl ClientError {
 
     pub fn status(&self) -> Option<StatusCode> {
         match self {
-            ClientError::Api { status, .. } | ClientError::Unexpected { status, .. } => Some(*status),
+            ClientError::Api { status, .. } | ClientError::Unexpected { status, .. } => {
+                Some(*status)
+            }
             ClientError::Transport(e) => e.status(),
             ClientError::NotSignedIn => None,
         }
@@ -64,7 +70,10 @@ pub struct KeywardClient {
 
 impl std::fmt::Debug for KeywardClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KeywardClient").field("base", &self.base).field("signed_in", &self.session.is_some()).finish()
+        f.debug_struct("KeywardClient")
+            .field("base", &self.base)
+            .field("signed_in", &self.session.is_some())
+            .finish()
     }
 }
 
@@ -78,7 +87,11 @@ impl KeywardClient {
     }
 
     pub fn with_http(base_url: impl Into<String>, http: reqwest::Client) -> Self {
-        KeywardClient { base: base_url.into().trim_end_matches('/').to_owned(), http, session: None }
+        KeywardClient {
+            base: base_url.into().trim_end_matches('/').to_owned(),
+            http,
+            session: None,
+        }
     }
 
     pub fn base_url(&self) -> &str {
@@ -87,7 +100,10 @@ impl KeywardClient {
 
     /// A copy that sends `token` as its admin session.
     pub fn with_session(&self, token: SecretString) -> Self {
-        KeywardClient { session: Some(token), ..self.clone() }
+        KeywardClient {
+            session: Some(token),
+            ..self.clone()
+        }
     }
 
     pub fn session(&self) -> Option<&SecretString> {
@@ -100,16 +116,36 @@ impl KeywardClient {
 
     fn admin(&self, method: Method, path: &str) -> Result<RequestBuilder> {
         let token = self.session.as_ref().ok_or(ClientError::NotSignedIn)?;
-        Ok(self.http.request(method, self.url(path)).bearer_auth(token.expose_secret()))
+        Ok(self
+            .http
+            .request(method, self.url(path))
+            .bearer_auth(token.expose_secret()))
     }
 
     // --- auth ---
 
     /// Signs in and returns a signed-in client along with the server's answer.
-    pub async fn login(&self, email: &str, password: &SecretString) -> Result<(KeywardClient, LoginResponse)> {
-        let body = LoginRequest { email: email.to_owned(), password: password.expose_secret().to_owned() };
-        let res: LoginResponse = json(self.http.post(self.url("/v1/auth/login")).json(&body).send().await?).await?;
-        Ok((self.with_session(SecretString::from(res.token.clone())), res))
+    pub async fn login(
+        &self,
+        email: &str,
+        password: &SecretString,
+    ) -> Result<(KeywardClient, LoginResponse)> {
+        let body = LoginRequest {
+            email: email.to_owned(),
+            password: password.expose_secret().to_owned(),
+        };
+        let res: LoginResponse = json(
+            self.http
+                .post(self.url("/v1/auth/login"))
+                .json(&body)
+                .send()
+                .await?,
+        )
+        .await?;
+        Ok((
+            self.with_session(SecretString::from(res.token.clone())),
+            res,
+        ))
     }
 
     pub async fn logout(&self) -> Result<()> {
@@ -119,7 +155,13 @@ impl KeywardClient {
     // --- keys ---
 
     pub async fn create_key(&self, req: &CreateKeyRequest) -> Result<CreatedKey> {
-        json(self.admin(Method::POST, "/v1/keys")?.json(req).send().await?).await
+        json(
+            self.admin(Method::POST, "/v1/keys")?
+                .json(req)
+                .send()
+                .await?,
+        )
+        .await
     }
 
     pub async fn list_keys(&self, q: &ListKeysQuery) -> Result<Page<ApiKey>> {
@@ -141,25 +183,54 @@ impl KeywardClient {
     }
 
     pub async fn get_key(&self, id: KeyId) -> Result<ApiKey> {
-        json(self.admin(Method::GET, &format!("/v1/keys/{id}"))?.send().await?).await
+        json(
+            self.admin(Method::GET, &format!("/v1/keys/{id}"))?
+                .send()
+                .await?,
+        )
+        .await
     }
 
     pub async fn update_key(&self, id: KeyId, req: &UpdateKeyRequest) -> Result<ApiKey> {
-        json(self.admin(Method::PATCH, &format!("/v1/keys/{id}"))?.json(req).send().await?).await
+        json(
+            self.admin(Method::PATCH, &format!("/v1/keys/{id}"))?
+                .json(req)
+                .send()
+                .await?,
+        )
+        .await
     }
 
     pub async fn revoke_key(&self, id: KeyId, req: &RevokeKeyRequest) -> Result<ApiKey> {
-        json(self.admin(Method::POST, &format!("/v1/keys/{id}/revoke"))?.json(req).send().await?).await
+        json(
+            self.admin(Method::POST, &format!("/v1/keys/{id}/revoke"))?
+                .json(req)
+                .send()
+                .await?,
+        )
+        .await
     }
 
     pub async fn rotate_key(&self, id: KeyId, req: &RotateKeyRequest) -> Result<RotatedKey> {
-        json(self.admin(Method::POST, &format!("/v1/keys/{id}/rotate"))?.json(req).send().await?).await
+        json(
+            self.admin(Method::POST, &format!("/v1/keys/{id}/rotate"))?
+                .json(req)
+                .send()
+                .await?,
+        )
+        .await
     }
 
     // --- audit ---
 
     pub async fn audit(&self, q: &PageQuery) -> Result<Page<AuditEntry>> {
-        json(self.admin(Method::GET, "/v1/audit")?.query(q).send().await?).await
+        json(
+            self.admin(Method::GET, "/v1/audit")?
+                .query(q)
+                .send()
+                .await?,
+        )
+        .await
     }
 
     pub async fn verify_audit(&self) -> Result<AuditVerifyReport> {
@@ -170,11 +241,25 @@ impl KeywardClient {
 
     /// `GET /v1/whoami` with `key` as the bearer credential.
     pub async fn whoami(&self, key: &str) -> Result<Whoami> {
-        json(self.http.get(self.url("/v1/whoami")).bearer_auth(key).send().await?).await
+        json(
+            self.http
+                .get(self.url("/v1/whoami"))
+                .bearer_auth(key)
+                .send()
+                .await?,
+        )
+        .await
     }
 
     pub async fn verify(&self, req: &VerifyRequest) -> Result<VerifyResponse> {
-        json(self.http.post(self.url("/v1/verify")).json(req).send().await?).await
+        json(
+            self.http
+                .post(self.url("/v1/verify"))
+                .json(req)
+                .send()
+                .await?,
+        )
+        .await
     }
 
     // --- operations ---
@@ -202,8 +287,15 @@ async fn refusal(res: Response) -> ClientError {
         .and_then(|v| v.parse().ok());
     match res.bytes().await {
         Ok(body) => match serde_json::from_slice::<Problem>(&body) {
-            Ok(problem) => ClientError::Api { status, problem: Box::new(problem), retry_after },
-            Err(_) => ClientError::Unexpected { status, message: String::from_utf8_lossy(&body).chars().take(200).collect() },
+            Ok(problem) => ClientError::Api {
+                status,
+                problem: Box::new(problem),
+                retry_after,
+            },
+            Err(_) => ClientError::Unexpected {
+                status,
+                message: String::from_utf8_lossy(&body).chars().take(200).collect(),
+            },
         },
         Err(e) => ClientError::Transport(e),
     }
@@ -215,7 +307,10 @@ async fn json<T: DeserializeOwned>(res: Response) -> Result<T> {
     }
     let status = res.status();
     let body = res.bytes().await?;
-    serde_json::from_slice(&body).map_err(|e| ClientError::Unexpected { status, message: e.to_string() })
+    serde_json::from_slice(&body).map_err(|e| ClientError::Unexpected {
+        status,
+        message: e.to_string(),
+    })
 }
 
 async fn empty(res: Response) -> Result<()> {

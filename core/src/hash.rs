@@ -172,7 +172,10 @@ pub fn verify_token(token: &str, phc: &str) -> Result<bool, HashError> {
 /// least 16 bytes, output of at least 32 bytes, and costs no higher than the caps.
 pub fn check_phc_policy(phc: &str) -> Result<(), PhcPolicyError> {
     // bcrypt's modular-crypt format is not PHC; name it rather than calling it garbage.
-    if ["$2a$", "$2b$", "$2x$", "$2y$"].iter().any(|p| phc.starts_with(p)) {
+    if ["$2a$", "$2b$", "$2x$", "$2y$"]
+        .iter()
+        .any(|p| phc.starts_with(p))
+    {
         return Err(PhcPolicyError::Algorithm {
             found: "bcrypt".to_owned(),
         });
@@ -328,7 +331,10 @@ mod tests {
         let password = SecretString::from("correct horse battery staple");
         let phc = hash_password(&password);
         assert!(verify_password(&password, &phc));
-        assert!(!verify_password(&SecretString::from("wrong password!"), &phc));
+        assert!(!verify_password(
+            &SecretString::from("wrong password!"),
+            &phc
+        ));
         assert!(!verify_password(&password, "not a hash"));
         let dummy = dummy_password_hash();
         assert_eq!(check_phc_policy(dummy), Ok(()));
@@ -376,19 +382,57 @@ mod tests {
                     AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
         assert_eq!(check_phc_policy(good), Ok(()));
         let cases = [
-            (good.replace("BwcHBwcHBwcHBwcHBwcHBw", "BwcHBwcHBwcHBw"), Err(PhcPolicyError::SaltTooShort { len: 10 })),
-            (good.replace("m=19456,t=2", "m=19456,t=1"), Err(PhcPolicyError::TooWeak { m: 19456, t: 1 })),
+            (
+                good.replace("BwcHBwcHBwcHBwcHBwcHBw", "BwcHBwcHBwcHBw"),
+                Err(PhcPolicyError::SaltTooShort { len: 10 }),
+            ),
+            (
+                good.replace("m=19456,t=2", "m=19456,t=1"),
+                Err(PhcPolicyError::TooWeak { m: 19456, t: 1 }),
+            ),
             (good.replace("m=19456,t=2", "m=7168,t=5"), Ok(())),
             (good.replace("m=19456,t=2", "m=47104,t=1"), Ok(())),
-            (good.replace("m=19456", "m=2000000"), Err(PhcPolicyError::MemoryTooHigh { m: 2_000_000 })),
-            (good.replace("t=2", "t=21"), Err(PhcPolicyError::TimeTooHigh { t: 21 })),
-            (good.replace("p=1", "p=17"), Err(PhcPolicyError::ParallelismTooHigh { p: 17 })),
-            (good.replace("p=1", "p=0"), Err(PhcPolicyError::ParallelismZero)),
-            (good.replace(",p=1", ""), Err(PhcPolicyError::MissingParam { name: "p" })),
-            (good.replace("v=19", "v=16"), Err(PhcPolicyError::Version { found: 16 })),
-            (good.replace("$v=19", ""), Err(PhcPolicyError::MissingVersion)),
-            (good.replace("p=1", "p=1,data=AAAA"), Err(PhcPolicyError::UnexpectedParam { name: "data".into() })),
-            (good.replace("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "AAAAAAAAAAAAAAAAAAAAAA"), Err(PhcPolicyError::OutputTooShort { len: 16 })),
+            (
+                good.replace("m=19456", "m=2000000"),
+                Err(PhcPolicyError::MemoryTooHigh { m: 2_000_000 }),
+            ),
+            (
+                good.replace("t=2", "t=21"),
+                Err(PhcPolicyError::TimeTooHigh { t: 21 }),
+            ),
+            (
+                good.replace("p=1", "p=17"),
+                Err(PhcPolicyError::ParallelismTooHigh { p: 17 }),
+            ),
+            (
+                good.replace("p=1", "p=0"),
+                Err(PhcPolicyError::ParallelismZero),
+            ),
+            (
+                good.replace(",p=1", ""),
+                Err(PhcPolicyError::MissingParam { name: "p" }),
+            ),
+            (
+                good.replace("v=19", "v=16"),
+                Err(PhcPolicyError::Version { found: 16 }),
+            ),
+            (
+                good.replace("$v=19", ""),
+                Err(PhcPolicyError::MissingVersion),
+            ),
+            (
+                good.replace("p=1", "p=1,data=AAAA"),
+                Err(PhcPolicyError::UnexpectedParam {
+                    name: "data".into(),
+                }),
+            ),
+            (
+                good.replace(
+                    "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+                    "AAAAAAAAAAAAAAAAAAAAAA",
+                ),
+                Err(PhcPolicyError::OutputTooShort { len: 16 }),
+            ),
             ("garbage".to_owned(), Err(PhcPolicyError::Unparsable)),
             (String::new(), Err(PhcPolicyError::Unparsable)),
         ];
@@ -412,12 +456,27 @@ mod tests {
 
     #[test]
     fn password_policy() {
-        assert_eq!(check_password_policy("short"), Err(PasswordPolicyError::TooShort));
-        assert_eq!(check_password_policy("ééééééééééé"), Err(PasswordPolicyError::TooShort));
+        assert_eq!(
+            check_password_policy("short"),
+            Err(PasswordPolicyError::TooShort)
+        );
+        assert_eq!(
+            check_password_policy("ééééééééééé"),
+            Err(PasswordPolicyError::TooShort)
+        );
         assert_eq!(check_password_policy("éééééééééééé"), Ok(()));
-        assert_eq!(check_password_policy("            "), Err(PasswordPolicyError::Blank));
+        assert_eq!(
+            check_password_policy("            "),
+            Err(PasswordPolicyError::Blank)
+        );
         assert_eq!(check_password_policy(&"a".repeat(1024)), Ok(()));
-        assert_eq!(check_password_policy(&"a".repeat(1025)), Err(PasswordPolicyError::TooLong));
-        assert_eq!(check_password_policy(&"a".repeat(10_000)), Err(PasswordPolicyError::TooLong));
+        assert_eq!(
+            check_password_policy(&"a".repeat(1025)),
+            Err(PasswordPolicyError::TooLong)
+        );
+        assert_eq!(
+            check_password_policy(&"a".repeat(10_000)),
+            Err(PasswordPolicyError::TooLong)
+        );
     }
 }

@@ -108,15 +108,22 @@ impl KeyId {
             return None;
         }
         // `decode` rejects any byte outside the alphabet and values above u128::MAX.
-        base62::decode(s)
-            .ok()
-            .map(|n| KeyId(Uuid::from_u128(n)))
+        base62::decode(s).ok().map(|n| KeyId(Uuid::from_u128(n)))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(feature = "openapi")]
+    #[test]
+    fn openapi_schema_is_a_uuid_string() {
+        use utoipa::PartialSchema;
+        let schema = serde_json::to_value(KeyId::schema()).unwrap();
+        assert_eq!(schema["type"], "string");
+        assert_eq!(schema["format"], "uuid");
+    }
 
     #[test]
     fn new_ids_are_v7_and_ordered() {

@@ -106,14 +106,15 @@ fn parse_rule(raw: &str) -> Result<IpNet, IpRuleError> {
         Some((addr, prefix)) => {
             let addr: IpAddr = addr.parse().map_err(|_| IpRuleError::InvalidAddress)?;
             let (max, version) = if addr.is_ipv4() { (32, 4) } else { (128, 6) };
-            if prefix.is_empty() || prefix.len() > 3 || !prefix.bytes().all(|b| b.is_ascii_digit()) {
+            if prefix.is_empty() || prefix.len() > 3 || !prefix.bytes().all(|b| b.is_ascii_digit())
+            {
                 return Err(IpRuleError::InvalidPrefix);
             }
             let prefix: u8 = prefix
                 .parse()
                 .map_err(|_| IpRuleError::PrefixOutOfRange { max, version })?;
-            let net =
-                IpNet::new(addr, prefix).map_err(|_| IpRuleError::PrefixOutOfRange { max, version })?;
+            let net = IpNet::new(addr, prefix)
+                .map_err(|_| IpRuleError::PrefixOutOfRange { max, version })?;
             if net.trunc() != net {
                 return Err(IpRuleError::HostBitsSet {
                     given: net.to_string(),
@@ -143,6 +144,15 @@ fn canonical(net: IpNet) -> IpNet {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(feature = "openapi")]
+    #[test]
+    fn openapi_schema_is_a_list_of_strings() {
+        use utoipa::PartialSchema;
+        let schema = serde_json::to_value(IpAllowList::schema()).unwrap();
+        assert_eq!(schema["type"], "array");
+        assert_eq!(schema["items"]["type"], "string");
+    }
 
     fn list(items: &[&str]) -> IpAllowList {
         IpAllowList::parse(&items.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap()
@@ -198,7 +208,10 @@ mod tests {
     #[test]
     fn host_bits_are_rejected_with_a_suggestion() {
         let e = err("10.0.0.1/8");
-        assert_eq!(e.to_string(), "10.0.0.1/8 has host bits set; did you mean 10.0.0.0/8?");
+        assert_eq!(
+            e.to_string(),
+            "10.0.0.1/8 has host bits set; did you mean 10.0.0.0/8?"
+        );
         assert_eq!(
             err("2001:db8::1/32").to_string(),
             "2001:db8::1/32 has host bits set; did you mean 2001:db8::/32?"
@@ -214,9 +227,27 @@ mod tests {
         assert_eq!(err("10.0.0.0/"), IpRuleError::InvalidPrefix);
         assert_eq!(err("10.0.0.0/+8"), IpRuleError::InvalidPrefix);
         assert_eq!(err("10.0.0.0/8/8"), IpRuleError::InvalidPrefix);
-        assert_eq!(err("10.0.0.0/33"), IpRuleError::PrefixOutOfRange { max: 32, version: 4 });
-        assert_eq!(err("::/129"), IpRuleError::PrefixOutOfRange { max: 128, version: 6 });
-        assert_eq!(err("::/999"), IpRuleError::PrefixOutOfRange { max: 128, version: 6 });
+        assert_eq!(
+            err("10.0.0.0/33"),
+            IpRuleError::PrefixOutOfRange {
+                max: 32,
+                version: 4
+            }
+        );
+        assert_eq!(
+            err("::/129"),
+            IpRuleError::PrefixOutOfRange {
+                max: 128,
+                version: 6
+            }
+        );
+        assert_eq!(
+            err("::/999"),
+            IpRuleError::PrefixOutOfRange {
+                max: 128,
+                version: 6
+            }
+        );
     }
 
     #[test]
@@ -224,9 +255,15 @@ mod tests {
         let l = list(&["10.0.0.0/8", " 10.0.0.0/8 ", "::ffff:10.0.0.0/104"]);
         assert_eq!(l.len(), 1);
         let items = vec!["10.0.0.0/8".to_owned(), "nope".to_owned()];
-        assert_eq!(IpAllowList::parse(&items).unwrap_err(), (1, IpRuleError::InvalidAddress));
+        assert_eq!(
+            IpAllowList::parse(&items).unwrap_err(),
+            (1, IpRuleError::InvalidAddress)
+        );
         let many: Vec<String> = (0..101).map(|i| format!("10.0.{i}.0/24")).collect();
-        assert_eq!(IpAllowList::parse(&many).unwrap_err(), (100, IpRuleError::TooMany));
+        assert_eq!(
+            IpAllowList::parse(&many).unwrap_err(),
+            (100, IpRuleError::TooMany)
+        );
         assert_eq!(IpAllowList::parse(&many[..100]).unwrap().len(), 100);
     }
 

@@ -107,7 +107,8 @@ impl Scope {
     pub fn grants(&self, required: &Scope) -> bool {
         let (have_res, have_act) = self.split();
         let (need_res, need_act) = required.split();
-        (have_res == WILDCARD || have_res == need_res) && (have_act == WILDCARD || have_act == need_act)
+        (have_res == WILDCARD || have_res == need_res)
+            && (have_act == WILDCARD || have_act == need_act)
     }
 
     fn split(&self) -> (&str, &str) {
@@ -246,7 +247,8 @@ impl<'a> IntoIterator for &'a ScopeSet {
 impl<'de> Deserialize<'de> for ScopeSet {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let items = Vec::<String>::deserialize(deserializer)?;
-        ScopeSet::parse(&items).map_err(|(i, e)| serde::de::Error::custom(format!("scope {i}: {e}")))
+        ScopeSet::parse(&items)
+            .map_err(|(i, e)| serde::de::Error::custom(format!("scope {i}: {e}")))
     }
 }
 
@@ -254,6 +256,17 @@ impl<'de> Deserialize<'de> for ScopeSet {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[cfg(feature = "openapi")]
+    #[test]
+    fn openapi_schemas_are_strings() {
+        use utoipa::PartialSchema;
+        let scope = serde_json::to_value(Scope::schema()).unwrap();
+        assert_eq!(scope["type"], "string");
+        let set = serde_json::to_value(ScopeSet::schema()).unwrap();
+        assert_eq!(set["type"], "array");
+        assert_eq!(set["items"]["type"], "string");
+    }
 
     fn scope(s: &str) -> Scope {
         Scope::parse(s).unwrap()
@@ -265,7 +278,14 @@ mod tests {
 
     #[test]
     fn parses_valid_scopes() {
-        for s in ["keys:read", "*:*", "usage:*", "*:read", "a.b-c_d:x9", &format!("{}:{}", "a".repeat(63), "b".repeat(63))] {
+        for s in [
+            "keys:read",
+            "*:*",
+            "usage:*",
+            "*:read",
+            "a.b-c_d:x9",
+            &format!("{}:{}", "a".repeat(63), "b".repeat(63)),
+        ] {
             assert_eq!(Scope::parse(s).unwrap().as_str(), s);
         }
         let s = scope("keys:read");
@@ -280,21 +300,87 @@ mod tests {
             ("", ScopeError::MissingColon),
             (":read", ScopeError::EmptyPart { part: Resource }),
             ("keys:", ScopeError::EmptyPart { part: Action }),
-            ("Keys:read", ScopeError::BadCharacter { part: Resource, found: 'K', position: 1 }),
-            ("1keys:read", ScopeError::BadCharacter { part: Resource, found: '1', position: 1 }),
-            ("keys:re ad", ScopeError::BadCharacter { part: Action, found: ' ', position: 8 }),
-            ("keys:read:all", ScopeError::BadCharacter { part: Action, found: ':', position: 10 }),
-            ("ké:read", ScopeError::BadCharacter { part: Resource, found: 'é', position: 2 }),
-            ("é:ré", ScopeError::BadCharacter { part: Resource, found: 'é', position: 1 }),
-            ("a:bé", ScopeError::BadCharacter { part: Action, found: 'é', position: 4 }),
-            ("keys*:read", ScopeError::BadCharacter { part: Resource, found: '*', position: 5 }),
-            ("keys:**", ScopeError::BadCharacter { part: Action, found: '*', position: 6 }),
+            (
+                "Keys:read",
+                ScopeError::BadCharacter {
+                    part: Resource,
+                    found: 'K',
+                    position: 1,
+                },
+            ),
+            (
+                "1keys:read",
+                ScopeError::BadCharacter {
+                    part: Resource,
+                    found: '1',
+                    position: 1,
+                },
+            ),
+            (
+                "keys:re ad",
+                ScopeError::BadCharacter {
+                    part: Action,
+                    found: ' ',
+                    position: 8,
+                },
+            ),
+            (
+                "keys:read:all",
+                ScopeError::BadCharacter {
+                    part: Action,
+                    found: ':',
+                    position: 10,
+                },
+            ),
+            (
+                "ké:read",
+                ScopeError::BadCharacter {
+                    part: Resource,
+                    found: 'é',
+                    position: 2,
+                },
+            ),
+            (
+                "é:ré",
+                ScopeError::BadCharacter {
+                    part: Resource,
+                    found: 'é',
+                    position: 1,
+                },
+            ),
+            (
+                "a:bé",
+                ScopeError::BadCharacter {
+                    part: Action,
+                    found: 'é',
+                    position: 4,
+                },
+            ),
+            (
+                "keys*:read",
+                ScopeError::BadCharacter {
+                    part: Resource,
+                    found: '*',
+                    position: 5,
+                },
+            ),
+            (
+                "keys:**",
+                ScopeError::BadCharacter {
+                    part: Action,
+                    found: '*',
+                    position: 6,
+                },
+            ),
         ];
         for (input, expected) in cases {
             assert_eq!(Scope::parse(input), Err(expected), "{input:?}");
         }
         let long_part = format!("{}:read", "a".repeat(64));
-        assert_eq!(Scope::parse(&long_part), Err(ScopeError::PartTooLong { part: Resource }));
+        assert_eq!(
+            Scope::parse(&long_part),
+            Err(ScopeError::PartTooLong { part: Resource })
+        );
         assert_eq!(Scope::parse(&"a".repeat(129)), Err(ScopeError::TooLong));
         let message = Scope::parse("keys:Read").unwrap_err().to_string();
         assert!(message.contains("position 6"), "{message}");
@@ -331,7 +417,10 @@ mod tests {
         assert_eq!(err, (1, ScopeError::MissingColon));
 
         let many: Vec<String> = (0..65).map(|i| format!("r{i}:read")).collect();
-        assert_eq!(ScopeSet::parse(&many).unwrap_err(), (64, ScopeError::TooMany));
+        assert_eq!(
+            ScopeSet::parse(&many).unwrap_err(),
+            (64, ScopeError::TooMany)
+        );
         assert!(ScopeSet::parse(&many[..64]).is_ok());
     }
 

@@ -61,11 +61,26 @@ mod tests {
         let later = now + Duration::seconds(60);
         let earlier = now - Duration::seconds(1);
         assert_eq!(KeyStatus::at(now, false, None, None), KeyStatus::Active);
-        assert_eq!(KeyStatus::at(now, false, Some(later), None), KeyStatus::Active);
-        assert_eq!(KeyStatus::at(now, false, Some(now), None), KeyStatus::Revoked);
-        assert_eq!(KeyStatus::at(now, false, None, Some(earlier)), KeyStatus::Expired);
+        assert_eq!(
+            KeyStatus::at(now, false, Some(later), None),
+            KeyStatus::Active
+        );
+        assert_eq!(
+            KeyStatus::at(now, false, Some(now), None),
+            KeyStatus::Revoked
+        );
+        assert_eq!(
+            KeyStatus::at(now, false, None, Some(earlier)),
+            KeyStatus::Expired
+        );
         assert_eq!(KeyStatus::at(now, true, None, None), KeyStatus::Disabled);
-        assert_eq!(KeyStatus::at(now, true, Some(earlier), Some(earlier)), KeyStatus::Revoked);
-        assert_eq!(KeyStatus::at(now, true, None, Some(earlier)), KeyStatus::Expired);
+        assert_eq!(
+            KeyStatus::at(now, true, Some(earlier), Some(earlier)),
+            KeyStatus::Revoked
+        );
+        assert_eq!(
+            KeyStatus::at(now, true, None, Some(earlier)),
+            KeyStatus::Expired
+        );
     }
 }

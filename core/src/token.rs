@@ -31,7 +31,8 @@ pub const SECRET_LEN: usize = 22;
 /// Length of the checksum part, in base62 characters.
 pub const CHECK_LEN: usize = 6;
 /// Exact length of every token in bytes: `kw_` + `live_` + id + `_` + secret + check.
-pub const TOKEN_LEN: usize = TOKEN_PREFIX.len() + ENV_PART_LEN + KEY_ID_BASE62_LEN + 1 + SECRET_LEN + CHECK_LEN;
+pub const TOKEN_LEN: usize =
+    TOKEN_PREFIX.len() + ENV_PART_LEN + KEY_ID_BASE62_LEN + 1 + SECRET_LEN + CHECK_LEN;
 
 /// `live_` / `test_`.
 const ENV_PART_LEN: usize = 5;
@@ -42,7 +43,9 @@ const SECRET_START: usize = ID_END + 1;
 const CHECK_START: usize = SECRET_START + SECRET_LEN;
 
 /// Which world a key belongs to. Test keys never touch live data.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Environment {
@@ -275,7 +278,7 @@ mod tests {
     #[test]
     fn checksum_is_padded_base62_crc32() {
         assert_eq!(&checksum(b""), b"000000"); // crc32("") == 0
-        assert_eq!(&checksum(b"123456789"), b"4lVKJV"); // 0xCBF43926 in base62
+        assert_eq!(&checksum(b"123456789"), b"3jZRME"); // 0xCBF43926 in base62
         assert!(checksum(&[0xff; 10]).iter().all(u8::is_ascii_alphanumeric));
     }
 
@@ -311,12 +314,30 @@ mod tests {
             v
         };
         assert_eq!(ApiKeyToken::parse("").unwrap_err(), TokenError::Length);
-        assert_eq!(ApiKeyToken::parse(&with(0, 'K')).unwrap_err(), TokenError::Prefix);
-        assert_eq!(ApiKeyToken::parse(&with(3, 'x')).unwrap_err(), TokenError::Environment);
-        assert_eq!(ApiKeyToken::parse(&with(7, '-')).unwrap_err(), TokenError::Environment);
-        assert_eq!(ApiKeyToken::parse(&with(10, '-')).unwrap_err(), TokenError::Id);
-        assert_eq!(ApiKeyToken::parse(&with(30, 'a')).unwrap_err(), TokenError::Id);
-        assert_eq!(ApiKeyToken::parse(&with(40, '_')).unwrap_err(), TokenError::Secret);
+        assert_eq!(
+            ApiKeyToken::parse(&with(0, 'K')).unwrap_err(),
+            TokenError::Prefix
+        );
+        assert_eq!(
+            ApiKeyToken::parse(&with(3, 'x')).unwrap_err(),
+            TokenError::Environment
+        );
+        assert_eq!(
+            ApiKeyToken::parse(&with(7, '-')).unwrap_err(),
+            TokenError::Environment
+        );
+        assert_eq!(
+            ApiKeyToken::parse(&with(10, '-')).unwrap_err(),
+            TokenError::Id
+        );
+        assert_eq!(
+            ApiKeyToken::parse(&with(30, 'a')).unwrap_err(),
+            TokenError::Id
+        );
+        assert_eq!(
+            ApiKeyToken::parse(&with(40, '_')).unwrap_err(),
+            TokenError::Secret
+        );
         // A non-ASCII character of the same byte length is rejected, not panicked on.
         let mut v = s[..40].to_owned();
         v.push('é');
@@ -351,12 +372,19 @@ mod tests {
         assert_eq!("test".parse::<Environment>(), Ok(Environment::Test));
         assert_eq!(Environment::Live.to_string(), "live");
         assert!("Live".parse::<Environment>().is_err());
-        assert_eq!(serde_json::to_string(&Environment::Test).unwrap(), "\"test\"");
+        assert_eq!(
+            serde_json::to_string(&Environment::Test).unwrap(),
+            "\"test\""
+        );
         assert_eq!(
             serde_json::from_str::<Environment>("\"live\"").unwrap(),
             Environment::Live
         );
-        assert!(UnknownEnvironment.to_string().contains("\"live\" or \"test\""));
+        assert!(
+            UnknownEnvironment
+                .to_string()
+                .contains("\"live\" or \"test\"")
+        );
     }
 
     proptest! {

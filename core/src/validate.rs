@@ -5,9 +5,9 @@
 use chrono::{DateTime, Duration, Utc};
 
 use crate::api::FieldError;
+use crate::api::page::{DEFAULT_LIMIT, MAX_LIMIT};
 use crate::ip::IpAllowList;
 use crate::scope::{Scope, ScopeSet};
-use crate::api::page::{DEFAULT_LIMIT, MAX_LIMIT};
 
 pub const NAME_MAX_CHARS: usize = 100;
 pub const DESCRIPTION_MAX_CHARS: usize = 1000;
@@ -47,7 +47,11 @@ impl FieldErrors {
     }
 
     pub fn into_result(self) -> Result<(), Vec<FieldError>> {
-        if self.0.is_empty() { Ok(()) } else { Err(self.0) }
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(self.0)
+        }
     }
 }
 
@@ -56,7 +60,8 @@ fn bad(field: &str, code: &str, message: impl Into<String>) -> FieldError {
 }
 
 fn has_control(s: &str, allow_newlines: bool) -> bool {
-    s.chars().any(|c| c.is_control() && !(allow_newlines && (c == '\n' || c == '\t')))
+    s.chars()
+        .any(|c| c.is_control() && !(allow_newlines && (c == '\n' || c == '\t')))
 }
 
 /// A key's (or tier's) display name: trimmed, 1–100 characters, no control characters.
@@ -67,10 +72,18 @@ pub fn name(field: &str, raw: &str) -> Result<String, FieldError> {
         return Err(bad(field, "required", "must not be empty"));
     }
     if len > NAME_MAX_CHARS {
-        return Err(bad(field, "too_long", format!("must be at most {NAME_MAX_CHARS} characters, got {len}")));
+        return Err(bad(
+            field,
+            "too_long",
+            format!("must be at most {NAME_MAX_CHARS} characters, got {len}"),
+        ));
     }
     if has_control(s, false) {
-        return Err(bad(field, "invalid_characters", "must not contain control characters"));
+        return Err(bad(
+            field,
+            "invalid_characters",
+            "must not contain control characters",
+        ));
     }
     Ok(s.to_owned())
 }
@@ -82,10 +95,18 @@ pub fn free_text(field: &str, raw: Option<&str>, max: usize) -> Result<Option<St
     };
     let len = s.chars().count();
     if len > max {
-        return Err(bad(field, "too_long", format!("must be at most {max} characters, got {len}")));
+        return Err(bad(
+            field,
+            "too_long",
+            format!("must be at most {max} characters, got {len}"),
+        ));
     }
     if has_control(s, true) {
-        return Err(bad(field, "invalid_characters", "must not contain control characters"));
+        return Err(bad(
+            field,
+            "invalid_characters",
+            "must not contain control characters",
+        ));
     }
     Ok(Some(s.to_owned()))
 }
@@ -96,26 +117,46 @@ pub fn metadata(field: &str, value: &serde_json::Value) -> Result<serde_json::Va
         return Err(bad(field, "invalid_type", "must be a JSON object"));
     };
     if map.len() > METADATA_MAX_KEYS {
-        return Err(bad(field, "too_many", format!("must have at most {METADATA_MAX_KEYS} keys")));
+        return Err(bad(
+            field,
+            "too_many",
+            format!("must have at most {METADATA_MAX_KEYS} keys"),
+        ));
     }
     if let Some(k) = map.keys().find(|k| k.is_empty() || k.chars().count() > 64) {
         let shown: String = k.chars().take(16).collect();
-        return Err(bad(field, "invalid_key", format!("key {shown:?} must be 1–64 characters")));
+        return Err(bad(
+            field,
+            "invalid_key",
+            format!("key {shown:?} must be 1–64 characters"),
+        ));
     }
     let size = value.to_string().len();
     if size > METADATA_MAX_BYTES {
-        return Err(bad(field, "too_large", format!("must be at most {METADATA_MAX_BYTES} bytes serialised, got {size}")));
+        return Err(bad(
+            field,
+            "too_large",
+            format!("must be at most {METADATA_MAX_BYTES} bytes serialised, got {size}"),
+        ));
     }
     Ok(value.clone())
 }
 
 /// An expiry must lie in the future and at most ten years ahead.
-pub fn expires_at(field: &str, at: DateTime<Utc>, now: DateTime<Utc>) -> Result<DateTime<Utc>, FieldError> {
+pub fn expires_at(
+    field: &str,
+    at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<DateTime<Utc>, FieldError> {
     if at <= now {
         return Err(bad(field, "in_past", "must be in the future"));
     }
     if at > now + Duration::days(365 * EXPIRY_MAX_YEARS) {
-        return Err(bad(field, "too_far", format!("must be at most {EXPIRY_MAX_YEARS} years ahead")));
+        return Err(bad(
+            field,
+            "too_far",
+            format!("must be at most {EXPIRY_MAX_YEARS} years ahead"),
+        ));
     }
     Ok(at)
 }
@@ -123,7 +164,11 @@ pub fn expires_at(field: &str, at: DateTime<Utc>, now: DateTime<Utc>) -> Result<
 /// Grace periods for revocation and rotation: 0 up to 30 days.
 pub fn grace_seconds(field: &str, secs: u32) -> Result<u32, FieldError> {
     if secs > GRACE_MAX_SECONDS {
-        return Err(bad(field, "out_of_range", format!("must be between 0 and {GRACE_MAX_SECONDS} (30 days)")));
+        return Err(bad(
+            field,
+            "out_of_range",
+            format!("must be between 0 and {GRACE_MAX_SECONDS} (30 days)"),
+        ));
     }
     Ok(secs)
 }
@@ -133,7 +178,11 @@ pub fn page_limit(field: &str, limit: Option<u32>) -> Result<u32, FieldError> {
     match limit {
         None => Ok(DEFAULT_LIMIT),
         Some(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
-        Some(_) => Err(bad(field, "out_of_range", format!("must be between 1 and {MAX_LIMIT}"))),
+        Some(_) => Err(bad(
+            field,
+            "out_of_range",
+            format!("must be between 1 and {MAX_LIMIT}"),
+        )),
     }
 }
 
@@ -141,7 +190,11 @@ pub fn page_limit(field: &str, limit: Option<u32>) -> Result<u32, FieldError> {
 pub fn email(field: &str, raw: &str) -> Result<String, FieldError> {
     let s = raw.trim().to_lowercase();
     if s.chars().count() > EMAIL_MAX_CHARS {
-        return Err(bad(field, "too_long", format!("must be at most {EMAIL_MAX_CHARS} characters")));
+        return Err(bad(
+            field,
+            "too_long",
+            format!("must be at most {EMAIL_MAX_CHARS} characters"),
+        ));
     }
     if !email_address::EmailAddress::is_valid(&s) || !s.contains('@') {
         return Err(bad(field, "invalid_email", "is not a valid email address"));
@@ -151,21 +204,27 @@ pub fn email(field: &str, raw: &str) -> Result<String, FieldError> {
 
 /// A list of `resource:action` scopes; the error names the offending entry (`scopes[2]`).
 pub fn scopes(field: &str, items: &[String]) -> Result<ScopeSet, FieldError> {
-    ScopeSet::parse(items).map_err(|(i, e)| bad(&format!("{field}[{i}]"), "invalid_scope", e.to_string()))
+    ScopeSet::parse(items)
+        .map_err(|(i, e)| bad(&format!("{field}[{i}]"), "invalid_scope", e.to_string()))
 }
 
 /// One concrete scope, as a request for access names it (no wildcards).
 pub fn required_scope(field: &str, raw: &str) -> Result<Scope, FieldError> {
     let scope = Scope::parse(raw).map_err(|e| bad(field, "invalid_scope", e.to_string()))?;
     if !scope.is_concrete() {
-        return Err(bad(field, "invalid_scope", "must name one resource and action, without wildcards"));
+        return Err(bad(
+            field,
+            "invalid_scope",
+            "must name one resource and action, without wildcards",
+        ));
     }
     Ok(scope)
 }
 
 /// A client-address allow-list of CIDR networks or single addresses.
 pub fn allowed_ips(field: &str, items: &[String]) -> Result<IpAllowList, FieldError> {
-    IpAllowList::parse(items).map_err(|(i, e)| bad(&format!("{field}[{i}]"), "invalid_cidr", e.to_string()))
+    IpAllowList::parse(items)
+        .map_err(|(i, e)| bad(&format!("{field}[{i}]"), "invalid_cidr", e.to_string()))
 }
 
 #[cfg(test)]
@@ -179,13 +238,19 @@ mod tests {
         assert_eq!(name("name", "   ").unwrap_err().code, "required");
         assert_eq!(name("name", &"x".repeat(101)).unwrap_err().code, "too_long");
         assert!(name("name", &"é".repeat(100)).is_ok());
-        assert_eq!(name("name", "a\u{0}b").unwrap_err().code, "invalid_characters");
+        assert_eq!(
+            name("name", "a\u{0}b").unwrap_err().code,
+            "invalid_characters"
+        );
     }
 
     #[test]
     fn metadata_must_be_a_small_object() {
         assert!(metadata("metadata", &json!({"team": "infra"})).is_ok());
-        assert_eq!(metadata("metadata", &json!([1])).unwrap_err().code, "invalid_type");
+        assert_eq!(
+            metadata("metadata", &json!([1])).unwrap_err().code,
+            "invalid_type"
+        );
         let big = json!({"blob": "x".repeat(5000)});
         assert_eq!(metadata("metadata", &big).unwrap_err().code, "too_large");
     }
@@ -194,8 +259,16 @@ mod tests {
     fn expiry_must_be_ahead_but_not_too_far() {
         let now = Utc::now();
         assert!(expires_at("expires_at", now + Duration::hours(1), now).is_ok());
-        assert_eq!(expires_at("expires_at", now, now).unwrap_err().code, "in_past");
-        assert_eq!(expires_at("expires_at", now + Duration::days(365 * 11), now).unwrap_err().code, "too_far");
+        assert_eq!(
+            expires_at("expires_at", now, now).unwrap_err().code,
+            "in_past"
+        );
+        assert_eq!(
+            expires_at("expires_at", now + Duration::days(365 * 11), now)
+                .unwrap_err()
+                .code,
+            "too_far"
+        );
     }
 
     #[test]
@@ -210,7 +283,10 @@ mod tests {
 
     #[test]
     fn emails() {
-        assert_eq!(email("email", " Ada@Example.COM ").unwrap(), "ada@example.com");
+        assert_eq!(
+            email("email", " Ada@Example.COM ").unwrap(),
+            "ada@example.com"
+        );
         assert!(email("email", "not-an-email").is_err());
         assert!(email("email", "a@").is_err());
     }

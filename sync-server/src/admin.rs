@@ -30,26 +30,40 @@ pub async fn create(
 ) -> Result<AdminId, CreateAdminError> {
     let org_name = validate::name("org", org_name).map_err(CreateAdminError::Invalid)?;
     let email = validate::email("email", email).map_err(CreateAdminError::Invalid)?;
-    check_password_policy(password.expose_secret())
-        .map_err(|e| CreateAdminError::Invalid(FieldError::new("password", "weak_password", e.to_string())))?;
+    check_password_policy(password.expose_secret()).map_err(|e| {
+        CreateAdminError::Invalid(FieldError::new("password", "weak_password", e.to_string()))
+    })?;
     let password = password.clone();
     let hash = tokio::task::spawn_blocking(move || hash_password(&password))
         .await
         .map_err(|e| sqlx::Error::Protocol(format!("hashing failed: {e}")))?;
 
     let mut tx = pool.begin().await?;
-    if store::admins::find_by_email(&mut tx, &email).await?.is_some() {
+    if store::admins::find_by_email(&mut tx, &email)
+        .await?
+        .is_some()
+    {
         return Err(CreateAdminError::DuplicateEmail);
     }
     let (org_id, _) = store::orgs::get_or_create(&mut tx, &org_name).await?;
     let first = store::admins::count_in_org(&mut tx, org_id).await? == 0;
     let role = role.unwrap_or(if first { Role::Owner } else { Role::Admin });
     let id = AdminId::new();
-    store::admins::insert(&mut tx, id, org_id, &email, &hash, role).await.map_err(|e| match &e {
-        sqlx::Error::Database(db) if db.constraint() == Some("admins_email_key") => CreateAdminError::DuplicateEmail,
-        _ => CreateAdminError::Database(e),
-    })?;
-    let actor = Actor { org_id, admin_id: None, email: Some("cli".into()), client_ip: None, request_id: None };
+    store::admins::insert(&mut tx, id, org_id, &email, &hash, role)
+        .await
+        .map_err(|e| match &e {
+            sqlx::Error::Database(db) if db.constraint() == Some("admins_email_key") => {
+                CreateAdminError::DuplicateEmail
+            }
+            _ => CreateAdminError::Database(e),
+        })?;
+    let actor = Actor {
+        org_id,
+        admin_id: None,
+        email: Some("cli".into()),
+        client_ip: None,
+        request_id: None,
+    };
     let event = AuditEvent::new("admin.create", "admin", id)
         .after(serde_json::json!({"id": id, "email": email, "role": role, "org_id": org_id}));
     store::audit::append(&mut tx, &actor, event).await?;

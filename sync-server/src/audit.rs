@@ -36,7 +36,13 @@ pub struct AuditEvent {
 
 impl AuditEvent {
     pub fn new(action: &'static str, target_type: &'static str, target_id: impl ToString) -> Self {
-        AuditEvent { action, target_type, target_id: Some(target_id.to_string()), before: None, after: None }
+        AuditEvent {
+            action,
+            target_type,
+            target_id: Some(target_id.to_string()),
+            before: None,
+            after: None,
+        }
     }
 
     pub fn before(mut self, v: impl serde::Serialize) -> Self {
@@ -110,7 +116,13 @@ fn write_canonical(v: &Value, out: &mut String) {
 }
 
 /// Builds the stored entry for `event`, linked to the chain tip (`seq`, `prev_hash`).
-pub fn seal(actor: &Actor, event: AuditEvent, seq: i64, prev_hash: String, at: DateTime<Utc>) -> AuditEntry {
+pub fn seal(
+    actor: &Actor,
+    event: AuditEvent,
+    seq: i64,
+    prev_hash: String,
+    at: DateTime<Utc>,
+) -> AuditEntry {
     let mut entry = AuditEntry {
         id: Uuid::now_v7(),
         seq,
@@ -143,11 +155,21 @@ pub struct ChainChecker {
 
 impl ChainChecker {
     pub fn new(org_id: OrgId) -> Self {
-        ChainChecker { org_id, expected_seq: 1, prev_hash: GENESIS.to_owned(), checked: 0 }
+        ChainChecker {
+            org_id,
+            expected_seq: 1,
+            prev_hash: GENESIS.to_owned(),
+            checked: 0,
+        }
     }
 
     fn broken(&self, seq: i64, id: Option<Uuid>, reason: impl Into<String>) -> BrokenLink {
-        BrokenLink { org_id: self.org_id, seq, id, reason: reason.into() }
+        BrokenLink {
+            org_id: self.org_id,
+            seq,
+            id,
+            reason: reason.into(),
+        }
     }
 
     pub fn next(&mut self, e: &AuditEntry) -> Result<(), BrokenLink> {
@@ -155,14 +177,25 @@ impl ChainChecker {
             return Err(self.broken(
                 self.expected_seq,
                 Some(e.id),
-                format!("entry {} is missing (found {} next)", self.expected_seq, e.seq),
+                format!(
+                    "entry {} is missing (found {} next)",
+                    self.expected_seq, e.seq
+                ),
             ));
         }
         if e.prev_hash != self.prev_hash {
-            return Err(self.broken(e.seq, Some(e.id), "prev_hash does not match the previous entry's hash"));
+            return Err(self.broken(
+                e.seq,
+                Some(e.id),
+                "prev_hash does not match the previous entry's hash",
+            ));
         }
         if entry_hash(e) != e.hash {
-            return Err(self.broken(e.seq, Some(e.id), "content does not match its hash (the entry was edited)"));
+            return Err(self.broken(
+                e.seq,
+                Some(e.id),
+                "content does not match its hash (the entry was edited)",
+            ));
         }
         self.prev_hash = e.hash.clone();
         self.expected_seq += 1;
@@ -176,7 +209,10 @@ impl ChainChecker {
             return Err(self.broken(
                 self.expected_seq,
                 None,
-                format!("the chain ends at entry {} but its head says {seq} (entries were deleted)", self.expected_seq - 1),
+                format!(
+                    "the chain ends at entry {} but its head says {seq} (entries were deleted)",
+                    self.expected_seq - 1
+                ),
             ));
         }
         Ok(())
@@ -188,13 +224,20 @@ mod tests {
     use super::*;
 
     fn chain(n: i64) -> Vec<AuditEntry> {
-        let actor = Actor { org_id: OrgId::new(), admin_id: None, email: None, client_ip: None, request_id: None };
+        let actor = Actor {
+            org_id: OrgId::new(),
+            admin_id: None,
+            email: None,
+            client_ip: None,
+            request_id: None,
+        };
         let mut prev = GENESIS.to_owned();
         (1..=n)
             .map(|seq| {
                 let e = seal(
                     &actor,
-                    AuditEvent::new("key.create", "key", seq).after(serde_json::json!({"b": 1, "a": [true]})),
+                    AuditEvent::new("key.create", "key", seq)
+                        .after(serde_json::json!({"b": 1, "a": [true]})),
                     seq,
                     prev.clone(),
                     crate::store::now_micros(),

@@ -15,7 +15,11 @@ use crate::config::Config;
 use crate::{demo, store};
 
 #[derive(Debug, Parser)]
-#[command(name = "keyward-server", version, about = "Keyward: API key management server")]
+#[command(
+    name = "keyward-server",
+    version,
+    about = "Keyward: API key management server"
+)]
 pub struct Cli {
     /// TOML file overlaid by the environment (DATABASE_URL, KEYWARD_BIND, ...).
     #[arg(long, global = true, value_name = "FILE")]
@@ -65,22 +69,29 @@ fn parse_role(s: &str) -> Result<Role, String> {
 pub async fn run(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Serve => {
-            let listener =
-                TcpListener::bind(config.bind).await.with_context(|| format!("binding {}", config.bind))?;
+            let listener = TcpListener::bind(config.bind)
+                .await
+                .with_context(|| format!("binding {}", config.bind))?;
             let shutdown = CancellationToken::new();
             crate::cancel_on_signal(shutdown.clone());
             crate::serve(config, listener, shutdown).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Migrate => {
-            let pool = store::connect(&config).await.context("connecting to PostgreSQL")?;
+            let pool = store::connect(&config)
+                .await
+                .context("connecting to PostgreSQL")?;
             store::migrate(&pool).await.context("applying migrations")?;
             eprintln!("migrations applied");
             Ok(ExitCode::SUCCESS)
         }
-        Command::Admin { command: AdminCommand::Create { org, email, role } } => {
+        Command::Admin {
+            command: AdminCommand::Create { org, email, role },
+        } => {
             let password = read_password()?;
-            let pool = store::connect(&config).await.context("connecting to PostgreSQL")?;
+            let pool = store::connect(&config)
+                .await
+                .context("connecting to PostgreSQL")?;
             store::migrate(&pool).await.context("applying migrations")?;
             match crate::admin::create(&pool, &org, &email, role, &password).await {
                 Ok(id) => {
@@ -95,7 +106,9 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Demo { json } => {
-            let pool = store::connect(&config).await.context("connecting to PostgreSQL")?;
+            let pool = store::connect(&config)
+                .await
+                .context("connecting to PostgreSQL")?;
             store::migrate(&pool).await.context("applying migrations")?;
             let out = demo::seed(&pool).await?;
             if json {
@@ -106,7 +119,9 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::VerifyAudit => {
-            let pool = store::connect(&config).await.context("connecting to PostgreSQL")?;
+            let pool = store::connect(&config)
+                .await
+                .context("connecting to PostgreSQL")?;
             let mut conn = pool.acquire().await?;
             let mut total = 0;
             for org in store::orgs::all_ids(&mut conn).await? {
@@ -127,7 +142,13 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
 /// are visible to every user of the machine.
 fn read_password() -> anyhow::Result<SecretString> {
     let mut line = String::new();
-    std::io::stdin().lock().read_line(&mut line).context("reading the password from standard input")?;
-    let password = line.strip_suffix('\n').map(|l| l.strip_suffix('\r').unwrap_or(l)).unwrap_or(&line);
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .context("reading the password from standard input")?;
+    let password = line
+        .strip_suffix('\n')
+        .map(|l| l.strip_suffix('\r').unwrap_or(l))
+        .unwrap_or(&line);
     Ok(SecretString::from(password.to_owned()))
 }

@@ -127,7 +127,10 @@ impl Config {
 
     /// A configuration for tests and tools that build one in code.
     pub fn for_database(database_url: impl Into<String>) -> Config {
-        Config { database_url: Some(SecretString::from(database_url.into())), ..Config::default() }
+        Config {
+            database_url: Some(SecretString::from(database_url.into())),
+            ..Config::default()
+        }
     }
 
     pub fn argon2_permits(&self) -> usize {
@@ -138,13 +141,18 @@ impl Config {
 }
 
 #[cfg(test)]
+// figment's Jail closures return its large error type by design.
+#[allow(clippy::result_large_err)]
 mod tests {
     use super::*;
 
     #[test]
     fn file_then_environment() {
         figment::Jail::expect_with(|jail| {
-            jail.create_file("keyward.toml", "bind = \"127.0.0.1:9000\"\nsession_ttl_secs = 60\n")?;
+            jail.create_file(
+                "keyward.toml",
+                "bind = \"127.0.0.1:9000\"\nsession_ttl_secs = 60\n",
+            )?;
             jail.set_env("DATABASE_URL", "postgres://x@localhost/db");
             jail.set_env("KEYWARD_SESSION_TTL_SECS", "120");
             let c = Config::load(Some(Path::new("keyward.toml"))).expect("loads");
@@ -158,10 +166,16 @@ mod tests {
     fn database_url_is_required_and_typos_are_refused() {
         figment::Jail::expect_with(|jail| {
             jail.clear_env();
-            assert!(matches!(Config::load(None), Err(ConfigError::MissingDatabaseUrl)));
+            assert!(matches!(
+                Config::load(None),
+                Err(ConfigError::MissingDatabaseUrl)
+            ));
             jail.create_file("bad.toml", "bnid = \"127.0.0.1:1\"\n")?;
             jail.set_env("DATABASE_URL", "postgres://x@localhost/db");
-            assert!(matches!(Config::load(Some(Path::new("bad.toml"))), Err(ConfigError::Invalid(_))));
+            assert!(matches!(
+                Config::load(Some(Path::new("bad.toml"))),
+                Err(ConfigError::Invalid(_))
+            ));
             Ok(())
         });
     }

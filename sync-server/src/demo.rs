@@ -59,14 +59,78 @@ enum SpecState {
 }
 
 const SPECS: &[Spec] = &[
-    Spec { n: 1, name: "Production backend", environment: Environment::Live, scopes: &["achievements:*", "badges:read"], allowed_ips: &[], state: SpecState::Active, daily_calls: 40_000 },
-    Spec { n: 2, name: "Staging CI", environment: Environment::Test, scopes: &["achievements:read"], allowed_ips: &[], state: SpecState::Active, daily_calls: 6_000 },
-    Spec { n: 3, name: "Partner integration", environment: Environment::Live, scopes: &["badges:read"], allowed_ips: &["203.0.113.0/24", "2001:db8::/32", "127.0.0.1"], state: SpecState::Active, daily_calls: 9_000 },
-    Spec { n: 4, name: "Old mobile app", environment: Environment::Live, scopes: &["achievements:read"], allowed_ips: &[], state: SpecState::Revoked, daily_calls: 3_000 },
-    Spec { n: 5, name: "Q3 hackathon", environment: Environment::Test, scopes: &["*:*"], allowed_ips: &[], state: SpecState::Expired, daily_calls: 800 },
-    Spec { n: 6, name: "Paused reporting job", environment: Environment::Live, scopes: &["reports:read"], allowed_ips: &[], state: SpecState::Disabled, daily_calls: 1_200 },
-    Spec { n: 7, name: "Billing service", environment: Environment::Live, scopes: &["billing:write", "achievements:read"], allowed_ips: &[], state: SpecState::RotatedInto(8), daily_calls: 12_000 },
-    Spec { n: 8, name: "Billing service", environment: Environment::Live, scopes: &["billing:write", "achievements:read"], allowed_ips: &[], state: SpecState::Active, daily_calls: 2_000 },
+    Spec {
+        n: 1,
+        name: "Production backend",
+        environment: Environment::Live,
+        scopes: &["achievements:*", "badges:read"],
+        allowed_ips: &[],
+        state: SpecState::Active,
+        daily_calls: 40_000,
+    },
+    Spec {
+        n: 2,
+        name: "Staging CI",
+        environment: Environment::Test,
+        scopes: &["achievements:read"],
+        allowed_ips: &[],
+        state: SpecState::Active,
+        daily_calls: 6_000,
+    },
+    Spec {
+        n: 3,
+        name: "Partner integration",
+        environment: Environment::Live,
+        scopes: &["badges:read"],
+        allowed_ips: &["203.0.113.0/24", "2001:db8::/32", "127.0.0.1"],
+        state: SpecState::Active,
+        daily_calls: 9_000,
+    },
+    Spec {
+        n: 4,
+        name: "Old mobile app",
+        environment: Environment::Live,
+        scopes: &["achievements:read"],
+        allowed_ips: &[],
+        state: SpecState::Revoked,
+        daily_calls: 3_000,
+    },
+    Spec {
+        n: 5,
+        name: "Q3 hackathon",
+        environment: Environment::Test,
+        scopes: &["*:*"],
+        allowed_ips: &[],
+        state: SpecState::Expired,
+        daily_calls: 800,
+    },
+    Spec {
+        n: 6,
+        name: "Paused reporting job",
+        environment: Environment::Live,
+        scopes: &["reports:read"],
+        allowed_ips: &[],
+        state: SpecState::Disabled,
+        daily_calls: 1_200,
+    },
+    Spec {
+        n: 7,
+        name: "Billing service",
+        environment: Environment::Live,
+        scopes: &["billing:write", "achievements:read"],
+        allowed_ips: &[],
+        state: SpecState::RotatedInto(8),
+        daily_calls: 12_000,
+    },
+    Spec {
+        n: 8,
+        name: "Billing service",
+        environment: Environment::Live,
+        scopes: &["billing:write", "achievements:read"],
+        allowed_ips: &[],
+        state: SpecState::Active,
+        daily_calls: 2_000,
+    },
 ];
 
 fn seed_bytes(label: &str) -> [u8; 32] {
@@ -78,11 +142,18 @@ fn demo_id(n: u8) -> KeyId {
     let seed = seed_bytes(&format!("id-{n}"));
     let mut random = [0u8; 10];
     random.copy_from_slice(&seed[..10]);
-    KeyId::from_uuid(uuid::Builder::from_unix_timestamp_millis(1_764_000_000_000 + u64::from(n), &random).into_uuid())
+    KeyId::from_uuid(
+        uuid::Builder::from_unix_timestamp_millis(1_764_000_000_000 + u64::from(n), &random)
+            .into_uuid(),
+    )
 }
 
 fn demo_token(spec: &Spec) -> ApiKeyToken {
-    ApiKeyToken::from_seed(spec.environment, demo_id(spec.n), seed_bytes(&format!("secret-{}", spec.n)))
+    ApiKeyToken::from_seed(
+        spec.environment,
+        demo_id(spec.n),
+        seed_bytes(&format!("secret-{}", spec.n)),
+    )
 }
 
 pub async fn seed(pool: &PgPool) -> anyhow::Result<DemoOutput> {
@@ -92,12 +163,21 @@ pub async fn seed(pool: &PgPool) -> anyhow::Result<DemoOutput> {
         Some(a) => AdminId::from_uuid(a.id),
         None => crate::admin::create(pool, ORG, EMAIL, Some(Role::Owner), &password).await?,
     };
-    if store::admins::find_by_email(&mut conn, VIEWER_EMAIL).await?.is_none() {
+    if store::admins::find_by_email(&mut conn, VIEWER_EMAIL)
+        .await?
+        .is_none()
+    {
         crate::admin::create(pool, ORG, VIEWER_EMAIL, Some(Role::Viewer), &password).await?;
     }
     let (org_id, _) = store::orgs::get_or_create(&mut conn, ORG).await?;
     drop(conn);
-    let actor = Actor { org_id, admin_id: Some(owner), email: Some(EMAIL.into()), client_ip: None, request_id: None };
+    let actor = Actor {
+        org_id,
+        admin_id: Some(owner),
+        email: Some(EMAIL.into()),
+        client_ip: None,
+        request_id: None,
+    };
 
     let now = store::now_micros();
     let mut tx = pool.begin().await?;
@@ -133,10 +213,17 @@ pub async fn seed(pool: &PgPool) -> anyhow::Result<DemoOutput> {
     })
 }
 
-fn demo_row(spec: &Spec, token: &ApiKeyToken, org: uuid::Uuid, owner: AdminId, now: DateTime<Utc>) -> KeyRow {
+fn demo_row(
+    spec: &Spec,
+    token: &ApiKeyToken,
+    org: uuid::Uuid,
+    owner: AdminId,
+    now: DateTime<Utc>,
+) -> KeyRow {
     let id = demo_id(spec.n).into_uuid();
     let created_at = now - Duration::days(30);
-    let (mut revoked_at, mut revoke_reason, mut expires_at, mut disabled, mut replaced_by) = (None, None, None, false, None);
+    let (mut revoked_at, mut revoke_reason, mut expires_at, mut disabled, mut replaced_by) =
+        (None, None, None, false, None);
     let mut rotated_from = None;
     let mut lineage_id = id;
     match spec.state {
@@ -153,7 +240,10 @@ fn demo_row(spec: &Spec, token: &ApiKeyToken, org: uuid::Uuid, owner: AdminId, n
             replaced_by = Some(demo_id(n).into_uuid());
         }
     }
-    if let Some(old) = SPECS.iter().find(|s| matches!(s.state, SpecState::RotatedInto(n) if n == spec.n)) {
+    if let Some(old) = SPECS
+        .iter()
+        .find(|s| matches!(s.state, SpecState::RotatedInto(n) if n == spec.n))
+    {
         rotated_from = Some(demo_id(old.n).into_uuid());
         lineage_id = demo_id(old.n).into_uuid();
     }
@@ -184,10 +274,15 @@ fn demo_row(spec: &Spec, token: &ApiKeyToken, org: uuid::Uuid, owner: AdminId, n
 
 /// Three weeks of hourly traffic with a daily rhythm, a few rejected calls, and nothing after a
 /// key stopped working. Rows already present are left alone.
-async fn seed_usage(pool: &PgPool, org: keyward_core::OrgId, now: DateTime<Utc>) -> Result<(), sqlx::Error> {
+async fn seed_usage(
+    pool: &PgPool,
+    org: keyward_core::OrgId,
+    now: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
     let this_hour = now.duration_trunc(TimeDelta::hours(1)).unwrap_or(now);
     let mut rng = StdRng::from_seed(seed_bytes("usage"));
-    let (mut keys, mut minutes, mut outcomes, mut counts) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut keys, mut minutes, mut outcomes, mut counts) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for spec in SPECS {
         let stop = match spec.state {
             SpecState::Revoked => this_hour - Duration::days(10),
@@ -244,11 +339,25 @@ pub fn render(out: &DemoOutput) -> String {
     let mut s = String::new();
     s.push_str("Keyward demo data is ready.\n\n");
     s.push_str(&format!("  organization  {}\n", out.org));
-    s.push_str(&format!("  sign in       {} / {}   (owner)\n", out.email, out.password));
-    s.push_str(&format!("                {} / {}   (viewer, read-only)\n\n", out.viewer_email, out.password));
-    s.push_str("  demo keys (demo tokens are reproducible; real keys are shown once, at creation):\n");
+    s.push_str(&format!(
+        "  sign in       {} / {}   (owner)\n",
+        out.email, out.password
+    ));
+    s.push_str(&format!(
+        "                {} / {}   (viewer, read-only)\n\n",
+        out.viewer_email, out.password
+    ));
+    s.push_str(
+        "  demo keys (demo tokens are reproducible; real keys are shown once, at creation):\n",
+    );
     for k in &out.keys {
-        s.push_str(&format!("    {:<9} {:<5} {:<22} {}\n", k.status.as_str(), k.environment.as_str(), k.name, k.token));
+        s.push_str(&format!(
+            "    {:<9} {:<5} {:<22} {}\n",
+            k.status.as_str(),
+            k.environment.as_str(),
+            k.name,
+            k.token
+        ));
     }
     s
 }

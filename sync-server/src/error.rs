@@ -29,9 +29,17 @@ pub enum AppError {
     #[error("{detail}")]
     Conflict { code: &'static str, detail: String },
     #[error("{detail}")]
-    TooManyRequests { code: &'static str, detail: String, retry_after_secs: u64 },
+    TooManyRequests {
+        code: &'static str,
+        detail: String,
+        retry_after_secs: u64,
+    },
     #[error("{detail}")]
-    Unavailable { code: &'static str, detail: String, retry_after_secs: Option<u64> },
+    Unavailable {
+        code: &'static str,
+        detail: String,
+        retry_after_secs: Option<u64>,
+    },
     #[error("method not allowed")]
     MethodNotAllowed,
     #[error(transparent)]
@@ -46,7 +54,10 @@ impl AppError {
     }
 
     pub fn key_not_found() -> AppError {
-        AppError::NotFound { code: "key_not_found", detail: "no such key in this organization".into() }
+        AppError::NotFound {
+            code: "key_not_found",
+            detail: "no such key in this organization".into(),
+        }
     }
 
     pub fn forbidden_viewer() -> AppError {
@@ -110,7 +121,10 @@ impl AppError {
     pub fn to_problem(&self) -> Problem {
         let status = self.status();
         Problem {
-            type_uri: format!("https://keyward.dev/problems/{}", self.code().replace('_', "-")),
+            type_uri: format!(
+                "https://keyward.dev/problems/{}",
+                self.code().replace('_', "-")
+            ),
             title: status.canonical_reason().unwrap_or("Error").to_owned(),
             status: status.as_u16(),
             detail: self.detail(),
@@ -147,12 +161,17 @@ impl IntoResponse for AppError {
         let body = serde_json::to_vec(&self.to_problem()).unwrap_or_default();
         let mut response = (status, body).into_response();
         let headers = response.headers_mut();
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
         match &self {
             AppError::Unauthorized { code, .. } => {
                 let value = match *code {
                     "invalid_key" | "key_revoked" | "key_expired" | "key_disabled" => {
-                        format!("Bearer realm=\"keyward\", error=\"invalid_token\", error_description=\"{code}\"")
+                        format!(
+                            "Bearer realm=\"keyward\", error=\"invalid_token\", error_description=\"{code}\""
+                        )
                     }
                     _ => "Bearer realm=\"keyward\"".to_owned(),
                 };
@@ -160,10 +179,15 @@ impl IntoResponse for AppError {
                     headers.insert(header::WWW_AUTHENTICATE, v);
                 }
             }
-            AppError::TooManyRequests { retry_after_secs, .. } => {
+            AppError::TooManyRequests {
+                retry_after_secs, ..
+            } => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
             }
-            AppError::Unavailable { retry_after_secs: Some(secs), .. } => {
+            AppError::Unavailable {
+                retry_after_secs: Some(secs),
+                ..
+            } => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(*secs));
             }
             _ => {}
@@ -178,14 +202,14 @@ impl IntoResponse for AppError {
 pub struct ProblemCode(pub &'static str);
 
 /// Maps a named constraint violation to a 409 with our code, any other database error to 500.
-pub fn on_constraint(
-    e: sqlx::Error,
-    map: &[(&str, &'static str, &'static str)],
-) -> AppError {
+pub fn on_constraint(e: sqlx::Error, map: &[(&str, &'static str, &'static str)]) -> AppError {
     if let sqlx::Error::Database(db) = &e {
         if let Some(name) = db.constraint() {
             if let Some((_, code, detail)) = map.iter().find(|(c, _, _)| *c == name) {
-                return AppError::Conflict { code, detail: (*detail).to_owned() };
+                return AppError::Conflict {
+                    code,
+                    detail: (*detail).to_owned(),
+                };
             }
         }
     }

@@ -50,17 +50,26 @@ where
             .get(axum::http::header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok());
-        if no_type && matches!(length, None | Some(0)) && !headers.contains_key(axum::http::header::TRANSFER_ENCODING) {
+        if no_type
+            && matches!(length, None | Some(0))
+            && !headers.contains_key(axum::http::header::TRANSFER_ENCODING)
+        {
             return Ok(AppJsonOrEmpty(T::default()));
         }
-        AppJson::from_request(req, state).await.map(|AppJson(v)| AppJsonOrEmpty(v))
+        AppJson::from_request(req, state)
+            .await
+            .map(|AppJson(v)| AppJsonOrEmpty(v))
     }
 }
 
 fn json_rejection(rejection: JsonRejection) -> AppError {
     match rejection {
-        JsonRejection::JsonDataError(e) => AppError::Validation(vec![serde_field_error(&e.body_text())]),
-        JsonRejection::JsonSyntaxError(_) => AppError::MalformedBody("the body is not valid JSON".into()),
+        JsonRejection::JsonDataError(e) => {
+            AppError::Validation(vec![serde_field_error(&e.body_text())])
+        }
+        JsonRejection::JsonSyntaxError(_) => {
+            AppError::MalformedBody("the body is not valid JSON".into())
+        }
         JsonRejection::MissingJsonContentType(_) => AppError::UnsupportedMediaType,
         JsonRejection::BytesRejection(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
             AppError::PayloadTooLarge
@@ -88,14 +97,23 @@ fn serde_field_error(text: &str) -> FieldError {
     };
     if let Some(rest) = message.strip_prefix("unknown field `") {
         let name = rest.split('`').next().unwrap_or_default();
-        let field = if path.is_empty() || path == "." { name.to_owned() } else { format!("{path}.{name}") };
+        // serde_path_to_error already puts the unknown field at the end of the path.
+        let field = if path.is_empty() || path == "." {
+            name.to_owned()
+        } else {
+            path
+        };
         return FieldError::new(field, "unknown_field", "is not a field of this request");
     }
     if let Some(rest) = message.strip_prefix("missing field `") {
         let name = rest.split('`').next().unwrap_or_default();
         return FieldError::new(name, "required", "is required");
     }
-    let field = if path.is_empty() || path == "." { "body".to_owned() } else { path };
+    let field = if path.is_empty() || path == "." {
+        "body".to_owned()
+    } else {
+        path
+    };
     FieldError::new(field, "invalid", message)
 }
 
@@ -112,10 +130,12 @@ where
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         match axum::extract::Query::<T>::from_request_parts(parts, state).await {
             Ok(axum::extract::Query(v)) => Ok(AppQuery(v)),
-            Err(QueryRejection::FailedToDeserializeQueryString(e)) => {
-                Err(AppError::Validation(vec![serde_field_error(&e.body_text())]))
-            }
-            Err(_) => Err(AppError::MalformedBody("the query string could not be read".into())),
+            Err(QueryRejection::FailedToDeserializeQueryString(e)) => Err(AppError::Validation(
+                vec![serde_field_error(&e.body_text())],
+            )),
+            Err(_) => Err(AppError::MalformedBody(
+                "the query string could not be read".into(),
+            )),
         }
     }
 }
@@ -128,9 +148,17 @@ pub struct ClientIp(pub Option<IpAddr>);
 impl FromRequestParts<AppState> for ClientIp {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_canonical());
-        Ok(ClientIp(peer.map(|peer| resolve_client_ip(peer, parts, &state.config.trusted_proxies))))
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip().to_canonical());
+        Ok(ClientIp(peer.map(|peer| {
+            resolve_client_ip(peer, parts, &state.config.trusted_proxies)
+        })))
     }
 }
 
@@ -148,7 +176,11 @@ fn resolve_client_ip(peer: IpAddr, parts: &Parts, trusted: &[ipnet::IpNet]) -> I
         .filter_map(|s| s.trim().parse::<IpAddr>().ok())
         .map(|ip| ip.to_canonical())
         .collect::<Vec<_>>();
-    forwarded.into_iter().rev().find(|ip| !is_trusted(ip)).unwrap_or(peer)
+    forwarded
+        .into_iter()
+        .rev()
+        .find(|ip| !is_trusted(ip))
+        .unwrap_or(peer)
 }
 
 /// The `x-request-id` set by the request-id layer, for the audit log.
@@ -160,7 +192,11 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestId {
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
         Ok(RequestId(
-            parts.headers.get("x-request-id").and_then(|v| v.to_str().ok()).map(|s| s.chars().take(64).collect()),
+            parts
+                .headers
+                .get("x-request-id")
+                .and_then(|v| v.to_str().ok())
+                .map(|s| s.chars().take(64).collect()),
         ))
     }
 }
@@ -172,15 +208,23 @@ mod tests {
     #[test]
     fn serde_messages_become_field_errors() {
         let e = serde_field_error(
-            "Failed to deserialize the JSON body into the target type: unknown field `nmae`, expected one of `name` at line 1 column 7",
+            "Failed to deserialize the JSON body into the target type: nmae: unknown field `nmae`, expected one of `name` at line 1 column 7",
         );
-        assert_eq!((e.field.as_str(), e.code.as_str()), ("nmae", "unknown_field"));
+        assert_eq!(
+            (e.field.as_str(), e.code.as_str()),
+            ("nmae", "unknown_field")
+        );
         let e = serde_field_error(
             "Failed to deserialize the JSON body into the target type: expires_at: premature end of input at line 1 column 30",
         );
-        assert_eq!((e.field.as_str(), e.code.as_str()), ("expires_at", "invalid"));
+        assert_eq!(
+            (e.field.as_str(), e.code.as_str()),
+            ("expires_at", "invalid")
+        );
         assert_eq!(e.message, "premature end of input");
-        let e = serde_field_error("Failed to deserialize the JSON body into the target type: missing field `name` at line 1 column 2");
+        let e = serde_field_error(
+            "Failed to deserialize the JSON body into the target type: missing field `name` at line 1 column 2",
+        );
         assert_eq!((e.field.as_str(), e.code.as_str()), ("name", "required"));
     }
 
@@ -194,7 +238,10 @@ mod tests {
         let (parts, _) = req.into_parts();
         let proxy: IpAddr = "10.0.0.2".parse().unwrap();
         let stranger: IpAddr = "198.51.100.1".parse().unwrap();
-        assert_eq!(resolve_client_ip(proxy, &parts, &trusted), "203.0.113.9".parse::<IpAddr>().unwrap());
+        assert_eq!(
+            resolve_client_ip(proxy, &parts, &trusted),
+            "203.0.113.9".parse::<IpAddr>().unwrap()
+        );
         assert_eq!(resolve_client_ip(stranger, &parts, &trusted), stranger);
     }
 }

@@ -33,8 +33,14 @@ pub use state::AppState;
 
 /// Connects, migrates, starts the background tasks and serves on `listener` until `shutdown`
 /// is cancelled; then stops accepting, finishes in-flight requests, flushes usage and returns.
-pub async fn serve(config: Config, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let pool = store::connect(&config).await.context("connecting to PostgreSQL")?;
+pub async fn serve(
+    config: Config,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let pool = store::connect(&config)
+        .await
+        .context("connecting to PostgreSQL")?;
     store::migrate(&pool).await.context("applying migrations")?;
     let state = AppState::new(config, pool.clone());
 
@@ -46,13 +52,19 @@ pub async fn serve(config: Config, listener: TcpListener, shutdown: Cancellation
         Duration::from_millis(state.config.usage_flush_interval_ms.max(10)),
         background.clone(),
     ));
-    tasks.spawn(invalidate::run_listener(pool.clone(), state.verifier.clone(), background.clone()));
+    tasks.spawn(invalidate::run_listener(
+        pool.clone(),
+        state.verifier.clone(),
+        background.clone(),
+    ));
     tasks.spawn(sweep_sessions(pool.clone(), background.clone()));
 
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "serving");
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
-    let served = axum::serve(listener, app).with_graceful_shutdown(shutdown.cancelled_owned()).await;
+    let served = axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await;
 
     tracing::info!("stopping: flushing usage");
     background.cancel();

@@ -31,7 +31,14 @@ struct Security;
 impl Modify for Security {
     fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
         let components = doc.components.get_or_insert_with(Default::default);
-        let bearer = |format: &str| SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format(format).build());
+        let bearer = |format: &str| {
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format(format)
+                    .build(),
+            )
+        };
         components.add_security_scheme("session", bearer("kws_ session token"));
         components.add_security_scheme("api_key", bearer("kw_{live|test}_ API key"));
     }

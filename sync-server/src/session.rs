@@ -19,7 +19,11 @@ const PREFIX: &str = "kws_";
 
 /// 43 base62 characters: about 256 bits.
 pub fn new_token() -> String {
-    let body: String = OsRng.sample_iter(&Alphanumeric).take(43).map(char::from).collect();
+    let body: String = OsRng
+        .sample_iter(&Alphanumeric)
+        .take(43)
+        .map(char::from)
+        .collect();
     format!("{PREFIX}{body}")
 }
 
@@ -41,13 +45,21 @@ pub struct AdminSession {
 impl AdminSession {
     /// Viewers read; everything that writes calls this first.
     pub fn require_write(&self) -> Result<(), AppError> {
-        if self.role.can_write() { Ok(()) } else { Err(AppError::forbidden_viewer()) }
+        if self.role.can_write() {
+            Ok(())
+        } else {
+            Err(AppError::forbidden_viewer())
+        }
     }
 }
 
 /// The bearer token of a request, if it has one.
 pub fn bearer(parts: &Parts) -> Option<&str> {
-    let value = parts.headers.get(axum::http::header::AUTHORIZATION)?.to_str().ok()?;
+    let value = parts
+        .headers
+        .get(axum::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
     let (scheme, token) = value.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
@@ -55,9 +67,17 @@ pub fn bearer(parts: &Parts) -> Option<&str> {
 impl FromRequestParts<AppState> for AdminSession {
     type Rejection = AppError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let unauthenticated = |detail: &str| AppError::Unauthorized { code: "unauthenticated", detail: detail.into() };
-        let token = bearer(parts).ok_or_else(|| unauthenticated("sign in and send `Authorization: Bearer <session token>`"))?;
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let unauthenticated = |detail: &str| AppError::Unauthorized {
+            code: "unauthenticated",
+            detail: detail.into(),
+        };
+        let token = bearer(parts).ok_or_else(|| {
+            unauthenticated("sign in and send `Authorization: Bearer <session token>`")
+        })?;
         if !token.starts_with(PREFIX) || token.len() > 128 {
             return Err(unauthenticated("the session token is malformed"));
         }
@@ -69,14 +89,24 @@ impl FromRequestParts<AppState> for AdminSession {
                 code: "invalid_session",
                 detail: "the session has expired or was signed out; sign in again".into(),
             })?;
-        let ClientIp(client_ip) = ClientIp::from_request_parts(parts, state).await.unwrap_or(ClientIp(None));
-        let RequestId(request_id) = RequestId::from_request_parts(parts, state).await.unwrap_or(RequestId(None));
+        let ClientIp(client_ip) = ClientIp::from_request_parts(parts, state)
+            .await
+            .unwrap_or(ClientIp(None));
+        let RequestId(request_id) = RequestId::from_request_parts(parts, state)
+            .await
+            .unwrap_or(RequestId(None));
         let (admin_id, org_id) = (AdminId::from_uuid(admin.id), OrgId::from_uuid(admin.org_id));
         Ok(AdminSession {
             admin_id,
             org_id,
             role: admin.role(),
-            actor: Actor { org_id, admin_id: Some(admin_id), email: Some(admin.email.clone()), client_ip, request_id },
+            actor: Actor {
+                org_id,
+                admin_id: Some(admin_id),
+                email: Some(admin.email.clone()),
+                client_ip,
+                request_id,
+            },
             email: admin.email,
             token_hash: hash,
         })

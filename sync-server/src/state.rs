@@ -32,12 +32,28 @@ impl AppState {
     pub fn new(config: Config, pool: PgPool) -> AppState {
         let hasher = Hasher::new(config.argon2_permits(), config.argon2_max_queue);
         let usage = Arc::new(UsageRecorder::default());
-        let verifier = Arc::new(Verifier::new(pool.clone(), &config, hasher.clone(), usage.clone()));
+        let verifier = Arc::new(Verifier::new(
+            pool.clone(),
+            &config,
+            hasher.clone(),
+            usage.clone(),
+        ));
         let window = Duration::from_secs(config.login_failure_window_secs);
         let login_failures = Arc::new(LoginFailures {
             by_email: FailureWindow::new(config.login_failures_per_window, window, 100_000),
-            by_ip: FailureWindow::new(config.login_failures_per_window.saturating_mul(4), window, 100_000),
+            by_ip: FailureWindow::new(
+                config.login_failures_per_window.saturating_mul(4),
+                window,
+                100_000,
+            ),
         });
-        AppState { pool, config: Arc::new(config), verifier, hasher, usage, login_failures }
+        AppState {
+            pool,
+            config: Arc::new(config),
+            verifier,
+            hasher,
+            usage,
+            login_failures,
+        }
     }
 }

@@ -23,7 +23,10 @@ struct Window {
 impl<K: Hash + Eq + Send + Sync + Clone + 'static> FailureWindow<K> {
     pub fn new(limit: u32, window: Duration, capacity: u64) -> Self {
         FailureWindow {
-            windows: Cache::builder().max_capacity(capacity).time_to_live(window).build(),
+            windows: Cache::builder()
+                .max_capacity(capacity)
+                .time_to_live(window)
+                .build(),
             limit: limit.max(1),
             window,
         }
@@ -40,9 +43,12 @@ impl<K: Hash + Eq + Send + Sync + Clone + 'static> FailureWindow<K> {
     }
 
     pub fn record_failure(&self, key: K) {
-        let w = self
-            .windows
-            .get_with(key, || Arc::new(Window { started: Instant::now(), failures: AtomicU32::new(0) }));
+        let w = self.windows.get_with(key, || {
+            Arc::new(Window {
+                started: Instant::now(),
+                failures: AtomicU32::new(0),
+            })
+        });
         w.failures.fetch_add(1, Ordering::Relaxed);
     }
 

@@ -49,10 +49,21 @@ pub struct UsageRecorder {
 
 impl UsageRecorder {
     /// Called on the request path: a short lock and a hash map update, no I/O.
-    pub fn record(&self, key: KeyId, org: OrgId, outcome: &'static str, now: DateTime<Utc>, ip: Option<IpAddr>) {
+    pub fn record(
+        &self,
+        key: KeyId,
+        org: OrgId,
+        outcome: &'static str,
+        now: DateTime<Utc>,
+        ip: Option<IpAddr>,
+    ) {
         let minute = now.duration_trunc(TimeDelta::minutes(1)).unwrap_or(now);
         let mut batch = self.batch.lock().unwrap_or_else(|p| p.into_inner());
-        batch.counts.entry((key, minute, outcome)).or_insert((org, 0)).1 += 1;
+        batch
+            .counts
+            .entry((key, minute, outcome))
+            .or_insert((org, 0))
+            .1 += 1;
         if outcome == "valid" {
             batch.last_used.insert(key, (now, ip));
         }
@@ -63,7 +74,10 @@ impl UsageRecorder {
     }
 
     fn put_back(&self, batch: UsageBatch) {
-        self.batch.lock().unwrap_or_else(|p| p.into_inner()).merge(batch);
+        self.batch
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .merge(batch);
     }
 
     /// Writes everything counted so far; on failure the counts stay queued.
@@ -101,7 +115,9 @@ pub async fn run_flusher(
         match recorder.flush(&pool).instrument(span).await {
             Ok(0) => {}
             Ok(rows) => tracing::debug!(rows, "usage flushed"),
-            Err(e) => tracing::warn!(error = %e, "usage flush failed; counts kept for the next try"),
+            Err(e) => {
+                tracing::warn!(error = %e, "usage flush failed; counts kept for the next try")
+            }
         }
         if stopping {
             // One retry on the way out if the last write failed.

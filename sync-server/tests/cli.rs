@@ -19,14 +19,21 @@ fn help_lists_every_command() {
 
 #[test]
 fn a_missing_database_url_is_a_clear_error() {
-    let out = server().arg("migrate").env_remove("DATABASE_URL").output().unwrap();
+    let out = server()
+        .arg("migrate")
+        .env_remove("DATABASE_URL")
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("DATABASE_URL is not set"));
 }
 
 #[test]
 fn a_missing_config_file_is_a_clear_error() {
-    let out = server().args(["--config", "/nonexistent/keyward.toml", "migrate"]).output().unwrap();
+    let out = server()
+        .args(["--config", "/nonexistent/keyward.toml", "migrate"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("does not exist"));
 }

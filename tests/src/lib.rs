@@ -17,7 +17,8 @@ pub const PASSWORD: &str = "correct horse battery staple";
 
 /// `postgres://user@host:port` of the server tests create their databases on.
 pub fn pg_url() -> String {
-    std::env::var("KEYWARD_TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
+    std::env::var("KEYWARD_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
 }
 
 /// A database of the test's own, dropped when the test ends.
@@ -30,12 +31,21 @@ pub struct TestDb {
 impl TestDb {
     pub async fn new() -> TestDb {
         let name = format!("kw_e2e_{}", uuid::Uuid::new_v4().simple());
-        let admin = PgPool::connect(&format!("{}/postgres", pg_url())).await.expect("PostgreSQL must be running");
-        sqlx::query(&format!("CREATE DATABASE {name}")).execute(&admin).await.expect("create test database");
+        let admin = PgPool::connect(&format!("{}/postgres", pg_url()))
+            .await
+            .expect("PostgreSQL must be running");
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&admin)
+            .await
+            .expect("create test database");
         admin.close().await;
         let url = format!("{}/{name}", pg_url());
-        let pool = PgPool::connect(&url).await.expect("connect to test database");
-        keyward_server::store::migrate(&pool).await.expect("migrate");
+        let pool = PgPool::connect(&url)
+            .await
+            .expect("connect to test database");
+        keyward_server::store::migrate(&pool)
+            .await
+            .expect("migrate");
         TestDb { name, url, pool }
     }
 }
@@ -45,10 +55,18 @@ impl Drop for TestDb {
         let name = self.name.clone();
         // Async drop is not a thing: a small runtime on a plain thread drops the database.
         let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
             rt.block_on(async {
-                let admin = PgPool::connect(&format!("{}/postgres", pg_url())).await.ok()?;
-                sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&admin).await.ok()
+                let admin = PgPool::connect(&format!("{}/postgres", pg_url()))
+                    .await
+                    .ok()?;
+                sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .execute(&admin)
+                    .await
+                    .ok()
             })
         })
         .join();
@@ -72,7 +90,11 @@ impl TestServer {
         tweak(&mut config);
         let shutdown = CancellationToken::new();
         let handle = tokio::spawn(keyward_server::serve(config, listener, shutdown.clone()));
-        let server = TestServer { base_url: format!("http://{addr}"), shutdown, handle: Some(handle) };
+        let server = TestServer {
+            base_url: format!("http://{addr}"),
+            shutdown,
+            handle: Some(handle),
+        };
         server.wait_ready().await;
         server
     }
@@ -96,7 +118,9 @@ impl TestServer {
     pub async fn stop(mut self) {
         self.shutdown.cancel();
         if let Some(h) = self.handle.take() {
-            h.await.expect("server task").expect("server exited cleanly");
+            h.await
+                .expect("server task")
+                .expect("server exited cleanly");
         }
     }
 }
@@ -124,7 +148,12 @@ impl TestApp {
         let db = TestDb::new().await;
         let server = TestServer::start(&db, tweak).await;
         let anon = server.client();
-        let mut app = TestApp { owner: anon.clone(), anon, db, server };
+        let mut app = TestApp {
+            owner: anon.clone(),
+            anon,
+            db,
+            server,
+        };
         app.owner = app.admin("Acme", "owner@acme.test", Role::Owner).await;
         app
     }
@@ -132,7 +161,9 @@ impl TestApp {
     /// Creates an admin (and its organisation when new) and signs it in.
     pub async fn admin(&self, org: &str, email: &str, role: Role) -> KeywardClient {
         let password = SecretString::from(PASSWORD);
-        keyward_server::admin::create(&self.db.pool, org, email, Some(role), &password).await.expect("create admin");
+        keyward_server::admin::create(&self.db.pool, org, email, Some(role), &password)
+            .await
+            .expect("create admin");
         let (client, _) = self.anon.login(email, &password).await.expect("login");
         client
     }
@@ -147,7 +178,11 @@ pub fn server_binary() -> PathBuf {
     let exe = std::env::current_exe().expect("current exe");
     let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
     let bin = dir.join("keyward-server");
-    assert!(bin.exists(), "{} not built: run the tests through scripts/test.sh (cargo builds it)", bin.display());
+    assert!(
+        bin.exists(),
+        "{} not built: run the tests through scripts/test.sh (cargo builds it)",
+        bin.display()
+    );
     bin
 }
 
@@ -178,7 +213,11 @@ pub struct ServerProcess {
 
 impl ServerProcess {
     pub async fn start(db: &TestDb, env: &[(&str, &str)]) -> ServerProcess {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let log = std::env::temp_dir().join(format!("{}-server.log", db.name));
         let file = std::fs::File::create(&log).unwrap();
         let mut cmd = std::process::Command::new(server_binary());
@@ -192,7 +231,11 @@ impl ServerProcess {
             cmd.env(k, v);
         }
         let child = cmd.spawn().expect("start keyward-server");
-        let server = ServerProcess { base_url: format!("http://127.0.0.1:{port}"), child, log };
+        let server = ServerProcess {
+            base_url: format!("http://127.0.0.1:{port}"),
+            child,
+            log,
+        };
         let client = server.client();
         for _ in 0..400 {
             if client.readyz().await.is_ok() {
@@ -200,7 +243,10 @@ impl ServerProcess {
             }
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
-        panic!("keyward-server did not become ready; log:\n{}", server.logs());
+        panic!(
+            "keyward-server did not become ready; log:\n{}",
+            server.logs()
+        );
     }
 
     pub fn client(&self) -> KeywardClient {
@@ -214,7 +260,10 @@ impl ServerProcess {
     /// Sends SIGTERM and waits for the exit; returns whether it exited 0, and its logs.
     pub async fn terminate(mut self) -> (bool, String) {
         let pid = self.child.id().to_string();
-        let sent = std::process::Command::new("kill").args(["-TERM", &pid]).status().expect("kill");
+        let sent = std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill");
         assert!(sent.success());
         for _ in 0..400 {
             if let Some(status) = self.child.try_wait().expect("wait") {
@@ -223,7 +272,10 @@ impl ServerProcess {
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
         let _ = self.child.kill();
-        panic!("keyward-server did not stop after SIGTERM; log:\n{}", self.logs());
+        panic!(
+            "keyward-server did not stop after SIGTERM; log:\n{}",
+            self.logs()
+        );
     }
 }
 

@@ -7,9 +7,15 @@ use keyward_e2e::{TestApp, server_binary};
 
 async fn tamper(app: &TestApp, sql: &str) {
     let mut tx = app.pool().begin().await.unwrap();
-    sqlx::query("ALTER TABLE audit_log DISABLE TRIGGER audit_log_no_update").execute(&mut *tx).await.unwrap();
+    sqlx::query("ALTER TABLE audit_log DISABLE TRIGGER audit_log_no_update")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
     sqlx::query(sql).execute(&mut *tx).await.unwrap();
-    sqlx::query("ALTER TABLE audit_log ENABLE TRIGGER audit_log_no_update").execute(&mut *tx).await.unwrap();
+    sqlx::query("ALTER TABLE audit_log ENABLE TRIGGER audit_log_no_update")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
     tx.commit().await.unwrap();
 }
 
@@ -19,26 +25,52 @@ fn verify_audit_cli(app: &TestApp) -> (bool, String) {
         .env("DATABASE_URL", &app.db.url)
         .output()
         .unwrap();
-    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned())
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
 }
 
 #[tokio::test]
 async fn tampering_is_refused_or_detected() {
     let app = TestApp::spawn().await;
     for i in 0..3 {
-        app.owner.create_key(&CreateKeyRequest { name: format!("k{i}"), ..Default::default() }).await.unwrap();
+        app.owner
+            .create_key(&CreateKeyRequest {
+                name: format!("k{i}"),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
     }
     let report = app.owner.verify_audit().await.unwrap();
     assert!(report.ok);
-    assert!(report.checked >= 5, "admin.create, auth.login, 3 x key.create: {report:?}");
+    assert!(
+        report.checked >= 5,
+        "admin.create, auth.login, 3 x key.create: {report:?}"
+    );
     assert!(verify_audit_cli(&app).0);
 
     // The database itself refuses edits and deletions.
-    assert!(sqlx::query("UPDATE audit_log SET action = 'x'").execute(app.pool()).await.is_err());
-    assert!(sqlx::query("DELETE FROM audit_log").execute(app.pool()).await.is_err());
+    assert!(
+        sqlx::query("UPDATE audit_log SET action = 'x'")
+            .execute(app.pool())
+            .await
+            .is_err()
+    );
+    assert!(
+        sqlx::query("DELETE FROM audit_log")
+            .execute(app.pool())
+            .await
+            .is_err()
+    );
 
     // An edit past the trigger is found at its entry.
-    tamper(&app, "UPDATE audit_log SET after = jsonb_set(after, '{name}', '\"renamed\"') WHERE seq = 4").await;
+    tamper(
+        &app,
+        "UPDATE audit_log SET after = jsonb_set(after, '{name}', '\"renamed\"') WHERE seq = 4",
+    )
+    .await;
     let report = app.owner.verify_audit().await.unwrap();
     assert!(!report.ok);
     let broken = report.first_broken.unwrap();
@@ -53,15 +85,36 @@ async fn tampering_is_refused_or_detected() {
 async fn deleted_entries_are_detected() {
     let app = TestApp::spawn().await;
     for i in 0..3 {
-        app.owner.create_key(&CreateKeyRequest { name: format!("k{i}"), ..Default::default() }).await.unwrap();
+        app.owner
+            .create_key(&CreateKeyRequest {
+                name: format!("k{i}"),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
     }
     tamper(&app, "DELETE FROM audit_log WHERE seq = 3").await;
-    let broken = app.owner.verify_audit().await.unwrap().first_broken.unwrap();
+    let broken = app
+        .owner
+        .verify_audit()
+        .await
+        .unwrap()
+        .first_broken
+        .unwrap();
     assert_eq!(broken.seq, 3);
 
     let app = TestApp::spawn().await;
-    app.owner.create_key(&CreateKeyRequest { name: "k".into(), ..Default::default() }).await.unwrap();
-    let last: i64 = sqlx::query_scalar("SELECT max(seq) FROM audit_log").fetch_one(app.pool()).await.unwrap();
+    app.owner
+        .create_key(&CreateKeyRequest {
+            name: "k".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let last: i64 = sqlx::query_scalar("SELECT max(seq) FROM audit_log")
+        .fetch_one(app.pool())
+        .await
+        .unwrap();
     tamper(&app, &format!("DELETE FROM audit_log WHERE seq = {last}")).await;
     let report = app.owner.verify_audit().await.unwrap();
     assert!(!report.ok, "a deleted tail is found through the chain head");
@@ -70,22 +123,45 @@ async fn deleted_entries_are_detected() {
 #[tokio::test]
 async fn entries_say_who_what_when_and_from_where() {
     let app = TestApp::spawn().await;
-    let created = app.owner.create_key(&CreateKeyRequest { name: "traced".into(), ..Default::default() }).await.unwrap();
+    let created = app
+        .owner
+        .create_key(&CreateKeyRequest {
+            name: "traced".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
     let entries = app.owner.audit(&Default::default()).await.unwrap().items;
     let e = entries.iter().find(|e| e.action == "key.create").unwrap();
     assert_eq!(e.actor_email.as_deref(), Some("owner@acme.test"));
-    assert_eq!(e.target_id.as_deref(), Some(created.key.id.to_string().as_str()));
+    assert_eq!(
+        e.target_id.as_deref(),
+        Some(created.key.id.to_string().as_str())
+    );
     assert_eq!(e.client_ip.as_deref(), Some("127.0.0.1"));
     assert!(e.request_id.is_some());
     assert_eq!(e.after.as_ref().unwrap()["name"], "traced");
     let text = serde_json::to_string(&entries).unwrap();
-    assert!(!text.contains(created.token.as_deref().unwrap()), "no token in the audit log");
+    assert!(
+        !text.contains(created.token.as_deref().unwrap()),
+        "no token in the audit log"
+    );
 
     // Paging follows the cursor to the end.
-    let first = app.owner.audit(&keyward_core::api::PageQuery { limit: Some(1), cursor: None }).await.unwrap();
+    let first = app
+        .owner
+        .audit(&keyward_core::api::PageQuery {
+            limit: Some(1),
+            cursor: None,
+        })
+        .await
+        .unwrap();
     let second = app
         .owner
-        .audit(&keyward_core::api::PageQuery { limit: Some(1), cursor: first.next_cursor.clone() })
+        .audit(&keyward_core::api::PageQuery {
+            limit: Some(1),
+            cursor: first.next_cursor.clone(),
+        })
         .await
         .unwrap();
     assert_eq!(first.items.len(), 1);

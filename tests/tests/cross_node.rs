@@ -7,7 +7,13 @@ use keyward_core::api::{CreateKeyRequest, RevokeKeyRequest, RotateKeyRequest, Up
 use keyward_e2e::{TestApp, TestServer, eventually};
 
 async fn refused_with(client: &keyward_client::KeywardClient, token: &str, code: &str) -> bool {
-    client.whoami(token).await.err().and_then(|e| e.code().map(str::to_owned)).as_deref() == Some(code)
+    client
+        .whoami(token)
+        .await
+        .err()
+        .and_then(|e| e.code().map(str::to_owned))
+        .as_deref()
+        == Some(code)
 }
 
 #[tokio::test]
@@ -15,30 +21,97 @@ async fn revocation_reaches_every_node_within_a_second() {
     let app = TestApp::spawn().await;
     let node_b = TestServer::start(&app.db, |_| {}).await;
     let b = node_b.client();
-    let created = app.owner.create_key(&CreateKeyRequest { name: "shared".into(), ..Default::default() }).await.unwrap();
+    let created = app
+        .owner
+        .create_key(&CreateKeyRequest {
+            name: "shared".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
     let token = created.token.unwrap();
     // Warm both caches.
     app.anon.whoami(&token).await.unwrap();
     b.whoami(&token).await.unwrap();
 
-    app.owner.revoke_key(created.key.id, &RevokeKeyRequest::default()).await.unwrap();
-    assert!(eventually(Duration::from_secs(1), || refused_with(&b, &token, "key_revoked")).await);
+    app.owner
+        .revoke_key(created.key.id, &RevokeKeyRequest::default())
+        .await
+        .unwrap();
+    assert!(
+        eventually(Duration::from_secs(1), || refused_with(
+            &b,
+            &token,
+            "key_revoked"
+        ))
+        .await
+    );
 
     // Settings changes travel the same way.
-    let other = app.owner.create_key(&CreateKeyRequest { name: "other".into(), ..Default::default() }).await.unwrap();
+    let other = app
+        .owner
+        .create_key(&CreateKeyRequest {
+            name: "other".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
     let other_token = other.token.unwrap();
     b.whoami(&other_token).await.unwrap();
     app.owner
-        .update_key(other.key.id, &UpdateKeyRequest { allowed_ips: Some(vec!["192.0.2.0/24".into()]), ..Default::default() })
+        .update_key(
+            other.key.id,
+            &UpdateKeyRequest {
+                allowed_ips: Some(vec!["192.0.2.0/24".into()]),
+                ..Default::default()
+            },
+        )
         .await
         .unwrap();
-    assert!(eventually(Duration::from_secs(1), || refused_with(&b, &other_token, "ip_not_allowed")).await);
+    assert!(
+        eventually(Duration::from_secs(1), || refused_with(
+            &b,
+            &other_token,
+            "ip_not_allowed"
+        ))
+        .await
+    );
 
     // Immediate rotation of a leaked key.
-    app.owner.update_key(other.key.id, &UpdateKeyRequest { allowed_ips: Some(vec![]), ..Default::default() }).await.unwrap();
-    assert!(eventually(Duration::from_secs(1), || async { b.whoami(&other_token).await.is_ok() }).await);
-    let rotated = app.owner.rotate_key(other.key.id, &RotateKeyRequest { grace_seconds: Some(0) }).await.unwrap();
-    assert!(eventually(Duration::from_secs(1), || refused_with(&b, &other_token, "key_revoked")).await);
+    app.owner
+        .update_key(
+            other.key.id,
+            &UpdateKeyRequest {
+                allowed_ips: Some(vec![]),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(
+        eventually(Duration::from_secs(1), || async {
+            b.whoami(&other_token).await.is_ok()
+        })
+        .await
+    );
+    let rotated = app
+        .owner
+        .rotate_key(
+            other.key.id,
+            &RotateKeyRequest {
+                grace_seconds: Some(0),
+            },
+        )
+        .await
+        .unwrap();
+    assert!(
+        eventually(Duration::from_secs(1), || refused_with(
+            &b,
+            &other_token,
+            "key_revoked"
+        ))
+        .await
+    );
     b.whoami(&rotated.token).await.unwrap();
     node_b.stop().await;
 }
@@ -48,7 +121,14 @@ async fn a_node_that_lost_its_listener_does_not_serve_stale_keys() {
     let app = TestApp::spawn().await;
     let node_b = TestServer::start(&app.db, |_| {}).await;
     let b = node_b.client();
-    let created = app.owner.create_key(&CreateKeyRequest { name: "k".into(), ..Default::default() }).await.unwrap();
+    let created = app
+        .owner
+        .create_key(&CreateKeyRequest {
+            name: "k".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
     let token = created.token.unwrap();
     b.whoami(&token).await.unwrap();
 
@@ -61,10 +141,24 @@ async fn a_node_that_lost_its_listener_does_not_serve_stale_keys() {
     .unwrap();
     assert!(!cut.is_empty(), "the nodes listen for key changes");
     for pid in &cut {
-        sqlx::query("SELECT pg_terminate_backend($1)").bind(pid).execute(app.pool()).await.unwrap();
+        sqlx::query("SELECT pg_terminate_backend($1)")
+            .bind(pid)
+            .execute(app.pool())
+            .await
+            .unwrap();
     }
-    app.owner.revoke_key(created.key.id, &RevokeKeyRequest::default()).await.unwrap();
-    assert!(eventually(Duration::from_secs(1), || refused_with(&b, &token, "key_revoked")).await);
+    app.owner
+        .revoke_key(created.key.id, &RevokeKeyRequest::default())
+        .await
+        .unwrap();
+    assert!(
+        eventually(Duration::from_secs(1), || refused_with(
+            &b,
+            &token,
+            "key_revoked"
+        ))
+        .await
+    );
 
     // And it listens again: a later change still arrives.
     let relistening = eventually(Duration::from_secs(5), || async {
@@ -78,10 +172,27 @@ async fn a_node_that_lost_its_listener_does_not_serve_stale_keys() {
     })
     .await;
     assert!(relistening);
-    let second = app.owner.create_key(&CreateKeyRequest { name: "k2".into(), ..Default::default() }).await.unwrap();
+    let second = app
+        .owner
+        .create_key(&CreateKeyRequest {
+            name: "k2".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
     let second_token = second.token.unwrap();
     b.whoami(&second_token).await.unwrap();
-    app.owner.revoke_key(second.key.id, &RevokeKeyRequest::default()).await.unwrap();
-    assert!(eventually(Duration::from_secs(1), || refused_with(&b, &second_token, "key_revoked")).await);
+    app.owner
+        .revoke_key(second.key.id, &RevokeKeyRequest::default())
+        .await
+        .unwrap();
+    assert!(
+        eventually(Duration::from_secs(1), || refused_with(
+            &b,
+            &second_token,
+            "key_revoked"
+        ))
+        .await
+    );
     node_b.stop().await;
 }

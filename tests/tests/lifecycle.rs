@@ -2,8 +2,8 @@
 
 use keyward_client::ClientError;
 use keyward_core::api::{
-    CreateKeyRequest, KeyStatusFilter, ListKeysQuery, RevokeKeyRequest, RotateKeyRequest, UpdateKeyRequest,
-    VerifyCode, VerifyRequest,
+    CreateKeyRequest, KeyStatusFilter, ListKeysQuery, RevokeKeyRequest, RotateKeyRequest,
+    UpdateKeyRequest, VerifyCode, VerifyRequest,
 };
 use keyward_core::{Environment, KeyStatus};
 use keyward_e2e::TestApp;
@@ -26,7 +26,10 @@ async fn create_use_update_rotate_revoke() {
 
     // Create: the token is shown once and works at once.
     let created = app.owner.create_key(&new_key("ci deploy")).await.unwrap();
-    let token = created.token.clone().expect("a server-made key comes with its token");
+    let token = created
+        .token
+        .clone()
+        .expect("a server-made key comes with its token");
     assert!(token.starts_with("kw_live_"));
     assert!(token.starts_with(&created.key.prefix));
     assert_eq!(created.key.status, KeyStatus::Active);
@@ -42,40 +45,111 @@ async fn create_use_update_rotate_revoke() {
         cost: None,
         client_ip: ip.map(Into::into),
     };
-    let v = app.anon.verify(&verify("achievements:write", None)).await.unwrap();
+    let v = app
+        .anon
+        .verify(&verify("achievements:write", None))
+        .await
+        .unwrap();
     assert!(v.valid);
     assert_eq!(v.key_id, Some(created.key.id));
-    assert_eq!(app.anon.verify(&verify("billing:write", None)).await.unwrap().code, VerifyCode::InsufficientScope);
+    assert_eq!(
+        app.anon
+            .verify(&verify("billing:write", None))
+            .await
+            .unwrap()
+            .code,
+        VerifyCode::InsufficientScope
+    );
 
     // Restrict to a network: other addresses are refused, whoami from 127.0.0.1 too.
     let patched = app
         .owner
         .update_key(
             created.key.id,
-            &UpdateKeyRequest { allowed_ips: Some(vec!["203.0.113.0/24".into()]), name: Some("ci".into()), ..Default::default() },
+            &UpdateKeyRequest {
+                allowed_ips: Some(vec!["203.0.113.0/24".into()]),
+                name: Some("ci".into()),
+                ..Default::default()
+            },
         )
         .await
         .unwrap();
     assert_eq!(patched.name, "ci");
-    assert_eq!(patched.allowed_ips.to_strings(), vec!["203.0.113.0/24".to_owned()]);
-    assert_eq!(app.anon.verify(&verify("badges:read", Some("203.0.113.7"))).await.unwrap().code, VerifyCode::Valid);
-    assert_eq!(app.anon.verify(&verify("badges:read", Some("198.51.100.1"))).await.unwrap().code, VerifyCode::IpNotAllowed);
+    assert_eq!(
+        patched.allowed_ips.to_strings(),
+        vec!["203.0.113.0/24".to_owned()]
+    );
+    assert_eq!(
+        app.anon
+            .verify(&verify("badges:read", Some("203.0.113.7")))
+            .await
+            .unwrap()
+            .code,
+        VerifyCode::Valid
+    );
+    assert_eq!(
+        app.anon
+            .verify(&verify("badges:read", Some("198.51.100.1")))
+            .await
+            .unwrap()
+            .code,
+        VerifyCode::IpNotAllowed
+    );
     let e = app.anon.whoami(&token).await.unwrap_err();
-    assert_eq!((e.status().unwrap().as_u16(), code(e).as_str()), (403, "ip_not_allowed"));
+    assert_eq!(
+        (e.status().unwrap().as_u16(), code(e).as_str()),
+        (403, "ip_not_allowed")
+    );
     app.owner
-        .update_key(created.key.id, &UpdateKeyRequest { allowed_ips: Some(vec![]), ..Default::default() })
+        .update_key(
+            created.key.id,
+            &UpdateKeyRequest {
+                allowed_ips: Some(vec![]),
+                ..Default::default()
+            },
+        )
         .await
         .unwrap();
     app.anon.whoami(&token).await.unwrap();
 
     // Disable is reversible.
-    app.owner.update_key(created.key.id, &UpdateKeyRequest { disabled: Some(true), ..Default::default() }).await.unwrap();
-    assert_eq!(code(app.anon.whoami(&token).await.unwrap_err()), "key_disabled");
-    app.owner.update_key(created.key.id, &UpdateKeyRequest { disabled: Some(false), ..Default::default() }).await.unwrap();
+    app.owner
+        .update_key(
+            created.key.id,
+            &UpdateKeyRequest {
+                disabled: Some(true),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        code(app.anon.whoami(&token).await.unwrap_err()),
+        "key_disabled"
+    );
+    app.owner
+        .update_key(
+            created.key.id,
+            &UpdateKeyRequest {
+                disabled: Some(false),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
     app.anon.whoami(&token).await.unwrap();
 
     // Rotate with a grace period: both keys work, they share a lineage, settings carry over.
-    let rotated = app.owner.rotate_key(created.key.id, &RotateKeyRequest { grace_seconds: Some(3600) }).await.unwrap();
+    let rotated = app
+        .owner
+        .rotate_key(
+            created.key.id,
+            &RotateKeyRequest {
+                grace_seconds: Some(3600),
+            },
+        )
+        .await
+        .unwrap();
     assert_ne!(rotated.key.id, created.key.id);
     assert_eq!(rotated.key.lineage_id, created.key.lineage_id);
     assert_eq!(rotated.key.rotated_from, Some(created.key.id));
@@ -86,32 +160,83 @@ async fn create_use_update_rotate_revoke() {
     assert!(deadline > chrono::Utc::now() + chrono::Duration::minutes(59));
     app.anon.whoami(&token).await.unwrap();
     app.anon.whoami(&rotated.token).await.unwrap();
-    let again = app.owner.rotate_key(created.key.id, &RotateKeyRequest::default()).await.unwrap_err();
+    let again = app
+        .owner
+        .rotate_key(created.key.id, &RotateKeyRequest::default())
+        .await
+        .unwrap_err();
     assert_eq!(code(again), "already_rotated");
 
     // Immediate rotation of a leaked key: the old one stops at once.
-    let leaked = app.owner.rotate_key(rotated.key.id, &RotateKeyRequest { grace_seconds: Some(0) }).await.unwrap();
-    assert_eq!(code(app.anon.whoami(&rotated.token).await.unwrap_err()), "key_revoked");
+    let leaked = app
+        .owner
+        .rotate_key(
+            rotated.key.id,
+            &RotateKeyRequest {
+                grace_seconds: Some(0),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        code(app.anon.whoami(&rotated.token).await.unwrap_err()),
+        "key_revoked"
+    );
     app.anon.whoami(&leaked.token).await.unwrap();
 
     // Revoke: immediate, final, and audited.
     let revoked = app
         .owner
-        .revoke_key(leaked.key.id, &RevokeKeyRequest { grace_seconds: None, reason: Some("laptop stolen".into()) })
+        .revoke_key(
+            leaked.key.id,
+            &RevokeKeyRequest {
+                grace_seconds: None,
+                reason: Some("laptop stolen".into()),
+            },
+        )
         .await
         .unwrap();
     assert_eq!(revoked.status, KeyStatus::Revoked);
     assert_eq!(revoked.revoke_reason.as_deref(), Some("laptop stolen"));
     let e = app.anon.whoami(&leaked.token).await.unwrap_err();
-    assert_eq!((e.status().unwrap().as_u16(), code(e).as_str()), (401, "key_revoked"));
-    let e = app.owner.update_key(leaked.key.id, &UpdateKeyRequest { disabled: Some(false), ..Default::default() }).await;
+    assert_eq!(
+        (e.status().unwrap().as_u16(), code(e).as_str()),
+        (401, "key_revoked")
+    );
+    let e = app
+        .owner
+        .update_key(
+            leaked.key.id,
+            &UpdateKeyRequest {
+                disabled: Some(false),
+                ..Default::default()
+            },
+        )
+        .await;
     assert_eq!(code(e.unwrap_err()), "key_revoked");
-    assert_eq!(code(app.owner.revoke_key(leaked.key.id, &RevokeKeyRequest::default()).await.unwrap_err()), "already_revoked");
+    assert_eq!(
+        code(
+            app.owner
+                .revoke_key(leaked.key.id, &RevokeKeyRequest::default())
+                .await
+                .unwrap_err()
+        ),
+        "already_revoked"
+    );
 
     let audit = app.owner.audit(&Default::default()).await.unwrap();
     let actions: Vec<&str> = audit.items.iter().map(|e| e.action.as_str()).collect();
-    for action in ["key.create", "key.update", "key.rotate", "key.revoke", "auth.login"] {
-        assert!(actions.contains(&action), "{action} missing from {actions:?}");
+    for action in [
+        "key.create",
+        "key.update",
+        "key.rotate",
+        "key.revoke",
+        "auth.login",
+    ] {
+        assert!(
+            actions.contains(&action),
+            "{action} missing from {actions:?}"
+        );
     }
     assert!(app.owner.verify_audit().await.unwrap().ok);
 }
@@ -123,7 +248,13 @@ async fn revocation_with_grace_takes_effect_later_and_only_shortens() {
     let token = created.token.unwrap();
     let k = app
         .owner
-        .revoke_key(created.key.id, &RevokeKeyRequest { grace_seconds: Some(600), reason: None })
+        .revoke_key(
+            created.key.id,
+            &RevokeKeyRequest {
+                grace_seconds: Some(600),
+                reason: None,
+            },
+        )
         .await
         .unwrap();
     assert_eq!(k.status, KeyStatus::Active, "still in its grace period");
@@ -131,12 +262,30 @@ async fn revocation_with_grace_takes_effect_later_and_only_shortens() {
     // A second revocation may bring the deadline forward, never push it back.
     let later = app
         .owner
-        .revoke_key(created.key.id, &RevokeKeyRequest { grace_seconds: Some(6000), reason: None })
+        .revoke_key(
+            created.key.id,
+            &RevokeKeyRequest {
+                grace_seconds: Some(6000),
+                reason: None,
+            },
+        )
         .await
         .unwrap();
     assert_eq!(later.revoked_at, k.revoked_at);
-    app.owner.revoke_key(created.key.id, &RevokeKeyRequest { grace_seconds: Some(0), reason: None }).await.unwrap();
-    assert_eq!(code(app.anon.whoami(&token).await.unwrap_err()), "key_revoked");
+    app.owner
+        .revoke_key(
+            created.key.id,
+            &RevokeKeyRequest {
+                grace_seconds: Some(0),
+                reason: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        code(app.anon.whoami(&token).await.unwrap_err()),
+        "key_revoked"
+    );
 }
 
 #[tokio::test]
@@ -145,12 +294,22 @@ async fn expiry_is_enforced_and_rotation_keeps_the_lifetime() {
     let in_90_days = chrono::Utc::now() + chrono::Duration::days(90);
     let created = app
         .owner
-        .create_key(&CreateKeyRequest { expires_at: Some(in_90_days), ..new_key("quarterly") })
+        .create_key(&CreateKeyRequest {
+            expires_at: Some(in_90_days),
+            ..new_key("quarterly")
+        })
         .await
         .unwrap();
-    let rotated = app.owner.rotate_key(created.key.id, &RotateKeyRequest::default()).await.unwrap();
+    let rotated = app
+        .owner
+        .rotate_key(created.key.id, &RotateKeyRequest::default())
+        .await
+        .unwrap();
     let lifetime = rotated.key.expires_at.unwrap() - rotated.key.created_at;
-    assert!((lifetime - chrono::Duration::days(90)).num_seconds().abs() < 5, "lifetime {lifetime}");
+    assert!(
+        (lifetime - chrono::Duration::days(90)).num_seconds().abs() < 5,
+        "lifetime {lifetime}"
+    );
 
     // Move the expiry into the past behind the API's back, announce it, and the key is refused.
     sqlx::query("UPDATE api_keys SET expires_at = now() - interval '1 second' WHERE id = $1")
@@ -165,12 +324,28 @@ async fn expiry_is_enforced_and_rotation_keeps_the_lifetime() {
         .unwrap();
     let token = rotated.token.clone();
     let refused = keyward_e2e::eventually(std::time::Duration::from_secs(1), || async {
-        app.anon.whoami(&token).await.err().and_then(|e| e.code().map(str::to_owned)).as_deref() == Some("key_expired")
+        app.anon
+            .whoami(&token)
+            .await
+            .err()
+            .and_then(|e| e.code().map(str::to_owned))
+            .as_deref()
+            == Some("key_expired")
     })
     .await;
     assert!(refused);
-    let expired = app.owner.list_keys(&ListKeysQuery { status: Some(KeyStatusFilter::Expired), ..Default::default() }).await.unwrap();
-    assert_eq!(expired.items.iter().map(|k| k.id).collect::<Vec<_>>(), vec![rotated.key.id]);
+    let expired = app
+        .owner
+        .list_keys(&ListKeysQuery {
+            status: Some(KeyStatusFilter::Expired),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        expired.items.iter().map(|k| k.id).collect::<Vec<_>>(),
+        vec![rotated.key.id]
+    );
 }
 
 #[tokio::test]
@@ -178,26 +353,84 @@ async fn lists_filter_by_status_and_paginate() {
     let app = TestApp::spawn().await;
     let mut ids = Vec::new();
     for i in 0..7 {
-        ids.push(app.owner.create_key(&new_key(&format!("k{i}"))).await.unwrap().key.id);
+        ids.push(
+            app.owner
+                .create_key(&new_key(&format!("k{i}")))
+                .await
+                .unwrap()
+                .key
+                .id,
+        );
     }
-    app.owner.revoke_key(ids[2], &RevokeKeyRequest::default()).await.unwrap();
-    app.owner.update_key(ids[3], &UpdateKeyRequest { disabled: Some(true), ..Default::default() }).await.unwrap();
+    app.owner
+        .revoke_key(ids[2], &RevokeKeyRequest::default())
+        .await
+        .unwrap();
+    app.owner
+        .update_key(
+            ids[3],
+            &UpdateKeyRequest {
+                disabled: Some(true),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
 
-    let page = app.owner.list_keys(&ListKeysQuery { limit: Some(3), ..Default::default() }).await.unwrap();
+    let page = app
+        .owner
+        .list_keys(&ListKeysQuery {
+            limit: Some(3),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
     assert_eq!(page.items.len(), 3);
     assert_eq!(page.items[0].id, ids[6], "newest first");
     assert!(page.next_cursor.is_some());
-    let all = app.owner.list_all_keys(&ListKeysQuery { limit: Some(3), ..Default::default() }).await.unwrap();
+    let all = app
+        .owner
+        .list_all_keys(&ListKeysQuery {
+            limit: Some(3),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
     let mut seen: Vec<_> = all.iter().map(|k| k.id).collect();
     seen.reverse();
     assert_eq!(seen, ids, "every key exactly once across pages");
 
-    let by = |status| ListKeysQuery { status: Some(status), ..Default::default() };
-    let revoked = app.owner.list_keys(&by(KeyStatusFilter::Revoked)).await.unwrap();
-    assert_eq!(revoked.items.iter().map(|k| k.id).collect::<Vec<_>>(), vec![ids[2]]);
-    let disabled = app.owner.list_keys(&by(KeyStatusFilter::Disabled)).await.unwrap();
-    assert_eq!(disabled.items.iter().map(|k| k.id).collect::<Vec<_>>(), vec![ids[3]]);
-    assert_eq!(app.owner.list_keys(&by(KeyStatusFilter::Active)).await.unwrap().items.len(), 5);
+    let by = |status| ListKeysQuery {
+        status: Some(status),
+        ..Default::default()
+    };
+    let revoked = app
+        .owner
+        .list_keys(&by(KeyStatusFilter::Revoked))
+        .await
+        .unwrap();
+    assert_eq!(
+        revoked.items.iter().map(|k| k.id).collect::<Vec<_>>(),
+        vec![ids[2]]
+    );
+    let disabled = app
+        .owner
+        .list_keys(&by(KeyStatusFilter::Disabled))
+        .await
+        .unwrap();
+    assert_eq!(
+        disabled.items.iter().map(|k| k.id).collect::<Vec<_>>(),
+        vec![ids[3]]
+    );
+    assert_eq!(
+        app.owner
+            .list_keys(&by(KeyStatusFilter::Active))
+            .await
+            .unwrap()
+            .items
+            .len(),
+        5
+    );
 }
 
 #[tokio::test]
@@ -218,11 +451,18 @@ async fn offline_created_keys_work_once_pushed() {
         .unwrap();
     assert!(created.token.is_none(), "the server never saw this token");
     assert_eq!(created.key.id, id);
-    assert_eq!(app.anon.whoami(token.expose_secret()).await.unwrap().key_id, id);
+    assert_eq!(
+        app.anon.whoami(token.expose_secret()).await.unwrap().key_id,
+        id
+    );
     // The same id twice is a conflict, and nothing changes.
     let again = app
         .owner
-        .create_key(&CreateKeyRequest { id: Some(id), secret_hash: Some(hash), ..new_key("dup") })
+        .create_key(&CreateKeyRequest {
+            id: Some(id),
+            secret_hash: Some(hash),
+            ..new_key("dup")
+        })
         .await
         .unwrap_err();
     assert_eq!(code(again), "key_exists");
@@ -241,11 +481,13 @@ async fn usage_and_last_use_are_recorded_without_a_write_per_request() {
     wrong.replace_range(30..31, if &token[30..31] == "a" { "b" } else { "a" });
     let _ = app.anon.whoami(&wrong).await;
     let counted = keyward_e2e::eventually(std::time::Duration::from_secs(3), || async {
-        let n: Option<i64> = sqlx::query_scalar("SELECT sum(count)::int8 FROM usage_minute WHERE key_id = $1 AND outcome = 'valid'")
-            .bind(created.key.id.as_uuid())
-            .fetch_one(app.pool())
-            .await
-            .unwrap();
+        let n: Option<i64> = sqlx::query_scalar(
+            "SELECT sum(count)::int8 FROM usage_minute WHERE key_id = $1 AND outcome = 'valid'",
+        )
+        .bind(created.key.id.as_uuid())
+        .fetch_one(app.pool())
+        .await
+        .unwrap();
         n == Some(5)
     })
     .await;

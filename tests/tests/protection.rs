@@ -12,15 +12,27 @@ use secrecy::SecretString;
 async fn sign_in_failures_look_alike_and_are_throttled() {
     let app = TestApp::spawn().await;
     let wrong = SecretString::from("not the password at all");
-    let unknown = app.anon.login("nobody@acme.test", &wrong).await.unwrap_err();
+    let unknown = app
+        .anon
+        .login("nobody@acme.test", &wrong)
+        .await
+        .unwrap_err();
     let bad_password = app.anon.login("owner@acme.test", &wrong).await.unwrap_err();
     assert_eq!(unknown.code(), Some("invalid_credentials"));
-    assert_eq!(unknown.problem(), bad_password.problem(), "unknown email and wrong password answer alike");
+    assert_eq!(
+        unknown.problem(),
+        bad_password.problem(),
+        "unknown email and wrong password answer alike"
+    );
 
     for _ in 0..4 {
         let _ = app.anon.login("owner@acme.test", &wrong).await.unwrap_err();
     }
-    let throttled = app.anon.login("owner@acme.test", &SecretString::from(PASSWORD)).await.unwrap_err();
+    let throttled = app
+        .anon
+        .login("owner@acme.test", &SecretString::from(PASSWORD))
+        .await
+        .unwrap_err();
     assert_eq!(throttled.code(), Some("too_many_attempts"));
     assert_eq!(throttled.status().unwrap().as_u16(), 429);
     match throttled {
@@ -31,35 +43,68 @@ async fn sign_in_failures_look_alike_and_are_throttled() {
     let other = app.admin("Acme", "second@acme.test", Role::Admin).await;
     other.list_keys(&Default::default()).await.unwrap();
     // Failed sign-ins of a known account are audited.
-    let failed: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_log WHERE action = 'auth.login_failed'")
-        .fetch_one(app.pool())
-        .await
-        .unwrap();
+    let failed: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM audit_log WHERE action = 'auth.login_failed'")
+            .fetch_one(app.pool())
+            .await
+            .unwrap();
     assert!(failed >= 1);
 }
 
 #[tokio::test]
 async fn wrong_secrets_cannot_reach_argon2_at_request_rate() {
     let app = TestApp::spawn_with(|c| c.cold_failures_per_window = 3).await;
-    let cold = app.owner.create_key(&CreateKeyRequest { name: "cold".into(), ..Default::default() }).await.unwrap();
-    let warm = app.owner.create_key(&CreateKeyRequest { name: "warm".into(), ..Default::default() }).await.unwrap();
+    let cold = app
+        .owner
+        .create_key(&CreateKeyRequest {
+            name: "cold".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let warm = app
+        .owner
+        .create_key(&CreateKeyRequest {
+            name: "warm".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
     let warm_token = warm.token.unwrap();
     app.anon.whoami(&warm_token).await.unwrap();
 
     // A cold key: after 3 failed argon2 checks, further checks are refused without one.
     for _ in 0..3 {
         let guess = ApiKeyToken::generate(Environment::Live, cold.key.id);
-        assert_eq!(app.anon.whoami(guess.expose_secret()).await.unwrap_err().code(), Some("invalid_key"));
+        assert_eq!(
+            app.anon
+                .whoami(guess.expose_secret())
+                .await
+                .unwrap_err()
+                .code(),
+            Some("invalid_key")
+        );
     }
     let guess = ApiKeyToken::generate(Environment::Live, cold.key.id);
     let e = app.anon.whoami(guess.expose_secret()).await.unwrap_err();
-    assert_eq!((e.status().unwrap().as_u16(), e.code()), (429, Some("too_many_attempts")));
+    assert_eq!(
+        (e.status().unwrap().as_u16(), e.code()),
+        (429, Some("too_many_attempts"))
+    );
 
     // A warm key: wrong secrets are refused at digest cost, never throttled, and the real
     // secret keeps working throughout.
     for i in 0..50 {
         let guess = ApiKeyToken::generate(Environment::Live, warm.key.id);
-        assert_eq!(app.anon.whoami(guess.expose_secret()).await.unwrap_err().code(), Some("invalid_key"), "guess {i}");
+        assert_eq!(
+            app.anon
+                .whoami(guess.expose_secret())
+                .await
+                .unwrap_err()
+                .code(),
+            Some("invalid_key"),
+            "guess {i}"
+        );
     }
     app.anon.whoami(&warm_token).await.unwrap();
 }
@@ -73,7 +118,17 @@ async fn a_full_argon2_queue_answers_503_with_retry_after() {
     .await;
     let mut ids = Vec::new();
     for i in 0..8 {
-        ids.push(app.owner.create_key(&CreateKeyRequest { name: format!("k{i}"), ..Default::default() }).await.unwrap().key.id);
+        ids.push(
+            app.owner
+                .create_key(&CreateKeyRequest {
+                    name: format!("k{i}"),
+                    ..Default::default()
+                })
+                .await
+                .unwrap()
+                .key
+                .id,
+        );
     }
     let mut tasks = Vec::new();
     for id in ids {
@@ -88,7 +143,11 @@ async fn a_full_argon2_queue_answers_503_with_retry_after() {
         let e = t.await.unwrap();
         if e.code() == Some("overloaded") {
             match &e {
-                keyward_client::ClientError::Api { retry_after, status, .. } => {
+                keyward_client::ClientError::Api {
+                    retry_after,
+                    status,
+                    ..
+                } => {
                     assert_eq!(status.as_u16(), 503);
                     assert!(retry_after.is_some());
                 }
@@ -98,7 +157,12 @@ async fn a_full_argon2_queue_answers_503_with_retry_after() {
         codes.push(e.code().unwrap().to_owned());
     }
     assert!(codes.iter().any(|c| c == "overloaded"), "{codes:?}");
-    assert!(codes.iter().all(|c| c == "overloaded" || c == "invalid_key"), "{codes:?}");
+    assert!(
+        codes
+            .iter()
+            .all(|c| c == "overloaded" || c == "invalid_key"),
+        "{codes:?}"
+    );
 }
 
 #[tokio::test]
@@ -107,7 +171,11 @@ async fn unknown_and_malformed_keys_are_refused_alike() {
     let unknown = ApiKeyToken::generate(Environment::Live, KeyId::new());
     for token in [unknown.expose_secret(), "kw_live_short", "", "Bearer"] {
         let e = app.anon.whoami(token).await.unwrap_err();
-        assert_eq!((e.status().unwrap().as_u16(), e.code()), (401, Some("invalid_key")), "{token:?}");
+        assert_eq!(
+            (e.status().unwrap().as_u16(), e.code()),
+            (401, Some("invalid_key")),
+            "{token:?}"
+        );
     }
 }
 
@@ -115,32 +183,63 @@ async fn unknown_and_malformed_keys_are_refused_alike() {
 async fn readiness_follows_the_database() {
     let app = TestApp::spawn().await;
     app.anon.readyz().await.unwrap();
-    let admin = sqlx::PgPool::connect(&format!("{}/postgres", keyward_e2e::pg_url())).await.unwrap();
+    let admin = sqlx::PgPool::connect(&format!("{}/postgres", keyward_e2e::pg_url()))
+        .await
+        .unwrap();
     let name = app.db.name.clone();
-    sqlx::query(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS false")).execute(&admin).await.unwrap();
+    sqlx::query(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS false"))
+        .execute(&admin)
+        .await
+        .unwrap();
     sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1")
         .bind(&name)
         .execute(&admin)
         .await
         .unwrap();
     let down = eventually(Duration::from_secs(10), || async {
-        app.anon.readyz().await.err().and_then(|e| e.status()).map(|s| s.as_u16()) == Some(503)
+        app.anon
+            .readyz()
+            .await
+            .err()
+            .and_then(|e| e.status())
+            .map(|s| s.as_u16())
+            == Some(503)
     })
     .await;
     assert!(down, "readyz reports the database down");
     app.anon.healthz().await.unwrap();
-    sqlx::query(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true")).execute(&admin).await.unwrap();
-    assert!(eventually(Duration::from_secs(10), || async { app.anon.readyz().await.is_ok() }).await);
+    sqlx::query(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true"))
+        .execute(&admin)
+        .await
+        .unwrap();
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            app.anon.readyz().await.is_ok()
+        })
+        .await
+    );
 }
 
 #[tokio::test]
 async fn openapi_is_generated_from_the_code() {
     let app = TestApp::spawn().await;
     let doc = app.anon.openapi().await.unwrap();
-    for path in ["/v1/keys", "/v1/keys/{id}", "/v1/keys/{id}/revoke", "/v1/keys/{id}/rotate", "/v1/whoami", "/v1/verify", "/v1/audit", "/v1/auth/login"] {
+    for path in [
+        "/v1/keys",
+        "/v1/keys/{id}",
+        "/v1/keys/{id}/revoke",
+        "/v1/keys/{id}/rotate",
+        "/v1/whoami",
+        "/v1/verify",
+        "/v1/audit",
+        "/v1/auth/login",
+    ] {
         assert!(doc["paths"][path].is_object(), "{path} missing");
     }
     for schema in ["ApiKey", "Problem", "CreateKeyRequest", "VerifyResponse"] {
-        assert!(doc["components"]["schemas"][schema].is_object(), "{schema} missing");
+        assert!(
+            doc["components"]["schemas"][schema].is_object(),
+            "{schema} missing"
+        );
     }
 }

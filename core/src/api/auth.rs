@@ -82,7 +82,9 @@ impl std::str::FromStr for Role {
             "owner" => Ok(Role::Owner),
             "admin" => Ok(Role::Admin),
             "viewer" => Ok(Role::Viewer),
-            other => Err(format!("unknown role {other:?}: expected owner, admin or viewer")),
+            other => Err(format!(
+                "unknown role {other:?}: expected owner, admin or viewer"
+            )),
         }
     }
 }

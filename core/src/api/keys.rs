@@ -79,7 +79,10 @@ impl std::fmt::Debug for CreateKeyRequest {
             .field("expires_at", &self.expires_at)
             .field("allowed_ips", &self.allowed_ips)
             .field("id", &self.id)
-            .field("secret_hash", &self.secret_hash.as_ref().map(|_| "[redacted]"))
+            .field(
+                "secret_hash",
+                &self.secret_hash.as_ref().map(|_| "[redacted]"),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -111,14 +114,22 @@ impl std::fmt::Debug for CreatedKey {
 pub struct UpdateKeyRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
-    #[serde(default, with = "super::double_option", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        with = "super::double_option",
+        skip_serializing_if = "Option::is_none"
+    )]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub description: Option<Option<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scopes: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allowed_ips: Option<Vec<String>>,
-    #[serde(default, with = "super::double_option", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        with = "super::double_option",
+        skip_serializing_if = "Option::is_none"
+    )]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<DateTime<Utc>>))]
     pub expires_at: Option<Option<DateTime<Utc>>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -27,22 +27,48 @@ pub async fn list(
         q.cursor
             .as_deref()
             .map(|c| c.parse::<i64>().ok().filter(|n| *n > 0))
-            .map(|c| c.ok_or_else(|| FieldError::new("cursor", "invalid_cursor", "is not a cursor this server issued")))
+            .map(|c| {
+                c.ok_or_else(|| {
+                    FieldError::new(
+                        "cursor",
+                        "invalid_cursor",
+                        "is not a cursor this server issued",
+                    )
+                })
+            })
             .transpose(),
     );
     errs.into_result()?;
-    let (Some(limit), Some(before)) = (limit, before) else { unreachable!("checked above") };
-    let mut items = store::audit::list(&mut *state.pool.acquire().await?, session.org_id, before, limit + 1).await?;
+    let (Some(limit), Some(before)) = (limit, before) else {
+        unreachable!("checked above")
+    };
+    let mut items = store::audit::list(
+        &mut *state.pool.acquire().await?,
+        session.org_id,
+        before,
+        limit + 1,
+    )
+    .await?;
     let more = items.len() > limit as usize;
     items.truncate(limit as usize);
-    let next_cursor = more.then(|| items.last().map(|e| e.seq.to_string())).flatten();
+    let next_cursor = more
+        .then(|| items.last().map(|e| e.seq.to_string()))
+        .flatten();
     Ok(Json(Page { items, next_cursor }))
 }
 
 /// Re-computes the organisation's hash chain and reports the first broken link.
 #[utoipa::path(get, path = "/v1/audit/verify", tag = "audit", security(("session" = [])),
     responses((status = 200, body = AuditVerifyReport), (status = 401, body = Problem)))]
-pub async fn verify_chain(State(state): State<AppState>, session: AdminSession) -> AppResult<Json<AuditVerifyReport>> {
-    let (checked, first_broken) = store::audit::check_chain(&mut *state.pool.acquire().await?, session.org_id).await?;
-    Ok(Json(AuditVerifyReport { ok: first_broken.is_none(), checked, first_broken }))
+pub async fn verify_chain(
+    State(state): State<AppState>,
+    session: AdminSession,
+) -> AppResult<Json<AuditVerifyReport>> {
+    let (checked, first_broken) =
+        store::audit::check_chain(&mut *state.pool.acquire().await?, session.org_id).await?;
+    Ok(Json(AuditVerifyReport {
+        ok: first_broken.is_none(),
+        checked,
+        first_broken,
+    }))
 }

@@ -19,7 +19,10 @@ use crate::store;
 const PASSWORD_MAX_CHARS: usize = 1024;
 
 fn invalid_credentials() -> AppError {
-    AppError::Unauthorized { code: "invalid_credentials", detail: "the email or the password is wrong".into() }
+    AppError::Unauthorized {
+        code: "invalid_credentials",
+        detail: "the email or the password is wrong".into(),
+    }
 }
 
 /// Signs an admin in. An unknown email and a wrong password get the same answer after the same
@@ -35,10 +38,18 @@ pub async fn login(
 ) -> AppResult<Json<LoginResponse>> {
     let email = validate::email("email", &req.email)?;
     if req.password.is_empty() || req.password.chars().count() > PASSWORD_MAX_CHARS {
-        return Err(AppError::field("password", "out_of_range", format!("must be 1–{PASSWORD_MAX_CHARS} characters")));
+        return Err(AppError::field(
+            "password",
+            "out_of_range",
+            format!("must be 1–{PASSWORD_MAX_CHARS} characters"),
+        ));
     }
     let failures = &state.login_failures;
-    let blocked = failures.by_email.blocked(&email).into_iter().chain(ip.and_then(|ip| failures.by_ip.blocked(&ip)));
+    let blocked = failures
+        .by_email
+        .blocked(&email)
+        .into_iter()
+        .chain(ip.and_then(|ip| failures.by_ip.blocked(&ip)));
     if let Some(retry_after_secs) = blocked.max() {
         return Err(AppError::TooManyRequests {
             code: "too_many_attempts",
@@ -48,7 +59,10 @@ pub async fn login(
     }
 
     let admin = store::admins::find_by_email(&mut *state.pool.acquire().await?, &email).await?;
-    let hash = admin.as_ref().map_or_else(|| dummy_password_hash().to_owned(), |a| a.password_hash.clone());
+    let hash = admin.as_ref().map_or_else(
+        || dummy_password_hash().to_owned(),
+        |a| a.password_hash.clone(),
+    );
     let password = SecretString::from(req.password);
     let ok = state
         .hasher
@@ -89,20 +103,46 @@ pub async fn login(
     let token = session::new_token();
     let expires_at = store::now_micros() + Duration::seconds(state.config.session_ttl_secs as i64);
     let (admin_id, org_id) = (AdminId::from_uuid(admin.id), OrgId::from_uuid(admin.org_id));
-    let actor = Actor { org_id, admin_id: Some(admin_id), email: Some(admin.email.clone()), client_ip: ip, request_id };
+    let actor = Actor {
+        org_id,
+        admin_id: Some(admin_id),
+        email: Some(admin.email.clone()),
+        client_ip: ip,
+        request_id,
+    };
     let mut tx = state.pool.begin().await?;
-    store::sessions::insert(&mut tx, &session::token_hash(&token), admin_id, expires_at, ip.map(|i| i.to_string()))
-        .await?;
-    store::audit::append(&mut tx, &actor, AuditEvent::new("auth.login", "admin", admin_id)).await?;
+    store::sessions::insert(
+        &mut tx,
+        &session::token_hash(&token),
+        admin_id,
+        expires_at,
+        ip.map(|i| i.to_string()),
+    )
+    .await?;
+    store::audit::append(
+        &mut tx,
+        &actor,
+        AuditEvent::new("auth.login", "admin", admin_id),
+    )
+    .await?;
     tx.commit().await?;
     Ok(Json(LoginResponse {
         token,
         expires_at,
-        admin: AdminInfo { id: admin_id, email: admin.email.clone(), role: admin.role(), org_id },
+        admin: AdminInfo {
+            id: admin_id,
+            email: admin.email.clone(),
+            role: admin.role(),
+            org_id,
+        },
     }))
 }
 
-async fn append_now(pool: &sqlx::PgPool, actor: &Actor, event: AuditEvent) -> Result<(), sqlx::Error> {
+async fn append_now(
+    pool: &sqlx::PgPool,
+    actor: &Actor,
+    event: AuditEvent,
+) -> Result<(), sqlx::Error> {
     let mut tx = pool.begin().await?;
     store::audit::append(&mut tx, actor, event).await?;
     tx.commit().await
@@ -122,7 +162,12 @@ pub(crate) fn overloaded() -> AppError {
 pub async fn logout(State(state): State<AppState>, session: AdminSession) -> AppResult<StatusCode> {
     let mut tx = state.pool.begin().await?;
     store::sessions::delete(&mut tx, &session.token_hash).await?;
-    store::audit::append(&mut tx, &session.actor, AuditEvent::new("auth.logout", "admin", session.admin_id)).await?;
+    store::audit::append(
+        &mut tx,
+        &session.actor,
+        AuditEvent::new("auth.logout", "admin", session.admin_id),
+    )
+    .await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }

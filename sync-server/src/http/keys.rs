@@ -7,8 +7,8 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Duration, Utc};
 use keyward_core::api::{
-    ApiKey, CreateKeyRequest, CreatedKey, FieldError, KeyStatusFilter, ListKeysQuery, Page, RevokeKeyRequest,
-    RotateKeyRequest, RotatedKey, UpdateKeyRequest,
+    ApiKey, CreateKeyRequest, CreatedKey, FieldError, KeyStatusFilter, ListKeysQuery, Page,
+    RevokeKeyRequest, RotateKeyRequest, RotatedKey, UpdateKeyRequest,
 };
 use keyward_core::hash::{check_phc_policy, hash_token};
 use keyward_core::validate::{self, FieldErrors};
@@ -33,7 +33,11 @@ fn key_id(raw: &str) -> AppResult<KeyId> {
 }
 
 /// Generates a token and its argon2id hash on the blocking pool.
-async fn mint(state: &AppState, environment: Environment, id: KeyId) -> AppResult<(ApiKeyToken, String)> {
+async fn mint(
+    state: &AppState,
+    environment: Environment,
+    id: KeyId,
+) -> AppResult<(ApiKeyToken, String)> {
     state
         .hasher
         .run(move || {
@@ -59,12 +63,30 @@ pub async fn create(
     let now = now_micros();
     let mut errs = FieldErrors::new();
     let name = errs.check(validate::name("name", &req.name));
-    let description =
-        errs.check(validate::free_text("description", req.description.as_deref(), validate::DESCRIPTION_MAX_CHARS));
-    let scopes = errs.check(validate::scopes("scopes", req.scopes.as_deref().unwrap_or_default()));
-    let allowed_ips = errs.check(validate::allowed_ips("allowed_ips", req.allowed_ips.as_deref().unwrap_or_default()));
-    let metadata = errs.check(req.metadata.as_ref().map(|m| validate::metadata("metadata", m)).transpose());
-    let expires_at = errs.check(req.expires_at.map(|t| validate::expires_at("expires_at", t, now)).transpose());
+    let description = errs.check(validate::free_text(
+        "description",
+        req.description.as_deref(),
+        validate::DESCRIPTION_MAX_CHARS,
+    ));
+    let scopes = errs.check(validate::scopes(
+        "scopes",
+        req.scopes.as_deref().unwrap_or_default(),
+    ));
+    let allowed_ips = errs.check(validate::allowed_ips(
+        "allowed_ips",
+        req.allowed_ips.as_deref().unwrap_or_default(),
+    ));
+    let metadata = errs.check(
+        req.metadata
+            .as_ref()
+            .map(|m| validate::metadata("metadata", m))
+            .transpose(),
+    );
+    let expires_at = errs.check(
+        req.expires_at
+            .map(|t| validate::expires_at("expires_at", t, now))
+            .transpose(),
+    );
     let offline = match (req.id, req.secret_hash.as_deref()) {
         (None, None) => None,
         (Some(id), Some(hash)) => {
@@ -77,17 +99,31 @@ pub async fn create(
             Some((id, hash.to_owned()))
         }
         (Some(_), None) => {
-            errs.push(FieldError::new("secret_hash", "required", "is required when `id` is given"));
+            errs.push(FieldError::new(
+                "secret_hash",
+                "required",
+                "is required when `id` is given",
+            ));
             None
         }
         (None, Some(_)) => {
-            errs.push(FieldError::new("id", "required", "is required when `secret_hash` is given"));
+            errs.push(FieldError::new(
+                "id",
+                "required",
+                "is required when `secret_hash` is given",
+            ));
             None
         }
     };
     errs.into_result()?;
-    let (Some(name), Some(description), Some(scopes), Some(allowed_ips), Some(metadata), Some(expires_at)) =
-        (name, description, scopes, allowed_ips, metadata, expires_at)
+    let (
+        Some(name),
+        Some(description),
+        Some(scopes),
+        Some(allowed_ips),
+        Some(metadata),
+        Some(expires_at),
+    ) = (name, description, scopes, allowed_ips, metadata, expires_at)
     else {
         unreachable!("every field was checked above");
     };
@@ -125,11 +161,25 @@ pub async fn create(
     };
     let key = row.to_api(now);
     let mut tx = state.pool.begin().await?;
-    store::keys::insert(&mut tx, &row)
-        .await
-        .map_err(|e| on_constraint(e, &[("api_keys_pkey", "key_exists", "a key with this id already exists")]))?;
-    store::audit::append(&mut tx, &session.actor, AuditEvent::new("key.create", "key", id).after(&key)).await?;
+    store::keys::insert(&mut tx, &row).await.map_err(|e| {
+        on_constraint(
+            e,
+            &[(
+                "api_keys_pkey",
+                "key_exists",
+                "a key with this id already exists",
+            )],
+        )
+    })?;
+    store::audit::append(
+        &mut tx,
+        &session.actor,
+        AuditEvent::new("key.create", "key", id).after(&key),
+    )
+    .await?;
     tx.commit().await?;
+    // This node sees its own write at once; the others through NOTIFY.
+    state.verifier.invalidate(id);
     let token = token.map(|t| t.expose_secret().to_owned());
     Ok((StatusCode::CREATED, Json(CreatedKey { key, token })))
 }
@@ -144,7 +194,13 @@ fn decode_cursor(raw: &str) -> Result<KeyId, FieldError> {
         .ok()
         .and_then(|b| uuid::Uuid::from_slice(&b).ok())
         .map(KeyId::from_uuid)
-        .ok_or_else(|| FieldError::new("cursor", "invalid_cursor", "is not a cursor this server issued"))
+        .ok_or_else(|| {
+            FieldError::new(
+                "cursor",
+                "invalid_cursor",
+                "is not a cursor this server issued",
+            )
+        })
 }
 
 /// The organisation's keys, newest first, filtered by status.
@@ -159,7 +215,9 @@ pub async fn list(
     let limit = errs.check(validate::page_limit("limit", q.limit));
     let after = errs.check(q.cursor.as_deref().map(decode_cursor).transpose());
     errs.into_result()?;
-    let (Some(limit), Some(after)) = (limit, after) else { unreachable!("checked above") };
+    let (Some(limit), Some(after)) = (limit, after) else {
+        unreachable!("checked above")
+    };
     let mut rows = store::keys::list(
         &mut *state.pool.acquire().await?,
         session.org_id,
@@ -171,19 +229,29 @@ pub async fn list(
     let more = rows.len() > limit as usize;
     rows.truncate(limit as usize);
     let now = Utc::now();
-    let next_cursor = more.then(|| rows.last().map(|r| encode_cursor(KeyId::from_uuid(r.id)))).flatten();
-    Ok(Json(Page { items: rows.iter().map(|r| r.to_api(now)).collect(), next_cursor }))
+    let next_cursor = more
+        .then(|| rows.last().map(|r| encode_cursor(KeyId::from_uuid(r.id))))
+        .flatten();
+    Ok(Json(Page {
+        items: rows.iter().map(|r| r.to_api(now)).collect(),
+        next_cursor,
+    }))
 }
 
 /// One key of the organisation; another organisation's key is a 404.
 #[utoipa::path(get, path = "/v1/keys/{id}", tag = "keys", security(("session" = [])),
     params(("id" = String, Path, description = "key id")),
     responses((status = 200, body = ApiKey), (status = 401, body = Problem), (status = 404, body = Problem)))]
-pub async fn get(State(state): State<AppState>, session: AdminSession, Path(id): Path<String>) -> AppResult<Json<ApiKey>> {
+pub async fn get(
+    State(state): State<AppState>,
+    session: AdminSession,
+    Path(id): Path<String>,
+) -> AppResult<Json<ApiKey>> {
     let id = key_id(&id)?;
-    let row = store::keys::find_in_org(&mut *state.pool.acquire().await?, session.org_id, id, false)
-        .await?
-        .ok_or_else(AppError::key_not_found)?;
+    let row =
+        store::keys::find_in_org(&mut *state.pool.acquire().await?, session.org_id, id, false)
+            .await?
+            .ok_or_else(AppError::key_not_found)?;
     Ok(Json(row.to_api(Utc::now())))
 }
 
@@ -203,25 +271,57 @@ pub async fn update(
     let id = key_id(&id)?;
     let now = now_micros();
     let mut errs = FieldErrors::new();
-    let name = errs.check(req.name.as_deref().map(|n| validate::name("name", n)).transpose());
+    let name = errs.check(
+        req.name
+            .as_deref()
+            .map(|n| validate::name("name", n))
+            .transpose(),
+    );
     let description = errs.check(
         req.description
             .as_ref()
-            .map(|d| validate::free_text("description", d.as_deref(), validate::DESCRIPTION_MAX_CHARS))
+            .map(|d| {
+                validate::free_text("description", d.as_deref(), validate::DESCRIPTION_MAX_CHARS)
+            })
             .transpose(),
     );
-    let scopes = errs.check(req.scopes.as_deref().map(|s| validate::scopes("scopes", s)).transpose());
-    let allowed_ips = errs.check(req.allowed_ips.as_deref().map(|s| validate::allowed_ips("allowed_ips", s)).transpose());
-    let metadata = errs.check(req.metadata.as_ref().map(|m| validate::metadata("metadata", m)).transpose());
+    let scopes = errs.check(
+        req.scopes
+            .as_deref()
+            .map(|s| validate::scopes("scopes", s))
+            .transpose(),
+    );
+    let allowed_ips = errs.check(
+        req.allowed_ips
+            .as_deref()
+            .map(|s| validate::allowed_ips("allowed_ips", s))
+            .transpose(),
+    );
+    let metadata = errs.check(
+        req.metadata
+            .as_ref()
+            .map(|m| validate::metadata("metadata", m))
+            .transpose(),
+    );
     let expires_at = errs.check(
-        req.expires_at.map(|e| e.map(|t| validate::expires_at("expires_at", t, now)).transpose()).transpose(),
+        req.expires_at
+            .map(|e| {
+                e.map(|t| validate::expires_at("expires_at", t, now))
+                    .transpose()
+            })
+            .transpose(),
     );
     errs.into_result()?;
 
     let mut tx = state.pool.begin().await?;
-    let before = store::keys::find_in_org(&mut tx, session.org_id, id, true).await?.ok_or_else(AppError::key_not_found)?;
+    let before = store::keys::find_in_org(&mut tx, session.org_id, id, true)
+        .await?
+        .ok_or_else(AppError::key_not_found)?;
     if before.status(now) == KeyStatus::Revoked {
-        return Err(AppError::Conflict { code: "key_revoked", detail: "a revoked key cannot be changed".into() });
+        return Err(AppError::Conflict {
+            code: "key_revoked",
+            detail: "a revoked key cannot be changed".into(),
+        });
     }
     let mut row = before.clone();
     if let Some(Some(name)) = name {
@@ -253,9 +353,16 @@ pub async fn update(
     row.updated_at = now;
     store::keys::update(&mut tx, &row).await?;
     let new = row.to_api(now);
-    store::audit::append(&mut tx, &session.actor, AuditEvent::new("key.update", "key", id).before(&old).after(&new))
-        .await?;
+    store::audit::append(
+        &mut tx,
+        &session.actor,
+        AuditEvent::new("key.update", "key", id)
+            .before(&old)
+            .after(&new),
+    )
+    .await?;
     tx.commit().await?;
+    state.verifier.invalidate(id);
     Ok(Json(new))
 }
 
@@ -275,25 +382,49 @@ pub async fn revoke(
     let id = key_id(&id)?;
     let now = now_micros();
     let mut errs = FieldErrors::new();
-    let grace = errs.check(validate::grace_seconds("grace_seconds", req.grace_seconds.unwrap_or(0)));
-    let reason = errs.check(validate::free_text("reason", req.reason.as_deref(), validate::REASON_MAX_CHARS));
+    let grace = errs.check(validate::grace_seconds(
+        "grace_seconds",
+        req.grace_seconds.unwrap_or(0),
+    ));
+    let reason = errs.check(validate::free_text(
+        "reason",
+        req.reason.as_deref(),
+        validate::REASON_MAX_CHARS,
+    ));
     errs.into_result()?;
-    let (Some(grace), Some(reason)) = (grace, reason) else { unreachable!("checked above") };
+    let (Some(grace), Some(reason)) = (grace, reason) else {
+        unreachable!("checked above")
+    };
 
     let mut tx = state.pool.begin().await?;
-    let before = store::keys::find_in_org(&mut tx, session.org_id, id, true).await?.ok_or_else(AppError::key_not_found)?;
+    let before = store::keys::find_in_org(&mut tx, session.org_id, id, true)
+        .await?
+        .ok_or_else(AppError::key_not_found)?;
     if before.status(now) == KeyStatus::Revoked {
-        return Err(AppError::Conflict { code: "already_revoked", detail: "the key is already revoked".into() });
+        return Err(AppError::Conflict {
+            code: "already_revoked",
+            detail: "the key is already revoked".into(),
+        });
     }
     let mut row = before.clone();
-    row.revoked_at = Some(earliest(before.revoked_at, now + Duration::seconds(grace.into())));
+    row.revoked_at = Some(earliest(
+        before.revoked_at,
+        now + Duration::seconds(grace.into()),
+    ));
     row.revoke_reason = reason.or(before.revoke_reason.clone());
     row.updated_at = now;
     store::keys::update(&mut tx, &row).await?;
     let (old, new) = (before.to_api(now), row.to_api(now));
-    store::audit::append(&mut tx, &session.actor, AuditEvent::new("key.revoke", "key", id).before(&old).after(&new))
-        .await?;
+    store::audit::append(
+        &mut tx,
+        &session.actor,
+        AuditEvent::new("key.revoke", "key", id)
+            .before(&old)
+            .after(&new),
+    )
+    .await?;
     tx.commit().await?;
+    state.verifier.invalidate(id);
     Ok(Json(new))
 }
 
@@ -315,10 +446,15 @@ pub async fn rotate(
 ) -> AppResult<(StatusCode, Json<RotatedKey>)> {
     session.require_write()?;
     let id = key_id(&id)?;
-    let grace = validate::grace_seconds("grace_seconds", req.grace_seconds.unwrap_or(DEFAULT_ROTATION_GRACE_SECS))?;
+    let grace = validate::grace_seconds(
+        "grace_seconds",
+        req.grace_seconds.unwrap_or(DEFAULT_ROTATION_GRACE_SECS),
+    )?;
 
     let mut conn = state.pool.acquire().await?;
-    let current = store::keys::find_in_org(&mut conn, session.org_id, id, false).await?.ok_or_else(AppError::key_not_found)?;
+    let current = store::keys::find_in_org(&mut conn, session.org_id, id, false)
+        .await?
+        .ok_or_else(AppError::key_not_found)?;
     drop(conn);
     let environment: Environment = current.environment.parse().unwrap_or_default();
     let new_id = KeyId::new();
@@ -326,18 +462,27 @@ pub async fn rotate(
 
     let now = now_micros();
     let mut tx = state.pool.begin().await?;
-    let before = store::keys::find_in_org(&mut tx, session.org_id, id, true).await?.ok_or_else(AppError::key_not_found)?;
+    let before = store::keys::find_in_org(&mut tx, session.org_id, id, true)
+        .await?
+        .ok_or_else(AppError::key_not_found)?;
     if before.status(now) == KeyStatus::Revoked {
-        return Err(AppError::Conflict { code: "key_revoked", detail: "a revoked key cannot be rotated".into() });
+        return Err(AppError::Conflict {
+            code: "key_revoked",
+            detail: "a revoked key cannot be rotated".into(),
+        });
     }
     if let Some(successor) = before.replaced_by {
         return Err(AppError::Conflict {
             code: "already_rotated",
-            detail: format!("the key was already rotated; rotate its successor {successor} instead"),
+            detail: format!(
+                "the key was already rotated; rotate its successor {successor} instead"
+            ),
         });
     }
     // The expiry policy carries over as a lifetime: a key that lived 90 days gets 90 more.
-    let expires_at = before.expires_at.map(|e| now + (e - before.created_at).max(Duration::hours(1)));
+    let expires_at = before
+        .expires_at
+        .map(|e| now + (e - before.created_at).max(Duration::hours(1)));
     let successor = KeyRow {
         id: new_id.into_uuid(),
         secret_hash,
@@ -355,7 +500,10 @@ pub async fn rotate(
     };
     store::keys::insert(&mut tx, &successor).await?;
     let mut retired = before.clone();
-    retired.revoked_at = Some(earliest(before.revoked_at, now + Duration::seconds(grace.into())));
+    retired.revoked_at = Some(earliest(
+        before.revoked_at,
+        now + Duration::seconds(grace.into()),
+    ));
     retired.revoke_reason = Some("rotated".to_owned());
     retired.replaced_by = Some(successor.id);
     retired.updated_at = now;
@@ -366,5 +514,14 @@ pub async fn rotate(
         .after(serde_json::json!({"previous": &previous, "key": &key}));
     store::audit::append(&mut tx, &session.actor, event).await?;
     tx.commit().await?;
-    Ok((StatusCode::CREATED, Json(RotatedKey { key, token: token.expose_secret().to_owned(), previous })))
+    state.verifier.invalidate(id);
+    state.verifier.invalidate(new_id);
+    Ok((
+        StatusCode::CREATED,
+        Json(RotatedKey {
+            key,
+            token: token.expose_secret().to_owned(),
+            previous,
+        }),
+    ))
 }

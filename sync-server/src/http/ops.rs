@@ -16,7 +16,11 @@ pub async fn healthz() -> Json<Value> {
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses((status = 200, description = "ready"), (status = 503, description = "database unreachable", body = keyward_core::api::Problem)))]
 pub async fn readyz(State(state): State<AppState>) -> AppResult<Json<Value>> {
-    let ping = tokio::time::timeout(std::time::Duration::from_secs(2), sqlx::query("SELECT 1").execute(&state.pool)).await;
+    let ping = tokio::time::timeout(
+        std::time::Duration::from_secs(2),
+        sqlx::query("SELECT 1").execute(&state.pool),
+    )
+    .await;
     match ping {
         Ok(Ok(_)) => Ok(Json(json!({"status": "ready"}))),
         _ => Err(AppError::Unavailable {

@@ -4,9 +4,9 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::HeaderMap;
+use keyward_core::api::FieldError;
 use keyward_core::api::{VerifyCode, VerifyRequest, VerifyResponse, Whoami};
 use keyward_core::validate::{self, FieldErrors};
-use keyward_core::api::FieldError;
 
 use crate::error::{AppError, AppResult};
 use crate::extract::{AppJson, ClientIp};
@@ -49,7 +49,10 @@ pub(crate) fn verify_error(e: VerifyError) -> AppError {
 
 /// The API outcome of a refused key on a key-authenticated call.
 pub(crate) fn refusal(code: VerifyCode) -> AppError {
-    let unauthorized = |code, detail: &str| AppError::Unauthorized { code, detail: detail.into() };
+    let unauthorized = |code, detail: &str| AppError::Unauthorized {
+        code,
+        detail: detail.into(),
+    };
     match code {
         VerifyCode::Revoked => unauthorized("key_revoked", "the API key was revoked"),
         VerifyCode::Expired => unauthorized("key_expired", "the API key has expired"),
@@ -72,9 +75,10 @@ pub(crate) fn refusal(code: VerifyCode) -> AppError {
             detail: "the API key's quota is exhausted".into(),
             retry_after_secs: 60,
         },
-        VerifyCode::NotFound | VerifyCode::Valid => {
-            unauthorized("invalid_key", "the API key is missing, malformed or unknown")
-        }
+        VerifyCode::NotFound | VerifyCode::Valid => unauthorized(
+            "invalid_key",
+            "the API key is missing, malformed or unknown",
+        ),
     }
 }
 
@@ -82,9 +86,17 @@ pub(crate) fn refusal(code: VerifyCode) -> AppError {
 #[utoipa::path(get, path = "/v1/whoami", tag = "verification", security(("api_key" = [])),
     responses((status = 200, body = Whoami), (status = 401, body = Problem), (status = 403, body = Problem),
               (status = 429, body = Problem), (status = 503, body = Problem)))]
-pub async fn whoami(State(state): State<AppState>, ClientIp(ip): ClientIp, headers: HeaderMap) -> AppResult<Json<Whoami>> {
+pub async fn whoami(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+) -> AppResult<Json<Whoami>> {
     let token = presented_key(&headers).ok_or_else(|| refusal(VerifyCode::NotFound))?;
-    let Verdict { code, key } = state.verifier.verify(token, None, ip, chrono::Utc::now()).await.map_err(verify_error)?;
+    let Verdict { code, key } = state
+        .verifier
+        .verify(token, None, ip, chrono::Utc::now())
+        .await
+        .map_err(verify_error)?;
     match (code, key) {
         (VerifyCode::Valid, Some(key)) => Ok(Json(Whoami {
             key_id: key.id,
@@ -102,23 +114,46 @@ pub async fn whoami(State(state): State<AppState>, ClientIp(ip): ClientIp, heade
 #[utoipa::path(post, path = "/v1/verify", tag = "verification", request_body = VerifyRequest,
     responses((status = 200, body = VerifyResponse), (status = 422, body = Problem), (status = 429, body = Problem),
               (status = 503, body = Problem)))]
-pub async fn verify(State(state): State<AppState>, AppJson(req): AppJson<VerifyRequest>) -> AppResult<Json<VerifyResponse>> {
+pub async fn verify(
+    State(state): State<AppState>,
+    AppJson(req): AppJson<VerifyRequest>,
+) -> AppResult<Json<VerifyResponse>> {
     let mut errs = FieldErrors::new();
-    let scope = errs.check(req.scope.as_deref().map(|s| validate::required_scope("scope", s)).transpose());
+    let scope = errs.check(
+        req.scope
+            .as_deref()
+            .map(|s| validate::required_scope("scope", s))
+            .transpose(),
+    );
     let client_ip = errs.check(
         req.client_ip
             .as_deref()
-            .map(|s| s.trim().parse::<std::net::IpAddr>().map(|ip| ip.to_canonical()))
+            .map(|s| {
+                s.trim()
+                    .parse::<std::net::IpAddr>()
+                    .map(|ip| ip.to_canonical())
+            })
             .transpose()
-            .map_err(|_| FieldError::new("client_ip", "invalid_ip", "must be an IPv4 or IPv6 address")),
+            .map_err(|_| {
+                FieldError::new("client_ip", "invalid_ip", "must be an IPv4 or IPv6 address")
+            }),
     );
     if req.cost.is_some_and(|c| c == 0 || c > MAX_COST) {
-        errs.push(FieldError::new("cost", "out_of_range", format!("must be between 1 and {MAX_COST}")));
+        errs.push(FieldError::new(
+            "cost",
+            "out_of_range",
+            format!("must be between 1 and {MAX_COST}"),
+        ));
     }
     errs.into_result()?;
-    let (Some(scope), Some(client_ip)) = (scope, client_ip) else { unreachable!("checked above") };
-    let Verdict { code, key } =
-        state.verifier.verify(&req.key, scope.as_ref(), client_ip, chrono::Utc::now()).await.map_err(verify_error)?;
+    let (Some(scope), Some(client_ip)) = (scope, client_ip) else {
+        unreachable!("checked above")
+    };
+    let Verdict { code, key } = state
+        .verifier
+        .verify(&req.key, scope.as_ref(), client_ip, chrono::Utc::now())
+        .await
+        .map_err(verify_error)?;
     Ok(Json(VerifyResponse {
         valid: code == VerifyCode::Valid,
         code,

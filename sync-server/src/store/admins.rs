@@ -19,7 +19,10 @@ impl AdminRow {
     }
 }
 
-pub async fn find_by_email(conn: &mut PgConnection, email: &str) -> Result<Option<AdminRow>, sqlx::Error> {
+pub async fn find_by_email(
+    conn: &mut PgConnection,
+    email: &str,
+) -> Result<Option<AdminRow>, sqlx::Error> {
     sqlx::query_as("SELECT id, org_id, email, password_hash, role FROM admins WHERE email = $1")
         .bind(email)
         .fetch_optional(conn)
@@ -27,8 +30,10 @@ pub async fn find_by_email(conn: &mut PgConnection, email: &str) -> Result<Optio
 }
 
 pub async fn count_in_org(conn: &mut PgConnection, org: OrgId) -> Result<i64, sqlx::Error> {
-    let (n,): (i64,) =
-        sqlx::query_as("SELECT count(*) FROM admins WHERE org_id = $1").bind(org.as_uuid()).fetch_one(conn).await?;
+    let (n,): (i64,) = sqlx::query_as("SELECT count(*) FROM admins WHERE org_id = $1")
+        .bind(org.as_uuid())
+        .fetch_one(conn)
+        .await?;
     Ok(n)
 }
 
@@ -40,13 +45,15 @@ pub async fn insert(
     password_hash: &str,
     role: Role,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query("INSERT INTO admins (id, org_id, email, password_hash, role) VALUES ($1, $2, $3, $4, $5)")
-        .bind(id.as_uuid())
-        .bind(org.as_uuid())
-        .bind(email)
-        .bind(password_hash)
-        .bind(role.as_str())
-        .execute(conn)
-        .await?;
+    sqlx::query(
+        "INSERT INTO admins (id, org_id, email, password_hash, role) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(id.as_uuid())
+    .bind(org.as_uuid())
+    .bind(email)
+    .bind(password_hash)
+    .bind(role.as_str())
+    .execute(conn)
+    .await?;
     Ok(())
 }

@@ -51,17 +51,22 @@ const COLUMNS: &str = "id, org_id, seq, actor_id, actor_email, action, target_ty
 
 /// Appends to the organisation's chain inside the caller's transaction. The head row is locked,
 /// so concurrent appends queue instead of forking the chain.
-pub async fn append(conn: &mut PgConnection, actor: &Actor, event: AuditEvent) -> Result<AuditEntry, sqlx::Error> {
+pub async fn append(
+    conn: &mut PgConnection,
+    actor: &Actor,
+    event: AuditEvent,
+) -> Result<AuditEntry, sqlx::Error> {
     let org = actor.org_id.into_uuid();
     sqlx::query("INSERT INTO audit_heads (org_id, seq, hash) VALUES ($1, 0, $2) ON CONFLICT (org_id) DO NOTHING")
         .bind(org)
         .bind(GENESIS)
         .execute(&mut *conn)
         .await?;
-    let (seq, prev): (i64, String) = sqlx::query_as("SELECT seq, hash FROM audit_heads WHERE org_id = $1 FOR UPDATE")
-        .bind(org)
-        .fetch_one(&mut *conn)
-        .await?;
+    let (seq, prev): (i64, String) =
+        sqlx::query_as("SELECT seq, hash FROM audit_heads WHERE org_id = $1 FOR UPDATE")
+            .bind(org)
+            .fetch_one(&mut *conn)
+            .await?;
     let e = audit::seal(actor, event, seq + 1, prev, super::now_micros());
     sqlx::query(
         "INSERT INTO audit_log (id, org_id, seq, actor_id, actor_email, action, target_type, target_id, client_ip,
@@ -135,9 +140,10 @@ pub async fn check_chain(
             }
         }
     }
-    let head: Option<(i64, String)> = sqlx::query_as("SELECT seq, hash FROM audit_heads WHERE org_id = $1")
-        .bind(org.into_uuid())
-        .fetch_optional(conn)
-        .await?;
+    let head: Option<(i64, String)> =
+        sqlx::query_as("SELECT seq, hash FROM audit_heads WHERE org_id = $1")
+            .bind(org.into_uuid())
+            .fetch_optional(conn)
+            .await?;
     Ok((checker.checked, checker.finish(head).err()))
 }

@@ -91,11 +91,13 @@ pub async fn find_in_org(
     for_update: bool,
 ) -> Result<Option<KeyRow>, sqlx::Error> {
     let lock = if for_update { " FOR UPDATE" } else { "" };
-    sqlx::query_as(&format!("SELECT {COLUMNS} FROM api_keys WHERE id = $1 AND org_id = $2{lock}"))
-        .bind(id.as_uuid())
-        .bind(org.as_uuid())
-        .fetch_optional(conn)
-        .await
+    sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM api_keys WHERE id = $1 AND org_id = $2{lock}"
+    ))
+    .bind(id.as_uuid())
+    .bind(org.as_uuid())
+    .fetch_optional(conn)
+    .await
 }
 
 pub async fn insert(conn: &mut PgConnection, k: &KeyRow) -> Result<(), sqlx::Error> {
@@ -155,7 +157,11 @@ pub async fn update(conn: &mut PgConnection, k: &KeyRow) -> Result<(), sqlx::Err
 
 /// Tells every node (this one included) to drop its cached copy; delivered at commit.
 pub async fn notify(conn: &mut PgConnection, id: KeyId) -> Result<(), sqlx::Error> {
-    sqlx::query("SELECT pg_notify($1, $2)").bind(CHANGES_CHANNEL).bind(id.to_string()).execute(conn).await?;
+    sqlx::query("SELECT pg_notify($1, $2)")
+        .bind(CHANGES_CHANNEL)
+        .bind(id.to_string())
+        .execute(conn)
+        .await?;
     Ok(())
 }
 
@@ -167,7 +173,8 @@ pub async fn list(
     after: Option<KeyId>,
     limit: u32,
 ) -> Result<Vec<KeyRow>, sqlx::Error> {
-    let mut q = QueryBuilder::<Postgres>::new(format!("SELECT {COLUMNS} FROM api_keys WHERE org_id = "));
+    let mut q =
+        QueryBuilder::<Postgres>::new(format!("SELECT {COLUMNS} FROM api_keys WHERE org_id = "));
     q.push_bind(org.into_uuid());
     if let Some(after) = after {
         q.push(" AND id < ").push_bind(after.into_uuid());
@@ -187,9 +194,12 @@ pub async fn list(
             q.push(format!(" AND NOT {REVOKED} AND NOT {EXPIRED} AND disabled"));
         }
         KeyStatusFilter::Active => {
-            q.push(format!(" AND NOT {REVOKED} AND NOT {EXPIRED} AND NOT disabled"));
+            q.push(format!(
+                " AND NOT {REVOKED} AND NOT {EXPIRED} AND NOT disabled"
+            ));
         }
     }
-    q.push(" ORDER BY id DESC LIMIT ").push_bind(i64::from(limit));
+    q.push(" ORDER BY id DESC LIMIT ")
+        .push_bind(i64::from(limit));
     q.build_query_as().fetch_all(conn).await
 }

@@ -22,7 +22,10 @@ pub async fn insert(
 }
 
 /// The admin behind a live session.
-pub async fn find_admin(conn: &mut PgConnection, token_hash: &[u8; 32]) -> Result<Option<AdminRow>, sqlx::Error> {
+pub async fn find_admin(
+    conn: &mut PgConnection,
+    token_hash: &[u8; 32],
+) -> Result<Option<AdminRow>, sqlx::Error> {
     sqlx::query_as(
         "SELECT a.id, a.org_id, a.email, a.password_hash, a.role
            FROM sessions s JOIN admins a ON a.id = s.admin_id
@@ -34,10 +37,18 @@ pub async fn find_admin(conn: &mut PgConnection, token_hash: &[u8; 32]) -> Resul
 }
 
 pub async fn delete(conn: &mut PgConnection, token_hash: &[u8; 32]) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query("DELETE FROM sessions WHERE token_hash = $1").bind(&token_hash[..]).execute(conn).await?;
+    let done = sqlx::query("DELETE FROM sessions WHERE token_hash = $1")
+        .bind(&token_hash[..])
+        .execute(conn)
+        .await?;
     Ok(done.rows_affected() > 0)
 }
 
 pub async fn delete_expired(conn: &mut PgConnection) -> Result<u64, sqlx::Error> {
-    Ok(sqlx::query("DELETE FROM sessions WHERE expires_at <= now()").execute(conn).await?.rows_affected())
+    Ok(
+        sqlx::query("DELETE FROM sessions WHERE expires_at <= now()")
+            .execute(conn)
+            .await?
+            .rows_affected(),
+    )
 }

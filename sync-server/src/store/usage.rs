@@ -5,8 +5,13 @@ use crate::usage::UsageBatch;
 /// One statement for the counts and one for last-used, in one transaction.
 pub async fn write_batch(pool: &PgPool, batch: &UsageBatch) -> Result<(), sqlx::Error> {
     let n = batch.counts.len();
-    let (mut keys, mut orgs, mut minutes, mut outcomes, mut counts) =
-        (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
+    let (mut keys, mut orgs, mut minutes, mut outcomes, mut counts) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
     for ((key, minute, outcome), (org, count)) in &batch.counts {
         keys.push(key.into_uuid());
         orgs.push(org.into_uuid());

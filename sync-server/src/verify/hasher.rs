@@ -30,8 +30,15 @@ impl Hasher {
     }
 
     pub fn admit(&self) -> Result<Admission, Overloaded> {
-        let place = self.admission.clone().try_acquire_owned().map_err(|_| Overloaded)?;
-        Ok(Admission { _place: place, running: self.running.clone() })
+        let place = self
+            .admission
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| Overloaded)?;
+        Ok(Admission {
+            _place: place,
+            running: self.running.clone(),
+        })
     }
 
     /// Admits and runs in one step.

@@ -35,9 +35,13 @@ impl VerifiedKey {
         Ok(VerifiedKey {
             id,
             org_id: OrgId::from_uuid(row.org_id),
-            environment: row.environment.parse().map_err(|_| CorruptKey(id, "environment"))?,
+            environment: row
+                .environment
+                .parse()
+                .map_err(|_| CorruptKey(id, "environment"))?,
             scopes: ScopeSet::parse(&row.scopes).map_err(|_| CorruptKey(id, "scope"))?,
-            allowed_ips: IpAllowList::parse(&row.allowed_ips).map_err(|_| CorruptKey(id, "allowed IP"))?,
+            allowed_ips: IpAllowList::parse(&row.allowed_ips)
+                .map_err(|_| CorruptKey(id, "allowed IP"))?,
             name: row.name,
             disabled: row.disabled,
             expires_at: row.expires_at,
@@ -48,14 +52,20 @@ impl VerifiedKey {
     }
 
     /// State, client address and scope, in that order, for a caller that holds the secret.
-    pub fn decide(&self, now: DateTime<Utc>, scope: Option<&Scope>, client_ip: Option<IpAddr>) -> VerifyCode {
+    pub fn decide(
+        &self,
+        now: DateTime<Utc>,
+        scope: Option<&Scope>,
+        client_ip: Option<IpAddr>,
+    ) -> VerifyCode {
         match KeyStatus::at(now, self.disabled, self.revoked_at, self.expires_at) {
             KeyStatus::Revoked => return VerifyCode::Revoked,
             KeyStatus::Expired => return VerifyCode::Expired,
             KeyStatus::Disabled => return VerifyCode::Disabled,
             KeyStatus::Active => {}
         }
-        if !self.allowed_ips.is_empty() && !client_ip.is_some_and(|ip| self.allowed_ips.allows(ip)) {
+        if !self.allowed_ips.is_empty() && !client_ip.is_some_and(|ip| self.allowed_ips.allows(ip))
+        {
             return VerifyCode::IpNotAllowed;
         }
         if scope.is_some_and(|s| !self.scopes.allows(s)) {

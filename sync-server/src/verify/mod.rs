@@ -76,7 +76,11 @@ struct RecordExpiry {
 
 impl Expiry<KeyId, Record> for RecordExpiry {
     fn expire_after_create(&self, _: &KeyId, value: &Record, _: Instant) -> Option<Duration> {
-        Some(if value.is_some() { self.positive } else { self.negative })
+        Some(if value.is_some() {
+            self.positive
+        } else {
+            self.negative
+        })
     }
 }
 
@@ -92,8 +96,14 @@ impl Verifier {
                     negative: Duration::from_secs(config.negative_cache_ttl_secs),
                 })
                 .build(),
-            digests: Cache::builder().max_capacity(capacity).time_to_idle(Duration::from_secs(3600)).build(),
-            cold_locks: Cache::builder().max_capacity(capacity).time_to_idle(Duration::from_secs(60)).build(),
+            digests: Cache::builder()
+                .max_capacity(capacity)
+                .time_to_idle(Duration::from_secs(3600))
+                .build(),
+            cold_locks: Cache::builder()
+                .max_capacity(capacity)
+                .time_to_idle(Duration::from_secs(60))
+                .build(),
             cold_failures: FailureWindow::new(
                 config.cold_failures_per_window,
                 Duration::from_secs(config.cold_failure_window_secs),
@@ -102,7 +112,10 @@ impl Verifier {
             hasher,
             usage,
             clock: AtomicU64::new(1),
-            invalidated: Cache::builder().max_capacity(capacity).time_to_live(Duration::from_secs(60)).build(),
+            invalidated: Cache::builder()
+                .max_capacity(capacity)
+                .time_to_live(Duration::from_secs(60))
+                .build(),
             invalidated_all: AtomicU64::new(0),
             feed_live: AtomicBool::new(false),
         }
@@ -116,7 +129,10 @@ impl Verifier {
         client_ip: Option<IpAddr>,
         now: DateTime<Utc>,
     ) -> Result<Verdict, VerifyError> {
-        let not_found = Verdict { code: VerifyCode::NotFound, key: None };
+        let not_found = Verdict {
+            code: VerifyCode::NotFound,
+            key: None,
+        };
         let Ok(parsed) = ApiKeyToken::parse(token) else {
             return Ok(not_found);
         };
@@ -127,12 +143,17 @@ impl Verifier {
             return Ok(not_found);
         }
         if !self.secret_matches(&key, parsed.raw()).await? {
-            self.usage.record(key.id, key.org_id, "invalid_secret", now, client_ip);
+            self.usage
+                .record(key.id, key.org_id, "invalid_secret", now, client_ip);
             return Ok(not_found);
         }
         let code = key.decide(now, scope, client_ip);
-        self.usage.record(key.id, key.org_id, code.as_str(), now, client_ip);
-        Ok(Verdict { code, key: Some(key) })
+        self.usage
+            .record(key.id, key.org_id, code.as_str(), now, client_ip);
+        Ok(Verdict {
+            code,
+            key: Some(key),
+        })
     }
 
     async fn record(&self, id: KeyId) -> Result<Record, VerifyError> {
@@ -199,7 +220,12 @@ impl Verifier {
 
     /// The argon2 path: throttled per key id after repeated failures, one run at a time per id
     /// (so concurrent first uses of a key share the run), bounded overall by the hasher.
-    async fn cold_check(&self, key: &VerifiedKey, token: &str, digest: [u8; 32]) -> Result<bool, VerifyError> {
+    async fn cold_check(
+        &self,
+        key: &VerifiedKey,
+        token: &str,
+        digest: [u8; 32],
+    ) -> Result<bool, VerifyError> {
         if let Some(retry_after_secs) = self.cold_failures.blocked(&key.id) {
             return Err(VerifyError::Throttled { retry_after_secs });
         }
@@ -213,7 +239,9 @@ impl Verifier {
             return Err(VerifyError::Throttled { retry_after_secs });
         }
         let (token, hash) = (token.to_owned(), key.secret_hash.clone());
-        let ok = admission.run(move || verify_token(&token, &hash).unwrap_or(false)).await?;
+        let ok = admission
+            .run(move || verify_token(&token, &hash).unwrap_or(false))
+            .await?;
         if ok {
             let _ = key.digest.set(digest);
             self.digests.insert(key.id, digest);
