@@ -243,3 +243,32 @@ async fn openapi_is_generated_from_the_code() {
         );
     }
 }
+
+#[tokio::test]
+async fn concurrent_first_uses_of_a_key_share_one_argon2_run() {
+    // Room for exactly one argon2 job: if the first uses did not share it, most would get 503.
+    let app = TestApp::spawn_with(|c| {
+        c.argon2_max_concurrent = Some(1);
+        c.argon2_max_queue = 0;
+    })
+    .await;
+    let key = app
+        .owner
+        .create_key(&CreateKeyRequest {
+            name: "cold".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let token = key.token.unwrap();
+    let mut tasks = Vec::new();
+    for _ in 0..16 {
+        let (client, token) = (app.anon.clone(), token.clone());
+        tasks.push(tokio::spawn(async move {
+            client.whoami(&token).await.map(|w| w.key_id)
+        }));
+    }
+    for t in tasks {
+        assert_eq!(t.await.unwrap().unwrap(), key.key.id);
+    }
+}

@@ -219,7 +219,8 @@ impl Verifier {
     }
 
     /// The argon2 path: throttled per key id after repeated failures, one run at a time per id
-    /// (so concurrent first uses of a key share the run), bounded overall by the hasher.
+    /// (concurrent first uses of a key wait for that run and then compare digests, taking no
+    /// hashing capacity), bounded overall by the hasher.
     async fn cold_check(
         &self,
         key: &VerifiedKey,
@@ -229,15 +230,21 @@ impl Verifier {
         if let Some(retry_after_secs) = self.cold_failures.blocked(&key.id) {
             return Err(VerifyError::Throttled { retry_after_secs });
         }
-        let admission = self.hasher.admit()?;
         let lock = self.cold_locks.get_with(key.id, Default::default);
         let _guard = lock.lock().await;
-        if let Some(known) = key.digest.get() {
-            return Ok(digest_eq(known, &digest));
+        if let Some(known) = key
+            .digest
+            .get()
+            .copied()
+            .or_else(|| self.digests.get(&key.id))
+        {
+            let _ = key.digest.set(known);
+            return Ok(digest_eq(&known, &digest));
         }
         if let Some(retry_after_secs) = self.cold_failures.blocked(&key.id) {
             return Err(VerifyError::Throttled { retry_after_secs });
         }
+        let admission = self.hasher.admit()?;
         let (token, hash) = (token.to_owned(), key.secret_hash.clone());
         let ok = admission
             .run(move || verify_token(&token, &hash).unwrap_or(false))
