@@ -6,8 +6,9 @@ use std::time::Duration;
 use keyward_core::KeyId;
 use keyward_core::api::{
     ApiKey, AuditEntry, AuditVerifyReport, CreateKeyRequest, CreatedKey, ListKeysQuery,
-    LoginRequest, LoginResponse, Page, PageQuery, Problem, RevokeKeyRequest, RotateKeyRequest,
-    RotatedKey, UpdateKeyRequest, VerifyRequest, VerifyResponse, Whoami,
+    LoginRequest, LoginResponse, Page, PageQuery, Problem, PullQuery, PullResponse, PushOp,
+    PushRequest, PushResponse, RevokeKeyRequest, RotateKeyRequest, RotatedKey, UpdateKeyRequest,
+    VerifyRequest, VerifyResponse, Whoami,
 };
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
@@ -235,6 +236,35 @@ impl KeywardClient {
 
     pub async fn verify_audit(&self) -> Result<AuditVerifyReport> {
         json(self.admin(Method::GET, "/v1/audit/verify")?.send().await?).await
+    }
+
+    // --- sync ---
+
+    /// Changes after `since` (0 for a full snapshot).
+    pub async fn pull(&self, since: i64, limit: Option<u32>) -> Result<PullResponse> {
+        let q = PullQuery {
+            since: Some(since),
+            limit,
+        };
+        json(
+            self.admin(Method::GET, "/v1/sync/pull")?
+                .query(&q)
+                .send()
+                .await?,
+        )
+        .await
+    }
+
+    /// Applies queued operations in order; each answer says applied or rejected.
+    pub async fn push(&self, ops: &[PushOp]) -> Result<PushResponse> {
+        let body = PushRequest { ops: ops.to_vec() };
+        json(
+            self.admin(Method::POST, "/v1/sync/push")?
+                .json(&body)
+                .send()
+                .await?,
+        )
+        .await
     }
 
     // --- key-authenticated ---

@@ -67,6 +67,7 @@ async fn fixture() -> Fixture {
         updated_at: now,
         last_used_at: None,
         last_used_ip: None,
+        seq: 0,
     };
     let mut conn = pool.acquire().await.unwrap();
     store::keys::insert(&mut conn, &row).await.unwrap();

@@ -269,6 +269,7 @@ fn demo_row(
         updated_at: now,
         last_used_at: None,
         last_used_ip: None,
+        seq: 0,
     }
 }
 

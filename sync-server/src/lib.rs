@@ -10,6 +10,7 @@ pub mod error;
 pub mod extract;
 pub mod http;
 pub mod invalidate;
+pub mod keys;
 pub mod openapi;
 pub mod session;
 pub mod state;

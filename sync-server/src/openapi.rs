@@ -14,6 +14,7 @@ use crate::http;
         http::keys::create, http::keys::list, http::keys::get, http::keys::update, http::keys::revoke, http::keys::rotate,
         http::verify::whoami, http::verify::verify,
         http::audit::list, http::audit::verify_chain,
+        http::sync::pull, http::sync::push,
         http::ops::healthz, http::ops::readyz,
     ),
     components(schemas(
@@ -21,6 +22,10 @@ use crate::http;
         api::ApiKey, api::CreateKeyRequest, api::CreatedKey, api::UpdateKeyRequest, api::RevokeKeyRequest,
         api::RotateKeyRequest, api::RotatedKey, api::KeyStatusFilter, api::Whoami, api::VerifyRequest,
         api::VerifyResponse, api::VerifyCode, api::AuditEntry, api::AuditVerifyReport, api::BrokenLink,
+        api::PullResponse, api::Change, api::Entity, api::ChangeOp, api::PushRequest, api::PushOp, api::OpKind,
+        api::PushResponse, api::OpResult, api::OpStatus, api::RotateOfflineRequest,
+        api::PullResponse, api::Change, api::Entity, api::ChangeOp, api::PushRequest, api::PushOp, api::OpKind,
+        api::PushResponse, api::OpResult, api::OpStatus, api::RotateOfflineRequest,
     )),
     modifiers(&Security),
 )]

@@ -8,6 +8,7 @@ pub mod auth;
 pub mod keys;
 pub mod page;
 pub mod problem;
+pub mod sync;
 pub mod verify;
 
 pub use audit::{AuditEntry, AuditVerifyReport, BrokenLink};
@@ -18,6 +19,10 @@ pub use keys::{
 };
 pub use page::{Page, PageQuery};
 pub use problem::{FieldError, Problem};
+pub use sync::{
+    Change, ChangeOp, Entity, OpKind, OpResult, OpStatus, PullQuery, PullResponse, PushOp,
+    PushRequest, PushResponse, RotateOfflineRequest,
+};
 pub use verify::{VerifyCode, VerifyRequest, VerifyResponse, Whoami};
 
 /// Deserialises a field that may be absent (leave as is), `null` (clear) or a value (set).

@@ -5,6 +5,7 @@ pub mod audit;
 pub mod auth;
 pub mod keys;
 pub mod ops;
+pub mod sync;
 pub mod verify;
 
 use std::time::Duration;
@@ -34,6 +35,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/verify", post(verify::verify))
         .route("/v1/audit", get(audit::list))
         .route("/v1/audit/verify", get(audit::verify_chain))
+        .route("/v1/sync/pull", get(sync::pull))
+        .route("/v1/sync/push", post(sync::push))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/openapi.json", get(ops::openapi));

@@ -49,6 +49,21 @@ impl From<Row> for AuditEntry {
 const COLUMNS: &str = "id, org_id, seq, actor_id, actor_email, action, target_type, target_id, client_ip, \
     request_id, before, after, created_at, prev_hash, hash";
 
+/// Locks the organisation's chain head for the rest of the transaction and returns it. Every
+/// write of an organisation takes this lock before it takes a change sequence value, so the
+/// organisation's changes commit in sequence order (see the sync migration).
+pub async fn lock_head(conn: &mut PgConnection, org: OrgId) -> Result<(i64, String), sqlx::Error> {
+    sqlx::query("INSERT INTO audit_heads (org_id, seq, hash) VALUES ($1, 0, $2) ON CONFLICT (org_id) DO NOTHING")
+        .bind(org.into_uuid())
+        .bind(GENESIS)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query_as("SELECT seq, hash FROM audit_heads WHERE org_id = $1 FOR UPDATE")
+        .bind(org.into_uuid())
+        .fetch_one(conn)
+        .await
+}
+
 /// Appends to the organisation's chain inside the caller's transaction. The head row is locked,
 /// so concurrent appends queue instead of forking the chain.
 pub async fn append(
@@ -57,16 +72,7 @@ pub async fn append(
     event: AuditEvent,
 ) -> Result<AuditEntry, sqlx::Error> {
     let org = actor.org_id.into_uuid();
-    sqlx::query("INSERT INTO audit_heads (org_id, seq, hash) VALUES ($1, 0, $2) ON CONFLICT (org_id) DO NOTHING")
-        .bind(org)
-        .bind(GENESIS)
-        .execute(&mut *conn)
-        .await?;
-    let (seq, prev): (i64, String) =
-        sqlx::query_as("SELECT seq, hash FROM audit_heads WHERE org_id = $1 FOR UPDATE")
-            .bind(org)
-            .fetch_one(&mut *conn)
-            .await?;
+    let (seq, prev) = lock_head(conn, actor.org_id).await?;
     let e = audit::seal(actor, event, seq + 1, prev, super::now_micros());
     sqlx::query(
         "INSERT INTO audit_log (id, org_id, seq, actor_id, actor_email, action, target_type, target_id, client_ip,
@@ -97,6 +103,33 @@ pub async fn append(
         .execute(conn)
         .await?;
     Ok(e)
+}
+
+/// Entries of `org` appended after change `since`, in change order, with their change values.
+pub async fn changed_since(
+    conn: &mut PgConnection,
+    org: OrgId,
+    since: i64,
+    limit: u32,
+) -> Result<Vec<(i64, AuditEntry)>, sqlx::Error> {
+    #[derive(sqlx::FromRow)]
+    struct WithSeq {
+        change_seq: i64,
+        #[sqlx(flatten)]
+        row: Row,
+    }
+    let rows: Vec<WithSeq> = sqlx::query_as(&format!(
+        "SELECT change_seq, {COLUMNS} FROM audit_log WHERE org_id = $1 AND change_seq > $2 ORDER BY change_seq LIMIT $3"
+    ))
+    .bind(org.into_uuid())
+    .bind(since)
+    .bind(i64::from(limit))
+    .fetch_all(conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| (r.change_seq, r.row.into()))
+        .collect())
 }
 
 /// Newest first; `before_seq` is the cursor.

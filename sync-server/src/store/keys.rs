@@ -30,11 +30,13 @@ pub struct KeyRow {
     pub updated_at: DateTime<Utc>,
     pub last_used_at: Option<DateTime<Utc>>,
     pub last_used_ip: Option<String>,
+    /// The change sequence value of the row's last change (for sync).
+    pub seq: i64,
 }
 
 const COLUMNS: &str = "id, org_id, name, description, environment, secret_hash, scopes, allowed_ips, metadata, \
     disabled, expires_at, revoked_at, revoke_reason, rotated_from, replaced_by, lineage_id, created_at, created_by, \
-    updated_at, last_used_at, last_used_ip";
+    updated_at, last_used_at, last_used_ip, seq";
 
 impl KeyRow {
     pub fn status(&self, now: DateTime<Utc>) -> KeyStatus {
@@ -101,6 +103,7 @@ pub async fn find_in_org(
 }
 
 pub async fn insert(conn: &mut PgConnection, k: &KeyRow) -> Result<(), sqlx::Error> {
+    super::audit::lock_head(conn, OrgId::from_uuid(k.org_id)).await?;
     sqlx::query(
         "INSERT INTO api_keys (id, org_id, name, description, environment, secret_hash, scopes, allowed_ips, metadata,
             disabled, expires_at, revoked_at, revoke_reason, rotated_from, replaced_by, lineage_id, created_at,
@@ -133,9 +136,11 @@ pub async fn insert(conn: &mut PgConnection, k: &KeyRow) -> Result<(), sqlx::Err
 
 /// Writes back every field an admin can change.
 pub async fn update(conn: &mut PgConnection, k: &KeyRow) -> Result<(), sqlx::Error> {
+    super::audit::lock_head(conn, OrgId::from_uuid(k.org_id)).await?;
     sqlx::query(
         "UPDATE api_keys SET name = $2, description = $3, scopes = $4, allowed_ips = $5, metadata = $6,
-            disabled = $7, expires_at = $8, revoked_at = $9, revoke_reason = $10, replaced_by = $11, updated_at = $12
+            disabled = $7, expires_at = $8, revoked_at = $9, revoke_reason = $10, replaced_by = $11, updated_at = $12,
+            seq = nextval('change_seq')
           WHERE id = $1",
     )
     .bind(k.id)
@@ -163,6 +168,23 @@ pub async fn notify(conn: &mut PgConnection, id: KeyId) -> Result<(), sqlx::Erro
         .execute(conn)
         .await?;
     Ok(())
+}
+
+/// Keys of `org` changed after `since`, in change order.
+pub async fn changed_since(
+    conn: &mut PgConnection,
+    org: OrgId,
+    since: i64,
+    limit: u32,
+) -> Result<Vec<KeyRow>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM api_keys WHERE org_id = $1 AND seq > $2 ORDER BY seq LIMIT $3"
+    ))
+    .bind(org.into_uuid())
+    .bind(since)
+    .bind(i64::from(limit))
+    .fetch_all(conn)
+    .await
 }
 
 /// A page of `org`'s keys, newest first; `after` is the last id of the previous page.

@@ -7,6 +7,7 @@ pub mod audit;
 pub mod keys;
 pub mod orgs;
 pub mod sessions;
+pub mod sync;
 pub mod usage;
 
 use std::time::Duration;

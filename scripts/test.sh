@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Run every test: formatting, clippy, then the workspace's unit, property and end-to-end tests
+# against a real PostgreSQL and Redis (started here if they are down). CI runs exactly this.
+#
+# Usage: scripts/test.sh [TEST-RUNNER-ARGS...]   e.g. scripts/test.sh -E 'test(login)'
+#   Extra arguments go to `cargo nextest run` (or `cargo test` when nextest is unavailable).
+# Environment (all optional):
+#   KEYWARD_SKIP_LINT=1      skip cargo fmt and clippy (fast local loops)
+#   KEYWARD_TEST_PG_URL      PostgreSQL server for the tests (default postgres://postgres@127.0.0.1:5432)
+#   KEYWARD_TEST_REDIS_URL   Redis for the tests (default redis://127.0.0.1:6379)
+set -euo pipefail
+
+# shellcheck source=scripts/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$KW_ROOT"
+
+export KEYWARD_TEST_PG_URL="${KEYWARD_TEST_PG_URL:-postgres://postgres@127.0.0.1:5432}"
+export KEYWARD_TEST_REDIS_URL="${KEYWARD_TEST_REDIS_URL:-redis://127.0.0.1:6379}"
+
+log "checking services and toolchain"
+ensure_postgres
+ensure_redis
+ensure_rust
+# The end-to-end tests scan a pg_dump of their database.
+command -v pg_dump >/dev/null 2>&1 || ensure_apt_packages postgresql-client
+ensure_nextest
+
+# --locked only when there is a lock file to hold to.
+locked=()
+[ -f Cargo.lock ] && locked=(--locked)
+
+# step NAME CMD... — run one step; record "NAME ok" or "NAME FAILED" and carry on, so a single
+# run reports every problem. The script fails at the end if any step failed.
+results=()
+failed=0
+step() {
+    local name="$1"
+    shift
+    log "$name: $*"
+    if "$@"; then
+        results+=("$name ok")
+    else
+        results+=("$name FAILED")
+        failed=1
+    fi
+}
+
+if [ "${KEYWARD_SKIP_LINT:-0}" = 1 ]; then
+    log "KEYWARD_SKIP_LINT=1: skipping fmt and clippy"
+    results+=("lint skipped")
+else
+    step fmt cargo fmt --all -- --check
+    step clippy cargo clippy --workspace --all-targets "${locked[@]}" -- -D warnings
+fi
+
+step "tests ($KW_TEST_RUNNER)" run_tests --workspace "${locked[@]}" --no-fail-fast "$@"
+
+summary="$(printf '%s, ' "${results[@]}")"
+if [ "$failed" -ne 0 ]; then
+    log "test.sh FAILED after ${SECONDS}s: ${summary%, }"
+    exit 1
+fi
+log "test.sh passed in ${SECONDS}s: ${summary%, }"

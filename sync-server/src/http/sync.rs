@@ -1,0 +1,283 @@
+//! `GET /v1/sync/pull` and `POST /v1/sync/push`: the desktop's replica and outbox.
+
+use axum::Json;
+use axum::extract::State;
+use keyward_core::KeyId;
+use keyward_core::api::ApiKey;
+use keyward_core::api::sync::{DEFAULT_PULL_LIMIT, MAX_PULL_LIMIT, MAX_PUSH_OPS};
+use keyward_core::api::{
+    Change, ChangeOp, CreateKeyRequest, Entity, FieldError, OpKind, OpResult, OpStatus, PullQuery,
+    PullResponse, PushOp, PushRequest, PushResponse, RevokeKeyRequest, RotateOfflineRequest,
+    UpdateKeyRequest,
+};
+use keyward_core::validate::FieldErrors;
+use serde::de::DeserializeOwned;
+use sqlx::PgConnection;
+
+use crate::error::{AppError, AppResult};
+use crate::extract::{AppJson, AppQuery};
+use crate::keys::{self, DEFAULT_ROTATION_GRACE_SECS};
+use crate::session::AdminSession;
+use crate::state::AppState;
+use crate::store::{self, now_micros};
+
+type Problem = keyward_core::api::Problem;
+
+/// Changes after `since` (keys and audit entries; key records never carry a secret or a hash),
+/// read from one snapshot, in change order.
+#[utoipa::path(get, path = "/v1/sync/pull", tag = "sync", security(("session" = [])), params(PullQuery),
+    responses((status = 200, body = PullResponse), (status = 401, body = Problem), (status = 422, body = Problem)))]
+pub async fn pull(
+    State(state): State<AppState>,
+    session: AdminSession,
+    AppQuery(q): AppQuery<PullQuery>,
+) -> AppResult<Json<PullResponse>> {
+    let mut errs = FieldErrors::new();
+    let since = q.since.unwrap_or(0);
+    if since < 0 {
+        errs.push(FieldError::new(
+            "since",
+            "out_of_range",
+            "must be 0 or a cursor from a previous pull",
+        ));
+    }
+    let limit = q.limit.unwrap_or(DEFAULT_PULL_LIMIT);
+    if !(1..=MAX_PULL_LIMIT).contains(&limit) {
+        errs.push(FieldError::new(
+            "limit",
+            "out_of_range",
+            format!("must be between 1 and {MAX_PULL_LIMIT}"),
+        ));
+    }
+    errs.into_result()?;
+
+    let mut tx = state.pool.begin().await?;
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        .execute(&mut *tx)
+        .await?;
+    let now = chrono::Utc::now();
+    let keys = store::keys::changed_since(&mut tx, session.org_id, since, limit + 1).await?;
+    let audit = store::audit::changed_since(&mut tx, session.org_id, since, limit + 1).await?;
+    tx.commit().await?;
+
+    let mut changes: Vec<Change> = keys
+        .iter()
+        .map(|k| {
+            change(
+                k.seq,
+                Entity::Key,
+                k.id.to_string(),
+                serde_json::to_value(k.to_api(now)),
+            )
+        })
+        .chain(audit.into_iter().map(|(seq, e)| {
+            change(
+                seq,
+                Entity::Audit,
+                e.id.to_string(),
+                serde_json::to_value(e),
+            )
+        }))
+        .collect();
+    changes.sort_by_key(|c| c.seq);
+    let has_more = changes.len() > limit as usize;
+    changes.truncate(limit as usize);
+    let cursor = changes.last().map_or(since, |c| c.seq);
+    Ok(Json(PullResponse {
+        changes,
+        cursor,
+        has_more,
+    }))
+}
+
+fn change(
+    seq: i64,
+    entity: Entity,
+    id: String,
+    data: Result<serde_json::Value, serde_json::Error>,
+) -> Change {
+    Change {
+        seq,
+        entity,
+        id,
+        op: ChangeOp::Upsert,
+        data: data.ok(),
+    }
+}
+
+/// Applies queued operations in order, each in its own transaction with its result, so a
+/// replay (or a retry after a cut connection) returns the first result and changes nothing.
+#[utoipa::path(post, path = "/v1/sync/push", tag = "sync", security(("session" = [])), request_body = PushRequest,
+    responses((status = 200, body = PushResponse), (status = 401, body = Problem), (status = 403, body = Problem),
+              (status = 422, body = Problem)))]
+pub async fn push(
+    State(state): State<AppState>,
+    session: AdminSession,
+    AppJson(req): AppJson<PushRequest>,
+) -> AppResult<Json<PushResponse>> {
+    session.require_write()?;
+    if req.ops.len() > MAX_PUSH_OPS {
+        return Err(AppError::field(
+            "ops",
+            "too_many",
+            format!("at most {MAX_PUSH_OPS} operations per push"),
+        ));
+    }
+    let mut results = Vec::with_capacity(req.ops.len());
+    for op in req.ops {
+        results.push(apply(&state, &session, op).await?);
+    }
+    Ok(Json(PushResponse { results }))
+}
+
+fn rejected(op_id: uuid::Uuid, e: &AppError) -> OpResult {
+    let problem = e.to_problem();
+    let detail = match problem.errors.as_slice() {
+        [] => problem.detail,
+        errors => errors
+            .iter()
+            .map(|f| format!("{}: {}", f.field, f.message))
+            .collect::<Vec<_>>()
+            .join("; "),
+    };
+    OpResult {
+        op_id,
+        status: OpStatus::Rejected,
+        code: Some(problem.code),
+        detail: Some(detail),
+        record: None,
+    }
+}
+
+async fn apply(state: &AppState, session: &AdminSession, op: PushOp) -> AppResult<OpResult> {
+    if op.op_id.get_version_num() != 7 {
+        let e = AppError::field("op_id", "invalid_id", "must be a UUIDv7");
+        return Ok(rejected(op.op_id, &e));
+    }
+    let kind = serde_json::to_value(op.kind)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default();
+    let mut tx = state.pool.begin().await?;
+    match store::sync::claim(&mut tx, op.op_id, session.org_id, session.admin_id, &kind).await? {
+        store::sync::Claim::New => {}
+        store::sync::Claim::Done { org_id, result } => {
+            let e = AppError::Conflict {
+                code: "op_id_conflict",
+                detail: "this operation id was used before".into(),
+            };
+            return Ok(result
+                .filter(|_| org_id == session.org_id)
+                .unwrap_or_else(|| rejected(op.op_id, &e)));
+        }
+    }
+    let mut savepoint = sqlx::Acquire::begin(&mut *tx).await?;
+    let outcome = run(&mut savepoint, session, &op).await;
+    let (result, touched) = match outcome {
+        Ok((key, touched)) => {
+            savepoint.commit().await?;
+            let record = serde_json::to_value(key).ok();
+            (
+                OpResult {
+                    op_id: op.op_id,
+                    status: OpStatus::Applied,
+                    code: None,
+                    detail: None,
+                    record,
+                },
+                touched,
+            )
+        }
+        Err(e @ (AppError::Database(_) | AppError::Internal(_))) => return Err(e),
+        Err(e) => {
+            savepoint.rollback().await?;
+            (rejected(op.op_id, &e), Vec::new())
+        }
+    };
+    store::sync::record(&mut tx, &result).await?;
+    tx.commit().await?;
+    for id in touched {
+        state.verifier.invalidate(id);
+    }
+    Ok(result)
+}
+
+fn data<T: DeserializeOwned>(op: &PushOp) -> AppResult<T> {
+    serde_json::from_value(op.data.clone())
+        .map_err(|e| AppError::field("data", "invalid", e.to_string()))
+}
+
+fn target(op: &PushOp) -> AppResult<KeyId> {
+    op.key_id.ok_or_else(|| {
+        AppError::field(
+            "key_id",
+            "required",
+            "is required for this kind of operation",
+        )
+    })
+}
+
+/// One operation; returns the resulting key and the ids whose cached records it changed.
+async fn run(
+    conn: &mut PgConnection,
+    session: &AdminSession,
+    op: &PushOp,
+) -> AppResult<(ApiKey, Vec<KeyId>)> {
+    let actor = &session.actor;
+    let now = now_micros();
+    match op.kind {
+        OpKind::CreateKey => {
+            let req: CreateKeyRequest = data(op)?;
+            let new = keys::parse_create(&req, now)?;
+            let Some((id, hash)) = new.offline.clone() else {
+                return Err(AppError::field(
+                    "data.secret_hash",
+                    "required",
+                    "create_key carries the key's id and argon2id hash, never a token",
+                ));
+            };
+            Ok((
+                keys::create(conn, actor, new, id, hash, now).await?,
+                vec![id],
+            ))
+        }
+        OpKind::UpdateKey => {
+            let id = target(op)?;
+            let patch = keys::parse_update(&data::<UpdateKeyRequest>(op)?, now)?;
+            Ok((
+                keys::update(conn, actor, id, patch, op.base_seq, now).await?,
+                vec![id],
+            ))
+        }
+        OpKind::RevokeKey => {
+            let id = target(op)?;
+            let req: RevokeKeyRequest = if op.data.is_null() {
+                RevokeKeyRequest::default()
+            } else {
+                data(op)?
+            };
+            let (grace, reason) = keys::parse_revoke(&req)?;
+            Ok((
+                keys::revoke(conn, actor, id, grace, reason, now).await?,
+                vec![id],
+            ))
+        }
+        OpKind::RotateKey => {
+            let id = target(op)?;
+            let req: RotateOfflineRequest = data(op)?;
+            keys::offline_secret(
+                "data.new_id",
+                req.new_id,
+                "data.secret_hash",
+                &req.secret_hash,
+            )?;
+            let grace = keyward_core::validate::grace_seconds(
+                "data.grace_seconds",
+                req.grace_seconds.unwrap_or(DEFAULT_ROTATION_GRACE_SECS),
+            )?;
+            let (key, _previous) =
+                keys::rotate(conn, actor, id, grace, req.new_id, req.secret_hash, now).await?;
+            Ok((key, vec![id, req.new_id]))
+        }
+    }
+}
