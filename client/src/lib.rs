@@ -222,6 +222,20 @@ impl KeywardClient {
         .await
     }
 
+    pub async fn key_usage(
+        &self,
+        id: KeyId,
+        q: &keyward_core::api::UsageQuery,
+    ) -> Result<keyward_core::api::UsageResponse> {
+        json(
+            self.admin(Method::GET, &format!("/v1/keys/{id}/usage"))?
+                .query(q)
+                .send()
+                .await?,
+        )
+        .await
+    }
+
     // --- audit ---
 
     pub async fn audit(&self, q: &PageQuery) -> Result<Page<AuditEntry>> {

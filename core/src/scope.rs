@@ -65,6 +65,7 @@ pub enum ScopeError {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[cfg_attr(feature = "openapi", schema(value_type = String, example = "keys:read"))]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(type = "string"))]
 pub struct Scope(String);
 
 impl Scope {
@@ -179,6 +180,7 @@ impl<'de> Deserialize<'de> for Scope {
 #[serde(transparent)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[cfg_attr(feature = "openapi", schema(value_type = Vec<String>, example = json!(["keys:read", "usage:*"])))]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(type = "string[]"))]
 pub struct ScopeSet(Vec<Scope>);
 
 impl ScopeSet {

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 /// expiry take effect by the clock alone, so no job has to flip a flag on time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "snake_case")]
 pub enum KeyStatus {
     Active,

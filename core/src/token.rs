@@ -48,6 +48,7 @@ const CHECK_START: usize = SECRET_START + SECRET_LEN;
 )]
 #[serde(rename_all = "lowercase")]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub enum Environment {
     /// Production traffic.
     #[default]

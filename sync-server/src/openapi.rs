@@ -11,7 +11,7 @@ use crate::http;
     info(title = "Keyward", description = "API key management: issue, verify, rotate and revoke keys."),
     paths(
         http::auth::login, http::auth::logout,
-        http::keys::create, http::keys::list, http::keys::get, http::keys::update, http::keys::revoke, http::keys::rotate,
+        http::keys::create, http::keys::list, http::keys::get, http::keys::update, http::keys::revoke, http::keys::rotate, http::keys::usage,
         http::verify::whoami, http::verify::verify,
         http::audit::list, http::audit::verify_chain,
         http::sync::pull, http::sync::push,
@@ -23,9 +23,9 @@ use crate::http;
         api::RotateKeyRequest, api::RotatedKey, api::KeyStatusFilter, api::Whoami, api::VerifyRequest,
         api::VerifyResponse, api::VerifyCode, api::AuditEntry, api::AuditVerifyReport, api::BrokenLink,
         api::PullResponse, api::Change, api::Entity, api::ChangeOp, api::PushRequest, api::PushOp, api::OpKind,
-        api::PushResponse, api::OpResult, api::OpStatus, api::RotateOfflineRequest,
+        api::PushResponse, api::OpResult, api::OpStatus, api::RotateOfflineRequest, api::UsageResponse, api::UsagePoint, api::Granularity,
         api::PullResponse, api::Change, api::Entity, api::ChangeOp, api::PushRequest, api::PushOp, api::OpKind,
-        api::PushResponse, api::OpResult, api::OpStatus, api::RotateOfflineRequest,
+        api::PushResponse, api::OpResult, api::OpStatus, api::RotateOfflineRequest, api::UsageResponse, api::UsagePoint, api::Granularity,
     )),
     modifiers(&Security),
 )]

@@ -8,6 +8,7 @@ use crate::ids::{AdminId, OrgId};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct AuditEntry {
     pub id: Uuid,
     /// Position in the organisation's chain, from 1.
@@ -21,7 +22,9 @@ pub struct AuditEntry {
     pub target_id: Option<String>,
     pub client_ip: Option<String>,
     pub request_id: Option<String>,
+    #[cfg_attr(feature = "ts", ts(type = "unknown"))]
     pub before: Option<serde_json::Value>,
+    #[cfg_attr(feature = "ts", ts(type = "unknown"))]
     pub after: Option<serde_json::Value>,
     pub created_at: DateTime<Utc>,
     /// Hex SHA-256 of the previous entry's hash and this entry's canonical content.

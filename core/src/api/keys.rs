@@ -12,6 +12,7 @@ use crate::token::Environment;
 /// A key as admins see it. Never carries the secret or its hash.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct ApiKey {
     pub id: KeyId,
     pub org_id: OrgId,
@@ -24,6 +25,7 @@ pub struct ApiKey {
     pub scopes: ScopeSet,
     pub allowed_ips: IpAllowList,
     #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    #[cfg_attr(feature = "ts", ts(type = "Record<string, unknown>"))]
     pub metadata: serde_json::Value,
     pub disabled: bool,
     pub expires_at: Option<DateTime<Utc>>,

@@ -9,6 +9,7 @@ pub mod keys;
 pub mod page;
 pub mod problem;
 pub mod sync;
+pub mod usage;
 pub mod verify;
 
 pub use audit::{AuditEntry, AuditVerifyReport, BrokenLink};
@@ -23,6 +24,7 @@ pub use sync::{
     Change, ChangeOp, Entity, OpKind, OpResult, OpStatus, PullQuery, PullResponse, PushOp,
     PushRequest, PushResponse, RotateOfflineRequest,
 };
+pub use usage::{Granularity, UsagePoint, UsageQuery, UsageResponse};
 pub use verify::{VerifyCode, VerifyRequest, VerifyResponse, Whoami};
 
 /// Deserialises a field that may be absent (leave as is), `null` (clear) or a value (set).

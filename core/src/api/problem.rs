@@ -23,6 +23,7 @@ pub struct Problem {
 /// A single invalid field: a JSON-pointer-like path (`scopes[2]`), a code and a message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct FieldError {
     pub field: String,
     pub code: String,

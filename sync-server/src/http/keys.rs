@@ -239,3 +239,48 @@ pub async fn rotate(
         }),
     ))
 }
+
+/// The key's usage by outcome, together with every key of its rotation lineage.
+#[utoipa::path(get, path = "/v1/keys/{id}/usage", tag = "keys", security(("session" = [])),
+    params(("id" = String, Path, description = "key id"), keyward_core::api::UsageQuery),
+    responses((status = 200, body = keyward_core::api::UsageResponse), (status = 401, body = Problem),
+              (status = 404, body = Problem), (status = 422, body = Problem)))]
+pub async fn usage(
+    State(state): State<AppState>,
+    session: AdminSession,
+    Path(id): Path<String>,
+    AppQuery(q): AppQuery<keyward_core::api::UsageQuery>,
+) -> AppResult<Json<keyward_core::api::UsageResponse>> {
+    let id = key_id(&id)?;
+    let granularity = q.granularity.unwrap_or_default();
+    let to = q.to.unwrap_or_else(Utc::now);
+    let from = q.from.unwrap_or(to - chrono::Duration::hours(24));
+    if from >= to {
+        return Err(AppError::field(
+            "from",
+            "out_of_range",
+            "must be before `to`",
+        ));
+    }
+    if to - from > granularity.max_span() {
+        return Err(AppError::field(
+            "from",
+            "out_of_range",
+            format!(
+                "a {} series spans at most {} days",
+                granularity.as_str(),
+                granularity.max_span().num_days()
+            ),
+        ));
+    }
+    let mut conn = state.pool.acquire().await?;
+    let key = store::keys::find_in_org(&mut conn, session.org_id, id, false)
+        .await?
+        .ok_or_else(AppError::key_not_found)?;
+    let series =
+        store::usage::series(&mut conn, key.lineage_id, key.org_id, granularity, from, to).await?;
+    Ok(Json(keyward_core::api::UsageResponse {
+        granularity,
+        series,
+    }))
+}

@@ -31,6 +31,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/keys/{id}", get(keys::get).patch(keys::update))
         .route("/v1/keys/{id}/revoke", post(keys::revoke))
         .route("/v1/keys/{id}/rotate", post(keys::rotate))
+        .route("/v1/keys/{id}/usage", get(keys::usage))
         .route("/v1/whoami", get(verify::whoami))
         .route("/v1/verify", post(verify::verify))
         .route("/v1/audit", get(audit::list))

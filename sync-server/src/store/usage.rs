@@ -54,3 +54,42 @@ pub async fn write_batch(pool: &PgPool, batch: &UsageBatch) -> Result<(), sqlx::
     }
     tx.commit().await
 }
+
+/// A lineage's usage (a key and every key it was rotated from or into), bucketed, with empty
+/// buckets left out.
+pub async fn series(
+    conn: &mut sqlx::PgConnection,
+    lineage: uuid::Uuid,
+    org: uuid::Uuid,
+    granularity: keyward_core::api::Granularity,
+    from: chrono::DateTime<chrono::Utc>,
+    to: chrono::DateTime<chrono::Utc>,
+) -> Result<Vec<keyward_core::api::UsagePoint>, sqlx::Error> {
+    let rows: Vec<(chrono::DateTime<chrono::Utc>, i64, i64, i64)> = sqlx::query_as(
+        "SELECT date_trunc($1, u.minute, 'UTC') AS ts,
+                coalesce(sum(u.count) FILTER (WHERE u.outcome = 'valid'), 0)::int8,
+                coalesce(sum(u.count) FILTER (WHERE u.outcome IN ('rate_limited', 'quota_exceeded')), 0)::int8,
+                coalesce(sum(u.count) FILTER (WHERE u.outcome NOT IN ('valid', 'rate_limited', 'quota_exceeded')), 0)::int8
+           FROM usage_minute u JOIN api_keys k ON k.id = u.key_id
+          WHERE k.lineage_id = $2 AND k.org_id = $3 AND u.minute >= $4 AND u.minute < $5
+          GROUP BY 1 ORDER BY 1",
+    )
+    .bind(granularity.as_str())
+    .bind(lineage)
+    .bind(org)
+    .bind(from)
+    .bind(to)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(
+            |(ts, allowed, rate_limited, rejected)| keyward_core::api::UsagePoint {
+                ts,
+                allowed,
+                rate_limited,
+                rejected,
+            },
+        )
+        .collect())
+}
