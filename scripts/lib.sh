@@ -222,3 +222,41 @@ json_field() {
 if [ "${BASH_SOURCE[0]}" = "$0" ] && [ "$#" -gt 0 ]; then
     "$@"
 fi
+
+# --- desktop ---------------------------------------------------------------------------------
+
+# Debian packages the Tauri app builds against, and what its end-to-end test runs under: a
+# virtual display, WebKitWebDriver, a session bus and a real Secret Service (gnome-keyring).
+KW_DESKTOP_PACKAGES=(libwebkit2gtk-4.1-dev libgtk-3-dev librsvg2-dev libssl-dev pkg-config build-essential file
+    xvfb webkit2gtk-driver gnome-keyring dbus dbus-x11 imagemagick nodejs npm)
+ensure_desktop_deps() {
+    ensure_apt_packages "${KW_DESKTOP_PACKAGES[@]}"
+}
+
+# build_ui — npm ci (when the lock changed), the egui_plot chart to wasm, type-check, unit
+# tests, and the production build into ui/dist (which the desktop crate embeds at compile time).
+# Set KW_UI_SKIP_TESTS=1 to skip the Vitest run (run.sh does).
+build_ui() {
+    # Each step checks its own status: this runs under `if` in test.sh, where `set -e` is off.
+    ensure_desktop_deps || return 1
+    local stamp="$KW_ROOT/ui/node_modules/.keyward-lock"
+    if [ ! -f "$stamp" ] || ! cmp -s "$KW_ROOT/ui/package-lock.json" "$stamp"; then
+        log "npm ci (ui)"
+        (cd "$KW_ROOT/ui" && npm ci --no-audit --no-fund) || return 1
+        cp "$KW_ROOT/ui/package-lock.json" "$stamp" || return 1
+    fi
+    "$KW_ROOT/scripts/build-chart.sh" || return 1
+    (cd "$KW_ROOT/ui" && npm run typecheck) || return 1
+    if [ "${KW_UI_SKIP_TESTS:-0}" != 1 ]; then
+        (cd "$KW_ROOT/ui" && npm test) || return 1
+    fi
+    (cd "$KW_ROOT/ui" && npm run build) || return 1
+}
+
+# ensure_tauri_driver — the WebDriver bridge for Tauri apps (crates.io), into ~/.cargo/bin.
+ensure_tauri_driver() {
+    if ! command -v tauri-driver >/dev/null 2>&1; then
+        log "installing tauri-driver"
+        env -u CARGO_TARGET_DIR cargo install tauri-driver --locked </dev/null
+    fi
+}

@@ -6,6 +6,7 @@
 #   Extra arguments go to `cargo nextest run` (or `cargo test` when nextest is unavailable).
 # Environment (all optional):
 #   KEYWARD_SKIP_LINT=1      skip cargo fmt and clippy (fast local loops)
+#   KEYWARD_SKIP_DESKTOP_E2E=1  skip the desktop WebDriver test
 #   KEYWARD_TEST_PG_URL      PostgreSQL server for the tests (default postgres://postgres@127.0.0.1:5432)
 #   KEYWARD_TEST_REDIS_URL   Redis for the tests (default redis://127.0.0.1:6379)
 set -euo pipefail
@@ -45,6 +46,9 @@ step() {
     fi
 }
 
+# The desktop UI first: the desktop crate embeds ui/dist when it compiles (clippy included).
+step ui build_ui
+
 if [ "${KEYWARD_SKIP_LINT:-0}" = 1 ]; then
     log "KEYWARD_SKIP_LINT=1: skipping fmt and clippy"
     results+=("lint skipped")
@@ -54,6 +58,13 @@ else
 fi
 
 step "tests ($KW_TEST_RUNNER)" run_tests --workspace "${locked[@]}" --no-fail-fast "$@"
+
+# The real app in a real window under Xvfb, driven by WebDriver (skip: KEYWARD_SKIP_DESKTOP_E2E=1).
+if [ "${KEYWARD_SKIP_DESKTOP_E2E:-0}" = 1 ]; then
+    results+=("desktop e2e skipped")
+else
+    step "desktop e2e" "$KW_ROOT/scripts/desktop-e2e.sh"
+fi
 
 summary="$(printf '%s, ' "${results[@]}")"
 if [ "$failed" -ne 0 ]; then

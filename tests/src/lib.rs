@@ -1,6 +1,8 @@
 //! Test harness: each test gets its own PostgreSQL database and its own servers on random
 //! ports, driven through the real client (`keyward-client`).
 
+pub mod webdriver;
+
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -82,7 +84,13 @@ pub struct TestServer {
 
 impl TestServer {
     pub async fn start(db: &TestDb, tweak: impl FnOnce(&mut Config)) -> TestServer {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        Self::start_on(db, "127.0.0.1:0", tweak).await
+    }
+
+    /// Like [`TestServer::start`] on a given address (to bring a stopped server back where its
+    /// clients expect it).
+    pub async fn start_on(db: &TestDb, addr: &str, tweak: impl FnOnce(&mut Config)) -> TestServer {
+        let listener = TcpListener::bind(addr).await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let mut config = Config::for_database(db.url.clone());
         config.bind = addr;

@@ -1,0 +1,183 @@
+//! Tauri commands: one line each, into [`Desktop`]. Everything testable lives there.
+
+use keyward_core::api::{AuditEntry, Granularity};
+use tauri::State;
+
+use crate::dto::{
+    IssuedKey, KeyDetail, KeyEdit, KeyFilter, KeyList, KeyListItem, NewKeyForm, Revocation, Session, SyncStatus,
+    UsageSeries,
+};
+use crate::error::CommandError;
+use crate::services::Desktop;
+
+type Result<T> = std::result::Result<T, CommandError>;
+
+#[tauri::command]
+pub async fn login(desktop: State<'_, Desktop>, server_url: String, email: String, password: String) -> Result<Session> {
+    desktop.login(&server_url, &email, password).await
+}
+
+#[tauri::command]
+pub async fn logout(desktop: State<'_, Desktop>) -> Result<()> {
+    desktop.logout().await
+}
+
+#[tauri::command]
+pub async fn current_session(desktop: State<'_, Desktop>) -> Result<Option<Session>> {
+    Ok(desktop.current_session().await)
+}
+
+#[tauri::command]
+pub async fn list_keys(desktop: State<'_, Desktop>, filter: KeyFilter) -> Result<KeyList> {
+    desktop.list_keys(filter).await
+}
+
+#[tauri::command]
+pub async fn get_key(desktop: State<'_, Desktop>, id: String) -> Result<KeyDetail> {
+    desktop.get_key(&id).await
+}
+
+#[tauri::command]
+pub async fn create_key(desktop: State<'_, Desktop>, form: NewKeyForm) -> Result<IssuedKey> {
+    desktop.create_key(form).await
+}
+
+#[tauri::command]
+pub async fn update_key(desktop: State<'_, Desktop>, id: String, edit: KeyEdit) -> Result<KeyListItem> {
+    desktop.update_key(&id, edit).await
+}
+
+#[tauri::command]
+pub async fn revoke_key(desktop: State<'_, Desktop>, id: String, revocation: Revocation) -> Result<KeyListItem> {
+    desktop.revoke_key(&id, revocation).await
+}
+
+#[tauri::command]
+pub async fn rotate_key(desktop: State<'_, Desktop>, id: String, grace_seconds: u32) -> Result<IssuedKey> {
+    desktop.rotate_key(&id, grace_seconds).await
+}
+
+#[tauri::command]
+pub async fn audit_log(desktop: State<'_, Desktop>, limit: u32, before_seq: Option<i64>) -> Result<Vec<AuditEntry>> {
+    desktop.audit_log(limit, before_seq).await
+}
+
+#[tauri::command]
+pub async fn sync_status(desktop: State<'_, Desktop>) -> Result<SyncStatus> {
+    Ok(desktop.sync_status().await)
+}
+
+#[tauri::command]
+pub async fn sync_now(desktop: State<'_, Desktop>) -> Result<SyncStatus> {
+    desktop.sync_now().await
+}
+
+#[tauri::command]
+pub async fn key_usage(desktop: State<'_, Desktop>, id: String, granularity: Granularity) -> Result<UsageSeries> {
+    desktop.key_usage(&id, granularity).await
+}
+
+#[cfg(test)]
+mod tests {
+    //! The commands through Tauri's mock runtime: real IPC serialisation, a real server and
+    //! database behind them, no window.
+
+    use serde_json::{Value, json};
+    use tauri::ipc::{CallbackFn, InvokeBody};
+    use tauri::test::{INVOKE_KEY, MockRuntime, get_ipc_response, mock_builder, mock_context, noop_assets};
+    use tauri::webview::InvokeRequest;
+    use tauri::{Manager, WebviewWindow};
+
+    use crate::services::Desktop;
+
+    fn window(data_dir: std::path::PathBuf) -> (tauri::App<MockRuntime>, WebviewWindow<MockRuntime>) {
+        let desktop = tauri::async_runtime::block_on(Desktop::open(data_dir)).expect("open");
+        let app = mock_builder().invoke_handler(crate::handlers!()).build(mock_context(noop_assets())).expect("app");
+        app.manage(desktop);
+        let webview = tauri::WebviewWindowBuilder::new(&app, "main", Default::default()).build().expect("window");
+        (app, webview)
+    }
+
+    fn invoke(webview: &WebviewWindow<MockRuntime>, cmd: &str, args: Value) -> Result<Value, Value> {
+        let request = InvokeRequest {
+            cmd: cmd.into(),
+            callback: CallbackFn(0),
+            error: CallbackFn(1),
+            url: "tauri://localhost".parse().unwrap(),
+            body: InvokeBody::Json(args),
+            headers: Default::default(),
+            invoke_key: INVOKE_KEY.to_string(),
+        };
+        get_ipc_response(webview, request).map(|b| b.deserialize::<Value>().unwrap())
+    }
+
+    #[test]
+    fn commands_work_through_ipc_against_a_real_server() {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let app = rt.block_on(keyward_e2e::TestApp::spawn());
+        let dir = std::env::temp_dir().join(format!("keyward-desktop-test-{}", uuid_like()));
+        let (_app, w) = window(dir.clone());
+
+        // Signed out: reads answer `unauthenticated`, the session is null.
+        assert_eq!(invoke(&w, "current_session", json!({})), Ok(Value::Null));
+        let err = invoke(&w, "list_keys", json!({"filter": filter()})).unwrap_err();
+        assert_eq!(err["code"], "unauthenticated");
+
+        // A bad server address is a field error; bad credentials are refused.
+        let err = invoke(&w, "login", json!({"serverUrl": "ftp://x", "email": "a@b.c", "password": "p"})).unwrap_err();
+        assert_eq!(err["fields"][0]["field"], "server_url");
+        let err = invoke(&w, "login", json!({"serverUrl": app.server.base_url, "email": "owner@acme.test", "password": "wrong password"}))
+            .unwrap_err();
+        assert_eq!(err["code"], "invalid_credentials");
+
+        let session = invoke(
+            &w,
+            "login",
+            json!({"serverUrl": app.server.base_url, "email": "owner@acme.test", "password": keyward_e2e::PASSWORD}),
+        )
+        .unwrap();
+        assert_eq!(session["role"], "owner");
+
+        // Create: bad input is refused with field errors and queues nothing; good input returns
+        // the token once.
+        let bad = json!({"form": {"name": "", "description": null, "environment": "live", "scopes": ["nope"], "allowed_ips": [], "expires_at": null}});
+        let err = invoke(&w, "create_key", bad).unwrap_err();
+        assert_eq!(err["code"], "validation_failed");
+        let fields: Vec<&str> = err["fields"].as_array().unwrap().iter().map(|f| f["field"].as_str().unwrap()).collect();
+        assert_eq!(fields, vec!["name", "scopes[0]"]);
+        assert_eq!(invoke(&w, "sync_status", json!({})).unwrap()["queued"], 0);
+
+        let form = json!({"form": {"name": "From IPC", "description": null, "environment": "live", "scopes": ["achievements:read"], "allowed_ips": [], "expires_at": null}});
+        let issued = invoke(&w, "create_key", form).unwrap();
+        let token = issued["token"].as_str().unwrap().to_owned();
+        assert!(token.starts_with("kw_live_"));
+        let status = invoke(&w, "sync_now", json!({})).unwrap();
+        assert_eq!((status["online"].clone(), status["queued"].clone()), (json!(true), json!(0)));
+        rt.block_on(app.anon.whoami(&token)).expect("the key works on the server");
+
+        let list = invoke(&w, "list_keys", json!({"filter": filter()})).unwrap();
+        assert_eq!(list["items"][0]["key"]["name"], "From IPC");
+        let id = list["items"][0]["key"]["id"].as_str().unwrap().to_owned();
+        let detail = invoke(&w, "get_key", json!({"id": id})).unwrap();
+        assert!(detail["audit"].as_array().unwrap().iter().any(|e| e["action"] == "key.create"));
+
+        let revoked = invoke(&w, "revoke_key", json!({"id": id, "revocation": {"grace_seconds": 0, "reason": "test"}})).unwrap();
+        assert_eq!(revoked["key"]["status"], "revoked");
+        invoke(&w, "sync_now", json!({})).unwrap();
+        let e = rt.block_on(app.anon.whoami(&token)).unwrap_err();
+        assert_eq!(e.code(), Some("key_revoked"));
+
+        assert_eq!(invoke(&w, "get_key", json!({"id": "nope"})).unwrap_err()["code"], "not_found");
+        invoke(&w, "logout", json!({})).unwrap();
+        assert_eq!(invoke(&w, "current_session", json!({})), Ok(Value::Null));
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    fn filter() -> Value {
+        json!({"search": null, "status": null, "environment": null, "scope": null, "sort": "created", "descending": true, "limit": 50, "offset": 0})
+    }
+
+    fn uuid_like() -> String {
+        format!("{}-{}", std::process::id(), std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos())
+    }
+}

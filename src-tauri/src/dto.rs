@@ -1,0 +1,124 @@
+//! What the UI sends and receives. TypeScript types are generated from these (ts-rs) into
+//! ui/src/bindings by the `bindings_are_current` test, so the two sides cannot drift.
+
+use chrono::{DateTime, Utc};
+use keyward_core::api::{ApiKey, AuditEntry, Granularity, Role, UsagePoint};
+use keyward_core::{Environment, KeyId, KeyStatus, OrgId};
+use serde::{Deserialize, Serialize};
+use ts_rs::TS;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+pub struct Session {
+    pub server_url: String,
+    pub email: String,
+    pub role: Role,
+    pub org_id: OrgId,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "snake_case")]
+pub enum KeySort {
+    Name,
+    #[default]
+    Created,
+    LastUsed,
+    Expires,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, TS)]
+pub struct KeyFilter {
+    pub search: Option<String>,
+    pub status: Option<KeyStatus>,
+    pub environment: Option<Environment>,
+    pub scope: Option<String>,
+    pub sort: KeySort,
+    pub descending: bool,
+    pub limit: u32,
+    pub offset: u32,
+}
+
+/// A server rejection of a queued change, shown on the affected key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+pub struct OpError {
+    pub code: String,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+pub struct KeyListItem {
+    pub key: ApiKey,
+    /// Local changes wait in the outbox.
+    pub pending: bool,
+    pub error: Option<OpError>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+pub struct KeyList {
+    pub items: Vec<KeyListItem>,
+    pub total: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+pub struct KeyDetail {
+    pub item: KeyListItem,
+    pub audit: Vec<AuditEntry>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+pub struct NewKeyForm {
+    pub name: String,
+    pub description: Option<String>,
+    pub environment: Environment,
+    pub scopes: Vec<String>,
+    pub allowed_ips: Vec<String>,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// `None` leaves a field as it is; `clear_expiry` removes the expiry.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, TS)]
+pub struct KeyEdit {
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub scopes: Option<Vec<String>>,
+    pub allowed_ips: Option<Vec<String>>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub clear_expiry: bool,
+    pub disabled: Option<bool>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, TS)]
+pub struct Revocation {
+    pub grace_seconds: u32,
+    pub reason: Option<String>,
+}
+
+/// The token is shown once and never stored by the app.
+#[derive(Clone, PartialEq, Serialize, Deserialize, TS)]
+pub struct IssuedKey {
+    pub key: ApiKey,
+    pub token: String,
+}
+
+impl std::fmt::Debug for IssuedKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IssuedKey").field("key", &self.key.id).field("token", &"[redacted]").finish()
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, TS)]
+pub struct SyncStatus {
+    pub online: bool,
+    pub syncing: bool,
+    pub last_sync_at: Option<DateTime<Utc>>,
+    pub queued: u32,
+    pub last_error: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+pub struct UsageSeries {
+    pub key_id: KeyId,
+    pub granularity: Granularity,
+    pub points: Vec<UsagePoint>,
+    /// When the series was last fetched from the server (the replica keeps it for offline use).
+    pub fetched_at: Option<DateTime<Utc>>,
+}

@@ -1,0 +1,171 @@
+//! The real desktop app in a real window, driven by WebDriver (tauri-driver + WebKitWebDriver)
+//! against a real server: sign in, create a key, see it, revoke it, go offline, create a key,
+//! come back and see it synced. Screenshots of each screen land in artifacts/desktop/.
+//!
+//! Needs a display, a session bus with an unlocked keyring and tauri-driver: run through
+//! `scripts/desktop-e2e.sh` (part of `scripts/test.sh`), which sets all of that up.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use keyward_core::KeyStatus;
+use keyward_core::api::{KeyStatusFilter, ListKeysQuery};
+use keyward_e2e::webdriver::WebDriver;
+use keyward_e2e::{PASSWORD, TestApp, TestServer, eventually};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+fn artifacts() -> PathBuf {
+    let root = std::env::var("KEYWARD_ARTIFACTS").map(PathBuf::from).unwrap_or_else(|_| {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join("artifacts")
+    });
+    root.join("desktop")
+}
+
+fn desktop_binary() -> String {
+    let exe = std::env::current_exe().unwrap();
+    let bin = exe.parent().and_then(|d| d.parent()).unwrap().join("keyward-desktop");
+    assert!(bin.exists(), "{} not built: scripts/desktop-e2e.sh builds it", bin.display());
+    bin.display().to_string()
+}
+
+async fn fill(wd: &WebDriver, testid: &str, text: &str) -> anyhow::Result<()> {
+    let el = wd.find(&format!("[data-testid='{testid}']"), WAIT).await?;
+    wd.clear(&el).await?;
+    wd.type_text(&el, text).await
+}
+
+async fn click(wd: &WebDriver, testid: &str) -> anyhow::Result<()> {
+    let el = wd.find(&format!("[data-testid='{testid}']"), WAIT).await?;
+    wd.click(&el).await
+}
+
+async fn text_of(wd: &WebDriver, testid: &str) -> String {
+    match wd.find(&format!("[data-testid='{testid}']"), Duration::from_secs(1)).await {
+        Ok(el) => wd.text(&el).await.unwrap_or_default(),
+        Err(_) => String::new(),
+    }
+}
+
+/// Waits until the row of the key named `name` is listed; returns its element.
+async fn row_named(wd: &WebDriver, name: &str) -> anyhow::Result<String> {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        for row in wd.find_all("[data-testid='key-row']").await? {
+            if wd.text(&row).await.unwrap_or_default().contains(name) {
+                return Ok(row);
+            }
+        }
+        anyhow::ensure!(tokio::time::Instant::now() < deadline, "no key row named {name}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs a display, a keyring and tauri-driver: run scripts/desktop-e2e.sh"]
+async fn an_admin_manages_keys_online_and_offline() {
+    let driver_url = std::env::var("KEYWARD_WEBDRIVER_URL").unwrap_or_else(|_| "http://127.0.0.1:4444".into());
+    let shots = artifacts();
+    let app = TestApp::spawn().await;
+    let addr = app.server.base_url.trim_start_matches("http://").to_owned();
+
+    let wd = WebDriver::launch(&driver_url, &desktop_binary()).await.expect("tauri-driver session");
+    let result = async {
+        // Sign in.
+        fill(&wd, "login-server", &app.server.base_url).await?;
+        fill(&wd, "login-email", "owner@acme.test").await?;
+        fill(&wd, "login-password", PASSWORD).await?;
+        wd.screenshot(&shots.join("01-login.png")).await?;
+        click(&wd, "login-submit").await?;
+        wd.find("[data-testid='new-key']", WAIT).await?;
+        wd.screenshot(&shots.join("02-keys-empty.png")).await?;
+
+        // Create a key: the token is shown once and works once synced.
+        click(&wd, "new-key").await?;
+        fill(&wd, "create-name", "Deploy bot").await?;
+        fill(&wd, "create-scopes", "achievements:read badges:*").await?;
+        wd.screenshot(&shots.join("03-create.png")).await?;
+        click(&wd, "create-submit").await?;
+        let token_el = wd.find("[data-testid='issued-token']", WAIT).await?;
+        let token = wd.text(&token_el).await?;
+        anyhow::ensure!(token.starts_with("kw_live_"), "token shown: {token:?}");
+        wd.screenshot(&shots.join("04-token-once.png")).await?;
+        click(&wd, "token-done").await?;
+        row_named(&wd, "Deploy bot").await?;
+        let synced = eventually(WAIT, || async { app.anon.whoami(&token).await.is_ok() }).await;
+        anyhow::ensure!(synced, "the key created in the app works against the server");
+        wd.screenshot(&shots.join("05-keys-list.png")).await?;
+
+        // Revoke it from its detail screen.
+        let row = row_named(&wd, "Deploy bot").await?;
+        wd.click(&row).await?;
+        wd.find("[data-testid='key-detail']", WAIT).await?;
+        wd.screenshot(&shots.join("06-key-detail.png")).await?;
+        click(&wd, "revoke-open").await?;
+        fill(&wd, "revoke-grace", "0").await?;
+        fill(&wd, "revoke-reason", "end-to-end test").await?;
+        wd.screenshot(&shots.join("07-revoke.png")).await?;
+        click(&wd, "revoke-submit").await?;
+        let revoked = eventually(WAIT, || async {
+            app.anon.whoami(&token).await.err().and_then(|e| e.code().map(str::to_owned)).as_deref() == Some("key_revoked")
+        })
+        .await;
+        anyhow::ensure!(revoked, "revocation reached the server");
+
+        Ok::<_, anyhow::Error>(())
+    }
+    .await;
+    if let Err(e) = result {
+        let _ = wd.screenshot(&shots.join("failure-online.png")).await;
+        let _ = wd.quit().await;
+        panic!("online part: {e:#}");
+    }
+
+    // Offline: the server goes away; a key created now waits in the outbox.
+    let TestApp { db, server, owner, anon } = app;
+    server.stop().await;
+    let result = async {
+        click(&wd, "nav-keys").await?;
+        let offline = eventually(WAIT, || async { text_of(&wd, "status-online").await.contains("Offline") }).await;
+        anyhow::ensure!(offline, "the status bar shows offline");
+        click(&wd, "new-key").await?;
+        fill(&wd, "create-name", "Made offline").await?;
+        click(&wd, "create-submit").await?;
+        let token_el = wd.find("[data-testid='issued-token']", WAIT).await?;
+        let offline_token = wd.text(&token_el).await?;
+        click(&wd, "token-done").await?;
+        row_named(&wd, "Made offline").await?;
+        let queued = eventually(WAIT, || async { text_of(&wd, "status-queued").await.trim() == "1" }).await;
+        anyhow::ensure!(queued, "one change queued, status bar says {:?}", text_of(&wd, "status-queued").await);
+        wd.screenshot(&shots.join("08-offline-queued.png")).await?;
+
+        // Back online on the same address: the queued key lands and works.
+        let server = TestServer::start_on(&db, &addr, |_| {}).await;
+        let synced = eventually(Duration::from_secs(30), || async {
+            text_of(&wd, "status-queued").await.trim() == "0" && text_of(&wd, "status-online").await.contains("Online")
+        })
+        .await;
+        anyhow::ensure!(synced, "the queue drained once the server was back");
+        wd.screenshot(&shots.join("09-back-online.png")).await?;
+        let keys = owner.list_all_keys(&ListKeysQuery { status: Some(KeyStatusFilter::All), ..Default::default() }).await?;
+        let made = keys.iter().find(|k| k.name == "Made offline").ok_or_else(|| anyhow::anyhow!("not on the server"))?;
+        anyhow::ensure!(made.status == KeyStatus::Active);
+        anon.whoami(&offline_token).await?;
+        let revoked = keys.iter().find(|k| k.name == "Deploy bot").map(|k| k.status);
+        anyhow::ensure!(revoked == Some(KeyStatus::Revoked));
+
+        click(&wd, "nav-audit").await?;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        wd.screenshot(&shots.join("10-audit.png")).await?;
+        click(&wd, "nav-settings").await?;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        wd.screenshot(&shots.join("11-settings.png")).await?;
+        server.stop().await;
+        Ok::<_, anyhow::Error>(())
+    }
+    .await;
+    let _ = wd.screenshot(&shots.join("99-last.png")).await;
+    let _ = wd.quit().await;
+    drop(db);
+    result.expect("offline part");
+}
