@@ -4,8 +4,8 @@ use keyward_core::api::{AuditEntry, Granularity};
 use tauri::State;
 
 use crate::dto::{
-    IssuedKey, KeyDetail, KeyEdit, KeyFilter, KeyList, KeyListItem, NewKeyForm, Revocation, Session, SyncStatus,
-    UsageSeries,
+    IssuedKey, KeyDetail, KeyEdit, KeyFilter, KeyList, KeyListItem, NewKeyForm, Revocation,
+    Session, SyncStatus, UsageSeries,
 };
 use crate::error::CommandError;
 use crate::services::Desktop;
@@ -13,7 +13,12 @@ use crate::services::Desktop;
 type Result<T> = std::result::Result<T, CommandError>;
 
 #[tauri::command]
-pub async fn login(desktop: State<'_, Desktop>, server_url: String, email: String, password: String) -> Result<Session> {
+pub async fn login(
+    desktop: State<'_, Desktop>,
+    server_url: String,
+    email: String,
+    password: String,
+) -> Result<Session> {
     desktop.login(&server_url, &email, password).await
 }
 
@@ -43,22 +48,38 @@ pub async fn create_key(desktop: State<'_, Desktop>, form: NewKeyForm) -> Result
 }
 
 #[tauri::command]
-pub async fn update_key(desktop: State<'_, Desktop>, id: String, edit: KeyEdit) -> Result<KeyListItem> {
+pub async fn update_key(
+    desktop: State<'_, Desktop>,
+    id: String,
+    edit: KeyEdit,
+) -> Result<KeyListItem> {
     desktop.update_key(&id, edit).await
 }
 
 #[tauri::command]
-pub async fn revoke_key(desktop: State<'_, Desktop>, id: String, revocation: Revocation) -> Result<KeyListItem> {
+pub async fn revoke_key(
+    desktop: State<'_, Desktop>,
+    id: String,
+    revocation: Revocation,
+) -> Result<KeyListItem> {
     desktop.revoke_key(&id, revocation).await
 }
 
 #[tauri::command]
-pub async fn rotate_key(desktop: State<'_, Desktop>, id: String, grace_seconds: u32) -> Result<IssuedKey> {
+pub async fn rotate_key(
+    desktop: State<'_, Desktop>,
+    id: String,
+    grace_seconds: u32,
+) -> Result<IssuedKey> {
     desktop.rotate_key(&id, grace_seconds).await
 }
 
 #[tauri::command]
-pub async fn audit_log(desktop: State<'_, Desktop>, limit: u32, before_seq: Option<i64>) -> Result<Vec<AuditEntry>> {
+pub async fn audit_log(
+    desktop: State<'_, Desktop>,
+    limit: u32,
+    before_seq: Option<i64>,
+) -> Result<Vec<AuditEntry>> {
     desktop.audit_log(limit, before_seq).await
 }
 
@@ -73,7 +94,11 @@ pub async fn sync_now(desktop: State<'_, Desktop>) -> Result<SyncStatus> {
 }
 
 #[tauri::command]
-pub async fn key_usage(desktop: State<'_, Desktop>, id: String, granularity: Granularity) -> Result<UsageSeries> {
+pub async fn key_usage(
+    desktop: State<'_, Desktop>,
+    id: String,
+    granularity: Granularity,
+) -> Result<UsageSeries> {
     desktop.key_usage(&id, granularity).await
 }
 
@@ -84,21 +109,34 @@ mod tests {
 
     use serde_json::{Value, json};
     use tauri::ipc::{CallbackFn, InvokeBody};
-    use tauri::test::{INVOKE_KEY, MockRuntime, get_ipc_response, mock_builder, mock_context, noop_assets};
+    use tauri::test::{
+        INVOKE_KEY, MockRuntime, get_ipc_response, mock_builder, mock_context, noop_assets,
+    };
     use tauri::webview::InvokeRequest;
     use tauri::{Manager, WebviewWindow};
 
     use crate::services::Desktop;
 
-    fn window(data_dir: std::path::PathBuf) -> (tauri::App<MockRuntime>, WebviewWindow<MockRuntime>) {
+    fn window(
+        data_dir: std::path::PathBuf,
+    ) -> (tauri::App<MockRuntime>, WebviewWindow<MockRuntime>) {
         let desktop = tauri::async_runtime::block_on(Desktop::open(data_dir)).expect("open");
-        let app = mock_builder().invoke_handler(crate::handlers!()).build(mock_context(noop_assets())).expect("app");
+        let app = mock_builder()
+            .invoke_handler(crate::handlers!())
+            .build(mock_context(noop_assets()))
+            .expect("app");
         app.manage(desktop);
-        let webview = tauri::WebviewWindowBuilder::new(&app, "main", Default::default()).build().expect("window");
+        let webview = tauri::WebviewWindowBuilder::new(&app, "main", Default::default())
+            .build()
+            .expect("window");
         (app, webview)
     }
 
-    fn invoke(webview: &WebviewWindow<MockRuntime>, cmd: &str, args: Value) -> Result<Value, Value> {
+    fn invoke(
+        webview: &WebviewWindow<MockRuntime>,
+        cmd: &str,
+        args: Value,
+    ) -> Result<Value, Value> {
         let request = InvokeRequest {
             cmd: cmd.into(),
             callback: CallbackFn(0),
@@ -124,7 +162,12 @@ mod tests {
         assert_eq!(err["code"], "unauthenticated");
 
         // A bad server address is a field error; bad credentials are refused.
-        let err = invoke(&w, "login", json!({"serverUrl": "ftp://x", "email": "a@b.c", "password": "p"})).unwrap_err();
+        let err = invoke(
+            &w,
+            "login",
+            json!({"serverUrl": "ftp://x", "email": "a@b.c", "password": "p"}),
+        )
+        .unwrap_err();
         assert_eq!(err["fields"][0]["field"], "server_url");
         let err = invoke(&w, "login", json!({"serverUrl": app.server.base_url, "email": "owner@acme.test", "password": "wrong password"}))
             .unwrap_err();
@@ -143,7 +186,12 @@ mod tests {
         let bad = json!({"form": {"name": "", "description": null, "environment": "live", "scopes": ["nope"], "allowed_ips": [], "expires_at": null}});
         let err = invoke(&w, "create_key", bad).unwrap_err();
         assert_eq!(err["code"], "validation_failed");
-        let fields: Vec<&str> = err["fields"].as_array().unwrap().iter().map(|f| f["field"].as_str().unwrap()).collect();
+        let fields: Vec<&str> = err["fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["field"].as_str().unwrap())
+            .collect();
         assert_eq!(fields, vec!["name", "scopes[0]"]);
         assert_eq!(invoke(&w, "sync_status", json!({})).unwrap()["queued"], 0);
 
@@ -152,22 +200,40 @@ mod tests {
         let token = issued["token"].as_str().unwrap().to_owned();
         assert!(token.starts_with("kw_live_"));
         let status = invoke(&w, "sync_now", json!({})).unwrap();
-        assert_eq!((status["online"].clone(), status["queued"].clone()), (json!(true), json!(0)));
-        rt.block_on(app.anon.whoami(&token)).expect("the key works on the server");
+        assert_eq!(
+            (status["online"].clone(), status["queued"].clone()),
+            (json!(true), json!(0))
+        );
+        rt.block_on(app.anon.whoami(&token))
+            .expect("the key works on the server");
 
         let list = invoke(&w, "list_keys", json!({"filter": filter()})).unwrap();
         assert_eq!(list["items"][0]["key"]["name"], "From IPC");
         let id = list["items"][0]["key"]["id"].as_str().unwrap().to_owned();
         let detail = invoke(&w, "get_key", json!({"id": id})).unwrap();
-        assert!(detail["audit"].as_array().unwrap().iter().any(|e| e["action"] == "key.create"));
+        assert!(
+            detail["audit"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|e| e["action"] == "key.create")
+        );
 
-        let revoked = invoke(&w, "revoke_key", json!({"id": id, "revocation": {"grace_seconds": 0, "reason": "test"}})).unwrap();
+        let revoked = invoke(
+            &w,
+            "revoke_key",
+            json!({"id": id, "revocation": {"grace_seconds": 0, "reason": "test"}}),
+        )
+        .unwrap();
         assert_eq!(revoked["key"]["status"], "revoked");
         invoke(&w, "sync_now", json!({})).unwrap();
         let e = rt.block_on(app.anon.whoami(&token)).unwrap_err();
         assert_eq!(e.code(), Some("key_revoked"));
 
-        assert_eq!(invoke(&w, "get_key", json!({"id": "nope"})).unwrap_err()["code"], "not_found");
+        assert_eq!(
+            invoke(&w, "get_key", json!({"id": "nope"})).unwrap_err()["code"],
+            "not_found"
+        );
         invoke(&w, "logout", json!({})).unwrap();
         assert_eq!(invoke(&w, "current_session", json!({})), Ok(Value::Null));
         let _ = std::fs::remove_dir_all(dir);
@@ -178,6 +244,13 @@ mod tests {
     }
 
     fn uuid_like() -> String {
-        format!("{}-{}", std::process::id(), std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos())
+        format!(
+            "{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
+        )
     }
 }

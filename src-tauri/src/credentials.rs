@@ -22,7 +22,9 @@ fn unavailable(e: keyring::Error) -> CommandError {
 
 impl Keychain {
     pub fn new(server_url: &str, email: &str) -> Self {
-        Keychain { account: format!("{email}@{server_url}") }
+        Keychain {
+            account: format!("{email}@{server_url}"),
+        }
     }
 
     fn entry(&self) -> Result<keyring::Entry, CommandError> {
@@ -30,7 +32,9 @@ impl Keychain {
     }
 
     pub fn store(&self, token: &SecretString) -> Result<(), CommandError> {
-        self.entry()?.set_password(token.expose_secret()).map_err(unavailable)
+        self.entry()?
+            .set_password(token.expose_secret())
+            .map_err(unavailable)
     }
 
     /// The stored token, if there is one.

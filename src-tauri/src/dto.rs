@@ -101,7 +101,10 @@ pub struct IssuedKey {
 
 impl std::fmt::Debug for IssuedKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("IssuedKey").field("key", &self.key.id).field("token", &"[redacted]").finish()
+        f.debug_struct("IssuedKey")
+            .field("key", &self.key.id)
+            .field("token", &"[redacted]")
+            .finish()
     }
 }
 

@@ -17,7 +17,11 @@ pub struct CommandError {
 
 impl CommandError {
     pub fn new(code: &str, message: impl Into<String>) -> Self {
-        CommandError { code: code.to_owned(), message: message.into(), fields: Vec::new() }
+        CommandError {
+            code: code.to_owned(),
+            message: message.into(),
+            fields: Vec::new(),
+        }
     }
 
     pub fn validation(fields: Vec<FieldError>) -> Self {
@@ -25,18 +29,27 @@ impl CommandError {
             [one] => format!("{}: {}", one.field, one.message),
             many => format!("{} fields need attention", many.len()),
         };
-        CommandError { code: "validation_failed".into(), message, fields }
+        CommandError {
+            code: "validation_failed".into(),
+            message,
+            fields,
+        }
     }
 
     pub fn unauthenticated() -> Self {
-        CommandError::new("unauthenticated", "your session has ended; sign in again (unsynced changes are kept)")
+        CommandError::new(
+            "unauthenticated",
+            "your session has ended; sign in again (unsynced changes are kept)",
+        )
     }
 }
 
 impl From<ClientError> for CommandError {
     fn from(e: ClientError) -> Self {
         match &e {
-            ClientError::Api { status, problem, .. } if status.as_u16() == 401 && problem.code != "invalid_credentials" => {
+            ClientError::Api {
+                status, problem, ..
+            } if status.as_u16() == 401 && problem.code != "invalid_credentials" => {
                 CommandError::unauthenticated()
             }
             ClientError::Api { problem, .. } => CommandError {
@@ -44,7 +57,9 @@ impl From<ClientError> for CommandError {
                 message: problem.detail.clone(),
                 fields: problem.errors.clone(),
             },
-            ClientError::Transport(_) => CommandError::new("offline", "the server cannot be reached"),
+            ClientError::Transport(_) => {
+                CommandError::new("offline", "the server cannot be reached")
+            }
             ClientError::NotSignedIn => CommandError::unauthenticated(),
             ClientError::Unexpected { .. } => CommandError::new("server_error", e.to_string()),
         }

@@ -1,12 +1,12 @@
 //! Keyward desktop: a thin Tauri shell. Commands call into [`services::Desktop`], which works
 //! on the local replica (reads, offline writes) and syncs with the server in the background.
 
+mod bindings;
 pub mod commands;
 pub mod credentials;
 pub mod dto;
 pub mod error;
 pub mod services;
-mod bindings;
 
 use std::path::PathBuf;
 
@@ -48,7 +48,8 @@ pub fn builder() -> tauri::Builder<tauri::Wry> {
         .invoke_handler(handlers!())
         .setup(|app| {
             let handle = app.handle().clone();
-            let desktop = tauri::async_runtime::block_on(services::Desktop::open(data_dir(&handle)))?;
+            let desktop =
+                tauri::async_runtime::block_on(services::Desktop::open(data_dir(&handle)))?;
             let mut updates = desktop.subscribe();
             app.manage(desktop);
             tauri::async_runtime::spawn(async move {

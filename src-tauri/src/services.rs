@@ -8,10 +8,11 @@ use std::time::Duration;
 
 use chrono::Utc;
 use keyward_client::KeywardClient;
-use keyward_core::api::{
-    AuditEntry, CreateKeyRequest, FieldError, Granularity, RevokeKeyRequest, UpdateKeyRequest, UsageQuery,
-};
 use keyward_core::KeyId;
+use keyward_core::api::{
+    AuditEntry, CreateKeyRequest, FieldError, Granularity, RevokeKeyRequest, UpdateKeyRequest,
+    UsageQuery,
+};
 use keyward_replica::{LocalKey, LocalOpError, Replica, SyncEngine, SyncError};
 use secrecy::SecretString;
 use tokio::sync::{Mutex, Notify, watch};
@@ -19,8 +20,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::credentials::Keychain;
 use crate::dto::{
-    IssuedKey, KeyDetail, KeyEdit, KeyFilter, KeyList, KeyListItem, KeySort, NewKeyForm, OpError, Revocation,
-    Session, SyncStatus, UsageSeries,
+    IssuedKey, KeyDetail, KeyEdit, KeyFilter, KeyList, KeyListItem, KeySort, NewKeyForm, OpError,
+    Revocation, Session, SyncStatus, UsageSeries,
 };
 use crate::error::CommandError;
 
@@ -58,7 +59,13 @@ fn settings_path(dir: &Path) -> PathBuf {
 fn replica_path(dir: &Path, server_url: &str, email: &str) -> PathBuf {
     let name: String = format!("{email}@{server_url}")
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     dir.join(format!("replica-{name}.sqlite"))
 }
@@ -71,21 +78,29 @@ fn local_error(e: LocalOpError) -> CommandError {
     match e {
         LocalOpError::Invalid(fields) => CommandError::validation(fields),
         LocalOpError::KeyNotFound(_) => CommandError::new("not_found", "no such key"),
-        LocalOpError::KeyRevoked(_) => CommandError::new("key_revoked", "a revoked key cannot change"),
-        e @ LocalOpError::AlreadyRotated { .. } => CommandError::new("already_rotated", e.to_string()),
+        LocalOpError::KeyRevoked(_) => {
+            CommandError::new("key_revoked", "a revoked key cannot change")
+        }
+        e @ LocalOpError::AlreadyRotated { .. } => {
+            CommandError::new("already_rotated", e.to_string())
+        }
         other => replica_error(other),
     }
 }
 
 fn parse_id(raw: &str) -> Result<KeyId> {
-    raw.parse().map_err(|_| CommandError::new("not_found", "no such key"))
+    raw.parse()
+        .map_err(|_| CommandError::new("not_found", "no such key"))
 }
 
 fn item(k: LocalKey) -> KeyListItem {
     KeyListItem {
         key: k.key,
         pending: k.pending,
-        error: k.rejection.map(|r| OpError { code: r.code, detail: r.detail }),
+        error: k.rejection.map(|r| OpError {
+            code: r.code,
+            detail: r.detail,
+        }),
     }
 }
 
@@ -93,7 +108,10 @@ fn item(k: LocalKey) -> KeyListItem {
 fn server_url(raw: &str) -> Result<String> {
     let trimmed = raw.trim().trim_end_matches('/');
     let ok = (trimmed.starts_with("http://") || trimmed.starts_with("https://"))
-        && trimmed.split("://").nth(1).is_some_and(|rest| !rest.is_empty() && !rest.contains(char::is_whitespace));
+        && trimmed
+            .split("://")
+            .nth(1)
+            .is_some_and(|rest| !rest.is_empty() && !rest.contains(char::is_whitespace));
     if !ok {
         return Err(CommandError::validation(vec![FieldError::new(
             "server_url",
@@ -109,17 +127,25 @@ impl Desktop {
     /// back in without asking.
     pub async fn open(data_dir: PathBuf) -> Result<Desktop> {
         std::fs::create_dir_all(&data_dir).map_err(replica_error)?;
-        let desktop = Desktop { data_dir, connected: Mutex::new(None), status: watch::channel(SyncStatus::default()).0 };
+        let desktop = Desktop {
+            data_dir,
+            connected: Mutex::new(None),
+            status: watch::channel(SyncStatus::default()).0,
+        };
         if let Some(session) = desktop.saved_session() {
             let keychain = Keychain::new(&session.server_url, &session.email);
             let token = {
                 let k = keychain.clone();
-                tokio::task::spawn_blocking(move || k.load()).await.ok().and_then(|r| r.ok()).flatten()
+                tokio::task::spawn_blocking(move || k.load())
+                    .await
+                    .ok()
+                    .and_then(|r| r.ok())
+                    .flatten()
             };
-            if let Some(token) = token {
-                if let Err(e) = desktop.connect(session, token, keychain).await {
-                    tracing::warn!(error = %e, "could not restore the session");
-                }
+            if let Some(token) = token
+                && let Err(e) = desktop.connect(session, token, keychain).await
+            {
+                tracing::warn!(error = %e, "could not restore the session");
             }
         }
         Ok(desktop)
@@ -135,7 +161,12 @@ impl Desktop {
         self.status.subscribe()
     }
 
-    pub async fn login(&self, server_url_raw: &str, email: &str, password: String) -> Result<Session> {
+    pub async fn login(
+        &self,
+        server_url_raw: &str,
+        email: &str,
+        password: String,
+    ) -> Result<Session> {
         let url = server_url(server_url_raw)?;
         if email.trim().is_empty() || password.is_empty() {
             let mut fields = Vec::new();
@@ -148,19 +179,28 @@ impl Desktop {
             return Err(CommandError::validation(fields));
         }
         let client = KeywardClient::new(&url).map_err(CommandError::from)?;
-        let (_, answer) = client.login(email.trim(), &SecretString::from(password)).await.map_err(|e| {
-            match e.code() {
-                Some("invalid_credentials") => CommandError::new("invalid_credentials", "the email or the password is wrong"),
+        let (_, answer) = client
+            .login(email.trim(), &SecretString::from(password))
+            .await
+            .map_err(|e| match e.code() {
+                Some("invalid_credentials") => {
+                    CommandError::new("invalid_credentials", "the email or the password is wrong")
+                }
                 _ => CommandError::from(e),
-            }
-        })?;
-        let session =
-            Session { server_url: url.clone(), email: answer.admin.email.clone(), role: answer.admin.role, org_id: answer.admin.org_id };
+            })?;
+        let session = Session {
+            server_url: url.clone(),
+            email: answer.admin.email.clone(),
+            role: answer.admin.role,
+            org_id: answer.admin.org_id,
+        };
         let token = SecretString::from(answer.token);
         let keychain = Keychain::new(&url, &session.email);
         let stored = {
             let (k, t) = (keychain.clone(), token.clone());
-            tokio::task::spawn_blocking(move || k.store(&t)).await.map_err(replica_error)?
+            tokio::task::spawn_blocking(move || k.store(&t))
+                .await
+                .map_err(replica_error)?
         };
         if let Err(e) = stored {
             // Signed in for this run only: the token is never written anywhere else.
@@ -172,27 +212,55 @@ impl Desktop {
         Ok(session)
     }
 
-    async fn connect(&self, session: Session, token: SecretString, keychain: Keychain) -> Result<()> {
+    async fn connect(
+        &self,
+        session: Session,
+        token: SecretString,
+        keychain: Keychain,
+    ) -> Result<()> {
         let mut slot = self.connected.lock().await;
         if let Some(old) = slot.take() {
             old.stop.cancel();
         }
-        let replica = Replica::open(replica_path(&self.data_dir, &session.server_url, &session.email))
-            .await
-            .map_err(replica_error)?;
-        let client = KeywardClient::new(&session.server_url).map_err(CommandError::from)?.with_session(token);
+        let replica = Replica::open(replica_path(
+            &self.data_dir,
+            &session.server_url,
+            &session.email,
+        ))
+        .await
+        .map_err(replica_error)?;
+        let client = KeywardClient::new(&session.server_url)
+            .map_err(CommandError::from)?
+            .with_session(token);
         let engine = SyncEngine::new(replica.clone(), client.clone());
         let (wake, stop) = (Arc::new(Notify::new()), CancellationToken::new());
         let valid = Arc::new(std::sync::atomic::AtomicBool::new(true));
-        tokio::spawn(sync_loop(engine.clone(), self.status.clone(), wake.clone(), stop.clone(), valid.clone()));
-        *slot = Some(Connected { session, client, replica, engine, keychain, wake, stop, valid });
+        tokio::spawn(sync_loop(
+            engine.clone(),
+            self.status.clone(),
+            wake.clone(),
+            stop.clone(),
+            valid.clone(),
+        ));
+        *slot = Some(Connected {
+            session,
+            client,
+            replica,
+            engine,
+            keychain,
+            wake,
+            stop,
+            valid,
+        });
         Ok(())
     }
 
     /// Ends the session here and on the server (when reachable). The replica and its queued
     /// changes stay for the next sign-in.
     pub async fn logout(&self) -> Result<()> {
-        let Some(c) = self.connected.lock().await.take() else { return Ok(()) };
+        let Some(c) = self.connected.lock().await.take() else {
+            return Ok(());
+        };
         c.stop.cancel();
         if let Err(e) = c.client.logout().await {
             tracing::info!(error = %e, "server sign-out failed; the session expires on its own");
@@ -209,7 +277,9 @@ impl Desktop {
 
     pub async fn current_session(&self) -> Option<Session> {
         let slot = self.connected.lock().await;
-        slot.as_ref().filter(|c| c.valid.load(std::sync::atomic::Ordering::Relaxed)).map(|c| c.session.clone())
+        slot.as_ref()
+            .filter(|c| c.valid.load(std::sync::atomic::Ordering::Relaxed))
+            .map(|c| c.session.clone())
     }
 
     /// The replica and engine of the signed-in account, or `unauthenticated`.
@@ -247,16 +317,29 @@ impl Desktop {
             limit: Some(limit),
             offset: filter.offset,
         };
-        let total = 0; // replaced once the replica can count
-        let items = replica.keys(&query).await.map_err(replica_error)?.into_iter().map(item).collect();
+        let total = replica.count(&query).await.map_err(replica_error)? as u32;
+        let items = replica
+            .keys(&query)
+            .await
+            .map_err(replica_error)?
+            .into_iter()
+            .map(item)
+            .collect();
         Ok(KeyList { items, total })
     }
 
     pub async fn get_key(&self, id: &str) -> Result<KeyDetail> {
         let (replica, id) = (self.replica().await?, parse_id(id)?);
-        let key = replica.key(id).await.map_err(replica_error)?.ok_or_else(|| CommandError::new("not_found", "no such key"))?;
+        let key = replica
+            .key(id)
+            .await
+            .map_err(replica_error)?
+            .ok_or_else(|| CommandError::new("not_found", "no such key"))?;
         let audit = replica.audit_for_key(id).await.map_err(replica_error)?;
-        Ok(KeyDetail { item: item(key), audit })
+        Ok(KeyDetail {
+            item: item(key),
+            audit,
+        })
     }
 
     pub async fn create_key(&self, form: NewKeyForm) -> Result<IssuedKey> {
@@ -272,17 +355,26 @@ impl Desktop {
         };
         let (key, token) = replica.create_key_offline(req).await.map_err(local_error)?;
         self.with(Self::sync_soon).await?;
-        Ok(IssuedKey { key, token: token.expose_secret().to_owned() })
+        Ok(IssuedKey {
+            key,
+            token: token.expose_secret().to_owned(),
+        })
     }
 
     pub async fn update_key(&self, id: &str, edit: KeyEdit) -> Result<KeyListItem> {
         let (replica, id) = (self.replica().await?, parse_id(id)?);
         let req = UpdateKeyRequest {
             name: edit.name,
-            description: edit.description.map(|d| Some(d).filter(|d| !d.trim().is_empty())),
+            description: edit
+                .description
+                .map(|d| Some(d).filter(|d| !d.trim().is_empty())),
             scopes: edit.scopes,
             allowed_ips: edit.allowed_ips,
-            expires_at: if edit.clear_expiry { Some(None) } else { edit.expires_at.map(Some) },
+            expires_at: if edit.clear_expiry {
+                Some(None)
+            } else {
+                edit.expires_at.map(Some)
+            },
             metadata: None,
             disabled: edit.disabled,
         };
@@ -293,7 +385,10 @@ impl Desktop {
 
     pub async fn revoke_key(&self, id: &str, revocation: Revocation) -> Result<KeyListItem> {
         let (replica, id) = (self.replica().await?, parse_id(id)?);
-        let req = RevokeKeyRequest { grace_seconds: Some(revocation.grace_seconds), reason: revocation.reason };
+        let req = RevokeKeyRequest {
+            grace_seconds: Some(revocation.grace_seconds),
+            reason: revocation.reason,
+        };
         let key = replica.revoke_key(id, req).await.map_err(local_error)?;
         self.with(Self::sync_soon).await?;
         Ok(item(key))
@@ -301,13 +396,23 @@ impl Desktop {
 
     pub async fn rotate_key(&self, id: &str, grace_seconds: u32) -> Result<IssuedKey> {
         let (replica, id) = (self.replica().await?, parse_id(id)?);
-        let (key, token) = replica.rotate_key_offline(id, Some(grace_seconds)).await.map_err(local_error)?;
+        let (key, token) = replica
+            .rotate_key_offline(id, Some(grace_seconds))
+            .await
+            .map_err(local_error)?;
         self.with(Self::sync_soon).await?;
-        Ok(IssuedKey { key, token: token.expose_secret().to_owned() })
+        Ok(IssuedKey {
+            key,
+            token: token.expose_secret().to_owned(),
+        })
     }
 
     pub async fn audit_log(&self, limit: u32, before_seq: Option<i64>) -> Result<Vec<AuditEntry>> {
-        self.replica().await?.audit(limit.clamp(1, MAX_PAGE), before_seq).await.map_err(replica_error)
+        self.replica()
+            .await?
+            .audit(limit.clamp(1, MAX_PAGE), before_seq)
+            .await
+            .map_err(replica_error)
     }
 
     pub async fn sync_status(&self) -> SyncStatus {
@@ -331,17 +436,29 @@ impl Desktop {
     pub async fn key_usage(&self, id: &str, granularity: Granularity) -> Result<UsageSeries> {
         let id = parse_id(id)?;
         let client = self.with(|c| c.client.clone()).await?;
-        let cache = self.data_dir.join("usage").join(format!("{id}-{}.json", granularity.as_str()));
+        let cache = self
+            .data_dir
+            .join("usage")
+            .join(format!("{id}-{}.json", granularity.as_str()));
         let span = match granularity {
             Granularity::Minute => chrono::Duration::hours(48),
             Granularity::Hour => chrono::Duration::days(90),
             Granularity::Day => chrono::Duration::days(730),
         };
         let now = Utc::now();
-        let q = UsageQuery { from: Some(now - span), to: Some(now), granularity: Some(granularity) };
+        let q = UsageQuery {
+            from: Some(now - span),
+            to: Some(now),
+            granularity: Some(granularity),
+        };
         match client.key_usage(id, &q).await {
             Ok(answer) => {
-                let series = UsageSeries { key_id: id, granularity, points: answer.series, fetched_at: Some(now) };
+                let series = UsageSeries {
+                    key_id: id,
+                    granularity,
+                    points: answer.series,
+                    fetched_at: Some(now),
+                };
                 if let Some(dir) = cache.parent() {
                     let _ = std::fs::create_dir_all(dir);
                 }
@@ -351,7 +468,12 @@ impl Desktop {
             Err(e) if e.status().is_none() => Ok(std::fs::read(&cache)
                 .ok()
                 .and_then(|b| serde_json::from_slice(&b).ok())
-                .unwrap_or(UsageSeries { key_id: id, granularity, points: Vec::new(), fetched_at: None })),
+                .unwrap_or(UsageSeries {
+                    key_id: id,
+                    granularity,
+                    points: Vec::new(),
+                    fetched_at: None,
+                })),
             Err(e) => Err(e.into()),
         }
     }

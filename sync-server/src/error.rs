@@ -203,15 +203,14 @@ pub struct ProblemCode(pub &'static str);
 
 /// Maps a named constraint violation to a 409 with our code, any other database error to 500.
 pub fn on_constraint(e: sqlx::Error, map: &[(&str, &'static str, &'static str)]) -> AppError {
-    if let sqlx::Error::Database(db) = &e {
-        if let Some(name) = db.constraint() {
-            if let Some((_, code, detail)) = map.iter().find(|(c, _, _)| *c == name) {
-                return AppError::Conflict {
-                    code,
-                    detail: (*detail).to_owned(),
-                };
-            }
-        }
+    if let sqlx::Error::Database(db) = &e
+        && let Some(name) = db.constraint()
+        && let Some((_, code, detail)) = map.iter().find(|(c, _, _)| *c == name)
+    {
+        return AppError::Conflict {
+            code,
+            detail: (*detail).to_owned(),
+        };
     }
     AppError::Database(e)
 }

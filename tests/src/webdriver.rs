@@ -18,20 +18,37 @@ const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecc";
 impl WebDriver {
     /// Starts a session that launches `application` (a Tauri binary) through tauri-driver.
     pub async fn launch(driver_url: &str, application: &str) -> anyhow::Result<WebDriver> {
-        let http = reqwest::Client::builder().timeout(Duration::from_secs(60)).build()?;
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(60))
+            .build()?;
         let caps = json!({"capabilities": {"alwaysMatch": {
             "browserName": "wry",
             "tauri:options": {"application": application}
         }}});
-        let res: Value = http.post(format!("{driver_url}/session")).json(&caps).send().await?.json().await?;
+        let res: Value = http
+            .post(format!("{driver_url}/session"))
+            .json(&caps)
+            .send()
+            .await?
+            .json()
+            .await?;
         let session = res["value"]["sessionId"]
             .as_str()
             .ok_or_else(|| anyhow::anyhow!("no session: {res}"))?
             .to_owned();
-        Ok(WebDriver { http, base: driver_url.to_owned(), session })
+        Ok(WebDriver {
+            http,
+            base: driver_url.to_owned(),
+            session,
+        })
     }
 
-    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> anyhow::Result<Value> {
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> anyhow::Result<Value> {
         let url = format!("{}/session/{}{path}", self.base, self.session);
         let mut req = self.http.request(method, url);
         if let Some(b) = body {
@@ -49,57 +66,106 @@ impl WebDriver {
         let deadline = tokio::time::Instant::now() + wait;
         loop {
             let found = self
-                .call(reqwest::Method::POST, "/element", Some(json!({"using": "css selector", "value": css})))
+                .call(
+                    reqwest::Method::POST,
+                    "/element",
+                    Some(json!({"using": "css selector", "value": css})),
+                )
                 .await;
             match found {
                 Ok(v) => return Ok(v[ELEMENT].as_str().unwrap_or_default().to_owned()),
-                Err(e) if tokio::time::Instant::now() >= deadline => anyhow::bail!("{css} not found: {e}"),
+                Err(e) if tokio::time::Instant::now() >= deadline => {
+                    anyhow::bail!("{css} not found: {e}")
+                }
                 Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
             }
         }
     }
 
     pub async fn find_all(&self, css: &str) -> anyhow::Result<Vec<String>> {
-        let v = self.call(reqwest::Method::POST, "/elements", Some(json!({"using": "css selector", "value": css}))).await?;
+        let v = self
+            .call(
+                reqwest::Method::POST,
+                "/elements",
+                Some(json!({"using": "css selector", "value": css})),
+            )
+            .await?;
         Ok(v.as_array()
-            .map(|a| a.iter().filter_map(|e| e[ELEMENT].as_str().map(str::to_owned)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|e| e[ELEMENT].as_str().map(str::to_owned))
+                    .collect()
+            })
             .unwrap_or_default())
     }
 
     pub async fn click(&self, element: &str) -> anyhow::Result<()> {
-        self.call(reqwest::Method::POST, &format!("/element/{element}/click"), Some(json!({}))).await?;
+        self.call(
+            reqwest::Method::POST,
+            &format!("/element/{element}/click"),
+            Some(json!({})),
+        )
+        .await?;
         Ok(())
     }
 
     pub async fn clear(&self, element: &str) -> anyhow::Result<()> {
-        self.call(reqwest::Method::POST, &format!("/element/{element}/clear"), Some(json!({}))).await?;
+        self.call(
+            reqwest::Method::POST,
+            &format!("/element/{element}/clear"),
+            Some(json!({})),
+        )
+        .await?;
         Ok(())
     }
 
     pub async fn type_text(&self, element: &str, text: &str) -> anyhow::Result<()> {
-        self.call(reqwest::Method::POST, &format!("/element/{element}/value"), Some(json!({"text": text}))).await?;
+        self.call(
+            reqwest::Method::POST,
+            &format!("/element/{element}/value"),
+            Some(json!({"text": text})),
+        )
+        .await?;
         Ok(())
     }
 
     pub async fn text(&self, element: &str) -> anyhow::Result<String> {
-        let v = self.call(reqwest::Method::GET, &format!("/element/{element}/text"), None).await?;
+        let v = self
+            .call(
+                reqwest::Method::GET,
+                &format!("/element/{element}/text"),
+                None,
+            )
+            .await?;
         Ok(v.as_str().unwrap_or_default().to_owned())
     }
 
     pub async fn attribute(&self, element: &str, name: &str) -> anyhow::Result<Option<String>> {
-        let v = self.call(reqwest::Method::GET, &format!("/element/{element}/attribute/{name}"), None).await?;
+        let v = self
+            .call(
+                reqwest::Method::GET,
+                &format!("/element/{element}/attribute/{name}"),
+                None,
+            )
+            .await?;
         Ok(v.as_str().map(str::to_owned))
     }
 
     /// Runs a script in the page and returns its value.
     pub async fn execute(&self, script: &str, args: Vec<Value>) -> anyhow::Result<Value> {
-        self.call(reqwest::Method::POST, "/execute/sync", Some(json!({"script": script, "args": args}))).await
+        self.call(
+            reqwest::Method::POST,
+            "/execute/sync",
+            Some(json!({"script": script, "args": args})),
+        )
+        .await
     }
 
     /// Saves a PNG of the window.
     pub async fn screenshot(&self, path: &std::path::Path) -> anyhow::Result<()> {
         let v = self.call(reqwest::Method::GET, "/screenshot", None).await?;
-        let png = base64::engine::general_purpose::STANDARD.decode(v.as_str().unwrap_or_default())?;
+        let png =
+            base64::engine::general_purpose::STANDARD.decode(v.as_str().unwrap_or_default())?;
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
         }
@@ -108,7 +174,10 @@ impl WebDriver {
     }
 
     pub async fn quit(self) -> anyhow::Result<()> {
-        self.http.delete(format!("{}/session/{}", self.base, self.session)).send().await?;
+        self.http
+            .delete(format!("{}/session/{}", self.base, self.session))
+            .send()
+            .await?;
         Ok(())
     }
 }

@@ -16,16 +16,28 @@ use keyward_e2e::{PASSWORD, TestApp, TestServer, eventually};
 const WAIT: Duration = Duration::from_secs(20);
 
 fn artifacts() -> PathBuf {
-    let root = std::env::var("KEYWARD_ARTIFACTS").map(PathBuf::from).unwrap_or_else(|_| {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join("artifacts")
-    });
+    let root = std::env::var("KEYWARD_ARTIFACTS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("..")
+                .join("artifacts")
+        });
     root.join("desktop")
 }
 
 fn desktop_binary() -> String {
     let exe = std::env::current_exe().unwrap();
-    let bin = exe.parent().and_then(|d| d.parent()).unwrap().join("keyward-desktop");
-    assert!(bin.exists(), "{} not built: scripts/desktop-e2e.sh builds it", bin.display());
+    let bin = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .unwrap()
+        .join("keyward-desktop");
+    assert!(
+        bin.exists(),
+        "{} not built: scripts/desktop-e2e.sh builds it",
+        bin.display()
+    );
     bin.display().to_string()
 }
 
@@ -41,7 +53,10 @@ async fn click(wd: &WebDriver, testid: &str) -> anyhow::Result<()> {
 }
 
 async fn text_of(wd: &WebDriver, testid: &str) -> String {
-    match wd.find(&format!("[data-testid='{testid}']"), Duration::from_secs(1)).await {
+    match wd
+        .find(&format!("[data-testid='{testid}']"), Duration::from_secs(1))
+        .await
+    {
         Ok(el) => wd.text(&el).await.unwrap_or_default(),
         Err(_) => String::new(),
     }
@@ -56,7 +71,10 @@ async fn row_named(wd: &WebDriver, name: &str) -> anyhow::Result<String> {
                 return Ok(row);
             }
         }
-        anyhow::ensure!(tokio::time::Instant::now() < deadline, "no key row named {name}");
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "no key row named {name}"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
@@ -64,12 +82,15 @@ async fn row_named(wd: &WebDriver, name: &str) -> anyhow::Result<String> {
 #[tokio::test]
 #[ignore = "needs a display, a keyring and tauri-driver: run scripts/desktop-e2e.sh"]
 async fn an_admin_manages_keys_online_and_offline() {
-    let driver_url = std::env::var("KEYWARD_WEBDRIVER_URL").unwrap_or_else(|_| "http://127.0.0.1:4444".into());
+    let driver_url =
+        std::env::var("KEYWARD_WEBDRIVER_URL").unwrap_or_else(|_| "http://127.0.0.1:4444".into());
     let shots = artifacts();
     let app = TestApp::spawn().await;
     let addr = app.server.base_url.trim_start_matches("http://").to_owned();
 
-    let wd = WebDriver::launch(&driver_url, &desktop_binary()).await.expect("tauri-driver session");
+    let wd = WebDriver::launch(&driver_url, &desktop_binary())
+        .await
+        .expect("tauri-driver session");
     let result = async {
         // Sign in.
         fill(&wd, "login-server", &app.server.base_url).await?;
@@ -93,7 +114,10 @@ async fn an_admin_manages_keys_online_and_offline() {
         click(&wd, "token-done").await?;
         row_named(&wd, "Deploy bot").await?;
         let synced = eventually(WAIT, || async { app.anon.whoami(&token).await.is_ok() }).await;
-        anyhow::ensure!(synced, "the key created in the app works against the server");
+        anyhow::ensure!(
+            synced,
+            "the key created in the app works against the server"
+        );
         wd.screenshot(&shots.join("05-keys-list.png")).await?;
 
         // Revoke it from its detail screen.
@@ -107,7 +131,13 @@ async fn an_admin_manages_keys_online_and_offline() {
         wd.screenshot(&shots.join("07-revoke.png")).await?;
         click(&wd, "revoke-submit").await?;
         let revoked = eventually(WAIT, || async {
-            app.anon.whoami(&token).await.err().and_then(|e| e.code().map(str::to_owned)).as_deref() == Some("key_revoked")
+            app.anon
+                .whoami(&token)
+                .await
+                .err()
+                .and_then(|e| e.code().map(str::to_owned))
+                .as_deref()
+                == Some("key_revoked")
         })
         .await;
         anyhow::ensure!(revoked, "revocation reached the server");
@@ -122,11 +152,19 @@ async fn an_admin_manages_keys_online_and_offline() {
     }
 
     // Offline: the server goes away; a key created now waits in the outbox.
-    let TestApp { db, server, owner, anon } = app;
+    let TestApp {
+        db,
+        server,
+        owner,
+        anon,
+    } = app;
     server.stop().await;
     let result = async {
         click(&wd, "nav-keys").await?;
-        let offline = eventually(WAIT, || async { text_of(&wd, "status-online").await.contains("Offline") }).await;
+        let offline = eventually(WAIT, || async {
+            text_of(&wd, "status-online").await.contains("Offline")
+        })
+        .await;
         anyhow::ensure!(offline, "the status bar shows offline");
         click(&wd, "new-key").await?;
         fill(&wd, "create-name", "Made offline").await?;
@@ -135,23 +173,42 @@ async fn an_admin_manages_keys_online_and_offline() {
         let offline_token = wd.text(&token_el).await?;
         click(&wd, "token-done").await?;
         row_named(&wd, "Made offline").await?;
-        let queued = eventually(WAIT, || async { text_of(&wd, "status-queued").await.trim() == "1" }).await;
-        anyhow::ensure!(queued, "one change queued, status bar says {:?}", text_of(&wd, "status-queued").await);
+        let queued = eventually(WAIT, || async {
+            text_of(&wd, "status-queued").await.trim() == "1"
+        })
+        .await;
+        anyhow::ensure!(
+            queued,
+            "one change queued, status bar says {:?}",
+            text_of(&wd, "status-queued").await
+        );
         wd.screenshot(&shots.join("08-offline-queued.png")).await?;
 
         // Back online on the same address: the queued key lands and works.
         let server = TestServer::start_on(&db, &addr, |_| {}).await;
         let synced = eventually(Duration::from_secs(30), || async {
-            text_of(&wd, "status-queued").await.trim() == "0" && text_of(&wd, "status-online").await.contains("Online")
+            text_of(&wd, "status-queued").await.trim() == "0"
+                && text_of(&wd, "status-online").await.contains("Online")
         })
         .await;
         anyhow::ensure!(synced, "the queue drained once the server was back");
         wd.screenshot(&shots.join("09-back-online.png")).await?;
-        let keys = owner.list_all_keys(&ListKeysQuery { status: Some(KeyStatusFilter::All), ..Default::default() }).await?;
-        let made = keys.iter().find(|k| k.name == "Made offline").ok_or_else(|| anyhow::anyhow!("not on the server"))?;
+        let keys = owner
+            .list_all_keys(&ListKeysQuery {
+                status: Some(KeyStatusFilter::All),
+                ..Default::default()
+            })
+            .await?;
+        let made = keys
+            .iter()
+            .find(|k| k.name == "Made offline")
+            .ok_or_else(|| anyhow::anyhow!("not on the server"))?;
         anyhow::ensure!(made.status == KeyStatus::Active);
         anon.whoami(&offline_token).await?;
-        let revoked = keys.iter().find(|k| k.name == "Deploy bot").map(|k| k.status);
+        let revoked = keys
+            .iter()
+            .find(|k| k.name == "Deploy bot")
+            .map(|k| k.status);
         anyhow::ensure!(revoked == Some(KeyStatus::Revoked));
 
         click(&wd, "nav-audit").await?;

@@ -297,7 +297,7 @@ async fn offline_rotation_and_every_bad_operation() {
         .await
         .unwrap();
     let weak = json!({"name": "x", "id": KeyId::new(), "secret_hash": "$argon2i$v=19$m=4096,t=1,p=1$c29tZXNhbHRzb21lc2FsdA$MTIzNDU2Nzg5MDEyMzQ1Njc4OTAxMjM0NTY3ODkwMTI"});
-    let cases = vec![
+    let cases = [
         (
             "create without hash",
             op(OpKind::CreateKey, None, None, json!({"name": "x"})),

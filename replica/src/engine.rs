@@ -1,0 +1,254 @@
+//! [`SyncEngine`]: push the outbox, then pull, over the real client.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use keyward_client::KeywardClient;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::backoff::backoff_delay;
+use crate::error::SyncError;
+use crate::push::Batch;
+use crate::replica::Replica;
+
+/// At most this many operations go in one push.
+pub const MAX_PUSH_BATCH: usize = 100;
+/// Changes asked for per pull request.
+const PULL_PAGE: u32 = 500;
+/// The longest wait between failed rounds.
+const MAX_BACKOFF: Duration = Duration::from_secs(300);
+
+/// What one sync round did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SyncReport {
+    /// Operations the server applied.
+    pub applied: usize,
+    /// Operations the server refused (their refusal shows on the key).
+    pub rejected: usize,
+    /// Operations dropped because they depended on a refused one.
+    pub dropped: usize,
+    /// Changes pulled.
+    pub pulled: usize,
+}
+
+/// Synchronises a [`Replica`] with the server through a signed-in [`KeywardClient`].
+#[derive(Debug, Clone)]
+pub struct SyncEngine {
+    replica: Replica,
+    client: KeywardClient,
+    batch_size: usize,
+    wake: Arc<Notify>,
+}
+
+impl SyncEngine {
+    pub fn new(replica: Replica, client: KeywardClient) -> SyncEngine {
+        SyncEngine {
+            replica,
+            client,
+            batch_size: MAX_PUSH_BATCH,
+            wake: Arc::new(Notify::new()),
+        }
+    }
+
+    /// Pushes at most `n` operations at a time (1..=[`MAX_PUSH_BATCH`]).
+    pub fn with_batch_size(mut self, n: usize) -> SyncEngine {
+        self.batch_size = n.clamp(1, MAX_PUSH_BATCH);
+        self
+    }
+
+    pub fn replica(&self) -> &Replica {
+        &self.replica
+    }
+
+    /// Asks a running [`SyncEngine::run`] loop to sync now (after a local edit, say).
+    pub fn sync_soon(&self) {
+        self.wake.notify_one();
+    }
+
+    /// One round: push the whole outbox in order, in batches, recording each answer; then pull
+    /// until the replica is caught up. On error the outbox keeps every operation not answered,
+    /// and the error is kept for [`Replica::status`].
+    #[tracing::instrument(skip_all, fields(base = %self.client.base_url()))]
+    pub async fn sync_once(&self) -> Result<SyncReport, SyncError> {
+        let result = self.round().await;
+        let note = match &result {
+            Ok(_) => None,
+            Err(e) => Some(e.to_string()),
+        };
+        if let Err(e) = self.replica.record_sync_error(note.as_deref()).await {
+            tracing::warn!(error = %e, "could not record the sync outcome");
+        }
+        result
+    }
+
+    async fn round(&self) -> Result<SyncReport, SyncError> {
+        let mut report = SyncReport::default();
+        // Whether the replica has pulled since the last push (chained edits need fresh seqs).
+        let mut fresh = false;
+        loop {
+            let mut batch = self.replica.next_batch(self.batch_size).await?;
+            if batch.is_empty() {
+                break;
+            }
+            if batch.resolves_chained && !fresh {
+                report.pulled += self.pull_all().await?;
+                batch = self.replica.next_batch(self.batch_size).await?;
+            }
+            let outcome = self.push(&batch).await?;
+            report.applied += outcome.applied;
+            report.rejected += outcome.rejected;
+            report.dropped += outcome.dropped;
+            fresh = false;
+            if outcome.applied + outcome.rejected + outcome.dropped == 0 {
+                // The server answered none of it: do not spin; the next round retries.
+                tracing::warn!("push made no progress");
+                break;
+            }
+            // Edits chained to what was just pushed are based on its result: pull first.
+            report.pulled += self.pull_all().await?;
+            fresh = true;
+        }
+        if !fresh {
+            report.pulled += self.pull_all().await?;
+        }
+        tracing::debug!(?report, "sync round done");
+        Ok(report)
+    }
+
+    async fn push(&self, batch: &Batch) -> Result<crate::push::PushOutcome, SyncError> {
+        match self.client.push(&batch.to_push()).await {
+            Ok(answer) => Ok(self
+                .replica
+                .apply_push_results(batch, &answer.results)
+                .await?),
+            Err(e) => {
+                let e = SyncError::from(e);
+                // A refused session says nothing about the operations: leave them be.
+                let noted = match e {
+                    SyncError::Unauthorized => Ok(()),
+                    _ => self.replica.note_push_failure(batch, &e.to_string()).await,
+                };
+                if let Err(note) = noted {
+                    tracing::warn!(error = %note, "could not note the failed push");
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Pulls pages until the server has nothing more; returns how many changes came.
+    async fn pull_all(&self) -> Result<usize, SyncError> {
+        let mut cursor = self.replica.cursor().await?;
+        let mut pulled = 0;
+        loop {
+            let page = self.client.pull(cursor, Some(PULL_PAGE)).await?;
+            pulled += page.changes.len();
+            self.replica.apply_pull(&page).await?;
+            if !page.has_more || page.cursor <= cursor {
+                return Ok(pulled);
+            }
+            cursor = page.cursor;
+        }
+    }
+
+    /// Syncs every `interval` (or sooner after [`SyncEngine::sync_soon`]) until `shutdown`.
+    /// Failed rounds back off exponentially up to five minutes. Returns `Ok` on shutdown and
+    /// [`SyncError::Unauthorized`] when the session is no longer valid (sign in again, then
+    /// start a new loop); the outbox is intact either way.
+    pub async fn run(
+        &self,
+        shutdown: CancellationToken,
+        interval: Duration,
+    ) -> Result<(), SyncError> {
+        let mut failures: u32 = 0;
+        loop {
+            if shutdown.is_cancelled() {
+                return Ok(());
+            }
+            match self.sync_once().await {
+                Ok(_) => failures = 0,
+                Err(SyncError::Unauthorized) => return Err(SyncError::Unauthorized),
+                Err(e) => {
+                    failures = failures.saturating_add(1);
+                    tracing::warn!(error = %e, failures, "sync failed; will retry");
+                }
+            }
+            let wait = backoff_delay(interval, failures, MAX_BACKOFF);
+            tokio::select! {
+                () = shutdown.cancelled() => return Ok(()),
+                () = tokio::time::sleep(wait) => {}
+                () = self.wake.notified(), if failures == 0 => {}
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use keyward_core::api::CreateKeyRequest;
+
+    async fn replica_with_one_op() -> Replica {
+        let replica = Replica::in_memory().await.unwrap();
+        replica
+            .create_key_offline(CreateKeyRequest {
+                name: "queued".into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        replica
+    }
+
+    /// A port nothing listens on.
+    fn unreachable() -> KeywardClient {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        KeywardClient::new(format!("http://127.0.0.1:{port}"))
+            .unwrap()
+            .with_session("session".to_owned().into())
+    }
+
+    #[tokio::test]
+    async fn without_a_session_the_loop_stops_unauthorized_and_keeps_the_outbox() {
+        let replica = replica_with_one_op().await;
+        let client = KeywardClient::new("http://127.0.0.1:9").unwrap();
+        let engine = SyncEngine::new(replica.clone(), client);
+        let result = engine
+            .run(CancellationToken::new(), Duration::from_secs(1))
+            .await;
+        assert!(matches!(result, Err(SyncError::Unauthorized)), "{result:?}");
+        assert_eq!(replica.outbox_len().await.unwrap(), 1);
+        let status = replica.status().await.unwrap();
+        assert!(status.last_error.unwrap().contains("sign in"));
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_server_is_offline_and_the_loop_backs_off_until_shutdown() {
+        let replica = replica_with_one_op().await;
+        let engine = SyncEngine::new(replica.clone(), unreachable());
+        let err = engine.sync_once().await.unwrap_err();
+        assert!(matches!(err, SyncError::Offline(_)), "{err:?}");
+        assert_eq!(replica.outbox_len().await.unwrap(), 1);
+
+        let shutdown = CancellationToken::new();
+        let looping = tokio::spawn({
+            let engine = engine.clone();
+            let shutdown = shutdown.clone();
+            async move { engine.run(shutdown, Duration::from_millis(10)).await }
+        });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        shutdown.cancel();
+        let ended = tokio::time::timeout(Duration::from_secs(5), looping)
+            .await
+            .expect("the loop stops on shutdown")
+            .unwrap();
+        assert!(ended.is_ok());
+        assert_eq!(replica.outbox_len().await.unwrap(), 1);
+        assert!(replica.status().await.unwrap().last_error.is_some());
+    }
+}

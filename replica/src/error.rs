@@ -1,0 +1,109 @@
+//! Errors of the replica's storage, of local operations and of a sync round.
+
+use keyward_client::ClientError;
+use keyward_core::KeyId;
+use keyward_core::api::FieldError;
+use thiserror::Error;
+
+/// The local database failed or holds something unreadable.
+#[derive(Debug, Error)]
+pub enum ReplicaError {
+    #[error("replica database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("replica migration: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("replica holds a record it cannot read: {0}")]
+    Corrupt(#[from] serde_json::Error),
+    #[error("replica holds an invalid id {0:?}")]
+    BadId(String),
+}
+
+/// Why a local operation was refused. A refused operation writes nothing.
+#[derive(Debug, Error)]
+pub enum LocalOpError {
+    /// The input breaks the server's rules; one entry per bad field, as the server would say.
+    #[error("invalid input: {}", summary(.0))]
+    Invalid(Vec<FieldError>),
+    #[error("key {0} is not in the replica")]
+    KeyNotFound(KeyId),
+    #[error("key {0} is revoked and cannot change")]
+    KeyRevoked(KeyId),
+    #[error("key {id} was already rotated; rotate its successor {successor} instead")]
+    AlreadyRotated { id: KeyId, successor: KeyId },
+    #[error("hashing the new key's secret failed: {0}")]
+    Hashing(#[from] tokio::task::JoinError),
+    #[error(transparent)]
+    Replica(#[from] ReplicaError),
+}
+
+impl LocalOpError {
+    /// The field errors of an [`LocalOpError::Invalid`] refusal, empty otherwise.
+    pub fn field_errors(&self) -> &[FieldError] {
+        match self {
+            LocalOpError::Invalid(errors) => errors,
+            _ => &[],
+        }
+    }
+}
+
+impl From<sqlx::Error> for LocalOpError {
+    fn from(e: sqlx::Error) -> Self {
+        LocalOpError::Replica(e.into())
+    }
+}
+
+impl From<serde_json::Error> for LocalOpError {
+    fn from(e: serde_json::Error) -> Self {
+        LocalOpError::Replica(e.into())
+    }
+}
+
+fn summary(errors: &[FieldError]) -> String {
+    errors
+        .iter()
+        .map(|e| format!("{}: {}", e.field, e.message))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// Why a sync round stopped. The outbox is intact after every one of these: a retry resends
+/// the same operation ids, which the server applies at most once.
+#[derive(Debug, Error)]
+pub enum SyncError {
+    /// The session expired or was revoked (401), or there is none: the user must sign in again.
+    #[error("the session is no longer valid; sign in again")]
+    Unauthorized,
+    /// The server could not be reached or is unavailable (connection failure, timeout, 5xx,
+    /// 429): retry later.
+    #[error("server unavailable: {0}")]
+    Offline(#[source] ClientError),
+    /// The server refused the request itself (not one operation): e.g. `forbidden` for a
+    /// read-only admin.
+    #[error("server refused the sync: {0}")]
+    Server(#[source] ClientError),
+    #[error(transparent)]
+    Replica(#[from] ReplicaError),
+}
+
+impl From<sqlx::Error> for SyncError {
+    fn from(e: sqlx::Error) -> Self {
+        SyncError::Replica(e.into())
+    }
+}
+
+impl From<ClientError> for SyncError {
+    fn from(e: ClientError) -> Self {
+        match &e {
+            ClientError::NotSignedIn => SyncError::Unauthorized,
+            _ if e.status().is_some_and(|s| s.as_u16() == 401) => SyncError::Unauthorized,
+            ClientError::Transport(_) => SyncError::Offline(e),
+            _ if e
+                .status()
+                .is_some_and(|s| s.is_server_error() || s.as_u16() == 429) =>
+            {
+                SyncError::Offline(e)
+            }
+            _ => SyncError::Server(e),
+        }
+    }
+}

@@ -1,0 +1,43 @@
+//! Keyward's desktop replica and sync engine, free of any UI framework.
+//!
+//! - [`Replica`] is a SQLite copy of the organisation's keys and audit log. The UI reads only
+//!   from it. Local edits ([`Replica::create_key_offline`], [`Replica::update_key`],
+//!   [`Replica::revoke_key`], [`Replica::rotate_key_offline`]) are validated with the server's
+//!   own rules, written to the replica optimistically and queued in an outbox, in one
+//!   transaction.
+//! - [`SyncEngine`] pushes the outbox in order (each operation idempotent by its UUIDv7
+//!   `op_id`), records each result on the affected key, then pulls what changed since the
+//!   replica's cursor.
+//!
+//! # Secrets
+//!
+//! The engine never writes a token anywhere: a key made offline returns its [`ApiKeyToken`] to
+//! the caller once, and only the token's argon2id hash is stored, inside the `create_key` or
+//! `rotate_key` outbox operation that carries it to the server. That row is deleted as soon as
+//! the server has applied or refused the operation (with SQLite's `secure_delete`, so its bytes
+//! are overwritten). No other table holds a hash; pulled key records never carry one.
+//!
+//! [`ApiKeyToken`]: keyward_core::ApiKeyToken
+
+mod backoff;
+mod engine;
+mod error;
+mod filter;
+mod local;
+mod project;
+mod pull;
+mod push;
+mod replica;
+mod rules;
+mod status;
+mod store;
+mod view;
+
+pub use backoff::backoff_delay;
+pub use engine::{MAX_PUSH_BATCH, SyncEngine, SyncReport};
+pub use error::{LocalOpError, ReplicaError, SyncError};
+pub use filter::{KeyFilter, KeySort};
+pub use local::DEFAULT_ROTATION_GRACE_SECS;
+pub use replica::Replica;
+pub use status::SyncStatus;
+pub use view::{LocalKey, Rejection};
