@@ -24,20 +24,23 @@ export DATABASE_URL="${DATABASE_URL:-$KEYWARD_PG_URL/keyward}"
 export REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379}"
 BIN="$CARGO_TARGET_DIR/release/keyward-server"
 
-# Placeholder hook for the desktop app (a later issue adds a Tauri crate in src-tauri/).
-# Until that crate exists this returns at once. When it does: with a DISPLAY and a built
-# keyward-desktop binary (debug or release), start it in the background pointed at the server.
+# The desktop app, when there is a screen: built (UI, wasm chart, Tauri binary) and started in
+# the background once the server answers. Without a display, say how to get one.
 start_desktop_if_possible() {
-    [ -d "$KW_ROOT/src-tauri" ] || return 0 # no desktop crate yet
-    [ -n "${DISPLAY:-}" ] || return 0       # no screen to show it on
-    local bin
-    for bin in "$CARGO_TARGET_DIR/release/keyward-desktop" "$CARGO_TARGET_DIR/debug/keyward-desktop"; do
-        if [ -x "$bin" ]; then
-            log "starting the desktop app ($bin)"
-            KEYWARD_URL="$KEYWARD_URL" "$bin" >/dev/null 2>&1 &
-            return 0
-        fi
-    done
+    if [ -z "${DISPLAY:-}" ]; then
+        log "no DISPLAY: the desktop app is not started. For a virtual screen run:"
+        log "  Xvfb :99 -screen 0 1280x860x24 & DISPLAY=:99 scripts/run.sh"
+        return 0
+    fi
+    log "building the desktop app"
+    KW_UI_SKIP_TESTS=1 build_ui || { warn "UI build failed; the desktop app is not started"; return 0; }
+    cargo build -p keyward-desktop || { warn "desktop build failed; the desktop app is not started"; return 0; }
+    local bin="$CARGO_TARGET_DIR/debug/keyward-desktop"
+    log "starting the desktop app (sign in with the demo login above)"
+    (
+        for _ in $(seq 60); do curl -fs "$KEYWARD_URL/readyz" >/dev/null 2>&1 && break; sleep 0.5; done
+        exec "$bin" >/dev/null 2>&1
+    ) &
 }
 
 log "checking services and toolchain"
