@@ -13,7 +13,16 @@ pub struct WebDriver {
 }
 
 /// The W3C element reference key.
-const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecc";
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+
+/// The reference in an element object: the W3C key, or the older `ELEMENT` key some drivers use.
+fn element_id(v: &Value) -> Option<String> {
+    v.get(ELEMENT)
+        .or_else(|| v.get("ELEMENT"))
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+}
 
 impl WebDriver {
     /// Starts a session that launches `application` (a Tauri binary) through tauri-driver.
@@ -72,8 +81,12 @@ impl WebDriver {
                     Some(json!({"using": "css selector", "value": css})),
                 )
                 .await;
-            match found {
-                Ok(v) => return Ok(v[ELEMENT].as_str().unwrap_or_default().to_owned()),
+            match found.map(|v| (element_id(&v), v)) {
+                Ok((Some(id), _)) => return Ok(id),
+                Ok((None, v)) if tokio::time::Instant::now() >= deadline => {
+                    anyhow::bail!("{css}: no element reference in {v}")
+                }
+                Ok((None, _)) => tokio::time::sleep(Duration::from_millis(100)).await,
                 Err(e) if tokio::time::Instant::now() >= deadline => {
                     anyhow::bail!("{css} not found: {e}")
                 }
@@ -106,6 +119,14 @@ impl WebDriver {
             Some(json!({})),
         )
         .await?;
+        Ok(())
+    }
+
+    /// Clicks through the DOM (`element.click()`), for elements WebDriver calls not interactable
+    /// (table rows in WebKit).
+    pub async fn js_click(&self, element: &str) -> anyhow::Result<()> {
+        self.execute("arguments[0].click();", vec![json!({ ELEMENT: element })])
+            .await?;
         Ok(())
     }
 

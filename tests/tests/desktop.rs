@@ -122,7 +122,7 @@ async fn an_admin_manages_keys_online_and_offline() {
 
         // Revoke it from its detail screen.
         let row = row_named(&wd, "Deploy bot").await?;
-        wd.click(&row).await?;
+        wd.js_click(&row).await?;
         wd.find("[data-testid='key-detail']", WAIT).await?;
         wd.screenshot(&shots.join("06-key-detail.png")).await?;
         click(&wd, "revoke-open").await?;
