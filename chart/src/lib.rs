@@ -7,7 +7,7 @@ pub mod series;
 mod web {
     use std::sync::{Arc, Mutex};
 
-    use egui_plot::{HoverPosition, Legend, Line, Plot, PlotPoints};
+    use egui_plot::{HoverPosition, Legend, Line, Plot, PlotPoints, Points};
     use wasm_bindgen::prelude::*;
 
     use crate::series::{self, UsageSeries};
@@ -55,6 +55,8 @@ mod web {
             }
             plot.show(ui, |plot_ui| {
                 for (name, points) in series::lines(&data) {
+                    // Markers too, so a lone bucket is visible, not a zero-length line.
+                    plot_ui.points(Points::new(name, PlotPoints::from(points.clone())).radius(2.5));
                     plot_ui.line(Line::new(name, PlotPoints::from(points)));
                 }
             });
@@ -104,6 +106,8 @@ mod web {
                 canvas,
                 eframe::WebOptions::default(),
                 Box::new(move |cc| {
+                    // Light, to match the rest of the UI.
+                    cc.egui_ctx.set_visuals(egui::Visuals::light());
                     if let Ok(mut slot) = app_ctx.lock() {
                         *slot = Some(cc.egui_ctx.clone());
                     }

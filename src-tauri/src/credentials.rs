@@ -53,3 +53,32 @@ impl Keychain {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Against the real Secret Service: run by scripts/desktop-e2e.sh inside a private session
+    /// bus with an unlocked gnome-keyring (no mock keychain).
+    #[test]
+    #[ignore = "needs a Secret Service: run scripts/desktop-e2e.sh"]
+    fn keychain_round_trip_on_the_secret_service() {
+        let k = Keychain::new(
+            "http://127.0.0.1:1",
+            &format!("test-{}@keyward.test", std::process::id()),
+        );
+        assert!(k.load().expect("keychain reachable").is_none());
+        k.store(&SecretString::from("kws_test_token"))
+            .expect("store");
+        assert_eq!(
+            k.load()
+                .unwrap()
+                .map(|t| t.expose_secret().to_owned())
+                .as_deref(),
+            Some("kws_test_token")
+        );
+        k.delete().expect("delete");
+        assert!(k.load().unwrap().is_none());
+        k.delete().expect("deleting twice is fine");
+    }
+}

@@ -124,6 +124,10 @@ async fn an_admin_manages_keys_online_and_offline() {
         let row = row_named(&wd, "Deploy bot").await?;
         wd.js_click(&row).await?;
         wd.find("[data-testid='key-detail']", WAIT).await?;
+        // The egui_plot chart (wasm) mounts in its canvas.
+        wd.find("[data-testid='usage-chart'][data-chart='ready']", WAIT)
+            .await?;
+        tokio::time::sleep(Duration::from_millis(800)).await;
         wd.screenshot(&shots.join("06-key-detail.png")).await?;
         click(&wd, "revoke-open").await?;
         fill(&wd, "revoke-grace", "0").await?;
@@ -141,15 +145,17 @@ async fn an_admin_manages_keys_online_and_offline() {
         })
         .await;
         anyhow::ensure!(revoked, "revocation reached the server");
-
-        Ok::<_, anyhow::Error>(())
+        Ok::<_, anyhow::Error>(token)
     }
     .await;
-    if let Err(e) = result {
-        let _ = wd.screenshot(&shots.join("failure-online.png")).await;
-        let _ = wd.quit().await;
-        panic!("online part: {e:#}");
-    }
+    let first_token = match result {
+        Ok(token) => token,
+        Err(e) => {
+            let _ = wd.screenshot(&shots.join("failure-online.png")).await;
+            let _ = wd.quit().await;
+            panic!("online part: {e:#}");
+        }
+    };
 
     // Offline: the server goes away; a key created now waits in the outbox.
     let TestApp {
@@ -218,11 +224,34 @@ async fn an_admin_manages_keys_online_and_offline() {
         tokio::time::sleep(Duration::from_millis(500)).await;
         wd.screenshot(&shots.join("11-settings.png")).await?;
         server.stop().await;
-        Ok::<_, anyhow::Error>(())
+        Ok::<_, anyhow::Error>(vec![offline_token, first_token])
     }
     .await;
     let _ = wd.screenshot(&shots.join("99-last.png")).await;
     let _ = wd.quit().await;
     drop(db);
-    result.expect("offline part");
+    let tokens = result.expect("offline part");
+
+    // The app's files (replica, settings, usage cache) hold no token: the tokens were shown
+    // once and the session token lives in the keychain.
+    if let Some(dir) = std::env::var_os("KEYWARD_DESKTOP_DATA_DIR") {
+        for entry in std::fs::read_dir(dir).unwrap().flatten() {
+            let Ok(bytes) = std::fs::read(entry.path()) else {
+                continue;
+            };
+            let text = String::from_utf8_lossy(&bytes);
+            for token in &tokens {
+                assert!(
+                    !text.contains(token.as_str()),
+                    "a token in {}",
+                    entry.path().display()
+                );
+            }
+            assert!(
+                !text.contains("kws_"),
+                "a session token in {}",
+                entry.path().display()
+            );
+        }
+    }
 }

@@ -9,7 +9,9 @@ export function UsageGraph(props: { keyId: string }) {
   const [granularity, setGranularity] = useState<Granularity>("hour");
   const [series, setSeries] = useState<UsageSeries | null>(null);
   const [chartError, setChartError] = useState<string | null>(null);
+  const [ready, setReady] = useState(false);
   const chart = useRef<UsageChart | null>(null);
+  const latest = useRef<UsageSeries | null>(null);
 
   useEffect(() => {
     let alive = true;
@@ -18,7 +20,8 @@ export function UsageGraph(props: { keyId: string }) {
       .then((c) => {
         if (!alive) return c.destroy();
         chart.current = c;
-        if (series) c.setSeries(series);
+        setReady(true);
+        if (latest.current) c.setSeries(latest.current);
       })
       .catch((e) => alive && setChartError(String(e)));
     return () => {
@@ -32,6 +35,7 @@ export function UsageGraph(props: { keyId: string }) {
     let alive = true;
     api.keyUsage(props.keyId, granularity).then((s) => {
       if (!alive) return;
+      latest.current = s;
       setSeries(s);
       chart.current?.setSeries(s);
     }).catch(() => {});
@@ -50,7 +54,7 @@ export function UsageGraph(props: { keyId: string }) {
         </div>
         <span class="muted">{total} calls · {series?.fetched_at ? `fetched ${relativeTime(series.fetched_at)}` : "not fetched yet"}</span>
       </div>
-      <canvas id="usage-chart" data-testid="usage-chart" />
+      <canvas id="usage-chart" data-testid="usage-chart" data-chart={chartError ? "error" : ready ? "ready" : "loading"} />
       {chartError && <p class="muted">The chart could not start: {chartError}</p>}
     </div>
   );
