@@ -18,7 +18,7 @@ use crate::{project, view::LocalKey};
 
 /// Default grace of an offline rotation: the old key keeps working for a day (as the server's
 /// own default).
-pub const DEFAULT_ROTATION_GRACE_SECS: u32 = 24 * 3600;
+pub use keyward_core::requests::DEFAULT_ROTATION_GRACE_SECS;
 
 /// A token for a new key and its argon2id hash, hashed off the async runtime.
 async fn mint(environment: Environment, id: KeyId) -> Result<(ApiKeyToken, String), LocalOpError> {

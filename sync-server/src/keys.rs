@@ -3,113 +3,17 @@
 //! transaction, in the caller, so no lock is held while hashing.
 
 use chrono::{DateTime, Duration, Utc};
-use keyward_core::api::{ApiKey, CreateKeyRequest, FieldError, RevokeKeyRequest, UpdateKeyRequest};
-use keyward_core::hash::check_phc_policy;
-use keyward_core::validate::{self, FieldErrors};
-use keyward_core::{Environment, IpAllowList, KeyId, KeyStatus, ScopeSet};
+use keyward_core::api::ApiKey;
+pub use keyward_core::requests::{
+    DEFAULT_ROTATION_GRACE_SECS, KeyPatch, NewKey, offline_secret, parse_create, parse_revoke,
+    parse_update,
+};
+use keyward_core::{KeyId, KeyStatus};
 use sqlx::PgConnection;
 
 use crate::audit::{Actor, AuditEvent};
 use crate::error::{AppError, AppResult, on_constraint};
 use crate::store::{self, keys::KeyRow};
-
-/// Default grace for rotation: the old key keeps working for a day.
-pub const DEFAULT_ROTATION_GRACE_SECS: u32 = 24 * 3600;
-
-/// A create request that passed every rule.
-#[derive(Debug)]
-pub struct NewKey {
-    pub name: String,
-    pub description: Option<String>,
-    pub environment: Environment,
-    pub scopes: ScopeSet,
-    pub allowed_ips: IpAllowList,
-    pub metadata: serde_json::Value,
-    pub expires_at: Option<DateTime<Utc>>,
-    /// Offline-created: the client's id and argon2id hash.
-    pub offline: Option<(KeyId, String)>,
-}
-
-fn missing<T>(v: Option<T>) -> T {
-    v.unwrap_or_else(|| unreachable!("every field was checked before"))
-}
-
-/// Applies every rule of a create request and reports every bad field at once.
-pub fn parse_create(req: &CreateKeyRequest, now: DateTime<Utc>) -> AppResult<NewKey> {
-    let mut errs = FieldErrors::new();
-    let name = errs.check(validate::name("name", &req.name));
-    let description = errs.check(validate::free_text(
-        "description",
-        req.description.as_deref(),
-        validate::DESCRIPTION_MAX_CHARS,
-    ));
-    let scopes = errs.check(validate::scopes(
-        "scopes",
-        req.scopes.as_deref().unwrap_or_default(),
-    ));
-    let allowed_ips = errs.check(validate::allowed_ips(
-        "allowed_ips",
-        req.allowed_ips.as_deref().unwrap_or_default(),
-    ));
-    let metadata = errs.check(
-        req.metadata
-            .as_ref()
-            .map(|m| validate::metadata("metadata", m))
-            .transpose(),
-    );
-    let expires_at = errs.check(
-        req.expires_at
-            .map(|t| validate::expires_at("expires_at", t, now))
-            .transpose(),
-    );
-    let offline = match (req.id, req.secret_hash.as_deref()) {
-        (None, None) => None,
-        (Some(id), Some(hash)) => {
-            errs.check(offline_secret("id", id, "secret_hash", hash));
-            Some((id, hash.to_owned()))
-        }
-        (Some(_), None) => {
-            errs.push(FieldError::new(
-                "secret_hash",
-                "required",
-                "is required when `id` is given",
-            ));
-            None
-        }
-        (None, Some(_)) => {
-            errs.push(FieldError::new(
-                "id",
-                "required",
-                "is required when `secret_hash` is given",
-            ));
-            None
-        }
-    };
-    errs.into_result()?;
-    Ok(NewKey {
-        name: missing(name),
-        description: missing(description),
-        environment: req.environment.unwrap_or_default(),
-        scopes: missing(scopes),
-        allowed_ips: missing(allowed_ips),
-        metadata: missing(metadata).unwrap_or_else(|| serde_json::json!({})),
-        expires_at: missing(expires_at),
-        offline,
-    })
-}
-
-/// An id and hash made by a client: a UUIDv7 and an argon2id hash at or above our minimum.
-pub fn offline_secret(
-    id_field: &str,
-    id: KeyId,
-    hash_field: &str,
-    hash: &str,
-) -> Result<(), FieldError> {
-    if id.as_uuid().get_version_num() != 7 {
-        return Err(FieldError::new(id_field, "invalid_id", "must be a UUIDv7"));
-    }
-    check_phc_policy(hash).map_err(|e| FieldError::new(hash_field, "weak_hash", e.to_string()))
-}
 
 /// Inserts the key and audits it; `id` and `secret_hash` are minted or offline-made.
 pub async fn create(
@@ -162,72 +66,6 @@ pub async fn create(
     )
     .await?;
     Ok(key)
-}
-
-/// A patch that passed every rule; `None` leaves a field as it is.
-#[derive(Debug, Default)]
-pub struct KeyPatch {
-    pub name: Option<String>,
-    pub description: Option<Option<String>>,
-    pub scopes: Option<ScopeSet>,
-    pub allowed_ips: Option<IpAllowList>,
-    pub metadata: Option<serde_json::Value>,
-    pub expires_at: Option<Option<DateTime<Utc>>>,
-    pub disabled: Option<bool>,
-}
-
-pub fn parse_update(req: &UpdateKeyRequest, now: DateTime<Utc>) -> AppResult<KeyPatch> {
-    let mut errs = FieldErrors::new();
-    let name = errs.check(
-        req.name
-            .as_deref()
-            .map(|n| validate::name("name", n))
-            .transpose(),
-    );
-    let description = errs.check(
-        req.description
-            .as_ref()
-            .map(|d| {
-                validate::free_text("description", d.as_deref(), validate::DESCRIPTION_MAX_CHARS)
-            })
-            .transpose(),
-    );
-    let scopes = errs.check(
-        req.scopes
-            .as_deref()
-            .map(|s| validate::scopes("scopes", s))
-            .transpose(),
-    );
-    let allowed_ips = errs.check(
-        req.allowed_ips
-            .as_deref()
-            .map(|s| validate::allowed_ips("allowed_ips", s))
-            .transpose(),
-    );
-    let metadata = errs.check(
-        req.metadata
-            .as_ref()
-            .map(|m| validate::metadata("metadata", m))
-            .transpose(),
-    );
-    let expires_at = errs.check(
-        req.expires_at
-            .map(|e| {
-                e.map(|t| validate::expires_at("expires_at", t, now))
-                    .transpose()
-            })
-            .transpose(),
-    );
-    errs.into_result()?;
-    Ok(KeyPatch {
-        name: missing(name),
-        description: missing(description),
-        scopes: missing(scopes),
-        allowed_ips: missing(allowed_ips),
-        metadata: missing(metadata),
-        expires_at: missing(expires_at),
-        disabled: req.disabled,
-    })
 }
 
 async fn locked(conn: &mut PgConnection, actor: &Actor, id: KeyId) -> AppResult<KeyRow> {
@@ -299,21 +137,6 @@ pub async fn update(
     )
     .await?;
     Ok(new)
-}
-
-pub fn parse_revoke(req: &RevokeKeyRequest) -> AppResult<(u32, Option<String>)> {
-    let mut errs = FieldErrors::new();
-    let grace = errs.check(validate::grace_seconds(
-        "grace_seconds",
-        req.grace_seconds.unwrap_or(0),
-    ));
-    let reason = errs.check(validate::free_text(
-        "reason",
-        req.reason.as_deref(),
-        validate::REASON_MAX_CHARS,
-    ));
-    errs.into_result()?;
-    Ok((missing(grace), missing(reason)))
 }
 
 fn earliest(current: Option<DateTime<Utc>>, proposed: DateTime<Utc>) -> DateTime<Utc> {
