@@ -88,9 +88,14 @@ async fn an_admin_manages_keys_online_and_offline() {
     let app = TestApp::spawn().await;
     let addr = app.server.base_url.trim_start_matches("http://").to_owned();
 
+    let launched = std::time::Instant::now();
     let wd = WebDriver::launch(&driver_url, &desktop_binary())
         .await
         .expect("tauri-driver session");
+    if wd.find("[data-testid='login-server']", WAIT).await.is_ok() {
+        // A figure for the closing note (nextest shows it with --no-capture), not an assertion.
+        println!("cold start to first paint (login form present): {:?}", launched.elapsed());
+    }
     let result = async {
         // Sign in.
         fill(&wd, "login-server", &app.server.base_url).await?;
