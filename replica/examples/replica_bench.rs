@@ -19,7 +19,7 @@ fn key(i: usize, org: OrgId) -> ApiKey {
         org_id: org,
         name: format!("service {i:05}"),
         description: None,
-        environment: if i % 3 == 0 {
+        environment: if i.is_multiple_of(3) {
             Environment::Test
         } else {
             Environment::Live
@@ -29,7 +29,7 @@ fn key(i: usize, org: OrgId) -> ApiKey {
         scopes: ScopeSet::parse(&[format!("res{}:read", i % 20)]).unwrap(),
         allowed_ips: IpAllowList::default(),
         metadata: serde_json::json!({}),
-        disabled: i % 17 == 0,
+        disabled: i.is_multiple_of(17),
         expires_at: None,
         revoked_at: None,
         revoke_reason: None,

@@ -94,7 +94,10 @@ async fn an_admin_manages_keys_online_and_offline() {
         .expect("tauri-driver session");
     if wd.find("[data-testid='login-server']", WAIT).await.is_ok() {
         // A figure for the closing note (nextest shows it with --no-capture), not an assertion.
-        println!("cold start to first paint (login form present): {:?}", launched.elapsed());
+        println!(
+            "cold start to first paint (login form present): {:?}",
+            launched.elapsed()
+        );
     }
     let result = async {
         // Sign in.
