@@ -1,143 +1,217 @@
-import { cleanup, fireEvent, render, screen, waitFor } from "@testing-library/preact";
+// The app shell: sign-in, the session ending, navigation, roles, the status bar.
+import { act, cleanup, fireEvent, render, screen, waitFor } from "@testing-library/preact";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import type { ApiKey, CommandError, KeyList, Session, SyncStatus } from "./bindings";
+import type { KeyList, SyncStatus } from "./bindings";
 
-vi.mock("./api/commands", () => ({
-  login: vi.fn(), logout: vi.fn(), currentSession: vi.fn(), listKeys: vi.fn(), getKey: vi.fn(),
-  createKey: vi.fn(), updateKey: vi.fn(), revokeKey: vi.fn(), rotateKey: vi.fn(), auditLog: vi.fn(),
-  syncStatus: vi.fn(), syncNow: vi.fn(), keyUsage: vi.fn(), onSyncStatus: vi.fn(),
-  toCommandError: (e: unknown) => e,
-}));
-vi.mock("./chart", () => ({ mountUsageChart: vi.fn(async () => ({ setSeries: vi.fn(), destroy: vi.fn() })) }));
+vi.mock("./api/commands", async () => (await import("./test/fixtures")).commandsMock());
+vi.mock("./chart", async () => (await import("./test/fixtures")).chartMock());
 
 import * as api from "./api/commands";
-import { App } from "./app";
+import { App, parseRoute } from "./app";
+import { resetKeysView } from "./screens/Keys";
+import { audit, list, online, session, unauthenticated, viewer } from "./test/fixtures";
 
 const mocked = vi.mocked(api);
-const session: Session = { server_url: "http://127.0.0.1:8080", email: "ada@acme.test", role: "owner", org_id: "o" };
-const status: SyncStatus = { online: true, syncing: false, last_sync_at: null, queued: 0, last_error: null };
-
-function key(over: Partial<ApiKey> = {}): ApiKey {
-  return {
-    id: "01a2115c-e4c9-7290-8ca9-f6f59064faaa", org_id: "o", name: "Deploy bot", description: null, environment: "live",
-    prefix: "kw_live_abc_", status: "active", scopes: ["badges:read"], allowed_ips: [], metadata: {}, disabled: false,
-    expires_at: null, revoked_at: null, revoke_reason: null, rotated_from: null, replaced_by: null,
-    lineage_id: "01a2115c-e4c9-7290-8ca9-f6f59064faaa", created_at: "2026-11-25T10:00:00Z", created_by: null,
-    updated_at: "2026-11-25T10:00:00Z", last_used_at: null, last_used_ip: null, ...over,
-  };
-}
-const list = (n = 1): KeyList => ({ items: Array.from({ length: n }, () => ({ key: key(), pending: false, error: null })), total: n });
-const validation = (fields: [string, string][]): CommandError => ({
-  code: "validation_failed", message: "invalid", fields: fields.map(([field, message]) => ({ field, code: "invalid", message })),
-});
+let emit: (s: SyncStatus) => void = () => {};
 
 beforeEach(() => {
   window.location.hash = "";
-  mocked.syncStatus.mockResolvedValue(status);
-  mocked.onSyncStatus.mockResolvedValue(() => {});
-  mocked.listKeys.mockResolvedValue(list());
-  mocked.keyUsage.mockResolvedValue({ key_id: "k", granularity: "hour", points: [], fetched_at: null });
+  resetKeysView();
+  mocked.syncStatus.mockResolvedValue(online);
+  mocked.onSyncStatus.mockImplementation(async (f) => {
+    emit = f;
+    return () => {};
+  });
+  mocked.listKeys.mockResolvedValue(list(1));
+  mocked.auditLog.mockResolvedValue([]);
+  mocked.logout.mockResolvedValue(undefined);
 });
-afterEach(() => { cleanup(); vi.clearAllMocks(); });
+afterEach(() => {
+  cleanup();
+  vi.clearAllMocks();
+  vi.useRealTimers();
+});
+
+describe("routes", () => {
+  it("parses hash routes", () => {
+    expect(parseRoute("")).toEqual({ name: "keys" });
+    expect(parseRoute("#/keys/new")).toEqual({ name: "new-key" });
+    expect(parseRoute("#/keys/01a2-x")).toEqual({ name: "key", id: "01a2-x" });
+    expect(parseRoute("#/audit")).toEqual({ name: "audit" });
+    expect(parseRoute("#/settings/")).toEqual({ name: "settings" });
+    expect(parseRoute("#/nowhere")).toEqual({ name: "keys" });
+  });
+});
 
 describe("sign-in", () => {
-  it("signs in and shows the keys", async () => {
-    mocked.currentSession.mockResolvedValue(null);
+  beforeEach(() => mocked.currentSession.mockResolvedValue(null));
+
+  it("prefills the server, signs in and shows the keys", async () => {
     mocked.login.mockResolvedValue(session);
     render(<App />);
-    fireEvent.input(await screen.findByTestId("login-email"), { target: { value: "ada@acme.test" } });
+    expect((await screen.findByTestId("login-server") as HTMLInputElement).value).toBe("http://127.0.0.1:8080");
+    fireEvent.input(screen.getByTestId("login-email"), { target: { value: "ada@acme.test" } });
     fireEvent.input(screen.getByTestId("login-password"), { target: { value: "secret password" } });
     fireEvent.click(screen.getByTestId("login-submit"));
     await screen.findByTestId("new-key");
     expect(mocked.login).toHaveBeenCalledWith("http://127.0.0.1:8080", "ada@acme.test", "secret password");
     expect(await screen.findAllByTestId("key-row")).toHaveLength(1);
+    expect(window.location.hash).toBe("#/keys");
   });
 
-  it("shows a refused sign-in", async () => {
-    mocked.currentSession.mockResolvedValue(null);
+  it("shows a refused sign-in and clears the password", async () => {
     mocked.login.mockRejectedValue({ code: "invalid_credentials", message: "the email or the password is wrong", fields: [] });
     render(<App />);
-    fireEvent.click(await screen.findByTestId("login-submit"));
-    expect((await screen.findByTestId("error-banner")).textContent).toContain("wrong");
+    fireEvent.input(await screen.findByTestId("login-password"), { target: { value: "nope" } });
+    fireEvent.click(screen.getByTestId("login-submit"));
+    expect((await screen.findByTestId("error-banner")).textContent).toContain("the email or the password is wrong");
+    expect((screen.getByTestId("login-password") as HTMLInputElement).value).toBe("");
+    expect(screen.queryByTestId("new-key")).toBeNull();
   });
 
-  it("returns to sign-in when the session ends, keeping changes", async () => {
-    mocked.currentSession.mockResolvedValue(session);
-    mocked.listKeys.mockRejectedValue({ code: "unauthenticated", message: "ended", fields: [] });
+  it("shows a bad server address next to its field", async () => {
+    mocked.login.mockRejectedValue({
+      code: "validation_failed", message: "server_url: must be http or https",
+      fields: [{ field: "server_url", code: "scheme", message: "must be http or https" }],
+    });
     render(<App />);
-    expect((await screen.findByTestId("login-note")).textContent).toContain("unsynced changes are kept");
+    fireEvent.click(await screen.findByTestId("login-submit"));
+    expect((await screen.findByTestId("field-error-server_url")).textContent).toContain("must be http or https");
+    expect(screen.queryByTestId("error-banner")).toBeNull();
+    expect(screen.getByTestId("login-server").getAttribute("aria-invalid")).toBe("true");
   });
 });
 
-describe("keys", () => {
-  beforeEach(() => mocked.currentSession.mockResolvedValue(session));
+describe("the session ending", () => {
+  it("returns to sign-in from any command, keeping unsynced changes", async () => {
+    mocked.currentSession.mockResolvedValue(session);
+    mocked.listKeys.mockRejectedValue(unauthenticated);
+    render(<App />);
+    expect((await screen.findByTestId("login-note")).textContent).toContain("your unsynced changes are kept");
+    expect((screen.getByTestId("login-email") as HTMLInputElement).value).toBe("ada@acme.test");
+    expect(screen.queryByTestId("nav-keys")).toBeNull();
+  });
 
-  it("filters through the replica query", async () => {
+  it("returns to sign-in when a background refresh finds the session gone", async () => {
+    mocked.currentSession.mockResolvedValue(session);
     render(<App />);
     await screen.findAllByTestId("key-row");
-    fireEvent.input(screen.getByTestId("search"), { target: { value: "dep" } });
-    fireEvent.change(screen.getByTestId("filter-status"), { target: { value: "revoked" } });
-    await waitFor(() => {
-      const last = mocked.listKeys.mock.calls.at(-1)?.[0];
-      expect(last).toMatchObject({ search: "dep", status: "revoked", offset: 0, limit: 50 });
-    });
+    mocked.listKeys.mockRejectedValue(unauthenticated);
+    // A sync happened: the list refreshes quietly and learns the session ended.
+    act(() => emit({ ...online, last_sync_at: "2026-11-25T12:00:00Z" }));
+    await screen.findByTestId("login-note");
   });
 
-  it("shows field errors inline and the token once", async () => {
-    window.location.hash = "#/keys/new";
-    mocked.createKey.mockRejectedValueOnce(validation([["name", "must not be empty"], ["scopes[0]", "missing colon"]]));
+  it("signs back in to where the admin was", async () => {
+    mocked.currentSession.mockResolvedValue(session);
+    mocked.listKeys.mockRejectedValueOnce(unauthenticated);
+    mocked.login.mockResolvedValue(session);
     render(<App />);
-    fireEvent.click(await screen.findByTestId("create-submit"));
-    expect((await screen.findByTestId("field-error-name")).textContent).toContain("must not be empty");
-    expect(screen.getByTestId("field-error-scopes[0]").textContent).toContain("missing colon");
-
-    mocked.createKey.mockResolvedValueOnce({ key: key(), token: "kw_live_abc_secret" });
-    fireEvent.input(screen.getByTestId("create-name"), { target: { value: "Deploy bot" } });
-    fireEvent.input(screen.getByTestId("create-scopes"), { target: { value: "badges:read, achievements:*" } });
-    fireEvent.click(screen.getByTestId("create-submit"));
-    expect((await screen.findByTestId("issued-token")).textContent).toBe("kw_live_abc_secret");
-    expect(mocked.createKey.mock.calls.at(-1)?.[0]).toMatchObject({ name: "Deploy bot", scopes: ["badges:read", "achievements:*"] });
-    fireEvent.click(screen.getByTestId("token-done"));
-    await waitFor(() => expect(screen.queryByTestId("issued-token")).toBeNull());
-    expect(document.body.textContent).not.toContain("kw_live_abc_secret");
+    await screen.findByTestId("login-note");
+    fireEvent.input(screen.getByTestId("login-password"), { target: { value: "pw" } });
+    fireEvent.click(screen.getByTestId("login-submit"));
+    expect(await screen.findAllByTestId("key-row")).toHaveLength(1);
+    expect(screen.queryByTestId("login-note")).toBeNull();
   });
+});
 
-  it("revokes with the grace period and reason given", async () => {
-    const id = key().id;
-    window.location.hash = `#/keys/${id}`;
-    mocked.getKey.mockResolvedValue({ item: { key: key(), pending: false, error: { code: "conflict", detail: "changed on the server" } }, audit: [] });
-    mocked.revokeKey.mockResolvedValue({ key: key({ status: "revoked" }), pending: true, error: null });
+describe("shell", () => {
+  it("navigates between screens", async () => {
+    mocked.currentSession.mockResolvedValue(session);
+    mocked.auditLog.mockResolvedValue([audit(2), audit(1)]);
     render(<App />);
-    expect((await screen.findByTestId("key-error")).textContent).toContain("conflict");
-    fireEvent.click(screen.getByTestId("revoke-open"));
-    fireEvent.input(screen.getByTestId("revoke-grace"), { target: { value: "3600" } });
-    fireEvent.input(screen.getByTestId("revoke-reason"), { target: { value: "leaked" } });
-    fireEvent.click(screen.getByTestId("revoke-submit"));
-    await waitFor(() => expect(mocked.revokeKey).toHaveBeenCalledWith(id, { grace_seconds: 3600, reason: "leaked" }));
+    await screen.findAllByTestId("key-row");
+    fireEvent.click(screen.getByTestId("nav-audit"));
+    expect(await screen.findAllByTestId("audit-row")).toHaveLength(2);
+    expect(screen.getByTestId("nav-audit").getAttribute("aria-current")).toBe("page");
+    fireEvent.click(screen.getByTestId("nav-settings"));
+    expect((await screen.findByTestId("settings-server")).textContent).toBe("http://127.0.0.1:8080");
+    expect(screen.getByTestId("settings-role").textContent).toContain("owner");
+    fireEvent.click(screen.getByTestId("nav-keys"));
+    await screen.findAllByTestId("key-row");
   });
 
-  it("refuses a bad grace period without sending", async () => {
-    window.location.hash = `#/keys/${key().id}`;
-    mocked.getKey.mockResolvedValue({ item: { key: key(), pending: false, error: null }, audit: [] });
-    render(<App />);
-    fireEvent.click(await screen.findByTestId("revoke-open"));
-    fireEvent.input(screen.getByTestId("revoke-grace"), { target: { value: "-5" } });
-    fireEvent.click(screen.getByTestId("revoke-submit"));
-    await screen.findByTestId("field-error-grace_seconds");
-    expect(mocked.revokeKey).not.toHaveBeenCalled();
-  });
-
-  it("shows offline and queued changes in the status bar", async () => {
-    mocked.syncStatus.mockResolvedValue({ ...status, online: false, queued: 3 });
-    render(<App />);
-    await waitFor(() => expect(screen.getByTestId("status-online").textContent).toBe("Offline"));
-    expect(screen.getByTestId("status-queued").textContent).toBe("3");
-  });
-
-  it("hides writes from viewers", async () => {
-    mocked.currentSession.mockResolvedValue({ ...session, role: "viewer" });
+  it("hides write actions from viewers", async () => {
+    mocked.currentSession.mockResolvedValue(viewer);
     render(<App />);
     await screen.findAllByTestId("key-row");
     expect(screen.queryByTestId("new-key")).toBeNull();
+    act(() => { window.location.hash = "#/keys/new"; window.dispatchEvent(new Event("hashchange")); });
+    await screen.findByText(/your role is viewer/i);
+    expect(screen.queryByTestId("create-submit")).toBeNull();
+  });
+
+  it("signs out", async () => {
+    mocked.currentSession.mockResolvedValue(session);
+    window.location.hash = "#/settings";
+    render(<App />);
+    fireEvent.click(await screen.findByTestId("sign-out"));
+    await screen.findByTestId("login-submit");
+    expect(mocked.logout).toHaveBeenCalled();
+    expect(screen.queryByTestId("login-note")).toBeNull();
+  });
+
+  it("asks before signing out with changes still queued", async () => {
+    mocked.currentSession.mockResolvedValue(session);
+    mocked.syncStatus.mockResolvedValue({ ...online, queued: 2 });
+    window.location.hash = "#/settings";
+    render(<App />);
+    await waitFor(() => expect(screen.getByTestId("settings-queued").textContent).toBe("2"));
+    fireEvent.click(screen.getByTestId("sign-out"));
+    expect(mocked.logout).not.toHaveBeenCalled();
+    fireEvent.click(await screen.findByTestId("sign-out-confirm"));
+    await screen.findByTestId("login-submit");
+    expect(mocked.logout).toHaveBeenCalled();
+  });
+
+  it("syncs on demand from settings", async () => {
+    mocked.currentSession.mockResolvedValue(session);
+    mocked.syncNow.mockResolvedValue({ ...online, last_sync_at: new Date().toISOString(), queued: 0 });
+    window.location.hash = "#/settings";
+    render(<App />);
+    fireEvent.click(await screen.findByTestId("sync-now"));
+    await waitFor(() => expect(screen.getByTestId("settings-last-sync").textContent).toContain("just now"));
+    expect(screen.getByTestId("status-last-sync").textContent).toBe("just now");
+  });
+});
+
+describe("status bar", () => {
+  beforeEach(() => mocked.currentSession.mockResolvedValue(session));
+
+  it("shows offline and the queued changes", async () => {
+    mocked.syncStatus.mockResolvedValue({ ...online, online: false, queued: 3, last_error: "the server cannot be reached" });
+    render(<App />);
+    await waitFor(() => expect(screen.getByTestId("status-online").textContent).toBe("Offline"));
+    expect(screen.getByTestId("status-queued").textContent).toBe("3");
+    expect(screen.getByTestId("status-last-sync").textContent).toBe("never");
+    expect(screen.getByTestId("status-error").textContent).toContain("cannot be reached");
+  });
+
+  it("follows sync-status events", async () => {
+    render(<App />);
+    await waitFor(() => expect(screen.getByTestId("status-online").textContent).toBe("Online"));
+    act(() => emit({ online: false, syncing: false, last_sync_at: new Date(Date.now() - 5 * 60_000).toISOString(), queued: 1, last_error: null }));
+    expect(screen.getByTestId("status-online").textContent).toBe("Offline");
+    expect(screen.getByTestId("status-queued").textContent).toBe("1");
+    expect(screen.getByTestId("status-last-sync").textContent).toBe("5 min ago");
+  });
+
+  it("polls sync_status every 5 s", async () => {
+    vi.useFakeTimers({ shouldAdvanceTime: true });
+    render(<App />);
+    await waitFor(() => expect(mocked.syncStatus).toHaveBeenCalledTimes(1));
+    mocked.syncStatus.mockResolvedValue({ ...online, queued: 7 });
+    await act(async () => { await vi.advanceTimersByTimeAsync(5000); });
+    await waitFor(() => expect(screen.getByTestId("status-queued").textContent).toBe("7"));
+    expect(mocked.syncStatus).toHaveBeenCalledTimes(2);
+  });
+
+  it("shows progress while a command runs", async () => {
+    let finish: (v: KeyList) => void = () => {};
+    mocked.listKeys.mockImplementation(() => new Promise((r) => { finish = r; }));
+    render(<App />);
+    await screen.findByTestId("progress");
+    await act(async () => finish(list(1)));
+    await waitFor(() => expect(screen.queryByTestId("progress")).toBeNull());
   });
 });

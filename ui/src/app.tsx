@@ -1,6 +1,6 @@
 import { createContext } from "preact";
-import { useCallback, useContext, useEffect, useState } from "preact/hooks";
-import type { CommandError, Session } from "./bindings";
+import { useCallback, useContext, useEffect, useMemo, useRef, useState } from "preact/hooks";
+import type { Session, SyncStatus } from "./bindings";
 import * as api from "./api/commands";
 import { StatusBar, useSyncStatus } from "./components/StatusBar";
 import { Login } from "./screens/Login";
@@ -12,94 +12,203 @@ import { Settings } from "./screens/Settings";
 
 export interface Ctx {
   session: Session;
-  /** Runs a command with a progress indicator; an ended session leads back to sign-in. */
+  /** The latest sync status (event + poll). */
+  status: SyncStatus;
+  setStatus: (s: SyncStatus) => void;
+  /** Runs a command with the progress indicator; an ended session leads back to sign-in. */
   run: <T>(p: Promise<T>) => Promise<T>;
+  /** The same for background refreshes: no progress indicator. */
+  quiet: <T>(p: Promise<T>) => Promise<T>;
   go: (path: string) => void;
   signOut: () => Promise<void>;
+  /** Viewers read; owners and admins also write. */
   canWrite: boolean;
 }
 
 export const AppCtx = createContext<Ctx | null>(null);
 export function useApp(): Ctx {
   const c = useContext(AppCtx);
-  if (!c) throw new Error("outside the app");
+  if (!c) throw new Error("useApp outside the app");
   return c;
 }
 
-function useRoute(): [string, (p: string) => void] {
-  const read = () => window.location.hash.replace(/^#/, "") || "/keys";
-  const [route, setRoute] = useState(read());
+export type Route =
+  | { name: "keys" }
+  | { name: "new-key" }
+  | { name: "key"; id: string }
+  | { name: "audit" }
+  | { name: "settings" };
+
+/** `#/keys`, `#/keys/new`, `#/keys/<id>`, `#/audit`, `#/settings`; anything else is the keys list. */
+export function parseRoute(hash: string): Route {
+  const path = hash.replace(/^#/, "").replace(/\/+$/, "") || "/keys";
+  if (path === "/keys/new") return { name: "new-key" };
+  const key = path.match(/^\/keys\/([^/]+)$/);
+  if (key?.[1]) return { name: "key", id: decodeURIComponent(key[1]) };
+  if (path === "/audit") return { name: "audit" };
+  if (path === "/settings") return { name: "settings" };
+  return { name: "keys" };
+}
+
+function useRoute(): [Route, (p: string) => void] {
+  const [hash, setHash] = useState(() => window.location.hash);
   useEffect(() => {
-    const f = () => setRoute(read());
+    const f = () => setHash(window.location.hash);
     window.addEventListener("hashchange", f);
     return () => window.removeEventListener("hashchange", f);
   }, []);
   const go = useCallback((p: string) => {
     window.location.hash = p;
-    setRoute(p);
+    setHash(`#${p}`);
   }, []);
-  return [route, go];
+  return [useMemo(() => parseRoute(hash), [hash]), go];
 }
+
+const UNSYNCED_NOTE = "Your session has ended. Sign in again — your unsynced changes are kept.";
 
 export function App() {
   const [session, setSession] = useState<Session | null | undefined>(undefined);
+  const [last, setLast] = useState<Session | null>(null);
   const [note, setNote] = useState<string | null>(null);
   const [busy, setBusy] = useState(0);
   const [route, go] = useRoute();
-  const status = useSyncStatus();
+  const [status, setStatus] = useSyncStatus();
+  const sessionRef = useRef(session);
+  sessionRef.current = session;
+  const mainRef = useRef<HTMLElement>(null);
+  const shownRoute = useRef(route);
+
+  // After navigating, move focus to the new screen (unless the screen already focused a field),
+  // so keyboard and screen-reader users land on the content.
+  useEffect(() => {
+    if (shownRoute.current === route) return;
+    shownRoute.current = route;
+    const main = mainRef.current;
+    if (main && !main.contains(document.activeElement)) main.focus();
+  }, [route]);
 
   useEffect(() => {
     api.currentSession().then(setSession).catch(() => setSession(null));
   }, []);
 
-  const run = useCallback(async <T,>(p: Promise<T>): Promise<T> => {
-    setBusy((b) => b + 1);
-    try {
-      return await p;
-    } catch (e) {
-      const err = e as CommandError;
-      if (err?.code === "unauthenticated") {
-        setNote("Your session has ended. Sign in again: your unsynced changes are kept.");
-        setSession(null);
-      }
-      throw e;
-    } finally {
-      setBusy((b) => b - 1);
+  const ended = useCallback((e: unknown) => {
+    if (api.isUnauthenticated(e) && sessionRef.current) {
+      setLast(sessionRef.current);
+      setNote(UNSYNCED_NOTE);
+      setSession(null);
     }
   }, []);
 
-  if (session === undefined) return <div class="splash">Keyward</div>;
-  if (session === null) {
+  const quiet = useCallback(async <T,>(p: Promise<T>): Promise<T> => {
+    try {
+      return await p;
+    } catch (e) {
+      ended(e);
+      throw e;
+    }
+  }, [ended]);
+
+  const run = useCallback(async <T,>(p: Promise<T>): Promise<T> => {
+    setBusy((b) => b + 1);
+    try {
+      return await quiet(p);
+    } finally {
+      setBusy((b) => b - 1);
+    }
+  }, [quiet]);
+
+  const signOut = useCallback(async () => {
+    await run(api.logout()).catch(() => {});
+    setLast(sessionRef.current ?? null);
+    setNote(null);
+    setSession(null);
+  }, [run]);
+
+  const ctx = useMemo<Ctx | null>(
+    () => session ? { session, status, setStatus, run, quiet, go, signOut, canWrite: session.role !== "viewer" } : null,
+    [session, status, setStatus, run, quiet, go, signOut],
+  );
+
+  if (session === undefined) {
+    return <div class="splash" aria-busy="true">Keyward</div>;
+  }
+  if (!ctx) {
     return (
       <>
-        <Login note={note} onSignedIn={(s) => { setNote(null); setSession(s); go("/keys"); }} />
+        <Login
+          note={note}
+          serverUrl={last?.server_url ?? null}
+          email={last?.email ?? null}
+          onSignedIn={(s) => {
+            setNote(null);
+            setSession(s);
+            go("/keys");
+          }}
+        />
         <StatusBar status={status} busy={busy > 0} />
       </>
     );
   }
 
-  const signOut = async () => {
-    await run(api.logout()).catch(() => {});
-    setSession(null);
-  };
-  const ctx: Ctx = { session, run, go, signOut, canWrite: session.role !== "viewer" };
-  const keyMatch = route.match(/^\/keys\/([0-9a-f-]{36})$/);
+  const nav = (path: string, label: string, testid: string, active: boolean) => (
+    <a
+      href={`#${path}`}
+      data-testid={testid}
+      class={active ? "active" : ""}
+      aria-current={active ? "page" : undefined}
+      onClick={(e) => {
+        e.preventDefault();
+        go(path);
+      }}
+    >
+      {label}
+    </a>
+  );
+  const onKeys = route.name === "keys" || route.name === "key" || route.name === "new-key";
 
   return (
     <AppCtx.Provider value={ctx}>
       <div class="shell">
-        <nav class="sidebar">
-          <div class="brand">Keyward</div>
-          <a href="#/keys" data-testid="nav-keys" class={route.startsWith("/keys") ? "active" : ""} onClick={(e) => { e.preventDefault(); go("/keys"); }}>API keys</a>
-          <a href="#/audit" data-testid="nav-audit" class={route === "/audit" ? "active" : ""} onClick={(e) => { e.preventDefault(); go("/audit"); }}>Audit log</a>
-          <a href="#/settings" data-testid="nav-settings" class={route === "/settings" ? "active" : ""} onClick={(e) => { e.preventDefault(); go("/settings"); }}>Settings</a>
-          <div class="who">{session.email}<br /><span class="muted">{session.role}</span></div>
+        <nav class="sidebar" aria-label="Main">
+          <div class="brand"><span class="logo" aria-hidden="true">K</span> Keyward</div>
+          {nav("/keys", "API keys", "nav-keys", onKeys)}
+          {nav("/audit", "Audit log", "nav-audit", route.name === "audit")}
+          {nav("/settings", "Settings", "nav-settings", route.name === "settings")}
+          <div class="who">
+            <div class="email">{ctx.session.email}</div>
+            <span class={`role ${ctx.session.role}`}>{ctx.session.role}</span>
+          </div>
         </nav>
-        <main class="content">
-          {route === "/keys/new" ? <CreateKey /> : keyMatch?.[1] ? <KeyDetailScreen id={keyMatch[1]} /> : route === "/audit" ? <AuditLog /> : route === "/settings" ? <Settings status={status} /> : <Keys />}
+        <main class="content" id="main" ref={mainRef} tabIndex={-1}>
+          <Screen route={route} canWrite={ctx.canWrite} />
         </main>
       </div>
       <StatusBar status={status} busy={busy > 0} />
     </AppCtx.Provider>
+  );
+}
+
+function Screen(props: { route: Route; canWrite: boolean }) {
+  const r = props.route;
+  switch (r.name) {
+    case "new-key":
+      return props.canWrite ? <CreateKey /> : <ReadOnly />;
+    case "key":
+      return <KeyDetailScreen key={r.id} id={r.id} />;
+    case "audit":
+      return <AuditLog />;
+    case "settings":
+      return <Settings />;
+    default:
+      return <Keys />;
+  }
+}
+
+function ReadOnly() {
+  return (
+    <section>
+      <h2>New API key</h2>
+      <p class="banner info" role="status">Your role is viewer: you can look at keys but not change them.</p>
+    </section>
   );
 }

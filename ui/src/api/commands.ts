@@ -1,19 +1,51 @@
 // The one seam between the UI and the Rust side: typed wrappers around Tauri's `invoke`.
-// Component tests replace this module (vi.mock) instead of faking IPC.
+// Component tests replace this module (vi.mock("../api/commands")) instead of faking IPC.
+//
+// Tauri 2 maps the camelCase argument names used here to the commands' snake_case parameters
+// (`serverUrl` → `server_url`, `graceSeconds` → `grace_seconds`, `beforeSeq` → `before_seq`).
+// Struct arguments (`filter`, `form`, `edit`, `revocation`) keep their snake_case fields: serde
+// reads them as they are.
 import { invoke } from "@tauri-apps/api/core";
 import { listen, type UnlistenFn } from "@tauri-apps/api/event";
 import type {
-  AuditEntry, CommandError, Granularity, IssuedKey, KeyDetail, KeyEdit, KeyFilter, KeyList,
+  AuditEntry, CommandError, FieldError, Granularity, IssuedKey, KeyDetail, KeyEdit, KeyFilter, KeyList,
   KeyListItem, NewKeyForm, Revocation, Session, SyncStatus, UsageSeries,
 } from "../bindings";
 
-/** Turns whatever a command rejected with into a CommandError. */
+function isFieldError(f: unknown): f is FieldError {
+  return !!f && typeof f === "object" && typeof (f as FieldError).field === "string";
+}
+
+/**
+ * Turns whatever a command rejected with into a CommandError: the Rust side rejects with one
+ * already; Tauri itself rejects with a plain string (unknown command, arguments that do not
+ * deserialize) and a broken bridge with an Error.
+ */
 export function toCommandError(e: unknown): CommandError {
-  if (e && typeof e === "object" && "code" in e && "message" in e) {
+  if (e && typeof e === "object" && "code" in e && typeof (e as CommandError).code === "string") {
     const c = e as Partial<CommandError>;
-    return { code: String(c.code), message: String(c.message), fields: Array.isArray(c.fields) ? c.fields : [] };
+    return {
+      code: String(c.code),
+      message: typeof c.message === "string" && c.message ? c.message : String(c.code),
+      fields: Array.isArray(c.fields)
+        ? c.fields.filter(isFieldError).map((f) => ({ field: f.field, code: String(f.code ?? "invalid"), message: String(f.message ?? "") }))
+        : [],
+    };
   }
-  return { code: "internal", message: typeof e === "string" ? e : "something went wrong", fields: [] };
+  const message =
+    typeof e === "string" ? e
+    : e instanceof Error ? e.message
+    : "something went wrong";
+  return { code: "internal", message: message || "something went wrong", fields: [] };
+}
+
+export function isCommandError(e: unknown): e is CommandError {
+  return !!e && typeof e === "object" && typeof (e as CommandError).code === "string" && Array.isArray((e as CommandError).fields);
+}
+
+/** The session ended (or never began): the app goes back to sign-in. */
+export function isUnauthenticated(e: unknown): boolean {
+  return isCommandError(e) && e.code === "unauthenticated";
 }
 
 async function call<T>(cmd: string, args?: Record<string, unknown>): Promise<T> {
@@ -32,12 +64,16 @@ export const listKeys = (filter: KeyFilter) => call<KeyList>("list_keys", { filt
 export const getKey = (id: string) => call<KeyDetail>("get_key", { id });
 export const createKey = (form: NewKeyForm) => call<IssuedKey>("create_key", { form });
 export const updateKey = (id: string, edit: KeyEdit) => call<KeyListItem>("update_key", { id, edit });
-export const revokeKey = (id: string, revocation: Revocation) => call<KeyListItem>("revoke_key", { id, revocation });
+export const revokeKey = (id: string, revocation: Revocation) =>
+  call<KeyListItem>("revoke_key", { id, revocation });
 export const rotateKey = (id: string, graceSeconds: number) => call<IssuedKey>("rotate_key", { id, graceSeconds });
 export const auditLog = (limit: number, beforeSeq: number | null) =>
   call<AuditEntry[]>("audit_log", { limit, beforeSeq });
 export const syncStatus = () => call<SyncStatus>("sync_status");
 export const syncNow = () => call<SyncStatus>("sync_now");
-export const keyUsage = (id: string, granularity: Granularity) => call<UsageSeries>("key_usage", { id, granularity });
+export const keyUsage = (id: string, granularity: Granularity) =>
+  call<UsageSeries>("key_usage", { id, granularity });
+
+/** The backend's `sync-status` event (sent whenever the status changes). */
 export const onSyncStatus = (f: (s: SyncStatus) => void): Promise<UnlistenFn> =>
   listen<SyncStatus>("sync-status", (e) => f(e.payload));

@@ -1,10 +1,24 @@
-import { useState } from "preact/hooks";
-import type { CommandError, Environment } from "../bindings";
+import { useEffect, useRef, useState } from "preact/hooks";
+import type { CommandError, Environment, NewKeyForm } from "../bindings";
 import * as api from "../api/commands";
 import { useApp } from "../app";
-import { Banner, Field } from "../components/Fields";
+import { Banner, Field, Spinner } from "../components/Fields";
 import { TokenDialog } from "../components/TokenDialog";
-import { localInputToIso, splitList } from "../lib/format";
+import { isoToLocalInput, localInputToIso, splitList } from "../lib/format";
+
+const FIELDS = ["name", "description", "environment", "scopes", "allowed_ips", "expires_at"];
+
+/** The only check made here: a name is required. Everything else is the backend's to judge. */
+export function requiredName(name: string): CommandError | null {
+  return name.trim()
+    ? null
+    : { code: "validation_failed", message: "name is required", fields: [{ field: "name", code: "required", message: "A name is required." }] };
+}
+
+/** An expiry `days` from now, as a datetime-local value. */
+function inDays(days: number): string {
+  return isoToLocalInput(new Date(Date.now() + days * 86_400_000).toISOString());
+}
 
 export function CreateKey() {
   const app = useApp();
@@ -15,64 +29,97 @@ export function CreateKey() {
   const [ips, setIps] = useState("");
   const [expires, setExpires] = useState("");
   const [error, setError] = useState<CommandError | null>(null);
+  const [busy, setBusy] = useState(false);
+  const [sent, setSent] = useState<NewKeyForm | null>(null);
+  // The token, held only while its dialog is open.
   const [token, setToken] = useState<string | null>(null);
-  const [id, setId] = useState<string | null>(null);
+  const nameRef = useRef<HTMLInputElement>(null);
+
+  useEffect(() => nameRef.current?.focus(), []);
 
   const submit = async (e: Event) => {
     e.preventDefault();
+    const local = requiredName(name);
+    if (local) {
+      setError(local);
+      nameRef.current?.focus();
+      return;
+    }
+    const form: NewKeyForm = {
+      name: name.trim(),
+      description: description.trim() || null,
+      environment,
+      scopes: splitList(scopes),
+      allowed_ips: splitList(ips),
+      expires_at: localInputToIso(expires),
+    };
     setError(null);
+    setSent(form);
+    setBusy(true);
     try {
-      const issued = await app.run(
-        api.createKey({
-          name,
-          description: description.trim() || null,
-          environment,
-          scopes: splitList(scopes),
-          allowed_ips: splitList(ips),
-          expires_at: localInputToIso(expires),
-        }),
-      );
-      setId(issued.key.id);
+      const issued = await app.run(api.createKey(form));
       setToken(issued.token);
     } catch (err) {
-      setError(err as CommandError);
+      setError(api.toCommandError(err));
+    } finally {
+      setBusy(false);
     }
   };
 
-  if (token) {
-    return <TokenDialog token={token} onDone={() => { setToken(null); app.go(id ? "/keys" : "/keys"); }} />;
-  }
+  const done = () => {
+    setToken(null);
+    app.go("/keys");
+  };
+
   return (
     <section>
-      <header class="page-head"><h2>New API key</h2></header>
-      <form class="form" onSubmit={submit}>
-        <Banner error={error} />
+      <header class="page-head">
+        <button type="button" class="ghost" onClick={() => app.go("/keys")}>← Keys</button>
+        <h2>New API key</h2>
+      </header>
+      <form class="form" onSubmit={submit} noValidate aria-label="New API key">
+        <Banner error={error} shown={FIELDS} />
         <Field label="Name" field="name" error={error}>
-          <input data-testid="create-name" value={name} onInput={(e) => setName(e.currentTarget.value)} />
+          {(a) => <input {...a} ref={nameRef} data-testid="create-name" required value={name} onInput={(e) => setName(e.currentTarget.value)} />}
         </Field>
-        <Field label="Description" field="description" error={error}>
-          <textarea data-testid="create-description" value={description} onInput={(e) => setDescription(e.currentTarget.value)} />
+        <Field label="Description" field="description" error={error} hint="optional">
+          {(a) => <textarea {...a} data-testid="create-description" rows={2} value={description} onInput={(e) => setDescription(e.currentTarget.value)} />}
         </Field>
-        <Field label="Environment" field="environment" error={error}>
-          <select data-testid="create-environment" value={environment} onChange={(e) => setEnvironment(e.currentTarget.value as Environment)}>
-            <option value="live">Live</option>
-            <option value="test">Test</option>
-          </select>
+        <Field label="Environment" field="environment" error={error} hint="Test keys never touch live data.">
+          {(a) => (
+            <select {...a} data-testid="create-environment" value={environment} onChange={(e) => setEnvironment(e.currentTarget.value as Environment)}>
+              <option value="live">Live</option>
+              <option value="test">Test</option>
+            </select>
+          )}
         </Field>
-        <Field label="Scopes" field="scopes" error={error} hint="resource:action, separated by spaces or commas (e.g. achievements:* badges:read)">
-          <input data-testid="create-scopes" value={scopes} onInput={(e) => setScopes(e.currentTarget.value)} />
+        <Field label="Scopes" field="scopes" error={error} items={sent?.scopes} hint="resource:action, separated by spaces or commas — e.g. achievements:read badges:*">
+          {(a) => <input {...a} data-testid="create-scopes" class="mono-input" value={scopes} onInput={(e) => setScopes(e.currentTarget.value)} />}
         </Field>
-        <Field label="Allowed client addresses" field="allowed_ips" error={error} hint="CIDR networks or addresses; empty allows any">
-          <input data-testid="create-ips" value={ips} onInput={(e) => setIps(e.currentTarget.value)} />
+        <Field label="Allowed client addresses" field="allowed_ips" error={error} items={sent?.allowed_ips} hint="IP addresses or CIDR networks, separated by spaces or commas; empty allows any address">
+          {(a) => <input {...a} data-testid="create-ips" class="mono-input" value={ips} onInput={(e) => setIps(e.currentTarget.value)} />}
         </Field>
-        <Field label="Expires" field="expires_at" error={error} hint="optional">
-          <input data-testid="create-expires" type="datetime-local" value={expires} onInput={(e) => setExpires(e.currentTarget.value)} />
+        <Field label="Expires" field="expires_at" error={error} hint="Your local time; empty for no expiry">
+          {(a) => (
+            <div class="row">
+              <input {...a} data-testid="create-expires" type="datetime-local" value={expires} onInput={(e) => setExpires(e.currentTarget.value)} />
+              <span class="presets" role="group" aria-label="Expiry presets">
+                <button type="button" class="ghost small" onClick={() => setExpires(inDays(30))}>30 d</button>
+                <button type="button" class="ghost small" onClick={() => setExpires(inDays(90))}>90 d</button>
+                <button type="button" class="ghost small" onClick={() => setExpires(inDays(365))}>1 y</button>
+                <button type="button" class="ghost small" onClick={() => setExpires("")}>never</button>
+              </span>
+            </div>
+          )}
         </Field>
         <div class="actions">
           <button type="button" class="ghost" onClick={() => app.go("/keys")}>Cancel</button>
-          <button type="submit" class="primary" data-testid="create-submit">Create key</button>
+          <button type="submit" class="primary" data-testid="create-submit" disabled={busy} aria-busy={busy}>
+            {busy ? <><Spinner /> Creating…</> : "Create key"}
+          </button>
         </div>
       </form>
+      {token && <TokenDialog token={token} onDone={done} />}
     </section>
   );
 }

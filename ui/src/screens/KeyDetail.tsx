@@ -1,125 +1,317 @@
-import { useEffect, useState } from "preact/hooks";
-import type { CommandError, KeyDetail } from "../bindings";
+import { useEffect, useRef, useState } from "preact/hooks";
+import type { ApiKey, CommandError, KeyDetail, KeyEdit } from "../bindings";
 import * as api from "../api/commands";
 import { useApp } from "../app";
-import { Banner, Field } from "../components/Fields";
+import { Banner, Field, Spinner } from "../components/Fields";
 import { TokenDialog } from "../components/TokenDialog";
 import { UsageGraph } from "../components/UsageGraph";
-import { localInputToIso, relativeTime, shortDate, splitList } from "../lib/format";
-import { StatusBadge } from "./Keys";
+import {
+  formatDuration, isoToLocalInput, localInputToIso, parseSeconds, relativeTime, sameItems, shortDate, splitList,
+} from "../lib/format";
+import { requiredName } from "./CreateKey";
+import { EnvBadge, Scopes, StatusBadge, SyncMarkers } from "./Keys";
 
 type Panel = null | "edit" | "revoke" | "rotate";
+const REFRESH_MS = 10_000;
+
+/** A grace period that cannot be sent at all (the parameter is a whole number of seconds). */
+function badSeconds(): CommandError {
+  return {
+    code: "validation_failed",
+    message: "grace period",
+    fields: [{ field: "grace_seconds", code: "invalid", message: "Enter a whole number of seconds (0 or more)." }],
+  };
+}
+
+/**
+ * The edit to send: only what changed, everything else left as it is (`null`). Emptying the
+ * description clears it; emptying the expiry removes it. Null when nothing changed.
+ */
+export function editFrom(
+  k: ApiKey,
+  v: { name: string; description: string; scopes: string; ips: string; expires: string },
+): KeyEdit | null {
+  const scopes = splitList(v.scopes);
+  const ips = splitList(v.ips);
+  const expiresIso = localInputToIso(v.expires);
+  const expiryChanged = v.expires !== isoToLocalInput(k.expires_at);
+  const edit: KeyEdit = {
+    name: v.name.trim() !== k.name ? v.name.trim() : null,
+    description: v.description.trim() !== (k.description ?? "") ? v.description.trim() : null,
+    scopes: sameItems(scopes, k.scopes) ? null : scopes,
+    allowed_ips: sameItems(ips, k.allowed_ips) ? null : ips,
+    expires_at: expiryChanged && expiresIso ? expiresIso : null,
+    clear_expiry: expiryChanged && !v.expires && k.expires_at !== null,
+    disabled: null,
+  };
+  const changed = edit.name !== null || edit.description !== null || edit.scopes !== null ||
+    edit.allowed_ips !== null || edit.expires_at !== null || edit.clear_expiry;
+  return changed ? edit : null;
+}
+
+const KEEP: KeyEdit = { name: null, description: null, scopes: null, allowed_ips: null, expires_at: null, clear_expiry: false, disabled: null };
 
 export function KeyDetailScreen(props: { id: string }) {
   const app = useApp();
   const [detail, setDetail] = useState<KeyDetail | null>(null);
   const [error, setError] = useState<CommandError | null>(null);
   const [panel, setPanel] = useState<Panel>(null);
-  const [token, setToken] = useState<string | null>(null);
+  const [issued, setIssued] = useState<{ token: string; id: string } | null>(null);
+  const [toggling, setToggling] = useState(false);
 
-  const load = () => app.run(api.getKey(props.id)).then(setDetail).catch(setError);
+  const load = (background = false) => {
+    const p = api.getKey(props.id);
+    return (background ? app.quiet(p) : app.run(p))
+      .then((d) => {
+        setDetail(d);
+        if (!background) setError(null);
+      })
+      .catch((e: CommandError) => !background && setError(e));
+  };
+
   useEffect(() => {
     load();
-    const t = setInterval(() => api.getKey(props.id).then(setDetail).catch(() => {}), 3000);
+    const t = setInterval(() => load(true), REFRESH_MS);
     return () => clearInterval(t);
   }, [props.id]);
 
-  if (!detail) return <section><Banner error={error} /></section>;
-  const { key, pending } = detail.item;
-  const rejected = detail.item.error;
-  const open = key.status !== "revoked" && app.canWrite;
-  const done = () => { setPanel(null); load(); };
+  const syncMark = `${app.status.last_sync_at}|${app.status.queued}`;
+  const firstMark = useRef(syncMark);
+  useEffect(() => {
+    if (syncMark === firstMark.current) return;
+    firstMark.current = syncMark;
+    load(true);
+  }, [syncMark]);
+
+  if (!detail) {
+    return (
+      <section>
+        <header class="page-head">
+          <button type="button" class="ghost" onClick={() => app.go("/keys")}>← Keys</button>
+          <h2>{error ? (error.code === "not_found" ? "No such key" : "Key") : "Loading…"}</h2>
+        </header>
+        <Banner error={error} />
+      </section>
+    );
+  }
+
+  const item = detail.item;
+  const key = item.key;
+  const rejected = item.error;
+  const live = key.status !== "revoked";
+  const done = () => {
+    setPanel(null);
+    load();
+  };
+  const toggle = async () => {
+    setToggling(true);
+    try {
+      const updated = await app.run(api.updateKey(key.id, { ...KEEP, disabled: !key.disabled }));
+      setDetail({ ...detail, item: updated });
+      setError(null);
+    } catch (e) {
+      setError(api.toCommandError(e));
+    } finally {
+      setToggling(false);
+    }
+  };
+  const revokeLater = key.revoked_at && new Date(key.revoked_at).getTime() > Date.now();
 
   return (
-    <section data-testid="key-detail">
+    <section data-testid="key-detail" data-key-id={key.id} data-status={key.status}>
       <header class="page-head">
-        <button class="ghost" onClick={() => app.go("/keys")}>← Keys</button>
+        <button type="button" class="ghost" onClick={() => app.go("/keys")}>← Keys</button>
         <h2>{key.name}</h2>
         <StatusBadge status={key.status} />
-        {pending && <span class="marker pending">waiting to sync</span>}
+        <EnvBadge environment={key.environment} />
+        <SyncMarkers item={item} />
       </header>
       {rejected && (
         <div class="banner error" data-testid="key-error" role="alert">
-          The server refused a change to this key ({rejected.code}): {rejected.detail}
+          <strong>The server refused a change to this key</strong> <span class="code">({rejected.code})</span>: {rejected.detail}
         </div>
       )}
-      {open && (
-        <div class="actions">
-          <button data-testid="edit-open" onClick={() => setPanel("edit")}>Edit</button>
-          <button data-testid="toggle-disabled" onClick={() => app.run(api.updateKey(key.id, { name: null, description: null, scopes: null, allowed_ips: null, expires_at: null, clear_expiry: false, disabled: !key.disabled })).then(load).catch(setError)}>
-            {key.disabled ? "Enable" : "Disable"}
-          </button>
-          <button data-testid="rotate-open" onClick={() => setPanel("rotate")}>Rotate</button>
-          <button class="danger" data-testid="revoke-open" onClick={() => setPanel("revoke")}>Revoke</button>
+      {item.pending && (
+        <p class="banner info small" role="status">Changes to this key are saved on this device and wait to sync.</p>
+      )}
+      {app.canWrite ? (
+        <div class="actions toolbar" role="toolbar" aria-label="Key actions">
+          <button type="button" data-testid="edit-open" aria-expanded={panel === "edit"} disabled={!live} onClick={() => setPanel(panel === "edit" ? null : "edit")}>Edit</button>
+          {live && (
+            <button type="button" data-testid="toggle-disabled" disabled={toggling} aria-busy={toggling} onClick={toggle}>
+              {toggling && <Spinner />} {key.disabled ? "Enable" : "Disable"}
+            </button>
+          )}
+          <button type="button" data-testid="rotate-open" aria-expanded={panel === "rotate"} disabled={!live} onClick={() => setPanel(panel === "rotate" ? null : "rotate")}>Rotate</button>
+          <button type="button" class="danger" data-testid="revoke-open" aria-expanded={panel === "revoke"} disabled={!live} onClick={() => setPanel(panel === "revoke" ? null : "revoke")}>Revoke</button>
         </div>
+      ) : (
+        <p class="muted small" data-testid="read-only">Read-only: your role is viewer.</p>
       )}
       <Banner error={error} />
-      {panel === "edit" && <EditPanel detail={detail} onDone={done} onCancel={() => setPanel(null)} />}
+      {panel === "edit" && <EditPanel k={key} onDone={done} onCancel={() => setPanel(null)} />}
       {panel === "revoke" && <RevokePanel id={key.id} onDone={done} onCancel={() => setPanel(null)} />}
-      {panel === "rotate" && <RotatePanel id={key.id} onIssued={(t) => { setPanel(null); setToken(t); }} onCancel={() => setPanel(null)} />}
-      {token && <TokenDialog token={token} onDone={() => { setToken(null); load(); }} />}
-      <dl class="facts">
-        <dt>Key</dt><dd class="mono">{key.prefix}…</dd>
-        <dt>Environment</dt><dd>{key.environment}</dd>
-        <dt>Description</dt><dd>{key.description ?? <span class="muted">none</span>}</dd>
-        <dt>Scopes</dt><dd>{key.scopes.join(", ") || <span class="muted">none</span>}</dd>
-        <dt>Allowed addresses</dt><dd>{key.allowed_ips.join(", ") || <span class="muted">any</span>}</dd>
-        <dt>Expires</dt><dd>{shortDate(key.expires_at)}</dd>
-        <dt>Revocation</dt><dd>{key.revoked_at ? `${shortDate(key.revoked_at)}${key.revoke_reason ? ` (${key.revoke_reason})` : ""}` : <span class="muted">none</span>}</dd>
-        <dt>Last used</dt><dd>{relativeTime(key.last_used_at)}{key.last_used_ip ? ` from ${key.last_used_ip}` : ""}</dd>
-        <dt>Lineage</dt><dd>{key.rotated_from ? <a href={`#/keys/${key.rotated_from}`}>previous key</a> : "first key"}{key.replaced_by && <> · <a href={`#/keys/${key.replaced_by}`}>replaced by</a></>}</dd>
-        <dt>Created</dt><dd>{shortDate(key.created_at)}</dd>
-      </dl>
+      {panel === "rotate" && (
+        <RotatePanel
+          id={key.id}
+          onIssued={(token, id) => {
+            setPanel(null);
+            setIssued({ token, id });
+          }}
+          onCancel={() => setPanel(null)}
+        />
+      )}
+      {issued && (
+        <TokenDialog
+          token={issued.token}
+          title="The replacement key"
+          onDone={() => {
+            const next = issued.id;
+            setIssued(null);
+            app.go(`/keys/${encodeURIComponent(next)}`);
+          }}
+        />
+      )}
+      <div class="detail-grid">
+        <dl class="facts" aria-label="Settings">
+          <dt>Key</dt><dd class="mono" data-testid="detail-prefix">{key.prefix}…</dd>
+          <dt>Key id</dt><dd class="mono">{key.id}</dd>
+          <dt>Description</dt><dd>{key.description ?? <span class="muted">none</span>}</dd>
+          <dt>Scopes</dt><dd data-testid="detail-scopes"><Scopes scopes={key.scopes} all /></dd>
+          <dt>Allowed addresses</dt>
+          <dd data-testid="detail-ips">{key.allowed_ips.length ? <Scopes scopes={key.allowed_ips} all /> : <span class="muted">any address</span>}</dd>
+          <dt>Expires</dt>
+          <dd>{key.expires_at ? <>{shortDate(key.expires_at)} <span class="muted">({relativeTime(key.expires_at)})</span></> : <span class="muted">never</span>}</dd>
+          <dt>Disabled</dt><dd>{key.disabled ? "yes" : "no"}</dd>
+          <dt>Revocation</dt>
+          <dd>
+            {key.revoked_at ? (
+              <>
+                {revokeLater ? "takes effect " : ""}{shortDate(key.revoked_at)} <span class="muted">({relativeTime(key.revoked_at)})</span>
+                {key.revoke_reason && <> — “{key.revoke_reason}”</>}
+              </>
+            ) : <span class="muted">not revoked</span>}
+          </dd>
+          <dt>Last used</dt>
+          <dd data-testid="detail-last-used">
+            {key.last_used_at ? <>{relativeTime(key.last_used_at)} <span class="muted">({shortDate(key.last_used_at)})</span></> : "never"}
+            {key.last_used_ip && <> from <span class="mono">{key.last_used_ip}</span></>}
+          </dd>
+          <dt>Created</dt><dd>{shortDate(key.created_at)}{key.created_by && <span class="muted"> by {key.created_by}</span>}</dd>
+          <dt>Updated</dt><dd>{shortDate(key.updated_at)}</dd>
+          <dt>Rotation lineage</dt>
+          <dd data-testid="detail-lineage">
+            {key.rotated_from ? <a href={`#/keys/${encodeURIComponent(key.rotated_from)}`}>← replaces an earlier key</a> : <span class="muted">first key of its lineage</span>}
+            {key.replaced_by && <> · <a href={`#/keys/${encodeURIComponent(key.replaced_by)}`}>replaced by a newer key →</a></>}
+            {key.lineage_id !== key.id && <div class="muted small mono">lineage {key.lineage_id}</div>}
+          </dd>
+        </dl>
+      </div>
       <UsageGraph keyId={key.id} />
       <h3>Audit trail</h3>
-      <ul class="audit">
-        {detail.audit.map((e) => (
-          <li><span class="mono">{shortDate(e.created_at)}</span> <strong>{e.action}</strong> by {e.actor_email ?? "system"}{e.client_ip ? ` from ${e.client_ip}` : ""}</li>
-        ))}
-        {detail.audit.length === 0 && <li class="muted">No entries synced yet.</li>}
-      </ul>
+      <table class="audit-table compact" data-testid="key-audit">
+        <thead><tr><th scope="col">Time</th><th scope="col">Action</th><th scope="col">Actor</th><th scope="col">Address</th></tr></thead>
+        <tbody>
+          {detail.audit.map((e) => (
+            <tr key={e.id}>
+              <td title={shortDate(e.created_at)}>{relativeTime(e.created_at)}</td>
+              <td><code>{e.action}</code></td>
+              <td>{e.actor_email ?? <span class="muted">system</span>}</td>
+              <td class="mono">{e.client_ip ?? "—"}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+      {detail.audit.length === 0 && <p class="empty small">No entries synced yet.</p>}
     </section>
   );
 }
 
-function EditPanel(props: { detail: KeyDetail; onDone: () => void; onCancel: () => void }) {
+function useFocusFirst() {
+  const ref = useRef<HTMLFormElement>(null);
+  useEffect(() => {
+    ref.current?.querySelector<HTMLElement>("input, textarea, select")?.focus();
+  }, []);
+  return ref;
+}
+
+function EditPanel(props: { k: ApiKey; onDone: () => void; onCancel: () => void }) {
   const app = useApp();
-  const k = props.detail.item.key;
+  const k = props.k;
   const [name, setName] = useState(k.name);
   const [description, setDescription] = useState(k.description ?? "");
   const [scopes, setScopes] = useState(k.scopes.join(" "));
   const [ips, setIps] = useState(k.allowed_ips.join(" "));
-  const [expires, setExpires] = useState("");
-  const [clearExpiry, setClearExpiry] = useState(false);
+  const [expires, setExpires] = useState(isoToLocalInput(k.expires_at));
   const [error, setError] = useState<CommandError | null>(null);
+  const [note, setNote] = useState<string | null>(null);
+  const [sent, setSent] = useState<KeyEdit | null>(null);
+  const [busy, setBusy] = useState(false);
+  const ref = useFocusFirst();
+
   const submit = async (e: Event) => {
     e.preventDefault();
+    setNote(null);
+    const local = requiredName(name);
+    if (local) return setError(local);
+    const edit = editFrom(k, { name, description, scopes, ips, expires });
+    if (!edit) {
+      setError(null);
+      setNote("Nothing changed.");
+      return;
+    }
+    setSent(edit);
+    setBusy(true);
     try {
-      await app.run(api.updateKey(k.id, {
-        name, description, scopes: splitList(scopes), allowed_ips: splitList(ips),
-        expires_at: localInputToIso(expires), clear_expiry: clearExpiry, disabled: null,
-      }));
+      await app.run(api.updateKey(k.id, edit));
       props.onDone();
     } catch (err) {
-      setError(err as CommandError);
+      setError(api.toCommandError(err));
+    } finally {
+      setBusy(false);
     }
   };
   return (
-    <form class="panel form" onSubmit={submit}>
-      <Banner error={error} />
-      <Field label="Name" field="name" error={error}><input data-testid="edit-name" value={name} onInput={(e) => setName(e.currentTarget.value)} /></Field>
-      <Field label="Description" field="description" error={error}><textarea value={description} onInput={(e) => setDescription(e.currentTarget.value)} /></Field>
-      <Field label="Scopes" field="scopes" error={error}><input data-testid="edit-scopes" value={scopes} onInput={(e) => setScopes(e.currentTarget.value)} /></Field>
-      <Field label="Allowed client addresses" field="allowed_ips" error={error}><input data-testid="edit-ips" value={ips} onInput={(e) => setIps(e.currentTarget.value)} /></Field>
-      <Field label="New expiry" field="expires_at" error={error} hint="leave empty to keep">
-        <input type="datetime-local" value={expires} onInput={(e) => setExpires(e.currentTarget.value)} />
+    <form class="panel form" onSubmit={submit} ref={ref} noValidate aria-label="Edit key">
+      <h3>Edit key</h3>
+      <Banner error={error} shown={["name", "description", "scopes", "allowed_ips", "expires_at"]} />
+      {note && <p class="muted" role="status">{note}</p>}
+      <Field label="Name" field="name" error={error}>
+        {(a) => <input {...a} data-testid="edit-name" value={name} onInput={(e) => setName(e.currentTarget.value)} />}
       </Field>
-      <label class="check"><input type="checkbox" checked={clearExpiry} onChange={(e) => setClearExpiry(e.currentTarget.checked)} /> Remove the expiry</label>
+      <Field label="Description" field="description" error={error} hint="empty removes it">
+        {(a) => <textarea {...a} data-testid="edit-description" rows={2} value={description} onInput={(e) => setDescription(e.currentTarget.value)} />}
+      </Field>
+      <Field label="Scopes" field="scopes" error={error} items={sent?.scopes ?? undefined} hint="separated by spaces or commas">
+        {(a) => <input {...a} data-testid="edit-scopes" class="mono-input" value={scopes} onInput={(e) => setScopes(e.currentTarget.value)} />}
+      </Field>
+      <Field label="Allowed client addresses" field="allowed_ips" error={error} items={sent?.allowed_ips ?? undefined} hint="empty allows any address">
+        {(a) => <input {...a} data-testid="edit-ips" class="mono-input" value={ips} onInput={(e) => setIps(e.currentTarget.value)} />}
+      </Field>
+      <Field label="Expires" field="expires_at" error={error} hint="your local time; empty for no expiry">
+        {(a) => <input {...a} data-testid="edit-expires" type="datetime-local" value={expires} onInput={(e) => setExpires(e.currentTarget.value)} />}
+      </Field>
       <div class="actions">
         <button type="button" class="ghost" onClick={props.onCancel}>Cancel</button>
-        <button type="submit" class="primary" data-testid="edit-submit">Save</button>
+        <button type="submit" class="primary" data-testid="edit-submit" disabled={busy} aria-busy={busy}>
+          {busy ? <><Spinner /> Saving…</> : "Save changes"}
+        </button>
       </div>
     </form>
+  );
+}
+
+/** Common grace periods, as buttons beside the seconds field. */
+function GracePresets(props: { set: (v: string) => void; testid: string }) {
+  const presets = [0, 3600, 86_400, 7 * 86_400];
+  return (
+    <span class="presets" role="group" aria-label="Grace period presets">
+      {presets.map((s) => (
+        <button type="button" class="ghost small" data-testid={`${props.testid}-${s}`} onClick={() => props.set(String(s))}>
+          {s === 0 ? "now" : formatDuration(s)}
+        </button>
+      ))}
+    </span>
   );
 }
 
@@ -128,66 +320,91 @@ function RevokePanel(props: { id: string; onDone: () => void; onCancel: () => vo
   const [grace, setGrace] = useState("0");
   const [reason, setReason] = useState("");
   const [error, setError] = useState<CommandError | null>(null);
+  const [busy, setBusy] = useState(false);
+  const ref = useFocusFirst();
+  const secs = parseSeconds(grace);
+
   const submit = async (e: Event) => {
     e.preventDefault();
-    const secs = Number(grace);
-    if (!Number.isInteger(secs) || secs < 0) {
-      setError({ code: "validation_failed", message: "grace period", fields: [{ field: "grace_seconds", code: "invalid", message: "must be a whole number of seconds, 0 or more" }] });
-      return;
-    }
+    if (secs === null) return setError(badSeconds());
+    setBusy(true);
     try {
       await app.run(api.revokeKey(props.id, { grace_seconds: secs, reason: reason.trim() || null }));
       props.onDone();
     } catch (err) {
-      setError(err as CommandError);
+      setError(api.toCommandError(err));
+    } finally {
+      setBusy(false);
     }
   };
   return (
-    <form class="panel form" onSubmit={submit}>
-      <p>Revocation is final. With a grace period the key keeps working until it ends.</p>
-      <Banner error={error} />
-      <Field label="Grace period (seconds)" field="grace_seconds" error={error} hint="0 revokes at once; at most 30 days">
-        <input data-testid="revoke-grace" inputMode="numeric" value={grace} onInput={(e) => setGrace(e.currentTarget.value)} />
+    <form class="panel form danger-zone" onSubmit={submit} ref={ref} noValidate aria-label="Revoke key">
+      <h3>Revoke key</h3>
+      <p>Revocation is final. With a grace period the key keeps working until the period ends.</p>
+      <Banner error={error} shown={["grace_seconds", "reason"]} />
+      <Field label="Grace period (seconds)" field="grace_seconds" error={error} hint={secs !== null ? `Stops working ${secs === 0 ? "immediately" : `in ${formatDuration(secs)}`}.` : "0 revokes at once"}>
+        {(a) => (
+          <div class="row">
+            <input {...a} data-testid="revoke-grace" inputMode="numeric" value={grace} onInput={(e) => setGrace(e.currentTarget.value)} />
+            <GracePresets set={setGrace} testid="revoke-grace-preset" />
+          </div>
+        )}
       </Field>
-      <Field label="Reason" field="reason" error={error}>
-        <input data-testid="revoke-reason" value={reason} onInput={(e) => setReason(e.currentTarget.value)} />
+      <Field label="Reason" field="reason" error={error} hint="optional; kept in the audit log">
+        {(a) => <input {...a} data-testid="revoke-reason" value={reason} onInput={(e) => setReason(e.currentTarget.value)} />}
       </Field>
       <div class="actions">
         <button type="button" class="ghost" onClick={props.onCancel}>Cancel</button>
-        <button type="submit" class="danger" data-testid="revoke-submit">Revoke key</button>
+        <button type="submit" class="danger" data-testid="revoke-submit" disabled={busy} aria-busy={busy}>
+          {busy ? <><Spinner /> Revoking…</> : "Revoke key"}
+        </button>
       </div>
     </form>
   );
 }
 
-function RotatePanel(props: { id: string; onIssued: (token: string) => void; onCancel: () => void }) {
+function RotatePanel(props: { id: string; onIssued: (token: string, id: string) => void; onCancel: () => void }) {
   const app = useApp();
   const [grace, setGrace] = useState("86400");
   const [error, setError] = useState<CommandError | null>(null);
+  const [busy, setBusy] = useState(false);
+  const ref = useFocusFirst();
+  const secs = parseSeconds(grace);
+
   const submit = async (e: Event) => {
     e.preventDefault();
-    const secs = Number(grace);
-    if (!Number.isInteger(secs) || secs < 0) {
-      setError({ code: "validation_failed", message: "grace period", fields: [{ field: "grace_seconds", code: "invalid", message: "must be a whole number of seconds, 0 or more" }] });
-      return;
-    }
+    if (secs === null) return setError(badSeconds());
+    setBusy(true);
     try {
       const issued = await app.run(api.rotateKey(props.id, secs));
-      props.onIssued(issued.token);
+      props.onIssued(issued.token, issued.key.id);
     } catch (err) {
-      setError(err as CommandError);
+      setError(api.toCommandError(err));
+    } finally {
+      setBusy(false);
     }
   };
   return (
-    <form class="panel form" onSubmit={submit}>
-      <p>A new key with the same settings replaces this one; the old key stops after the grace period (0 for a leaked key).</p>
-      <Banner error={error} />
-      <Field label="Grace period (seconds)" field="grace_seconds" error={error}>
-        <input data-testid="rotate-grace" inputMode="numeric" value={grace} onInput={(e) => setGrace(e.currentTarget.value)} />
+    <form class="panel form" onSubmit={submit} ref={ref} noValidate aria-label="Rotate key">
+      <h3>Rotate key</h3>
+      <p>
+        A new key with the same settings replaces this one. The old key keeps working for the grace
+        period so clients can switch over; use <strong>0</strong> for a leaked key to stop it immediately.
+      </p>
+      <Banner error={error} shown={["grace_seconds"]} />
+      <Field label="Grace period for the old key (seconds)" field="grace_seconds" error={error} hint={secs !== null ? `Old key stops ${secs === 0 ? "immediately" : `in ${formatDuration(secs)}`}.` : "0 = immediately"}>
+        {(a) => (
+          <div class="row">
+            <input {...a} data-testid="rotate-grace" inputMode="numeric" value={grace} onInput={(e) => setGrace(e.currentTarget.value)} />
+            <GracePresets set={setGrace} testid="rotate-grace-preset" />
+          </div>
+        )}
       </Field>
       <div class="actions">
         <button type="button" class="ghost" onClick={props.onCancel}>Cancel</button>
-        <button type="submit" class="primary" data-testid="rotate-submit">Rotate key</button>
+        <button type="submit" class="primary" data-testid="rotate-submit" disabled={busy} aria-busy={busy}>
+          {busy ? <><Spinner /> Rotating…</> : "Rotate key"}
+        </button>
       </div>
     </form>
   );

@@ -1,28 +1,77 @@
-import type { SyncStatus } from "../bindings";
+import { useState } from "preact/hooks";
+import type { CommandError } from "../bindings";
 import * as api from "../api/commands";
 import { useApp } from "../app";
-import { relativeTime } from "../lib/format";
+import { Banner, Spinner } from "../components/Fields";
+import { relativeTime, shortDate } from "../lib/format";
 
-export function Settings(props: { status: SyncStatus }) {
+/** Server, account, sync status; "Sync now" and "Sign out". */
+export function Settings() {
   const app = useApp();
-  const s = props.status;
+  const s = app.status;
+  const [syncing, setSyncing] = useState(false);
+  const [error, setError] = useState<CommandError | null>(null);
+  const [confirm, setConfirm] = useState(false);
+
+  const syncNow = async () => {
+    setSyncing(true);
+    try {
+      app.setStatus(await app.run(api.syncNow()));
+      setError(null);
+    } catch (e) {
+      setError(api.toCommandError(e));
+    } finally {
+      setSyncing(false);
+    }
+  };
+
   return (
     <section>
       <header class="page-head"><h2>Settings</h2></header>
-      <dl class="facts">
-        <dt>Server</dt><dd class="mono" data-testid="settings-server">{app.session.server_url}</dd>
-        <dt>Account</dt><dd>{app.session.email} ({app.session.role})</dd>
-        <dt>Organization</dt><dd class="mono">{app.session.org_id}</dd>
-        <dt>Connection</dt><dd>{s.online ? "Online" : "Offline"}</dd>
-        <dt>Last sync</dt><dd>{relativeTime(s.last_sync_at)}</dd>
-        <dt>Queued changes</dt><dd>{s.queued}</dd>
-        <dt>Last error</dt><dd>{s.last_error ?? <span class="muted">none</span>}</dd>
-      </dl>
-      <div class="actions">
-        <button data-testid="sync-now" onClick={() => app.run(api.syncNow()).catch(() => {})}>Sync now</button>
-        <button class="danger" data-testid="sign-out" onClick={() => app.signOut()}>Sign out</button>
+      <div class="settings-grid">
+        <div class="panel-box">
+          <h3>Account</h3>
+          <dl class="facts plain">
+            <dt>Server</dt><dd class="mono" data-testid="settings-server">{app.session.server_url}</dd>
+            <dt>Email</dt><dd data-testid="settings-email">{app.session.email}</dd>
+            <dt>Role</dt><dd data-testid="settings-role"><span class={`role ${app.session.role}`}>{app.session.role}</span>{!app.canWrite && <span class="muted"> — read-only</span>}</dd>
+            <dt>Organization</dt><dd class="mono">{app.session.org_id}</dd>
+          </dl>
+        </div>
+        <div class="panel-box">
+          <h3>Sync</h3>
+          <dl class="facts plain">
+            <dt>Connection</dt><dd data-testid="settings-online">{s.online ? "Online" : "Offline"}{s.syncing && <span class="muted"> — syncing…</span>}</dd>
+            <dt>Last sync</dt><dd data-testid="settings-last-sync">{relativeTime(s.last_sync_at)}{s.last_sync_at && <span class="muted"> ({shortDate(s.last_sync_at)})</span>}</dd>
+            <dt>Queued changes</dt><dd data-testid="settings-queued">{s.queued}</dd>
+            <dt>Last error</dt><dd data-testid="settings-last-error">{s.last_error ?? <span class="muted">none</span>}</dd>
+          </dl>
+          <Banner error={error} />
+          <div class="actions">
+            <button type="button" data-testid="sync-now" disabled={syncing} aria-busy={syncing} onClick={syncNow}>
+              {syncing ? <><Spinner /> Syncing…</> : "Sync now"}
+            </button>
+          </div>
+        </div>
       </div>
-      <p class="muted">Your session is kept in the system keychain. Signing out removes it; unsynced changes stay on this device.</p>
+      <div class="panel-box">
+        <h3>Sign out</h3>
+        <p class="muted">
+          Your session is kept in the system keychain; signing out removes it. Changes not yet
+          synced stay on this device and are sent after you sign in again.
+        </p>
+        {confirm && s.queued > 0 ? (
+          <div class="actions">
+            <span class="warning" role="alert">{s.queued} change{s.queued === 1 ? "" : "s"} not synced yet (kept on this device).</span>
+            <button type="button" class="ghost" onClick={() => setConfirm(false)}>Cancel</button>
+            <button type="button" class="danger" data-testid="sign-out-confirm" onClick={() => app.signOut()}>Sign out anyway</button>
+          </div>
+        ) : (
+          <div class="actions">
+            <button type="button" class="danger" data-testid="sign-out" onClick={() => (s.queued > 0 ? setConfirm(true) : app.signOut())}>Sign out</button>
+          </div>
+        )}
+      </div>
     </section>
   );
 }

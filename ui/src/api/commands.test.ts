@@ -1,0 +1,73 @@
+// The IPC seam itself: command names, argument names and error normalisation, with Tauri's
+// `invoke` and `listen` replaced.
+import { afterEach, describe, expect, it, vi } from "vitest";
+
+vi.mock("@tauri-apps/api/core", () => ({ invoke: vi.fn() }));
+vi.mock("@tauri-apps/api/event", () => ({ listen: vi.fn() }));
+
+import { invoke } from "@tauri-apps/api/core";
+import { listen } from "@tauri-apps/api/event";
+import * as api from "./commands";
+
+const invokeMock = vi.mocked(invoke);
+afterEach(() => vi.clearAllMocks());
+
+describe("commands", () => {
+  it("calls the commands with camelCase argument names", async () => {
+    invokeMock.mockResolvedValue(null);
+    await api.login("http://127.0.0.1:8080", "a@b.c", "pw");
+    await api.rotateKey("k1", 0);
+    await api.auditLog(100, null);
+    await api.revokeKey("k1", { grace_seconds: 60, reason: "leaked" });
+    await api.keyUsage("k1", "day");
+    await api.currentSession();
+    expect(invokeMock.mock.calls).toEqual([
+      ["login", { serverUrl: "http://127.0.0.1:8080", email: "a@b.c", password: "pw" }],
+      ["rotate_key", { id: "k1", graceSeconds: 0 }],
+      ["audit_log", { limit: 100, beforeSeq: null }],
+      ["revoke_key", { id: "k1", revocation: { grace_seconds: 60, reason: "leaked" } }],
+      ["key_usage", { id: "k1", granularity: "day" }],
+      ["current_session", undefined],
+    ]);
+  });
+
+  it("passes a CommandError through", async () => {
+    const err = { code: "validation_failed", message: "2 fields", fields: [{ field: "name", code: "empty", message: "required" }] };
+    invokeMock.mockRejectedValue(err);
+    await expect(api.createKey({ name: "", description: null, environment: "live", scopes: [], allowed_ips: [], expires_at: null }))
+      .rejects.toEqual(err);
+  });
+
+  it("normalises other rejections", async () => {
+    invokeMock.mockRejectedValueOnce("invalid args `graceSeconds` for command `rotate_key`");
+    await expect(api.rotateKey("k", 1)).rejects.toEqual({
+      code: "internal", message: "invalid args `graceSeconds` for command `rotate_key`", fields: [],
+    });
+    invokeMock.mockRejectedValueOnce(new Error("bridge gone"));
+    await expect(api.syncNow()).rejects.toMatchObject({ code: "internal", message: "bridge gone", fields: [] });
+    invokeMock.mockRejectedValueOnce(undefined);
+    await expect(api.syncNow()).rejects.toMatchObject({ code: "internal", fields: [] });
+    invokeMock.mockRejectedValueOnce({ code: "offline" });
+    await expect(api.syncNow()).rejects.toEqual({ code: "offline", message: "offline", fields: [] });
+  });
+
+  it("recognises an ended session", () => {
+    expect(api.isUnauthenticated({ code: "unauthenticated", message: "", fields: [] })).toBe(true);
+    expect(api.isUnauthenticated({ code: "offline", message: "", fields: [] })).toBe(false);
+    expect(api.isUnauthenticated("unauthenticated")).toBe(false);
+  });
+
+  it("subscribes to sync-status events", async () => {
+    const unlisten = vi.fn();
+    vi.mocked(listen).mockImplementation(async (_name, handler) => {
+      handler({ event: "sync-status", id: 1, payload: { online: true, syncing: false, last_sync_at: null, queued: 2, last_error: null } });
+      return unlisten;
+    });
+    const seen: number[] = [];
+    const off = await api.onSyncStatus((s) => seen.push(s.queued));
+    expect(vi.mocked(listen).mock.calls[0]?.[0]).toBe("sync-status");
+    expect(seen).toEqual([2]);
+    off();
+    expect(unlisten).toHaveBeenCalled();
+  });
+});

@@ -1,0 +1,69 @@
+// Shared test data and the mocked commands module (tests substitute ../api/commands with it).
+import { vi } from "vitest";
+import type { ApiKey, AuditEntry, CommandError, KeyList, KeyListItem, Session, SyncStatus } from "../bindings";
+import type * as Commands from "../api/commands";
+
+/** The commands module with every command a vi.fn(); the pure helpers stay real. */
+export async function commandsMock() {
+  const actual = await vi.importActual<typeof Commands>("../api/commands");
+  return {
+    toCommandError: actual.toCommandError,
+    isCommandError: actual.isCommandError,
+    isUnauthenticated: actual.isUnauthenticated,
+    login: vi.fn(), logout: vi.fn(), currentSession: vi.fn(), listKeys: vi.fn(), getKey: vi.fn(),
+    createKey: vi.fn(), updateKey: vi.fn(), revokeKey: vi.fn(), rotateKey: vi.fn(), auditLog: vi.fn(),
+    syncStatus: vi.fn(), syncNow: vi.fn(), keyUsage: vi.fn(), onSyncStatus: vi.fn(),
+  };
+}
+
+/** The chart module: a fake UsageChart. */
+export const chart = { setSeries: vi.fn(), destroy: vi.fn() };
+export function chartMock() {
+  return { mountUsageChart: vi.fn(async () => chart) };
+}
+
+export const session: Session = { server_url: "http://127.0.0.1:8080", email: "ada@acme.test", role: "owner", org_id: "org-1" };
+export const viewer: Session = { ...session, email: "vic@acme.test", role: "viewer" };
+export const online: SyncStatus = { online: true, syncing: false, last_sync_at: null, queued: 0, last_error: null };
+
+export const KEY_ID = "01a2115c-e4c9-7290-8ca9-f6f59064faaa";
+
+export function key(over: Partial<ApiKey> = {}): ApiKey {
+  return {
+    id: KEY_ID, org_id: "org-1", name: "Deploy bot", description: null, environment: "live",
+    prefix: "kw_live_abc_", status: "active", scopes: ["badges:read"], allowed_ips: [], metadata: {}, disabled: false,
+    expires_at: null, revoked_at: null, revoke_reason: null, rotated_from: null, replaced_by: null,
+    lineage_id: KEY_ID, created_at: "2026-11-25T10:00:00Z", created_by: null,
+    updated_at: "2026-11-25T10:00:00Z", last_used_at: null, last_used_ip: null, ...over,
+  };
+}
+
+export const item = (over: Partial<ApiKey> = {}, rest: Partial<Omit<KeyListItem, "key">> = {}): KeyListItem =>
+  ({ key: key(over), pending: false, error: null, ...rest });
+
+export function list(n = 1, total = n): KeyList {
+  return {
+    items: Array.from({ length: n }, (_, i) => item({ id: `k-${i}`, name: `Key ${i}` })),
+    total,
+  };
+}
+
+export function validation(fields: [string, string][]): CommandError {
+  return {
+    code: "validation_failed",
+    message: `${fields.length} fields need attention`,
+    fields: fields.map(([field, message]) => ({ field, code: "invalid", message })),
+  };
+}
+
+export const unauthenticated: CommandError = {
+  code: "unauthenticated", message: "your session has ended; sign in again (unsynced changes are kept)", fields: [],
+};
+
+export function audit(seq: number, over: Partial<AuditEntry> = {}): AuditEntry {
+  return {
+    id: `a-${seq}`, seq, org_id: "org-1", actor_id: "adm-1", actor_email: "ada@acme.test", action: "key.create",
+    target_type: "key", target_id: KEY_ID, client_ip: "10.0.0.7", request_id: null, before: null, after: null,
+    created_at: "2026-11-25T10:00:00Z", hash: "h", prev_hash: "p", ...over,
+  };
+}
