@@ -5,6 +5,7 @@ pub mod api;
 pub mod hash;
 pub mod ids;
 pub mod ip;
+pub mod limit;
 pub mod requests;
 pub mod scope;
 pub mod status;
