@@ -213,6 +213,16 @@ if not live:
 print(live[0])'
 }
 
+# demo_key_named NAME < DEMO-JSON — the token of the demo key called NAME.
+demo_key_named() {
+    python3 -c '
+import json, sys
+keys = [k["token"] for k in json.load(sys.stdin)["keys"] if k["name"] == sys.argv[1]]
+if not keys:
+    sys.exit("no demo key named " + sys.argv[1])
+print(keys[0])' "$1"
+}
+
 # json_field FIELD < JSON — one top-level string field of a JSON object read from standard input.
 json_field() {
     python3 -c 'import json, sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"

@@ -1,6 +1,13 @@
 //! Typed async client for the Keyward HTTP API (shared/API.md). Errors carry the server's
 //! problem `code`, so callers match on `e.code() == Some("key_revoked")`, not on text.
 
+mod alerts;
+mod limits;
+mod usage;
+mod webhooks;
+
+pub mod layer;
+
 use std::time::Duration;
 
 use keyward_core::KeyId;

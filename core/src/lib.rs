@@ -1,6 +1,7 @@
 //! Keyward's domain core: pure logic shared by the server, the client and the desktop app.
 //! No I/O lives here: no HTTP, no database, no Tauri.
 
+pub mod anomaly;
 pub mod api;
 pub mod hash;
 pub mod ids;

@@ -3,8 +3,12 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::api::{CreateKeyRequest, FieldError, RevokeKeyRequest, UpdateKeyRequest};
+use crate::api::{
+    CreateKeyRequest, CreateTierRequest, FieldError, Quota, RateLimitRule, RevokeKeyRequest,
+    UpdateKeyRequest, UpdateTierRequest,
+};
 use crate::hash::check_phc_policy;
+use crate::limit::rules as limit_rules;
 use crate::validate::{self, FieldErrors};
 use crate::{Environment, IpAllowList, KeyId, ScopeSet};
 
@@ -23,6 +27,9 @@ pub struct NewKey {
     pub allowed_ips: IpAllowList,
     pub metadata: serde_json::Value,
     pub expires_at: Option<DateTime<Utc>>,
+    pub tier: Option<String>,
+    pub rate_limits: Option<Vec<RateLimitRule>>,
+    pub quota: Option<Quota>,
     /// Offline-created: the client's id and argon2id hash.
     pub offline: Option<(KeyId, String)>,
 }
@@ -59,6 +66,20 @@ pub fn parse_create(req: &CreateKeyRequest, now: DateTime<Utc>) -> Result<NewKey
             .map(|t| validate::expires_at("expires_at", t, now))
             .transpose(),
     );
+    let tier = errs.check(
+        req.tier
+            .as_deref()
+            .map(|t| limit_rules::tier_name("tier", t))
+            .transpose(),
+    );
+    let rate_limits = req
+        .rate_limits
+        .as_deref()
+        .map(|r| limit_rules::rate_limits("rate_limits", r, &mut errs));
+    let quota = req
+        .quota
+        .as_ref()
+        .map(|q| limit_rules::quota("quota", q, &mut errs));
     let offline = match (req.id, req.secret_hash.as_deref()) {
         (None, None) => None,
         (Some(id), Some(hash)) => {
@@ -91,6 +112,9 @@ pub fn parse_create(req: &CreateKeyRequest, now: DateTime<Utc>) -> Result<NewKey
         allowed_ips: missing(allowed_ips),
         metadata: missing(metadata).unwrap_or_else(|| serde_json::json!({})),
         expires_at: missing(expires_at),
+        tier: missing(tier),
+        rate_limits: rate_limits.map(missing),
+        quota: quota.map(missing),
         offline,
     })
 }
@@ -118,6 +142,9 @@ pub struct KeyPatch {
     pub metadata: Option<serde_json::Value>,
     pub expires_at: Option<Option<DateTime<Utc>>>,
     pub disabled: Option<bool>,
+    pub tier: Option<Option<String>>,
+    pub rate_limits: Option<Option<Vec<RateLimitRule>>>,
+    pub quota: Option<Option<Quota>>,
 }
 
 pub fn parse_update(req: &UpdateKeyRequest, now: DateTime<Utc>) -> Result<KeyPatch, Rejected> {
@@ -162,8 +189,29 @@ pub fn parse_update(req: &UpdateKeyRequest, now: DateTime<Utc>) -> Result<KeyPat
             })
             .transpose(),
     );
+    let tier = errs.check(
+        req.tier
+            .as_ref()
+            .map(|t| {
+                t.as_deref()
+                    .map(|t| limit_rules::tier_name("tier", t))
+                    .transpose()
+            })
+            .transpose(),
+    );
+    let rate_limits = req.rate_limits.as_ref().map(|r| {
+        r.as_deref()
+            .map(|r| limit_rules::rate_limits("rate_limits", r, &mut errs))
+    });
+    let quota = req.quota.as_ref().map(|q| {
+        q.as_ref()
+            .map(|q| limit_rules::quota("quota", q, &mut errs))
+    });
     errs.into_result()?;
     Ok(KeyPatch {
+        tier: missing(tier),
+        rate_limits: rate_limits.map(|r| r.map(missing)),
+        quota: quota.map(|q| q.map(missing)),
         name: missing(name),
         description: missing(description),
         scopes: missing(scopes),
@@ -200,6 +248,9 @@ impl NewKey {
             expires_at: self.expires_at,
             allowed_ips: Some(self.allowed_ips.to_strings()),
             metadata: Some(self.metadata.clone()),
+            tier: self.tier.clone(),
+            rate_limits: self.rate_limits.clone(),
+            quota: self.quota.clone(),
             id: self.offline.as_ref().map(|(id, _)| *id),
             secret_hash: self.offline.as_ref().map(|(_, h)| h.clone()),
         }
@@ -217,6 +268,72 @@ impl KeyPatch {
             expires_at: self.expires_at,
             metadata: self.metadata.clone(),
             disabled: self.disabled,
+            tier: self.tier.clone(),
+            rate_limits: self.rate_limits.clone(),
+            quota: self.quota.clone(),
         }
     }
+}
+
+/// A tier request that passed every rule: name, rules (names filled in), quota, threshold.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TierSpec {
+    pub name: String,
+    pub rate_limits: Vec<RateLimitRule>,
+    pub quota: Option<Quota>,
+    pub soft_threshold: f64,
+}
+
+pub fn parse_tier_create(req: &CreateTierRequest) -> Result<TierSpec, Rejected> {
+    let mut errs = FieldErrors::new();
+    let name = errs.check(limit_rules::tier_name("name", &req.name));
+    let rate_limits = limit_rules::rate_limits(
+        "rate_limits",
+        req.rate_limits.as_deref().unwrap_or_default(),
+        &mut errs,
+    );
+    let quota = req
+        .quota
+        .as_ref()
+        .map(|q| limit_rules::quota("quota", q, &mut errs));
+    let soft_threshold = errs.check(limit_rules::soft_threshold(
+        "soft_threshold",
+        req.soft_threshold
+            .unwrap_or(limit_rules::DEFAULT_SOFT_THRESHOLD),
+    ));
+    errs.into_result()?;
+    Ok(TierSpec {
+        name: missing(name),
+        rate_limits: missing(rate_limits),
+        quota: quota.map(missing),
+        soft_threshold: missing(soft_threshold),
+    })
+}
+
+/// Applies a tier patch to `current`, checking every given field.
+pub fn parse_tier_update(
+    req: &UpdateTierRequest,
+    current: &TierSpec,
+) -> Result<TierSpec, Rejected> {
+    let mut errs = FieldErrors::new();
+    let rate_limits = req
+        .rate_limits
+        .as_deref()
+        .map(|r| limit_rules::rate_limits("rate_limits", r, &mut errs));
+    let quota = req.quota.as_ref().map(|q| {
+        q.as_ref()
+            .map(|q| limit_rules::quota("quota", q, &mut errs))
+    });
+    let soft_threshold = errs.check(
+        req.soft_threshold
+            .map(|t| limit_rules::soft_threshold("soft_threshold", t))
+            .transpose(),
+    );
+    errs.into_result()?;
+    Ok(TierSpec {
+        name: current.name.clone(),
+        rate_limits: rate_limits.map_or_else(|| current.rate_limits.clone(), missing),
+        quota: quota.map_or_else(|| current.quota.clone(), |q| q.map(missing)),
+        soft_threshold: missing(soft_threshold).unwrap_or(current.soft_threshold),
+    })
 }

@@ -41,6 +41,9 @@ fn key(i: usize, org: OrgId) -> ApiKey {
         updated_at: now,
         last_used_at: None,
         last_used_ip: None,
+        tier: None,
+        rate_limits: None,
+        quota: None,
     }
 }
 

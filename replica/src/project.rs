@@ -54,6 +54,9 @@ pub(crate) fn created(
         updated_at: at,
         last_used_at: None,
         last_used_ip: None,
+        tier: req.tier.clone(),
+        rate_limits: req.rate_limits.clone(),
+        quota: req.quota.clone(),
     };
     refresh_status(&mut key, at);
     key
@@ -82,6 +85,15 @@ pub(crate) fn update(key: &mut ApiKey, patch: &UpdateKeyRequest, at: DateTime<Ut
     }
     if let Some(disabled) = patch.disabled {
         key.disabled = disabled;
+    }
+    if let Some(tier) = &patch.tier {
+        key.tier = tier.clone();
+    }
+    if let Some(rules) = &patch.rate_limits {
+        key.rate_limits = rules.clone();
+    }
+    if let Some(quota) = &patch.quota {
+        key.quota = quota.clone();
     }
     if *key != before {
         key.updated_at = at;

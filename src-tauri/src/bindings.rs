@@ -32,10 +32,18 @@ mod tests {
             IssuedKey,
             SyncStatus,
             UsageSeries,
+            LimitsSnapshot,
+            DashboardPeriod,
+            Dashboard,
             CommandError,
             keyward_core::api::AuditEntry,
             keyward_core::api::Granularity,
             keyward_core::api::UsagePoint,
+            keyward_core::api::KeyLimits,
+            keyward_core::api::LimitUsage,
+            keyward_core::api::Violation,
+            keyward_core::api::OrgUsage,
+            keyward_core::api::Alert,
         );
         let mut names: Vec<String> = std::fs::read_dir(dir)
             .unwrap()

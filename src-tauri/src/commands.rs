@@ -4,8 +4,8 @@ use keyward_core::api::{AuditEntry, Granularity};
 use tauri::State;
 
 use crate::dto::{
-    IssuedKey, KeyDetail, KeyEdit, KeyFilter, KeyList, KeyListItem, NewKeyForm, Revocation,
-    Session, SyncStatus, UsageSeries,
+    Dashboard, DashboardPeriod, IssuedKey, KeyDetail, KeyEdit, KeyFilter, KeyList, KeyListItem,
+    LimitsSnapshot, NewKeyForm, Revocation, Session, SyncStatus, UsageSeries,
 };
 use crate::error::CommandError;
 use crate::services::Desktop;
@@ -102,11 +102,22 @@ pub async fn key_usage(
     desktop.key_usage(&id, granularity).await
 }
 
+#[tauri::command]
+pub async fn key_limits(desktop: State<'_, Desktop>, id: String) -> Result<LimitsSnapshot> {
+    desktop.key_limits(&id).await
+}
+
+#[tauri::command]
+pub async fn dashboard(desktop: State<'_, Desktop>, period: DashboardPeriod) -> Result<Dashboard> {
+    desktop.dashboard(period).await
+}
+
 #[cfg(test)]
 mod tests {
     //! The commands through Tauri's mock runtime: real IPC serialisation, a real server and
     //! database behind them, no window.
 
+    use keyward_core::api::{CreateKeyRequest, RateLimitRule};
     use serde_json::{Value, json};
     use tauri::ipc::{CallbackFn, InvokeBody};
     use tauri::test::{
@@ -219,6 +230,67 @@ mod tests {
                 .any(|e| e["action"] == "key.create")
         );
 
+        // Limits: a key with its own rule, used once, stands at 1 of 5; the answer is kept on
+        // disk for offline use.
+        let limited = rt
+            .block_on(app.owner.create_key(&CreateKeyRequest {
+                name: "Limited".into(),
+                rate_limits: Some(vec![RateLimitRule {
+                    name: None,
+                    algorithm: "fixed_window".into(),
+                    limit: 5,
+                    window_seconds: 3600,
+                    burst: None,
+                }]),
+                ..Default::default()
+            }))
+            .expect("create a limited key");
+        let limited_id = limited.key.id.to_string();
+        rt.block_on(app.anon.whoami(limited.token.as_deref().unwrap()))
+            .expect("the limited key works once");
+        let standing = invoke(&w, "key_limits", json!({"id": limited_id})).unwrap();
+        assert_eq!(standing["limits"]["key_id"], limited_id.as_str());
+        assert!(standing["fetched_at"].is_string());
+        let rules = standing["limits"]["rules"].as_array().unwrap();
+        assert_eq!(rules.len(), 1, "{standing}");
+        assert_eq!(rules[0]["kind"], "fixed_window");
+        assert_eq!(
+            (
+                rules[0]["limit"].clone(),
+                rules[0]["used"].clone(),
+                rules[0]["remaining"].clone()
+            ),
+            (json!(5), json!(1), json!(4)),
+            "{standing}"
+        );
+        assert!(
+            dir.join("limits")
+                .join(format!("{limited_id}.json"))
+                .is_file()
+        );
+        assert_eq!(
+            invoke(&w, "key_limits", json!({"id": "nope"})).unwrap_err()["code"],
+            "not_found"
+        );
+
+        // Dashboard: the organisation's usage counts the calls above (once the server's usage
+        // flush, about every 100 ms here, has written them) and is kept per period.
+        let mut board = invoke(&w, "dashboard", json!({"period": "24h"})).unwrap();
+        for _ in 0..100 {
+            if board["usage"]["totals"]["allowed"].as_i64().unwrap_or(0) > 0 {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            board = invoke(&w, "dashboard", json!({"period": "24h"})).unwrap();
+        }
+        assert_eq!(board["period"], "24h");
+        assert!(
+            board["usage"]["totals"]["allowed"].as_i64().unwrap() > 0,
+            "{board}"
+        );
+        assert!(board["alerts"].is_array());
+        assert!(dir.join("usage").join("dashboard-24h.json").is_file());
+
         let revoked = invoke(
             &w,
             "revoke_key",
@@ -234,6 +306,20 @@ mod tests {
             invoke(&w, "get_key", json!({"id": "nope"})).unwrap_err()["code"],
             "not_found"
         );
+
+        // Offline: the last standing kept answers; a key never fetched is an `offline` error.
+        rt.block_on(app.server.stop());
+        let kept = invoke(&w, "key_limits", json!({"id": limited_id})).unwrap();
+        assert_eq!(kept, standing);
+        let err = invoke(&w, "key_limits", json!({"id": id})).unwrap_err();
+        assert_eq!(err["code"], "offline");
+        assert_eq!(
+            invoke(&w, "dashboard", json!({"period": "24h"})).unwrap(),
+            board
+        );
+        let err = invoke(&w, "dashboard", json!({"period": "30d"})).unwrap_err();
+        assert_eq!(err["code"], "offline");
+
         invoke(&w, "logout", json!({})).unwrap();
         assert_eq!(invoke(&w, "current_session", json!({})), Ok(Value::Null));
         let _ = std::fs::remove_dir_all(dir);

@@ -2,7 +2,9 @@
 //! ui/src/bindings by the `bindings_are_current` test, so the two sides cannot drift.
 
 use chrono::{DateTime, Utc};
-use keyward_core::api::{ApiKey, AuditEntry, Granularity, Role, UsagePoint};
+use keyward_core::api::{
+    Alert, ApiKey, AuditEntry, Granularity, KeyLimits, OrgUsage, Role, UsagePoint,
+};
 use keyward_core::{Environment, KeyId, KeyStatus, OrgId};
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
@@ -124,4 +126,45 @@ pub struct UsageSeries {
     pub points: Vec<UsagePoint>,
     /// When the series was last fetched from the server (the replica keeps it for offline use).
     pub fetched_at: Option<DateTime<Utc>>,
+}
+
+/// A key's standing against its rate limits and quotas, and its recent violations.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+pub struct LimitsSnapshot {
+    pub limits: KeyLimits,
+    /// When the standing was fetched from the server (the app keeps the last one for offline
+    /// use, so an old time means `used` and the reset times are as they were then).
+    pub fetched_at: DateTime<Utc>,
+}
+
+/// The period the dashboard covers: the last 24 hours or 7 days by hour, or 30 days by day.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
+pub enum DashboardPeriod {
+    #[serde(rename = "24h")]
+    Day,
+    #[serde(rename = "7d")]
+    Week,
+    #[serde(rename = "30d")]
+    Month,
+}
+
+impl DashboardPeriod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DashboardPeriod::Day => "24h",
+            DashboardPeriod::Week => "7d",
+            DashboardPeriod::Month => "30d",
+        }
+    }
+}
+
+/// The organisation's usage over a period and its open alerts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+pub struct Dashboard {
+    pub period: DashboardPeriod,
+    pub usage: OrgUsage,
+    pub alerts: Vec<Alert>,
+    /// When it was fetched from the server (the app keeps the last one per period for offline
+    /// use, so an old time means the figures are as they were then).
+    pub fetched_at: DateTime<Utc>,
 }

@@ -39,6 +39,8 @@ macro_rules! handlers {
             $crate::commands::sync_status,
             $crate::commands::sync_now,
             $crate::commands::key_usage,
+            $crate::commands::key_limits,
+            $crate::commands::dashboard,
         ]
     };
 }

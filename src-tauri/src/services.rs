@@ -10,8 +10,8 @@ use chrono::Utc;
 use keyward_client::KeywardClient;
 use keyward_core::KeyId;
 use keyward_core::api::{
-    AuditEntry, CreateKeyRequest, FieldError, Granularity, RevokeKeyRequest, UpdateKeyRequest,
-    UsageQuery,
+    AlertsQuery, AuditEntry, CreateKeyRequest, FieldError, Granularity, OrgUsageQuery,
+    RevokeKeyRequest, UpdateKeyRequest, UsageQuery,
 };
 use keyward_replica::{LocalKey, LocalOpError, Replica, SyncEngine, SyncError};
 use secrecy::SecretString;
@@ -20,8 +20,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::credentials::Keychain;
 use crate::dto::{
-    IssuedKey, KeyDetail, KeyEdit, KeyFilter, KeyList, KeyListItem, KeySort, NewKeyForm, OpError,
-    Revocation, Session, SyncStatus, UsageSeries,
+    Dashboard, DashboardPeriod, IssuedKey, KeyDetail, KeyEdit, KeyFilter, KeyList, KeyListItem,
+    KeySort, LimitsSnapshot, NewKeyForm, OpError, Revocation, Session, SyncStatus, UsageSeries,
 };
 use crate::error::CommandError;
 
@@ -377,6 +377,9 @@ impl Desktop {
             },
             metadata: None,
             disabled: edit.disabled,
+            tier: None,
+            rate_limits: None,
+            quota: None,
         };
         let key = replica.update_key(id, req).await.map_err(local_error)?;
         self.with(Self::sync_soon).await?;
@@ -451,31 +454,101 @@ impl Desktop {
             to: Some(now),
             granularity: Some(granularity),
         };
-        match client.key_usage(id, &q).await {
-            Ok(answer) => {
-                let series = UsageSeries {
-                    key_id: id,
-                    granularity,
-                    points: answer.series,
-                    fetched_at: Some(now),
-                };
-                if let Some(dir) = cache.parent() {
-                    let _ = std::fs::create_dir_all(dir);
-                }
-                let _ = std::fs::write(&cache, serde_json::to_vec(&series).unwrap_or_default());
-                Ok(series)
+        let fetched = client.key_usage(id, &q).await.map(|answer| UsageSeries {
+            key_id: id,
+            granularity,
+            points: answer.series,
+            fetched_at: Some(now),
+        });
+        Ok(keep_or_recall(&cache, fetched)?.unwrap_or(UsageSeries {
+            key_id: id,
+            granularity,
+            points: Vec::new(),
+            fetched_at: None,
+        }))
+    }
+
+    /// A key's standing against its rate limits and quotas from the server when online (kept on
+    /// disk for offline use), else the last copy kept; offline with no copy is an `offline`
+    /// error (counters cannot be made up).
+    pub async fn key_limits(&self, id: &str) -> Result<LimitsSnapshot> {
+        let id = parse_id(id)?;
+        let client = self.with(|c| c.client.clone()).await?;
+        let cache = self.data_dir.join("limits").join(format!("{id}.json"));
+        let fetched = client.key_limits(id).await.map(|limits| LimitsSnapshot {
+            limits,
+            fetched_at: Utc::now(),
+        });
+        keep_or_recall(&cache, fetched)?.ok_or_else(|| {
+            CommandError::new(
+                "offline",
+                "the server cannot be reached and this device has no saved copy of this key's limits yet",
+            )
+        })
+    }
+
+    /// The organisation's usage over a period and its open alerts from the server when online
+    /// (kept on disk per period for offline use), else the last copy kept; offline with no copy
+    /// is an `offline` error.
+    pub async fn dashboard(&self, period: DashboardPeriod) -> Result<Dashboard> {
+        let client = self.with(|c| c.client.clone()).await?;
+        let cache = self
+            .data_dir
+            .join("usage")
+            .join(format!("dashboard-{}.json", period.as_str()));
+        let (span, granularity) = match period {
+            DashboardPeriod::Day => (chrono::Duration::hours(24), Granularity::Hour),
+            DashboardPeriod::Week => (chrono::Duration::days(7), Granularity::Hour),
+            DashboardPeriod::Month => (chrono::Duration::days(30), Granularity::Day),
+        };
+        let now = Utc::now();
+        let q = OrgUsageQuery {
+            from: Some(now - span),
+            to: Some(now),
+            granularity: Some(granularity),
+            group_by: None,
+            top: Some(5),
+        };
+        let fetched = match client.org_usage(&q).await {
+            Ok(usage) => client
+                .alerts(&AlertsQuery { status: None })
+                .await
+                .map(|alerts| (usage, alerts)),
+            Err(e) => Err(e),
+        };
+        let fetched = fetched.map(|(usage, alerts)| Dashboard {
+            period,
+            usage,
+            alerts,
+            fetched_at: now,
+        });
+        keep_or_recall(&cache, fetched)?.ok_or_else(|| {
+            CommandError::new(
+                "offline",
+                "the server cannot be reached and this device has no saved copy of the dashboard for this period yet",
+            )
+        })
+    }
+}
+
+/// The server's answer, kept at `cache` for offline use; when the server cannot be reached, the
+/// copy kept last (`None`: there is none yet). Any other failure is the server's refusal.
+fn keep_or_recall<T: serde::Serialize + serde::de::DeserializeOwned>(
+    cache: &std::path::Path,
+    fetched: std::result::Result<T, keyward_client::ClientError>,
+) -> Result<Option<T>> {
+    match fetched {
+        Ok(value) => {
+            if let Some(dir) = cache.parent() {
+                let _ = std::fs::create_dir_all(dir);
             }
-            Err(e) if e.status().is_none() => Ok(std::fs::read(&cache)
-                .ok()
-                .and_then(|b| serde_json::from_slice(&b).ok())
-                .unwrap_or(UsageSeries {
-                    key_id: id,
-                    granularity,
-                    points: Vec::new(),
-                    fetched_at: None,
-                })),
-            Err(e) => Err(e.into()),
+            let _ = std::fs::write(cache, serde_json::to_vec(&value).unwrap_or_default());
+            Ok(Some(value))
         }
+        Err(e) if e.status().is_none() => Ok(std::fs::read(cache)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())),
+        Err(e) => Err(e.into()),
     }
 }
 

@@ -4,7 +4,7 @@
 //! random and shown once; only demo data is reproducible.)
 
 use chrono::{DateTime, Duration, DurationRound, TimeDelta, Utc};
-use keyward_core::api::Role;
+use keyward_core::api::{Quota, RateLimitRule, Role};
 use keyward_core::hash::hash_token;
 use keyward_core::{AdminId, ApiKeyToken, Environment, KeyId, KeyStatus};
 use rand::rngs::StdRng;
@@ -47,6 +47,8 @@ struct Spec {
     allowed_ips: &'static [&'static str],
     state: SpecState,
     daily_calls: u32,
+    /// The demo tier the key inherits its limits from.
+    tier: Option<&'static str>,
 }
 
 enum SpecState {
@@ -67,6 +69,7 @@ const SPECS: &[Spec] = &[
         allowed_ips: &[],
         state: SpecState::Active,
         daily_calls: 40_000,
+        tier: None,
     },
     Spec {
         n: 2,
@@ -76,6 +79,7 @@ const SPECS: &[Spec] = &[
         allowed_ips: &[],
         state: SpecState::Active,
         daily_calls: 6_000,
+        tier: Some("free"),
     },
     Spec {
         n: 3,
@@ -85,6 +89,7 @@ const SPECS: &[Spec] = &[
         allowed_ips: &["203.0.113.0/24", "2001:db8::/32", "127.0.0.1"],
         state: SpecState::Active,
         daily_calls: 9_000,
+        tier: Some("pro"),
     },
     Spec {
         n: 4,
@@ -94,6 +99,7 @@ const SPECS: &[Spec] = &[
         allowed_ips: &[],
         state: SpecState::Revoked,
         daily_calls: 3_000,
+        tier: None,
     },
     Spec {
         n: 5,
@@ -103,6 +109,7 @@ const SPECS: &[Spec] = &[
         allowed_ips: &[],
         state: SpecState::Expired,
         daily_calls: 800,
+        tier: None,
     },
     Spec {
         n: 6,
@@ -112,6 +119,7 @@ const SPECS: &[Spec] = &[
         allowed_ips: &[],
         state: SpecState::Disabled,
         daily_calls: 1_200,
+        tier: None,
     },
     Spec {
         n: 7,
@@ -121,6 +129,7 @@ const SPECS: &[Spec] = &[
         allowed_ips: &[],
         state: SpecState::RotatedInto(8),
         daily_calls: 12_000,
+        tier: Some("pro"),
     },
     Spec {
         n: 8,
@@ -130,7 +139,60 @@ const SPECS: &[Spec] = &[
         allowed_ips: &[],
         state: SpecState::Active,
         daily_calls: 2_000,
+        tier: Some("pro"),
     },
+    Spec {
+        n: 9,
+        name: "Load test (internal tier)",
+        environment: Environment::Live,
+        scopes: &["achievements:*"],
+        allowed_ips: &[],
+        state: SpecState::Active,
+        daily_calls: 500,
+        tier: Some("internal"),
+    },
+];
+
+/// The demo tiers: (name, rules as `(algorithm, limit, window_seconds, burst)`, daily and
+/// monthly quota, soft threshold). `internal` is high enough for load runs never to hit it.
+type TierSpec = (
+    &'static str,
+    &'static [(&'static str, i64, i64, Option<i64>)],
+    Option<i64>,
+    Option<i64>,
+    f64,
+);
+const TIERS: &[TierSpec] = &[
+    (
+        "free",
+        &[
+            ("gcra", 10, 1, Some(20)),
+            ("fixed_window", 1_000, 3_600, None),
+        ],
+        Some(10_000),
+        None,
+        0.8,
+    ),
+    (
+        "pro",
+        &[
+            ("gcra", 100, 1, Some(200)),
+            ("sliding_window", 50_000, 3_600, None),
+        ],
+        Some(1_000_000),
+        Some(20_000_000),
+        0.8,
+    ),
+    (
+        "internal",
+        &[
+            ("gcra", 1_000_000, 1, None),
+            ("fixed_window", 1_000_000, 10, None),
+        ],
+        None,
+        None,
+        0.9,
+    ),
 ];
 
 fn seed_bytes(label: &str) -> [u8; 32] {
@@ -181,6 +243,49 @@ pub async fn seed(pool: &PgPool) -> anyhow::Result<DemoOutput> {
 
     let now = store::now_micros();
     let mut tx = pool.begin().await?;
+    for (name, rules, daily, monthly, soft) in TIERS {
+        if store::tiers::exists(&mut tx, org_id, name).await? {
+            continue;
+        }
+        let row = store::tiers::TierRow {
+            id: uuid::Uuid::now_v7(),
+            org_id: org_id.into_uuid(),
+            name: (*name).to_owned(),
+            rate_limits: sqlx::types::Json(
+                rules
+                    .iter()
+                    .map(|(algorithm, limit, window_seconds, burst)| RateLimitRule {
+                        name: None,
+                        algorithm: (*algorithm).to_owned(),
+                        limit: *limit,
+                        window_seconds: *window_seconds,
+                        burst: *burst,
+                    })
+                    .collect(),
+            ),
+            quota: (daily.is_some() || monthly.is_some()).then_some(sqlx::types::Json(Quota {
+                daily: *daily,
+                monthly: *monthly,
+            })),
+            soft_threshold: *soft,
+            created_at: now,
+            updated_at: now,
+            seq: 0,
+            keys: 0,
+        };
+        // Names derived exactly as the API would: the demo goes through the same rules.
+        let mut errs = keyward_core::validate::FieldErrors::new();
+        let checked =
+            keyward_core::limit::rules::rate_limits("rate_limits", &row.rate_limits.0, &mut errs)
+                .ok_or_else(|| anyhow::anyhow!("demo tier {name} has invalid rules"))?;
+        let row = store::tiers::TierRow {
+            rate_limits: sqlx::types::Json(checked),
+            ..row
+        };
+        store::tiers::insert(&mut tx, &row).await?;
+        let event = AuditEvent::new("tier.create", "tier", name).after(row.to_api());
+        store::audit::append(&mut tx, &actor, event).await?;
+    }
     let mut keys = Vec::new();
     for spec in SPECS {
         let token = demo_token(spec);
@@ -270,6 +375,9 @@ fn demo_row(
         last_used_at: None,
         last_used_ip: None,
         seq: 0,
+        tier: spec.tier.map(str::to_owned),
+        rate_limits: None,
+        quota: None,
     }
 }
 
@@ -332,7 +440,8 @@ async fn seed_usage(
     .bind(&counts)
     .execute(pool)
     .await?;
-    Ok(())
+    let ids: Vec<uuid::Uuid> = SPECS.iter().map(|s| demo_id(s.n).into_uuid()).collect();
+    store::usage::rebuild_rollups(&mut *pool.acquire().await?, &ids).await
 }
 
 /// The block `keyward-server demo` prints.

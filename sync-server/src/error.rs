@@ -40,6 +40,10 @@ pub enum AppError {
         detail: String,
         retry_after_secs: Option<u64>,
     },
+    #[error("{detail}")]
+    BadGateway { code: &'static str, detail: String },
+    #[error("{detail}")]
+    GatewayTimeout { detail: String },
     #[error("method not allowed")]
     MethodNotAllowed,
     #[error(transparent)]
@@ -79,6 +83,8 @@ impl AppError {
             AppError::Conflict { .. } => StatusCode::CONFLICT,
             AppError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             AppError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::BadGateway { .. } => StatusCode::BAD_GATEWAY,
+            AppError::GatewayTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
             AppError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             AppError::Database(_) | AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -96,7 +102,9 @@ impl AppError {
             | AppError::NotFound { code, .. }
             | AppError::Conflict { code, .. }
             | AppError::TooManyRequests { code, .. }
-            | AppError::Unavailable { code, .. } => code,
+            | AppError::Unavailable { code, .. }
+            | AppError::BadGateway { code, .. } => code,
+            AppError::GatewayTimeout { .. } => "upstream_timeout",
             AppError::Database(_) | AppError::Internal(_) => "internal_error",
         }
     }

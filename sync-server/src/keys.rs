@@ -10,10 +10,32 @@ pub use keyward_core::requests::{
 };
 use keyward_core::{KeyId, KeyStatus};
 use sqlx::PgConnection;
+use sqlx::types::Json;
 
 use crate::audit::{Actor, AuditEvent};
 use crate::error::{AppError, AppResult, on_constraint};
 use crate::store::{self, keys::KeyRow};
+
+/// A key naming a tier its organisation does not have.
+const UNKNOWN_TIER: (&str, &str, &str) = (
+    "api_keys_tier_fkey",
+    "unknown_tier",
+    "the organisation has no tier of that name",
+);
+
+/// Refuses a tier the organisation does not have, naming the field.
+async fn check_tier(conn: &mut PgConnection, actor: &Actor, tier: Option<&str>) -> AppResult<()> {
+    if let Some(name) = tier
+        && !store::tiers::exists(conn, actor.org_id, name).await?
+    {
+        return Err(AppError::field(
+            "tier",
+            "unknown_tier",
+            format!("the organization has no tier named {name:?}"),
+        ));
+    }
+    Ok(())
+}
 
 /// Inserts the key and audits it; `id` and `secret_hash` are minted or offline-made.
 pub async fn create(
@@ -24,6 +46,7 @@ pub async fn create(
     secret_hash: String,
     now: DateTime<Utc>,
 ) -> AppResult<ApiKey> {
+    check_tier(conn, actor, new.tier.as_deref()).await?;
     let row = KeyRow {
         id: id.into_uuid(),
         org_id: actor.org_id.into_uuid(),
@@ -47,16 +70,22 @@ pub async fn create(
         last_used_at: None,
         last_used_ip: None,
         seq: 0,
+        tier: new.tier,
+        rate_limits: new.rate_limits.map(Json),
+        quota: new.quota.map(Json),
     };
     let key = row.to_api(now);
     store::keys::insert(conn, &row).await.map_err(|e| {
         on_constraint(
             e,
-            &[(
-                "api_keys_pkey",
-                "key_exists",
-                "a key with this id already exists",
-            )],
+            &[
+                (
+                    "api_keys_pkey",
+                    "key_exists",
+                    "a key with this id already exists",
+                ),
+                UNKNOWN_TIER,
+            ],
         )
     })?;
     store::audit::append(
@@ -91,6 +120,9 @@ pub async fn update(
             detail: "a revoked key cannot be changed".into(),
         });
     }
+    if let Some(Some(tier)) = &patch.tier {
+        check_tier(conn, actor, Some(tier)).await?;
+    }
     if base_seq.is_some_and(|b| b != before.seq) {
         return Err(AppError::Conflict {
             code: "conflict",
@@ -121,12 +153,23 @@ pub async fn update(
     if let Some(disabled) = patch.disabled {
         row.disabled = disabled;
     }
+    if let Some(tier) = patch.tier {
+        row.tier = tier;
+    }
+    if let Some(rules) = patch.rate_limits {
+        row.rate_limits = rules.map(Json);
+    }
+    if let Some(quota) = patch.quota {
+        row.quota = quota.map(Json);
+    }
     let old = before.to_api(now);
     if old == row.to_api(now) {
         return Ok(old);
     }
     row.updated_at = now;
-    store::keys::update(conn, &row).await?;
+    store::keys::update(conn, &row)
+        .await
+        .map_err(|e| on_constraint(e, &[UNKNOWN_TIER]))?;
     let new = row.to_api(now);
     store::audit::append(
         conn,
@@ -167,7 +210,9 @@ pub async fn revoke(
     ));
     row.revoke_reason = reason.or(before.revoke_reason.clone());
     row.updated_at = now;
-    store::keys::update(conn, &row).await?;
+    store::keys::update(conn, &row)
+        .await
+        .map_err(|e| on_constraint(e, &[UNKNOWN_TIER]))?;
     let (old, new) = (before.to_api(now), row.to_api(now));
     store::audit::append(
         conn,

@@ -2,15 +2,21 @@
 //! listener with background tasks and graceful shutdown. `main.rs` only parses the command line.
 
 pub mod admin;
+pub mod alerts;
 pub mod audit;
 pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod error;
 pub mod extract;
+pub mod gateway;
 pub mod http;
 pub mod invalidate;
+pub mod jobs;
 pub mod keys;
+pub mod limits;
+pub mod metrics;
+pub mod notices;
 pub mod openapi;
 pub mod session;
 pub mod state;
@@ -19,6 +25,7 @@ pub mod telemetry;
 pub mod throttle;
 pub mod usage;
 pub mod verify;
+pub mod webhooks;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -44,6 +51,8 @@ pub async fn serve(
         .context("connecting to PostgreSQL")?;
     store::migrate(&pool).await.context("applying migrations")?;
     let state = AppState::new(config, pool.clone());
+    let webhook_worker =
+        webhooks::WorkerConfig::from_config(&state.config).context("KEYWARD_WEBHOOK_KEY")?;
 
     let background = CancellationToken::new();
     let mut tasks = JoinSet::new();
@@ -59,6 +68,32 @@ pub async fn serve(
         background.clone(),
     ));
     tasks.spawn(sweep_sessions(pool.clone(), background.clone()));
+    tasks.spawn(alerts::run(
+        pool.clone(),
+        Duration::from_secs(60),
+        background.clone(),
+    ));
+    tasks.spawn(notices::run(
+        pool.clone(),
+        Duration::from_secs(3600),
+        background.clone(),
+    ));
+    tasks.spawn(usage::run_retention(
+        usage::Retention::from_config(&state.config),
+        pool.clone(),
+        Duration::from_secs(state.config.usage_retention_interval_secs.max(1)),
+        background.clone(),
+    ));
+    tasks.spawn(webhooks::run_worker(
+        pool.clone(),
+        webhook_worker,
+        background.clone(),
+    ));
+    tasks.spawn(limits::redis::run_probe(
+        state.verifier.limiter.clone(),
+        Duration::from_millis(state.config.redis_probe_interval_ms.max(10)),
+        background.clone(),
+    ));
 
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "serving");
@@ -80,12 +115,7 @@ pub async fn serve(
 
 /// Deletes expired sessions hourly.
 async fn sweep_sessions(pool: sqlx::PgPool, shutdown: CancellationToken) {
-    let mut tick = tokio::time::interval(Duration::from_secs(3600));
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tick.tick() => {}
-        }
+    jobs::every(Duration::from_secs(3600), shutdown, || async {
         let swept = match pool.acquire().await {
             Ok(mut conn) => store::sessions::delete_expired(&mut conn).await,
             Err(e) => Err(e),
@@ -95,7 +125,8 @@ async fn sweep_sessions(pool: sqlx::PgPool, shutdown: CancellationToken) {
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "session sweep failed"),
         }
-    }
+    })
+    .await;
 }
 
 /// Cancels `token` on SIGTERM or SIGINT.

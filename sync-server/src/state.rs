@@ -8,6 +8,8 @@ use std::time::Duration;
 use sqlx::PgPool;
 
 use crate::config::Config;
+use crate::limits::Limiter;
+use crate::metrics::Metrics;
 use crate::throttle::FailureWindow;
 use crate::usage::UsageRecorder;
 use crate::verify::{Hasher, Verifier};
@@ -20,6 +22,9 @@ pub struct AppState {
     pub hasher: Hasher,
     pub usage: Arc<UsageRecorder>,
     pub login_failures: Arc<LoginFailures>,
+    pub metrics: Arc<Metrics>,
+    /// `/gw/*` forwarding, when an upstream is configured.
+    pub gateway: Option<Arc<crate::gateway::Gateway>>,
 }
 
 /// Failed sign-ins, per email and per client address.
@@ -31,12 +36,18 @@ pub struct LoginFailures {
 impl AppState {
     pub fn new(config: Config, pool: PgPool) -> AppState {
         let hasher = Hasher::new(config.argon2_permits(), config.argon2_max_queue);
-        let usage = Arc::new(UsageRecorder::default());
+        let metrics = Arc::new(Metrics::default());
+        let usage = Arc::new(UsageRecorder::with_counters(
+            metrics.limit_events_dropped.clone(),
+            metrics.usage_dropped.clone(),
+        ));
+        let limiter = Arc::new(Limiter::with_metrics(&config, &metrics));
         let verifier = Arc::new(Verifier::new(
             pool.clone(),
             &config,
             hasher.clone(),
             usage.clone(),
+            limiter,
         ));
         let window = Duration::from_secs(config.login_failure_window_secs);
         let login_failures = Arc::new(LoginFailures {
@@ -47,7 +58,10 @@ impl AppState {
                 100_000,
             ),
         });
+        let gateway = crate::gateway::Gateway::from_config(&config).map(Arc::new);
         AppState {
+            metrics,
+            gateway,
             pool,
             config: Arc::new(config),
             verifier,

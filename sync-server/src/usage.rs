@@ -5,16 +5,21 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chrono::{DateTime, DurationRound, TimeDelta, Utc};
+use chrono::{DateTime, Datelike, DurationRound, NaiveDate, TimeDelta, Utc};
+use keyward_core::limit::{Kind, Outcome};
 use keyward_core::{KeyId, OrgId};
+use prometheus_client::metrics::counter::Counter;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use crate::limits::{KeyLimits, now_ms};
 use crate::store;
+use crate::store::usage::QuotaKey;
+use crate::verify::VerifiedKey;
 
 #[derive(Debug, Default)]
 pub struct UsageBatch {
@@ -22,7 +27,32 @@ pub struct UsageBatch {
     pub counts: HashMap<(KeyId, DateTime<Utc>, &'static str), (OrgId, i64)>,
     /// Last successful use per key.
     pub last_used: HashMap<KeyId, (DateTime<Utc>, Option<IpAddr>)>,
+    /// Quota units consumed: (lineage, period, period start) → (the key's limits, the quota's
+    /// rule index, units). The limits let the flush feed the stored total back to the state.
+    pub quota: HashMap<QuotaKey, (Arc<KeyLimits>, usize, i64)>,
+    /// Refusals: (key, rule, minute) → (org, count, last).
+    pub violations: HashMap<ViolationKey, (OrgId, i64, DateTime<Utc>)>,
+    /// First crossings of a soft threshold.
+    pub events: Vec<LimitEvent>,
 }
+
+/// (key, rule name, minute).
+pub type ViolationKey = (KeyId, String, DateTime<Utc>);
+
+/// A rule's soft threshold was reached in a window.
+#[derive(Debug, Clone)]
+pub struct LimitEvent {
+    pub org_id: OrgId,
+    pub key_id: KeyId,
+    pub rule: String,
+    pub window_index: i64,
+    pub used: i64,
+    pub limit: i64,
+    pub at: DateTime<Utc>,
+}
+
+/// Pending events beyond this are dropped (and counted): a flood of windows cannot grow memory.
+const MAX_PENDING_EVENTS: usize = 10_000;
 
 impl UsageBatch {
     fn merge(&mut self, other: UsageBatch) {
@@ -35,19 +65,60 @@ impl UsageBatch {
                 *slot = v;
             }
         }
+        for (k, (limits, index, n)) in other.quota {
+            self.quota.entry(k).or_insert((limits, index, 0)).2 += n;
+        }
+        for (k, (org, n, last)) in other.violations {
+            let slot = self.violations.entry(k).or_insert((org, 0, last));
+            slot.1 += n;
+            slot.2 = slot.2.max(last);
+        }
+        let room = MAX_PENDING_EVENTS.saturating_sub(self.events.len());
+        self.events.extend(other.events.into_iter().take(room));
     }
 
     pub fn is_empty(&self) -> bool {
-        self.counts.is_empty() && self.last_used.is_empty()
+        self.counts.is_empty()
+            && self.last_used.is_empty()
+            && self.quota.is_empty()
+            && self.violations.is_empty()
+            && self.events.is_empty()
     }
 }
 
 #[derive(Default)]
 pub struct UsageRecorder {
     batch: Mutex<UsageBatch>,
+    /// Soft-threshold events dropped because too many were pending.
+    pub dropped_events: Counter,
+    /// Calls not counted because too many (key, minute, outcome) rows were pending.
+    pub dropped_counts: Counter,
+}
+
+/// Pending (key, minute, outcome) rows at most: about 100 MB, an hour-long outage of 25,000
+/// busy keys.
+pub const MAX_PENDING_ROWS: usize = 1_000_000;
+
+/// The period a quota rule counts in, as stored: ("day", date) or ("month", first of month).
+fn period_of(kind: Kind, now: DateTime<Utc>) -> Option<(&'static str, NaiveDate)> {
+    let day = now.date_naive();
+    match kind {
+        Kind::Daily => Some(("day", day)),
+        Kind::Monthly => Some(("month", day.with_day(1)?)),
+        Kind::Rate(_) => None,
+    }
 }
 
 impl UsageRecorder {
+    /// A recorder counting what it drops into `/metrics`.
+    pub fn with_counters(dropped_events: Counter, dropped_counts: Counter) -> UsageRecorder {
+        UsageRecorder {
+            batch: Mutex::default(),
+            dropped_events,
+            dropped_counts,
+        }
+    }
+
     /// Called on the request path: a short lock and a hash map update, no I/O.
     pub fn record(
         &self,
@@ -59,13 +130,84 @@ impl UsageRecorder {
     ) {
         let minute = now.duration_trunc(TimeDelta::minutes(1)).unwrap_or(now);
         let mut batch = self.batch.lock().unwrap_or_else(|p| p.into_inner());
-        batch
-            .counts
-            .entry((key, minute, outcome))
-            .or_insert((org, 0))
-            .1 += 1;
+        let full = batch.counts.len() >= MAX_PENDING_ROWS;
+        match batch.counts.get_mut(&(key, minute, outcome)) {
+            Some(slot) => slot.1 += 1,
+            // While the database is away the counts wait here; past the bound a new
+            // (key, minute, outcome) is dropped and counted, never an unbounded map.
+            None if full => {
+                self.dropped_counts.inc();
+                return;
+            }
+            None => {
+                batch.counts.insert((key, minute, outcome), (org, 1));
+            }
+        }
         if outcome == "valid" {
             batch.last_used.insert(key, (now, ip));
+        }
+    }
+
+    /// After a limits check: quota units consumed, the refusing rule, thresholds crossed.
+    pub fn record_limits(
+        &self,
+        key: &VerifiedKey,
+        limits: &Arc<KeyLimits>,
+        outcome: &Outcome,
+        cost: u64,
+        now: DateTime<Utc>,
+    ) {
+        if outcome.allowed
+            && limits.daily.is_none()
+            && limits.monthly.is_none()
+            && outcome.crossed == 0
+        {
+            return;
+        }
+        let mut batch = self.batch.lock().unwrap_or_else(|p| p.into_inner());
+        if !outcome.allowed {
+            let rule = limits
+                .rules
+                .get(outcome.deciding)
+                .map_or_else(String::new, |r| r.name.clone());
+            let minute = now.duration_trunc(TimeDelta::minutes(1)).unwrap_or(now);
+            let slot = batch
+                .violations
+                .entry((key.id, rule, minute))
+                .or_insert((key.org_id, 0, now));
+            slot.1 += 1;
+            slot.2 = slot.2.max(now);
+            return;
+        }
+        for index in [limits.daily, limits.monthly].into_iter().flatten() {
+            if let Some((period, start)) =
+                limits.rules.get(index).and_then(|r| period_of(r.kind, now))
+            {
+                batch
+                    .quota
+                    .entry((key.lineage_id, period, start))
+                    .or_insert_with(|| (limits.clone(), index, 0))
+                    .2 += cost as i64;
+            }
+        }
+        let t = now_ms(now);
+        for (i, (rule, d)) in limits.rules.iter().zip(outcome.decisions()).enumerate() {
+            if outcome.crossed & (1 << i) == 0 {
+                continue;
+            }
+            if batch.events.len() >= MAX_PENDING_EVENTS {
+                self.dropped_events.inc();
+                continue;
+            }
+            batch.events.push(LimitEvent {
+                org_id: key.org_id,
+                key_id: key.id,
+                rule: rule.name.clone(),
+                window_index: rule.window_index(t) as i64,
+                used: d.used() as i64,
+                limit: d.limit as i64,
+                at: now,
+            });
         }
     }
 
@@ -88,13 +230,80 @@ impl UsageRecorder {
         }
         let rows = batch.counts.len();
         match store::usage::write_batch(pool, &batch).await {
-            Ok(()) => Ok(rows),
+            Ok(totals) => {
+                // Every node's consumption, fed back so local quota checks see it.
+                let t = now_ms(Utc::now());
+                for (key, total) in totals {
+                    if let Some((limits, index, _)) = batch.quota.get(&key) {
+                        limits
+                            .state
+                            .raise_to(&limits.rules, *index, t, total.max(0) as u64);
+                    }
+                }
+                Ok(rows)
+            }
             Err(e) => {
                 self.put_back(batch);
                 Err(e)
             }
         }
     }
+}
+
+/// How long each granularity is kept.
+#[derive(Debug, Clone, Copy)]
+pub struct Retention {
+    pub minutes: chrono::Duration,
+    pub hours: chrono::Duration,
+    pub days: chrono::Duration,
+}
+
+impl Retention {
+    pub fn from_config(c: &crate::Config) -> Retention {
+        let clamp = |v: u64| i64::try_from(v).unwrap_or(i64::MAX / 2).max(1);
+        Retention {
+            minutes: chrono::Duration::hours(clamp(c.usage_minute_retention_hours)),
+            hours: chrono::Duration::days(clamp(c.usage_hour_retention_days)),
+            days: chrono::Duration::days(clamp(c.usage_day_retention_days)),
+        }
+    }
+
+    /// Deletes what is older than each granularity's retention, as of `now`; returns the rows
+    /// removed per granularity (minute, hour, day).
+    pub async fn enforce(
+        &self,
+        pool: &PgPool,
+        now: DateTime<Utc>,
+    ) -> Result<[u64; 3], sqlx::Error> {
+        use keyward_core::api::Granularity as G;
+        Ok([
+            store::usage::delete_before(pool, G::Minute, now - self.minutes, 10_000).await?,
+            store::usage::delete_before(pool, G::Hour, now - self.hours, 10_000).await?,
+            store::usage::delete_before(pool, G::Day, now - self.days, 10_000).await?,
+        ])
+    }
+}
+
+/// The retention job: at start and every `interval`.
+pub async fn run_retention(
+    retention: Retention,
+    pool: PgPool,
+    interval: Duration,
+    shutdown: CancellationToken,
+) {
+    crate::jobs::every(interval, shutdown, || async {
+        let pass = retention
+            .enforce(&pool, Utc::now())
+            .instrument(tracing::info_span!("usage_retention"));
+        match pass.await {
+            Ok([0, 0, 0]) => {}
+            Ok([minutes, hours, days]) => {
+                tracing::info!(minutes, hours, days, "old usage rows deleted")
+            }
+            Err(e) => tracing::warn!(error = %e, "usage retention failed; retrying next interval"),
+        }
+    })
+    .await;
 }
 
 /// The flusher task: every `interval`, and once more after `shutdown`.
@@ -132,6 +341,23 @@ pub async fn run_flusher(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn past_the_bound_new_rows_are_dropped_and_counted_existing_ones_still_count() {
+        let r = UsageRecorder::default();
+        let (o, t) = (OrgId::new(), Utc::now());
+        let keys: Vec<KeyId> = (0..MAX_PENDING_ROWS).map(|_| KeyId::new()).collect();
+        for k in &keys {
+            r.record(*k, o, "valid", t, None);
+        }
+        r.record(KeyId::new(), o, "valid", t, None);
+        assert_eq!(r.dropped_counts.get(), 1);
+        r.record(keys[0], o, "valid", t, None);
+        let minute = t.duration_trunc(TimeDelta::minutes(1)).unwrap();
+        let batch = r.take();
+        assert_eq!(batch.counts.len(), MAX_PENDING_ROWS);
+        assert_eq!(batch.counts[&(keys[0], minute, "valid")].1, 2);
+    }
 
     #[test]
     fn counts_per_key_minute_and_outcome() {

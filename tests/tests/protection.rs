@@ -233,10 +233,26 @@ async fn openapi_is_generated_from_the_code() {
         "/v1/verify",
         "/v1/audit",
         "/v1/auth/login",
+        "/v1/tiers",
+        "/v1/tiers/{name}",
+        "/v1/keys/{id}/limits",
+        "/v1/ratelimits/violations",
+        "/gw/{path}",
+        "/v1/usage",
+        "/v1/reports/usage",
+        "/metrics",
     ] {
         assert!(doc["paths"][path].is_object(), "{path} missing");
     }
-    for schema in ["ApiKey", "Problem", "CreateKeyRequest", "VerifyResponse"] {
+    for schema in [
+        "ApiKey",
+        "Problem",
+        "CreateKeyRequest",
+        "VerifyResponse",
+        "Tier",
+        "RateLimitRule",
+        "KeyLimits",
+    ] {
         assert!(
             doc["components"]["schemas"][schema].is_object(),
             "{schema} missing"

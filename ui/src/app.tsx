@@ -9,6 +9,7 @@ import { KeyDetailScreen } from "./screens/KeyDetail";
 import { CreateKey } from "./screens/CreateKey";
 import { AuditLog } from "./screens/AuditLog";
 import { Settings } from "./screens/Settings";
+import { DashboardScreen } from "./screens/Dashboard";
 
 export interface Ctx {
   session: Session;
@@ -37,14 +38,16 @@ export type Route =
   | { name: "new-key" }
   | { name: "key"; id: string }
   | { name: "audit" }
+  | { name: "dashboard" }
   | { name: "settings" };
 
-/** `#/keys`, `#/keys/new`, `#/keys/<id>`, `#/audit`, `#/settings`; anything else is the keys list. */
+/** `#/keys`, `#/keys/new`, `#/keys/<id>`, `#/dashboard`, `#/audit`, `#/settings`; anything else is the keys list. */
 export function parseRoute(hash: string): Route {
   const path = hash.replace(/^#/, "").replace(/\/+$/, "") || "/keys";
   if (path === "/keys/new") return { name: "new-key" };
   const key = path.match(/^\/keys\/([^/]+)$/);
   if (key?.[1]) return { name: "key", id: decodeURIComponent(key[1]) };
+  if (path === "/dashboard") return { name: "dashboard" };
   if (path === "/audit") return { name: "audit" };
   if (path === "/settings") return { name: "settings" };
   return { name: "keys" };
@@ -172,6 +175,7 @@ export function App() {
         <nav class="sidebar" aria-label="Main">
           <div class="brand"><span class="logo" aria-hidden="true">K</span> Keyward</div>
           {nav("/keys", "API keys", "nav-keys", onKeys)}
+          {nav("/dashboard", "Dashboard", "nav-dashboard", route.name === "dashboard")}
           {nav("/audit", "Audit log", "nav-audit", route.name === "audit")}
           {nav("/settings", "Settings", "nav-settings", route.name === "settings")}
           <div class="who">
@@ -195,6 +199,8 @@ function Screen(props: { route: Route; canWrite: boolean }) {
       return props.canWrite ? <CreateKey /> : <ReadOnly />;
     case "key":
       return <KeyDetailScreen key={r.id} id={r.id} />;
+    case "dashboard":
+      return <DashboardScreen />;
     case "audit":
       return <AuditLog />;
     case "settings":

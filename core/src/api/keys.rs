@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::limits::{Quota, RateLimitRule};
 use crate::ids::{AdminId, KeyId, OrgId};
 use crate::ip::IpAllowList;
 use crate::scope::ScopeSet;
@@ -43,6 +44,15 @@ pub struct ApiKey {
     pub updated_at: DateTime<Utc>,
     pub last_used_at: Option<DateTime<Utc>>,
     pub last_used_ip: Option<String>,
+    /// The tier whose rules the key inherits.
+    #[serde(default)]
+    pub tier: Option<String>,
+    /// The key's own rate-limit rules; they replace the tier's. `None`: the tier's apply.
+    #[serde(default)]
+    pub rate_limits: Option<Vec<RateLimitRule>>,
+    /// The key's own quota; it replaces the tier's. `None`: the tier's applies.
+    #[serde(default)]
+    pub quota: Option<Quota>,
 }
 
 #[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -64,6 +74,15 @@ pub struct CreateKeyRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub metadata: Option<serde_json::Value>,
+    /// A tier of the organisation whose rules the key inherits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tier: Option<String>,
+    /// The key's own rules (replacing the tier's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limits: Option<Vec<RateLimitRule>>,
+    /// The key's own quota (replacing the tier's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quota: Option<Quota>,
     /// Offline-created keys: the id the client generated (UUIDv7) ...
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<KeyId>,
@@ -80,6 +99,9 @@ impl std::fmt::Debug for CreateKeyRequest {
             .field("scopes", &self.scopes)
             .field("expires_at", &self.expires_at)
             .field("allowed_ips", &self.allowed_ips)
+            .field("tier", &self.tier)
+            .field("rate_limits", &self.rate_limits)
+            .field("quota", &self.quota)
             .field("id", &self.id)
             .field(
                 "secret_hash",
@@ -140,6 +162,30 @@ pub struct UpdateKeyRequest {
     /// Reversible switch, unlike revocation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disabled: Option<bool>,
+    /// `null` detaches the key from its tier.
+    #[serde(
+        default,
+        with = "super::double_option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    pub tier: Option<Option<String>>,
+    /// `null` returns to the tier's rules.
+    #[serde(
+        default,
+        with = "super::double_option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Vec<RateLimitRule>>))]
+    pub rate_limits: Option<Option<Vec<RateLimitRule>>>,
+    /// `null` returns to the tier's quota.
+    #[serde(
+        default,
+        with = "super::double_option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Quota>))]
+    pub quota: Option<Option<Quota>>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -3,20 +3,28 @@
 //!
 //! Request types deny unknown fields: a misspelt field is an error, never silently ignored.
 
+pub mod alerts;
 pub mod audit;
 pub mod auth;
 pub mod keys;
+pub mod limits;
 pub mod page;
 pub mod problem;
 pub mod sync;
 pub mod usage;
 pub mod verify;
+pub mod webhooks;
 
+pub use alerts::{Alert, AlertFilter, AlertList, AlertStatus, AlertsQuery};
 pub use audit::{AuditEntry, AuditVerifyReport, BrokenLink};
 pub use auth::{AdminInfo, LoginRequest, LoginResponse, Role};
 pub use keys::{
     ApiKey, CreateKeyRequest, CreatedKey, KeyStatusFilter, ListKeysQuery, RevokeKeyRequest,
     RotateKeyRequest, RotatedKey, UpdateKeyRequest,
+};
+pub use limits::{
+    CreateTierRequest, KeyLimits, LimitState, LimitUsage, Quota, QuotaState, RateLimitRule, Tier,
+    UpdateTierRequest, Violation, ViolationList, ViolationsQuery,
 };
 pub use page::{Page, PageQuery};
 pub use problem::{FieldError, Problem};
@@ -24,8 +32,16 @@ pub use sync::{
     Change, ChangeOp, Entity, OpKind, OpResult, OpStatus, PullQuery, PullResponse, PushOp,
     PushRequest, PushResponse, RotateOfflineRequest,
 };
-pub use usage::{Granularity, UsagePoint, UsageQuery, UsageResponse};
+pub use usage::{
+    CountPoint, Granularity, KeySeries, KeyUsageTotal, OrgUsage, OrgUsageQuery, OutcomeSeries,
+    ReportFormat, ReportQuery, ReportRow, UsageGroupBy, UsagePoint, UsageQuery, UsageResponse,
+    UsageTotals,
+};
 pub use verify::{VerifyCode, VerifyRequest, VerifyResponse, Whoami};
+pub use webhooks::{
+    CreateWebhookRequest, CreatedWebhook, DeliveryStatus, Webhook, WebhookAttempt, WebhookDelivery,
+    WebhookTestResponse,
+};
 
 /// Deserialises a field that may be absent (leave as is), `null` (clear) or a value (set).
 pub(crate) mod double_option {

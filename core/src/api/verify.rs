@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::limits::{LimitState, QuotaState};
 use crate::ids::{KeyId, OrgId};
 use crate::scope::ScopeSet;
 use crate::token::Environment;
@@ -105,4 +106,20 @@ pub struct VerifyResponse {
     pub scopes: Option<ScopeSet>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<DateTime<Utc>>,
+    /// The tightest rate-limit rule after this call (present when the key has rules).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ratelimit: Option<LimitState>,
+    /// The key's quotas after this call (present when it has any).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quota: Option<QuotaState>,
+    /// Seconds until a refused call could pass (`rate_limited`, `quota_exceeded`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after_seconds: Option<u64>,
+    /// Set when a rule is past its soft threshold: the `X-RateLimit-Warning` text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warning: Option<String>,
+    /// The rate-limit fields a service should put on its answer to this call, exactly as
+    /// `/v1/whoami` would (`RateLimit-Policy`, `RateLimit`, `X-RateLimit-*`, `Retry-After`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub headers: Option<std::collections::BTreeMap<String, String>>,
 }

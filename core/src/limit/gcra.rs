@@ -1,104 +1,104 @@
 //! GCRA (the generic cell rate algorithm), equivalent to a token bucket: `limit` units per
-//! `period_ms`, with room for `burst` units at once. State is one timestamp: the theoretical
-//! arrival time of the next unit.
+//! window, with room for `burst` at once. The state is one number: the theoretical arrival time
+//! (TAT) of the next unit, in integer nanoseconds (no floating point, no division on the allow
+//! path but the remaining count). The Redis script runs the same arithmetic in milliseconds.
 
-use std::num::NonZeroU32;
+use super::{Decision, Millis, Rule};
 
-use super::{Decision, Limiter, Millis};
+const NS_PER_MS: u64 = 1_000_000;
 
-#[derive(Debug, Clone)]
-pub struct Gcra {
-    limit: u32,
-    /// Milliseconds per unit.
-    emission_ms: f64,
-    /// How far ahead of now the arrival time may run: the burst.
-    tolerance_ms: f64,
-    tat: f64,
+/// (nanoseconds per unit, tolerance) for `limit` units per window with `burst` at once.
+pub(super) fn params(limit: u64, window_ms: u64, burst: u64) -> (u64, u64) {
+    let emission = (window_ms.saturating_mul(NS_PER_MS) / limit.max(1)).max(1);
+    let tolerance = u64::try_from(u128::from(emission) * u128::from(burst)).unwrap_or(u64::MAX);
+    (emission, tolerance)
 }
 
-impl Gcra {
-    pub fn new(limit: NonZeroU32, period_ms: u64, burst: NonZeroU32) -> Self {
-        let emission_ms = period_ms.max(1) as f64 / f64::from(limit.get());
-        Gcra {
-            limit: burst.get(),
-            emission_ms,
-            tolerance_ms: emission_ms * f64::from(burst.get()),
-            tat: 0.0,
-        }
-    }
-
-    fn next_tat(&self, now: f64, cost: NonZeroU32) -> f64 {
-        self.tat.max(now) + self.emission_ms * f64::from(cost.get())
+pub(super) fn peek(rule: &Rule, tat: u64, now: Millis, cost: u64) -> Decision {
+    let now = now.saturating_mul(NS_PER_MS);
+    let basis = tat.max(now);
+    let next = basis.saturating_add(rule.emission_ns.saturating_mul(cost));
+    let allow_at = next.saturating_sub(rule.tolerance_ns);
+    let allowed = allow_at <= now;
+    let after = if allowed { next } else { basis };
+    let room = now.saturating_add(rule.tolerance_ns).saturating_sub(after);
+    Decision {
+        allowed,
+        limit: rule.burst,
+        remaining: (room / rule.emission_ns).min(rule.burst),
+        reset_ms: (after - now).div_ceil(NS_PER_MS),
+        retry_after_ms: if allowed {
+            0
+        } else if cost > rule.burst {
+            u64::MAX
+        } else {
+            (allow_at - now).div_ceil(NS_PER_MS)
+        },
     }
 }
 
-impl Limiter for Gcra {
-    fn peek(&self, now: Millis, cost: NonZeroU32) -> Decision {
-        let now = now as f64;
-        let tat = self.next_tat(now, cost);
-        let allow_at = tat - self.tolerance_ms;
-        let allowed = allow_at <= now;
-        let basis = if allowed { tat } else { self.tat.max(now) };
-        let remaining = ((now + self.tolerance_ms - basis) / self.emission_ms)
-            .floor()
-            .max(0.0) as u32;
-        Decision {
-            allowed,
-            limit: self.limit,
-            remaining: remaining.min(self.limit),
-            reset_ms: (basis - now).max(0.0).ceil() as u64,
-            retry_after_ms: if allowed {
-                0
-            } else if self.emission_ms * f64::from(cost.get()) > self.tolerance_ms {
-                u64::MAX
-            } else {
-                (allow_at - now).ceil() as u64
-            },
-        }
-    }
+/// The state is the theoretical arrival time in nanoseconds since the epoch.
+pub(super) fn commit(rule: &Rule, tat: u64, now: Millis, cost: u64) -> u64 {
+    tat.max(now.saturating_mul(NS_PER_MS))
+        .saturating_add(rule.emission_ns.saturating_mul(cost))
+}
 
-    fn commit(&mut self, now: Millis, cost: NonZeroU32) {
-        self.tat = self.next_tat(now as f64, cost);
-    }
+pub(super) fn refund(rule: &Rule, tat: u64, cost: u64) -> u64 {
+    tat.saturating_sub(rule.emission_ns.saturating_mul(cost))
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::{Algorithm, SharedState};
     use super::*;
 
     #[test]
     fn burst_then_steady_refill() {
         // 10 per second, burst 5.
-        let mut g = Gcra::new(
-            NonZeroU32::new(10).unwrap(),
-            1000,
-            NonZeroU32::new(5).unwrap(),
-        );
-        let one = NonZeroU32::MIN;
+        let rules = [Rule::rate("g", Algorithm::Gcra, 10, 1, Some(5))];
+        let s = SharedState::new(1);
+        let t0 = 1_000_000;
         for i in 0..5 {
-            let d = g.peek(0, one);
+            let d = s.check(&rules, t0, 1, 0.8);
             assert!(d.allowed, "burst unit {i}");
-            assert_eq!(d.remaining, 4 - i);
-            g.commit(0, one);
+            assert_eq!(d.deciding().remaining, 4 - i);
         }
-        let d = g.peek(0, one);
+        let d = s.check(&rules, t0, 1, 0.8);
         assert!(!d.allowed);
-        assert_eq!(d.retry_after_ms, 100);
-        assert!(!g.peek(99, one).allowed);
-        assert!(g.peek(100, one).allowed, "one unit refills every 100 ms");
-        let five = NonZeroU32::new(5).unwrap();
-        assert!(g.peek(500, five).allowed, "a full burst after 500 ms");
+        assert_eq!(d.deciding().retry_after_ms, 100);
+        assert!(!s.check(&rules, t0 + 99, 1, 0.8).allowed);
+        assert!(
+            s.check(&rules, t0 + 100, 1, 0.8).allowed,
+            "one unit refills every 100 ms"
+        );
+        assert!(
+            s.check(&rules, t0 + 600, 5, 0.8).allowed,
+            "a full burst 500 ms later"
+        );
         assert_eq!(
-            g.peek(500, NonZeroU32::new(6).unwrap()).retry_after_ms,
+            s.check(&rules, t0 + 5000, 6, 0.8).deciding().retry_after_ms,
             u64::MAX
         );
     }
 
     #[test]
     fn a_clock_going_backwards_grants_nothing_extra() {
-        let mut g = Gcra::new(NonZeroU32::new(1).unwrap(), 1000, NonZeroU32::MIN);
-        g.commit(5000, NonZeroU32::MIN);
-        assert!(!g.peek(4000, NonZeroU32::MIN).allowed);
-        assert!(g.peek(6000, NonZeroU32::MIN).allowed);
+        let rules = [Rule::rate("g", Algorithm::Gcra, 1, 1, None)];
+        let s = SharedState::new(1);
+        assert!(s.check(&rules, 5000, 1, 0.8).allowed);
+        assert!(!s.check(&rules, 4000, 1, 0.8).allowed);
+        assert!(!s.check(&rules, 5999, 1, 0.8).allowed);
+        assert!(s.check(&rules, 6000, 1, 0.8).allowed);
+    }
+
+    #[test]
+    fn over_a_long_run_the_rate_holds() {
+        // 100 per second, burst 1, one attempt per millisecond for 10 s: exactly 1,000.
+        let rules = [Rule::rate("g", Algorithm::Gcra, 100, 1, Some(1))];
+        let s = SharedState::new(1);
+        let allowed = (0..10_000)
+            .filter(|t| s.check(&rules, 10_000 + t, 1, 0.8).allowed)
+            .count();
+        assert_eq!(allowed, 1000);
     }
 }

@@ -37,6 +37,9 @@ pub fn server_key(name: &str, age: Duration) -> ApiKey {
         updated_at: now - age,
         last_used_at: None,
         last_used_ip: None,
+        tier: None,
+        rate_limits: None,
+        quota: None,
     }
 }
 

@@ -253,26 +253,13 @@ pub async fn usage(
 ) -> AppResult<Json<keyward_core::api::UsageResponse>> {
     let id = key_id(&id)?;
     let granularity = q.granularity.unwrap_or_default();
-    let to = q.to.unwrap_or_else(Utc::now);
-    let from = q.from.unwrap_or(to - chrono::Duration::hours(24));
-    if from >= to {
-        return Err(AppError::field(
-            "from",
-            "out_of_range",
-            "must be before `to`",
-        ));
-    }
-    if to - from > granularity.max_span() {
-        return Err(AppError::field(
-            "from",
-            "out_of_range",
-            format!(
-                "a {} series spans at most {} days",
-                granularity.as_str(),
-                granularity.max_span().num_days()
-            ),
-        ));
-    }
+    let (from, to) = crate::http::usage::period(
+        q.from,
+        q.to,
+        chrono::Duration::hours(24),
+        granularity.max_span(),
+        granularity.as_str(),
+    )?;
     let mut conn = state.pool.acquire().await?;
     let key = store::keys::find_in_org(&mut conn, session.org_id, id, false)
         .await?

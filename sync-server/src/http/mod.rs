@@ -1,19 +1,24 @@
 //! The router: one module per area, each a set of handlers that parse input into domain values,
 //! run one transaction and answer.
 
+pub mod alerts;
 pub mod audit;
 pub mod auth;
 pub mod keys;
+pub mod limits;
 pub mod ops;
 pub mod sync;
+pub mod tiers;
+pub mod usage;
 pub mod verify;
+pub mod webhooks;
 
 use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, Request};
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
@@ -32,6 +37,26 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/keys/{id}/revoke", post(keys::revoke))
         .route("/v1/keys/{id}/rotate", post(keys::rotate))
         .route("/v1/keys/{id}/usage", get(keys::usage))
+        .route("/v1/keys/{id}/limits", get(limits::key_limits))
+        .route("/v1/tiers", get(tiers::list).post(tiers::create))
+        .route(
+            "/v1/tiers/{name}",
+            get(tiers::get).patch(tiers::update).delete(tiers::delete),
+        )
+        .route("/v1/ratelimits/violations", get(limits::violations))
+        .route("/v1/webhooks", get(webhooks::list).post(webhooks::create))
+        .route(
+            "/v1/webhooks/{id}",
+            get(webhooks::get).delete(webhooks::delete),
+        )
+        .route("/v1/webhooks/{id}/test", post(webhooks::test))
+        .route("/v1/webhooks/{id}/deliveries", get(webhooks::deliveries))
+        .route("/v1/usage", get(usage::org_usage))
+        .route("/v1/alerts", get(alerts::list))
+        .route("/v1/alerts/{id}/ack", post(alerts::ack))
+        .route("/v1/reports/usage", get(usage::report))
+        .route("/gw", any(crate::gateway::forward))
+        .route("/gw/{*path}", any(crate::gateway::forward))
         .route("/v1/whoami", get(verify::whoami))
         .route("/v1/verify", post(verify::verify))
         .route("/v1/audit", get(audit::list))
@@ -40,6 +65,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/sync/push", post(sync::push))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics))
         .route("/openapi.json", get(ops::openapi));
     api.fallback(|| async {
         AppError::NotFound { code: "not_found", detail: "no such endpoint".into() }

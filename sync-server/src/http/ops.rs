@@ -4,6 +4,8 @@ use axum::response::IntoResponse;
 use serde_json::{Value, json};
 
 use crate::error::{AppError, AppResult};
+use crate::limits::Mode;
+use crate::metrics::ModeLabel;
 use crate::state::AppState;
 
 /// The process is up.
@@ -22,13 +24,49 @@ pub async fn readyz(State(state): State<AppState>) -> AppResult<Json<Value>> {
     )
     .await;
     match ping {
-        Ok(Ok(_)) => Ok(Json(json!({"status": "ready"}))),
+        Ok(Ok(_)) => {
+            let limiter = &state.verifier.limiter;
+            let mut limits = json!({"mode": limiter.mode().as_str()});
+            if let Some(redis) = limiter.redis() {
+                let c = &redis.counters;
+                limits["redis"] = json!({
+                    "healthy": redis.healthy(),
+                    "fallbacks": c.fallbacks.get(),
+                    "errors": c.errors.get(),
+                    "calls": c.calls.get(),
+                    "requests": c.requests.get(),
+                });
+            }
+            Ok(Json(json!({"status": "ready", "limits": limits})))
+        }
         _ => Err(AppError::Unavailable {
             code: "database_unavailable",
             detail: "the database is unreachable".into(),
             retry_after_secs: Some(1),
         }),
     }
+}
+
+/// Prometheus metrics (OpenMetrics text).
+#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "OpenMetrics text")))]
+pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    let current = state.verifier.limiter.mode();
+    for mode in [Mode::Local, Mode::Redis, Mode::Fallback] {
+        state
+            .metrics
+            .limiter_mode
+            .get_or_create(&ModeLabel {
+                mode: mode.as_str(),
+            })
+            .set(i64::from(mode == current));
+    }
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        state.metrics.encode(),
+    )
 }
 
 /// This document.

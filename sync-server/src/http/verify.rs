@@ -1,17 +1,22 @@
 //! Key-authenticated calls: `GET /v1/whoami` (the key in a header) and `POST /v1/verify` (a
 //! platform service asks about a key it was given).
 
+use std::net::IpAddr;
+use std::sync::Arc;
+
 use axum::Json;
 use axum::extract::State;
 use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
 use keyward_core::api::FieldError;
 use keyward_core::api::{VerifyCode, VerifyRequest, VerifyResponse, Whoami};
 use keyward_core::validate::{self, FieldErrors};
 
 use crate::error::{AppError, AppResult};
 use crate::extract::{AppJson, ClientIp};
+use crate::limits;
 use crate::state::AppState;
-use crate::verify::{Verdict, VerifyError};
+use crate::verify::{Verdict, VerifiedKey, VerifyError};
 
 type Problem = keyward_core::api::Problem;
 
@@ -82,6 +87,62 @@ pub(crate) fn refusal(code: VerifyCode) -> AppError {
     }
 }
 
+/// A key that passed every check, with its limits' answer (when it has limits), for the
+/// caller to put the rate-limit fields on its answer with [`Authenticated::write_headers`].
+pub(crate) struct Authenticated {
+    pub key: Arc<VerifiedKey>,
+    outcome: Option<keyward_core::limit::Outcome>,
+}
+
+impl Authenticated {
+    pub fn write_headers(&self, headers: &mut HeaderMap) {
+        if let (Some(l), Some(o)) = (self.key.limits.as_deref(), &self.outcome) {
+            limits::write_headers(headers, l, o);
+        }
+    }
+}
+
+/// A key-authenticated call's verdict: the key, or the whole refusal (problem+json, with the
+/// rate-limit fields and `Retry-After` when a limit refused it). Shared by whoami and the
+/// gateway.
+pub(crate) async fn authenticate(
+    state: &AppState,
+    headers: &HeaderMap,
+    ip: Option<IpAddr>,
+    cost: u64,
+) -> Result<Authenticated, Response> {
+    let token =
+        presented_key(headers).ok_or_else(|| refusal(VerifyCode::NotFound).into_response())?;
+    let Verdict {
+        code,
+        key,
+        limits: outcome,
+    } = state
+        .verifier
+        .verify(token, None, ip, cost, chrono::Utc::now())
+        .await
+        .map_err(|e| verify_error(e).into_response())?;
+    match (code, key) {
+        (VerifyCode::Valid, Some(key)) => Ok(Authenticated { key, outcome }),
+        (code @ (VerifyCode::RateLimited | VerifyCode::QuotaExceeded), Some(key))
+            if key.limits.is_some() && outcome.is_some() =>
+        {
+            let (Some(l), Some(o)) = (key.limits.as_deref(), outcome.as_ref()) else {
+                unreachable!("checked by the guard")
+            };
+            let mut response = AppError::TooManyRequests {
+                code: code.as_str(),
+                detail: limits::refusal_detail(l, o),
+                retry_after_secs: limits::retry_after_secs(o),
+            }
+            .into_response();
+            limits::write_headers(response.headers_mut(), l, o);
+            Err(response)
+        }
+        (code, _) => Err(refusal(code).into_response()),
+    }
+}
+
 /// Who the presented key is.
 #[utoipa::path(get, path = "/v1/whoami", tag = "verification", security(("api_key" = [])),
     responses((status = 200, body = Whoami), (status = 401, body = Problem), (status = 403, body = Problem),
@@ -90,23 +151,23 @@ pub async fn whoami(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
     headers: HeaderMap,
-) -> AppResult<Json<Whoami>> {
-    let token = presented_key(&headers).ok_or_else(|| refusal(VerifyCode::NotFound))?;
-    let Verdict { code, key } = state
-        .verifier
-        .verify(token, None, ip, chrono::Utc::now())
-        .await
-        .map_err(verify_error)?;
-    match (code, key) {
-        (VerifyCode::Valid, Some(key)) => Ok(Json(Whoami {
-            key_id: key.id,
-            org_id: key.org_id,
-            name: key.name.clone(),
-            environment: key.environment,
-            scopes: key.scopes.clone(),
-            expires_at: key.expires_at,
-        })),
-        (code, _) => Err(refusal(code)),
+) -> Response {
+    match authenticate(&state, &headers, ip, 1).await {
+        Ok(auth) => {
+            let key = &auth.key;
+            let mut response = Json(Whoami {
+                key_id: key.id,
+                org_id: key.org_id,
+                name: key.name.clone(),
+                environment: key.environment,
+                scopes: key.scopes.clone(),
+                expires_at: key.expires_at,
+            })
+            .into_response();
+            auth.write_headers(response.headers_mut());
+            response
+        }
+        Err(refused) => refused,
     }
 }
 
@@ -149,12 +210,42 @@ pub async fn verify(
     let (Some(scope), Some(client_ip)) = (scope, client_ip) else {
         unreachable!("checked above")
     };
-    let Verdict { code, key } = state
+    let cost = u64::from(req.cost.unwrap_or(1));
+    let Verdict {
+        code,
+        key,
+        limits: outcome,
+    } = state
         .verifier
-        .verify(&req.key, scope.as_ref(), client_ip, chrono::Utc::now())
+        .verify(
+            &req.key,
+            scope.as_ref(),
+            client_ip,
+            cost,
+            chrono::Utc::now(),
+        )
         .await
         .map_err(verify_error)?;
+    let checked = key
+        .as_ref()
+        .and_then(|k| k.limits.as_deref())
+        .zip(outcome.as_ref());
+    let (ratelimit, quota) = checked.map_or((None, None), |(l, o)| limits::verify_view(l, o));
     Ok(Json(VerifyResponse {
+        ratelimit,
+        quota,
+        retry_after_seconds: checked
+            .filter(|(_, o)| !o.allowed)
+            .map(|(_, o)| limits::retry_after_secs(o)),
+        headers: checked.map(|(l, o)| {
+            limits::response_headers(l, o)
+                .iter()
+                .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
+                .collect()
+        }),
+        warning: checked.filter(|(_, o)| o.warning).and_then(|(l, o)| {
+            keyward_core::limit::headers::warning(&l.rules, o.decisions(), l.soft_threshold)
+        }),
         valid: code == VerifyCode::Valid,
         code,
         key_id: key.as_ref().map(|k| k.id),

@@ -1,6 +1,7 @@
 use chrono::{DateTime, Utc};
-use keyward_core::api::{ApiKey, KeyStatusFilter};
+use keyward_core::api::{ApiKey, KeyStatusFilter, Quota, RateLimitRule};
 use keyward_core::{AdminId, Environment, IpAllowList, KeyId, KeyStatus, OrgId, ScopeSet};
+use sqlx::types::Json;
 use sqlx::{PgConnection, Postgres, QueryBuilder};
 use uuid::Uuid;
 
@@ -32,11 +33,14 @@ pub struct KeyRow {
     pub last_used_ip: Option<String>,
     /// The change sequence value of the row's last change (for sync).
     pub seq: i64,
+    pub tier: Option<String>,
+    pub rate_limits: Option<Json<Vec<RateLimitRule>>>,
+    pub quota: Option<Json<Quota>>,
 }
 
 const COLUMNS: &str = "id, org_id, name, description, environment, secret_hash, scopes, allowed_ips, metadata, \
     disabled, expires_at, revoked_at, revoke_reason, rotated_from, replaced_by, lineage_id, created_at, created_by, \
-    updated_at, last_used_at, last_used_ip, seq";
+    updated_at, last_used_at, last_used_ip, seq, tier, rate_limits, quota";
 
 impl KeyRow {
     pub fn status(&self, now: DateTime<Utc>) -> KeyStatus {
@@ -70,8 +74,51 @@ impl KeyRow {
             updated_at: self.updated_at,
             last_used_at: self.last_used_at,
             last_used_ip: self.last_used_ip.clone(),
+            tier: self.tier.clone(),
+            rate_limits: self.rate_limits.as_ref().map(|r| r.0.clone()),
+            quota: self.quota.as_ref().map(|q| q.0.clone()),
         }
     }
+}
+
+/// What verification loads: the key, its tier's settings and the stored quota counts of its
+/// lineage for the current UTC day and month.
+#[derive(Debug, sqlx::FromRow)]
+pub struct VerifyRow {
+    #[sqlx(flatten)]
+    pub key: KeyRow,
+    pub tier_rate_limits: Option<Json<Vec<RateLimitRule>>>,
+    pub tier_quota: Option<Json<Quota>>,
+    pub tier_soft_threshold: Option<f64>,
+    pub used_today: Option<i64>,
+    pub used_this_month: Option<i64>,
+}
+
+static VERIFY_QUERY: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    let columns: Vec<String> = COLUMNS
+        .split(", ")
+        .map(|c| format!("k.{}", c.trim()))
+        .collect();
+    format!(
+        "SELECT {}, t.rate_limits AS tier_rate_limits, t.quota AS tier_quota, t.soft_threshold AS tier_soft_threshold,
+            (SELECT used FROM quota_usage q WHERE q.lineage_id = k.lineage_id AND q.period = 'day'
+                AND q.period_start = (now() AT TIME ZONE 'UTC')::date) AS used_today,
+            (SELECT used FROM quota_usage q WHERE q.lineage_id = k.lineage_id AND q.period = 'month'
+                AND q.period_start = date_trunc('month', now() AT TIME ZONE 'UTC')::date) AS used_this_month
+         FROM api_keys k LEFT JOIN tiers t ON t.org_id = k.org_id AND t.name = k.tier
+         WHERE k.id = $1",
+        columns.join(", ")
+    )
+});
+
+pub async fn find_for_verify<'e, E>(ex: E, id: KeyId) -> Result<Option<VerifyRow>, sqlx::Error>
+where
+    E: sqlx::Executor<'e, Database = Postgres>,
+{
+    sqlx::query_as(&VERIFY_QUERY)
+        .bind(id.as_uuid())
+        .fetch_optional(ex)
+        .await
 }
 
 /// For verification: any organisation.
@@ -107,8 +154,8 @@ pub async fn insert(conn: &mut PgConnection, k: &KeyRow) -> Result<(), sqlx::Err
     sqlx::query(
         "INSERT INTO api_keys (id, org_id, name, description, environment, secret_hash, scopes, allowed_ips, metadata,
             disabled, expires_at, revoked_at, revoke_reason, rotated_from, replaced_by, lineage_id, created_at,
-            created_by, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)",
+            created_by, updated_at, tier, rate_limits, quota)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)",
     )
     .bind(k.id)
     .bind(k.org_id)
@@ -129,6 +176,9 @@ pub async fn insert(conn: &mut PgConnection, k: &KeyRow) -> Result<(), sqlx::Err
     .bind(k.created_at)
     .bind(k.created_by)
     .bind(k.updated_at)
+    .bind(&k.tier)
+    .bind(&k.rate_limits)
+    .bind(&k.quota)
     .execute(&mut *conn)
     .await?;
     notify(conn, KeyId::from_uuid(k.id)).await
@@ -140,7 +190,7 @@ pub async fn update(conn: &mut PgConnection, k: &KeyRow) -> Result<(), sqlx::Err
     sqlx::query(
         "UPDATE api_keys SET name = $2, description = $3, scopes = $4, allowed_ips = $5, metadata = $6,
             disabled = $7, expires_at = $8, revoked_at = $9, revoke_reason = $10, replaced_by = $11, updated_at = $12,
-            seq = nextval('change_seq')
+            tier = $13, rate_limits = $14, quota = $15, seq = nextval('change_seq')
           WHERE id = $1",
     )
     .bind(k.id)
@@ -155,6 +205,9 @@ pub async fn update(conn: &mut PgConnection, k: &KeyRow) -> Result<(), sqlx::Err
     .bind(&k.revoke_reason)
     .bind(k.replaced_by)
     .bind(k.updated_at)
+    .bind(&k.tier)
+    .bind(&k.rate_limits)
+    .bind(&k.quota)
     .execute(&mut *conn)
     .await?;
     notify(conn, KeyId::from_uuid(k.id)).await

@@ -5,10 +5,13 @@
 pub mod admins;
 pub mod audit;
 pub mod keys;
+pub mod limits;
 pub mod orgs;
 pub mod sessions;
 pub mod sync;
+pub mod tiers;
 pub mod usage;
+pub mod webhooks;
 
 use std::time::Duration;
 

@@ -1,9 +1,134 @@
+use chrono::NaiveDate;
+use keyward_core::KeyId;
+use keyward_core::api::Granularity;
 use sqlx::PgPool;
 
 use crate::usage::UsageBatch;
 
-/// One statement for the counts and one for last-used, in one transaction.
-pub async fn write_batch(pool: &PgPool, batch: &UsageBatch) -> Result<(), sqlx::Error> {
+/// The rollup tables and their time column.
+const KEY_ROLLUPS: [(&str, &str); 3] = [
+    ("usage_minute", "minute"),
+    ("usage_hour", "hour"),
+    ("usage_day", "day"),
+];
+const ORG_ROLLUPS: [(&str, &str); 3] = [
+    ("usage_org_minute", "minute"),
+    ("usage_org_hour", "hour"),
+    ("usage_org_day", "day"),
+];
+
+fn index_of(granularity: Granularity) -> usize {
+    match granularity {
+        Granularity::Minute => 0,
+        Granularity::Hour => 1,
+        Granularity::Day => 2,
+    }
+}
+
+/// The table and time column holding a granularity.
+pub fn table_of(granularity: Granularity) -> (&'static str, &'static str) {
+    KEY_ROLLUPS[index_of(granularity)]
+}
+
+/// The organisation rollup of a granularity.
+fn org_table_of(granularity: Granularity) -> (&'static str, &'static str) {
+    ORG_ROLLUPS[index_of(granularity)]
+}
+
+/// Recomputes the hour and day rollups of `keys` from their minutes (the demo seeds minutes).
+pub async fn rebuild_rollups(
+    conn: &mut sqlx::PgConnection,
+    keys: &[uuid::Uuid],
+) -> Result<(), sqlx::Error> {
+    for (table, unit) in &KEY_ROLLUPS[1..] {
+        sqlx::query(&format!(
+            "INSERT INTO {table} (key_id, org_id, {unit}, outcome, count)
+             SELECT key_id, org_id, date_trunc('{unit}', minute, 'UTC'), outcome, sum(count)::int8
+               FROM usage_minute WHERE key_id = ANY($1) GROUP BY 1, 2, 3, 4
+             ON CONFLICT (key_id, {unit}, outcome) DO UPDATE SET count = EXCLUDED.count"
+        ))
+        .bind(keys)
+        .execute(&mut *conn)
+        .await?;
+    }
+    for ((table, unit), (source, column)) in ORG_ROLLUPS.into_iter().zip(KEY_ROLLUPS) {
+        sqlx::query(&format!(
+            "INSERT INTO {table} (org_id, {unit}, outcome, count)
+             SELECT org_id, {column}, outcome, sum(count)::int8 FROM {source}
+              WHERE org_id IN (SELECT org_id FROM api_keys WHERE id = ANY($1)) GROUP BY 1, 2, 3
+             ON CONFLICT (org_id, {unit}, outcome) DO UPDATE SET count = EXCLUDED.count"
+        ))
+        .bind(keys)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Deletes rows older than `before` from one granularity's table, at most `batch` at a time
+/// (short transactions beside the flusher); returns how many went.
+pub async fn delete_before(
+    pool: &PgPool,
+    granularity: Granularity,
+    before: chrono::DateTime<chrono::Utc>,
+    batch: i64,
+) -> Result<u64, sqlx::Error> {
+    let (org_table, _) = org_table_of(granularity);
+    delete_batches(pool, org_table, table_of(granularity).1, before, batch).await?;
+    let (table, column) = table_of(granularity);
+    delete_batches(pool, table, column, before, batch).await
+}
+
+async fn delete_batches(
+    pool: &PgPool,
+    table: &str,
+    column: &str,
+    before: chrono::DateTime<chrono::Utc>,
+    batch: i64,
+) -> Result<u64, sqlx::Error> {
+    let mut total = 0;
+    loop {
+        let gone = sqlx::query(&format!(
+            "DELETE FROM {table} WHERE ctid IN (SELECT ctid FROM {table} WHERE {column} < $1 LIMIT $2)"
+        ))
+        .bind(before)
+        .bind(batch)
+        .execute(pool)
+        .await?
+        .rows_affected();
+        total += gone;
+        if gone < batch as u64 {
+            return Ok(total);
+        }
+    }
+}
+
+/// allowed, rate_limited (rate and quota refusals), rejected (every other refusal).
+pub const OUTCOME_SUMS: &str = "coalesce(sum(u.count) FILTER (WHERE u.outcome = 'valid'), 0)::int8,
+    coalesce(sum(u.count) FILTER (WHERE u.outcome IN ('rate_limited', 'quota_exceeded')), 0)::int8,
+    coalesce(sum(u.count) FILTER (WHERE u.outcome NOT IN ('valid', 'rate_limited', 'quota_exceeded')), 0)::int8";
+
+/// A soft-threshold event as stored (first crossing only).
+#[derive(sqlx::FromRow)]
+struct StoredEvent {
+    org_id: uuid::Uuid,
+    key_id: uuid::Uuid,
+    rule: String,
+    window_index: i64,
+    used: i64,
+    lim: i64,
+    created_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// A quota counter: (lineage, period, period start).
+pub type QuotaKey = (KeyId, &'static str, NaiveDate);
+
+/// One statement each for the counts, last-used, quota units, violations and limit events, in
+/// one transaction. Returns the stored quota totals after the write (every node's units).
+pub async fn write_batch(
+    pool: &PgPool,
+    batch: &UsageBatch,
+) -> Result<Vec<(QuotaKey, i64)>, sqlx::Error> {
     let n = batch.counts.len();
     let (mut keys, mut orgs, mut minutes, mut outcomes, mut counts) = (
         Vec::with_capacity(n),
@@ -21,18 +146,38 @@ pub async fn write_batch(pool: &PgPool, batch: &UsageBatch) -> Result<(), sqlx::
     }
     let mut tx = pool.begin().await?;
     if n > 0 {
-        sqlx::query(
-            "INSERT INTO usage_minute (key_id, org_id, minute, outcome, count)
-             SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::timestamptz[], $4::text[], $5::int8[])
-             ON CONFLICT (key_id, minute, outcome) DO UPDATE SET count = usage_minute.count + EXCLUDED.count",
-        )
-        .bind(&keys)
-        .bind(&orgs)
-        .bind(&minutes)
-        .bind(&outcomes)
-        .bind(&counts)
-        .execute(&mut *tx)
-        .await?;
+        // Every count into the per-key and the organisation rollups of each granularity.
+        for (table, unit) in ORG_ROLLUPS {
+            sqlx::query(&format!(
+                "INSERT INTO {table} (org_id, {unit}, outcome, count)
+                 SELECT o, date_trunc('{unit}', m, 'UTC'), oc, sum(c)::int8
+                   FROM UNNEST($1::uuid[], $2::timestamptz[], $3::text[], $4::int8[]) AS u(o, m, oc, c)
+                  GROUP BY 1, 2, 3
+                 ON CONFLICT (org_id, {unit}, outcome) DO UPDATE SET count = {table}.count + EXCLUDED.count"
+            ))
+            .bind(&orgs)
+            .bind(&minutes)
+            .bind(&outcomes)
+            .bind(&counts)
+            .execute(&mut *tx)
+            .await?;
+        }
+        for (table, unit) in KEY_ROLLUPS {
+            sqlx::query(&format!(
+                "INSERT INTO {table} (key_id, org_id, {unit}, outcome, count)
+                 SELECT k, o, date_trunc('{unit}', m, 'UTC'), oc, sum(c)::int8
+                   FROM UNNEST($1::uuid[], $2::uuid[], $3::timestamptz[], $4::text[], $5::int8[]) AS u(k, o, m, oc, c)
+                  GROUP BY 1, 2, 3, 4
+                 ON CONFLICT (key_id, {unit}, outcome) DO UPDATE SET count = {table}.count + EXCLUDED.count"
+            ))
+            .bind(&keys)
+            .bind(&orgs)
+            .bind(&minutes)
+            .bind(&outcomes)
+            .bind(&counts)
+            .execute(&mut *tx)
+            .await?;
+        }
     }
     if !batch.last_used.is_empty() {
         let (mut ids, mut times, mut ips) = (Vec::new(), Vec::new(), Vec::new());
@@ -52,7 +197,102 @@ pub async fn write_batch(pool: &PgPool, batch: &UsageBatch) -> Result<(), sqlx::
         .execute(&mut *tx)
         .await?;
     }
-    tx.commit().await
+    let mut totals = Vec::new();
+    if !batch.quota.is_empty() {
+        let (mut ids, mut periods, mut starts, mut units) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for ((lineage, period, start), (_, _, n)) in &batch.quota {
+            ids.push(lineage.into_uuid());
+            periods.push(*period);
+            starts.push(*start);
+            units.push(*n);
+        }
+        let rows: Vec<(uuid::Uuid, String, NaiveDate, i64)> = sqlx::query_as(
+            "INSERT INTO quota_usage (lineage_id, period, period_start, used)
+             SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::date[], $4::int8[])
+             ON CONFLICT (lineage_id, period, period_start) DO UPDATE SET used = quota_usage.used + EXCLUDED.used
+             RETURNING lineage_id, period, period_start, used",
+        )
+        .bind(&ids)
+        .bind(&periods)
+        .bind(&starts)
+        .bind(&units)
+        .fetch_all(&mut *tx)
+        .await?;
+        for (lineage, period, start, used) in rows {
+            let period = if period == "day" { "day" } else { "month" };
+            totals.push(((KeyId::from_uuid(lineage), period, start), used));
+        }
+    }
+    if !batch.violations.is_empty() {
+        let (mut keys, mut orgs, mut rules, mut minutes, mut counts, mut lasts) = (
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+        );
+        for ((key, rule, minute), (org, n, last)) in &batch.violations {
+            keys.push(key.into_uuid());
+            orgs.push(org.into_uuid());
+            rules.push(rule.as_str());
+            minutes.push(*minute);
+            counts.push(*n);
+            lasts.push(*last);
+        }
+        sqlx::query(
+            "INSERT INTO ratelimit_violations (key_id, org_id, rule, minute, count, last_at)
+             SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::timestamptz[], $5::int8[], $6::timestamptz[])
+             ON CONFLICT (key_id, rule, minute) DO UPDATE SET count = ratelimit_violations.count + EXCLUDED.count,
+                last_at = greatest(ratelimit_violations.last_at, EXCLUDED.last_at)",
+        )
+        .bind(&keys)
+        .bind(&orgs)
+        .bind(&rules)
+        .bind(&minutes)
+        .bind(&counts)
+        .bind(&lasts)
+        .execute(&mut *tx)
+        .await?;
+    }
+    if !batch.events.is_empty() {
+        let e = &batch.events;
+        // Only the first crossing per key, rule and window is stored; each stored one becomes a
+        // `limit.soft_threshold` notification in the same transaction.
+        let stored: Vec<StoredEvent> = sqlx::query_as(
+            "INSERT INTO limit_events (id, org_id, key_id, rule, kind, window_index, used, lim, created_at)
+             SELECT gen_random_uuid(), o, k, r, 'soft_threshold', w, u, l, t
+               FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::int8[], $5::int8[], $6::int8[], $7::timestamptz[])
+                    AS x(o, k, r, w, u, l, t)
+             ON CONFLICT ON CONSTRAINT limit_events_once_key DO NOTHING
+             RETURNING org_id, key_id, rule, window_index, used, lim, created_at",
+        )
+        .bind(e.iter().map(|e| e.org_id.into_uuid()).collect::<Vec<_>>())
+        .bind(e.iter().map(|e| e.key_id.into_uuid()).collect::<Vec<_>>())
+        .bind(e.iter().map(|e| e.rule.as_str()).collect::<Vec<_>>())
+        .bind(e.iter().map(|e| e.window_index).collect::<Vec<_>>())
+        .bind(e.iter().map(|e| e.used).collect::<Vec<_>>())
+        .bind(e.iter().map(|e| e.limit).collect::<Vec<_>>())
+        .bind(e.iter().map(|e| e.at).collect::<Vec<_>>())
+        .fetch_all(&mut *tx)
+        .await?;
+        for ev in stored {
+            let data = serde_json::json!({
+                "key_id": KeyId::from_uuid(ev.key_id),
+                "rule": ev.rule,
+                "window_index": ev.window_index,
+                "used": ev.used,
+                "limit": ev.lim,
+                "at": ev.created_at,
+            });
+            let org = keyward_core::OrgId::from_uuid(ev.org_id);
+            crate::webhooks::enqueue(&mut tx, org, crate::webhooks::LIMIT_SOFT_THRESHOLD, data)
+                .await?;
+        }
+    }
+    tx.commit().await?;
+    Ok(totals)
 }
 
 /// A lineage's usage (a key and every key it was rotated from or into), bucketed, with empty
@@ -65,15 +305,13 @@ pub async fn series(
     from: chrono::DateTime<chrono::Utc>,
     to: chrono::DateTime<chrono::Utc>,
 ) -> Result<Vec<keyward_core::api::UsagePoint>, sqlx::Error> {
-    let rows: Vec<(chrono::DateTime<chrono::Utc>, i64, i64, i64)> = sqlx::query_as(
-        "SELECT date_trunc($1, u.minute, 'UTC') AS ts,
-                coalesce(sum(u.count) FILTER (WHERE u.outcome = 'valid'), 0)::int8,
-                coalesce(sum(u.count) FILTER (WHERE u.outcome IN ('rate_limited', 'quota_exceeded')), 0)::int8,
-                coalesce(sum(u.count) FILTER (WHERE u.outcome NOT IN ('valid', 'rate_limited', 'quota_exceeded')), 0)::int8
-           FROM usage_minute u JOIN api_keys k ON k.id = u.key_id
-          WHERE k.lineage_id = $2 AND k.org_id = $3 AND u.minute >= $4 AND u.minute < $5
-          GROUP BY 1 ORDER BY 1",
-    )
+    let (table, column) = table_of(granularity);
+    let rows: Vec<(chrono::DateTime<chrono::Utc>, i64, i64, i64)> = sqlx::query_as(&format!(
+        "SELECT date_trunc($1, u.{column}, 'UTC') AS ts, {OUTCOME_SUMS}
+           FROM {table} u JOIN api_keys k ON k.id = u.key_id
+          WHERE k.lineage_id = $2 AND k.org_id = $3 AND u.{column} >= date_trunc($1, $4::timestamptz, 'UTC') AND u.{column} < $5
+          GROUP BY 1 ORDER BY 1"
+    ))
     .bind(granularity.as_str())
     .bind(lineage)
     .bind(org)
@@ -93,3 +331,185 @@ pub async fn series(
         )
         .collect())
 }
+
+type Bucket = (chrono::DateTime<chrono::Utc>, i64, i64, i64);
+
+fn point((ts, allowed, rate_limited, rejected): Bucket) -> keyward_core::api::UsagePoint {
+    keyward_core::api::UsagePoint {
+        ts,
+        allowed,
+        rate_limited,
+        rejected,
+    }
+}
+
+/// The organisation's traffic by bucket (every key together).
+pub async fn org_series(
+    conn: &mut sqlx::PgConnection,
+    org: uuid::Uuid,
+    granularity: Granularity,
+    from: chrono::DateTime<chrono::Utc>,
+    to: chrono::DateTime<chrono::Utc>,
+) -> Result<Vec<keyward_core::api::UsagePoint>, sqlx::Error> {
+    let (table, column) = org_table_of(granularity);
+    let rows: Vec<Bucket> = sqlx::query_as(&format!(
+        "SELECT date_trunc($1, u.{column}, 'UTC') AS ts, {OUTCOME_SUMS}
+           FROM {table} u
+          WHERE u.org_id = $2 AND u.{column} >= date_trunc($1, $3::timestamptz, 'UTC') AND u.{column} < $4
+          GROUP BY 1 ORDER BY 1"
+    ))
+    .bind(granularity.as_str())
+    .bind(org)
+    .bind(from)
+    .bind(to)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows.into_iter().map(point).collect())
+}
+
+/// Per-key totals over a period, the `top` biggest by volume or by rejections. Periods of a
+/// week or more rank on the day rollup, of a day or more at least on the hour rollup.
+pub async fn top_keys(
+    conn: &mut sqlx::PgConnection,
+    org: uuid::Uuid,
+    granularity: Granularity,
+    from: chrono::DateTime<chrono::Utc>,
+    to: chrono::DateTime<chrono::Utc>,
+    by_rejections: bool,
+    top: i64,
+) -> Result<Vec<keyward_core::api::KeyUsageTotal>, sqlx::Error> {
+    // Long periods rank keys on a coarser rollup (buckets touching the period count whole).
+    let span = to - from;
+    let granularity = if span >= chrono::Duration::days(7) {
+        Granularity::Day
+    } else if span >= chrono::Duration::days(1) && granularity == Granularity::Minute {
+        Granularity::Hour
+    } else {
+        granularity
+    };
+    let (table, column) = table_of(granularity);
+    let order = if by_rejections {
+        "coalesce(sum(u.count) FILTER (WHERE u.outcome NOT IN ('valid', 'rate_limited', 'quota_exceeded')), 0) DESC, sum(u.count) DESC"
+    } else {
+        "sum(u.count) DESC"
+    };
+    let rows: Vec<(uuid::Uuid, String, i64, i64, i64)> = sqlx::query_as(&format!(
+        "SELECT t.key_id, coalesce(k.name, ''), t.allowed, t.rate_limited, t.rejected FROM (
+            SELECT u.key_id, {OUTCOME_SUMS}
+              FROM {table} u
+             WHERE u.org_id = $2 AND u.{column} >= date_trunc($1, $3::timestamptz, 'UTC') AND u.{column} < $4
+             GROUP BY 1 ORDER BY {order} LIMIT $5
+         ) AS t(key_id, allowed, rate_limited, rejected)
+         LEFT JOIN api_keys k ON k.id = t.key_id
+         ORDER BY {}",
+        if by_rejections { "t.rejected DESC, t.allowed DESC" } else { "(t.allowed + t.rate_limited + t.rejected) DESC" }
+    ))
+    .bind(granularity.as_str())
+    .bind(org)
+    .bind(from)
+    .bind(to)
+    .bind(top)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .filter(|r| !by_rejections || r.4 > 0)
+        .map(
+            |(key_id, name, allowed, rate_limited, rejected)| keyward_core::api::KeyUsageTotal {
+                key_id: KeyId::from_uuid(key_id),
+                name,
+                totals: keyward_core::api::UsageTotals {
+                    allowed,
+                    rate_limited,
+                    rejected,
+                },
+            },
+        )
+        .collect())
+}
+
+/// Series of the given keys, by bucket.
+pub async fn keys_series(
+    conn: &mut sqlx::PgConnection,
+    org: uuid::Uuid,
+    keys: &[uuid::Uuid],
+    granularity: Granularity,
+    from: chrono::DateTime<chrono::Utc>,
+    to: chrono::DateTime<chrono::Utc>,
+) -> Result<Vec<(uuid::Uuid, keyward_core::api::UsagePoint)>, sqlx::Error> {
+    let (table, column) = table_of(granularity);
+    let rows: Vec<(uuid::Uuid, chrono::DateTime<chrono::Utc>, i64, i64, i64)> = sqlx::query_as(&format!(
+        "SELECT u.key_id, date_trunc($1, u.{column}, 'UTC') AS ts, {OUTCOME_SUMS}
+           FROM {table} u
+          WHERE u.org_id = $2 AND u.key_id = ANY($3) AND u.{column} >= date_trunc($1, $4::timestamptz, 'UTC') AND u.{column} < $5
+          GROUP BY 1, 2 ORDER BY 1, 2"
+    ))
+    .bind(granularity.as_str())
+    .bind(org)
+    .bind(keys)
+    .bind(from)
+    .bind(to)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(k, ts, a, r, j)| (k, point((ts, a, r, j))))
+        .collect())
+}
+
+/// Counts per outcome, by bucket.
+pub async fn outcome_series(
+    conn: &mut sqlx::PgConnection,
+    org: uuid::Uuid,
+    granularity: Granularity,
+    from: chrono::DateTime<chrono::Utc>,
+    to: chrono::DateTime<chrono::Utc>,
+) -> Result<Vec<(String, chrono::DateTime<chrono::Utc>, i64)>, sqlx::Error> {
+    let (table, column) = org_table_of(granularity);
+    sqlx::query_as(&format!(
+        "SELECT u.outcome, date_trunc($1, u.{column}, 'UTC') AS ts, sum(u.count)::int8
+           FROM {table} u
+          WHERE u.org_id = $2 AND u.{column} >= date_trunc($1, $3::timestamptz, 'UTC') AND u.{column} < $4
+          GROUP BY 1, 2 ORDER BY 1, 2"
+    ))
+    .bind(granularity.as_str())
+    .bind(org)
+    .bind(from)
+    .bind(to)
+    .fetch_all(conn)
+    .await
+}
+
+/// A report row as read: day, key id, key name, allowed, rate limited, rejected.
+pub type ReportRecord = (
+    chrono::DateTime<chrono::Utc>,
+    uuid::Uuid,
+    String,
+    i64,
+    i64,
+    i64,
+);
+
+/// The report's rows: per key and UTC day, from the day rollup, in day and key order. A stream,
+/// so a long period never sits in memory.
+pub fn report_rows<'a>(
+    pool: &'a PgPool,
+    org: uuid::Uuid,
+    from: chrono::DateTime<chrono::Utc>,
+    to: chrono::DateTime<chrono::Utc>,
+) -> futures::stream::BoxStream<'a, Result<ReportRecord, sqlx::Error>> {
+    sqlx::query_as(&REPORT_QUERY)
+        .bind(org)
+        .bind(from)
+        .bind(to)
+        .fetch(pool)
+}
+
+static REPORT_QUERY: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "SELECT u.day, u.key_id, coalesce(k.name, ''), {OUTCOME_SUMS}
+           FROM usage_day u LEFT JOIN api_keys k ON k.id = u.key_id
+          WHERE u.org_id = $1 AND u.day >= date_trunc('day', $2::timestamptz, 'UTC') AND u.day < $3
+          GROUP BY 1, 2, 3 ORDER BY 1, 2"
+    )
+});

@@ -1,12 +1,13 @@
 //! The part of a key record that verification needs, parsed once when it enters the cache.
 
 use std::net::IpAddr;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use chrono::{DateTime, Utc};
 use keyward_core::api::VerifyCode;
 use keyward_core::{Environment, IpAllowList, KeyId, KeyStatus, OrgId, Scope, ScopeSet};
 
+use crate::limits::KeyLimits;
 use crate::store::keys::KeyRow;
 
 #[derive(Debug)]
@@ -20,6 +21,10 @@ pub struct VerifiedKey {
     pub disabled: bool,
     pub expires_at: Option<DateTime<Utc>>,
     pub revoked_at: Option<DateTime<Utc>>,
+    /// The first key of the rotation chain: quotas count per lineage.
+    pub lineage_id: KeyId,
+    /// Rate limits and quotas with their state; `None` for an unlimited key.
+    pub limits: Option<Arc<KeyLimits>>,
     pub(super) secret_hash: String,
     /// SHA-256 of the token, set once argon2 has accepted it.
     pub(super) digest: OnceLock<[u8; 32]>,
@@ -30,9 +35,14 @@ pub struct VerifiedKey {
 pub struct CorruptKey(KeyId, &'static str);
 
 impl VerifiedKey {
-    pub fn from_row(row: KeyRow) -> Result<VerifiedKey, CorruptKey> {
+    pub fn from_row(
+        row: KeyRow,
+        limits: Option<Arc<KeyLimits>>,
+    ) -> Result<VerifiedKey, CorruptKey> {
         let id = KeyId::from_uuid(row.id);
         Ok(VerifiedKey {
+            lineage_id: KeyId::from_uuid(row.lineage_id),
+            limits,
             id,
             org_id: OrgId::from_uuid(row.org_id),
             environment: row

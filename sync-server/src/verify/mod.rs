@@ -22,6 +22,7 @@ use moka::sync::Cache;
 use sqlx::PgPool;
 
 use crate::config::Config;
+use crate::limits::{LimitSource, Limiter};
 use crate::store;
 use crate::throttle::FailureWindow;
 use crate::usage::UsageRecorder;
@@ -34,6 +35,8 @@ pub struct Verdict {
     pub code: VerifyCode,
     /// Present once the caller proved it holds the key's secret.
     pub key: Option<Arc<VerifiedKey>>,
+    /// The limits' answer, for a key with limits that passed every other check.
+    pub limits: Option<keyward_core::limit::Outcome>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -61,6 +64,9 @@ pub struct Verifier {
     cold_failures: FailureWindow<KeyId>,
     hasher: Hasher,
     usage: Arc<UsageRecorder>,
+    /// Off only to measure what recording costs (`KEYWARD_USAGE_RECORDING=false`).
+    record_usage: bool,
+    pub limiter: Arc<Limiter>,
     /// Invalidation bookkeeping that closes the load/invalidate race, see [`Self::load`].
     clock: AtomicU64,
     invalidated: Cache<KeyId, u64>,
@@ -85,7 +91,13 @@ impl Expiry<KeyId, Record> for RecordExpiry {
 }
 
 impl Verifier {
-    pub fn new(pool: PgPool, config: &Config, hasher: Hasher, usage: Arc<UsageRecorder>) -> Self {
+    pub fn new(
+        pool: PgPool,
+        config: &Config,
+        hasher: Hasher,
+        usage: Arc<UsageRecorder>,
+        limiter: Arc<Limiter>,
+    ) -> Self {
         let capacity = config.key_cache_capacity;
         Verifier {
             pool,
@@ -111,6 +123,8 @@ impl Verifier {
             ),
             hasher,
             usage,
+            record_usage: config.usage_recording,
+            limiter,
             clock: AtomicU64::new(1),
             invalidated: Cache::builder()
                 .max_capacity(capacity)
@@ -121,17 +135,20 @@ impl Verifier {
         }
     }
 
-    /// Verifies `token` and records the outcome against the key when the key is known.
+    /// Verifies `token`, applies the key's limits (consuming `cost` units when every check
+    /// passes) and records the outcome against the key when the key is known.
     pub async fn verify(
         &self,
         token: &str,
         scope: Option<&Scope>,
         client_ip: Option<IpAddr>,
+        cost: u64,
         now: DateTime<Utc>,
     ) -> Result<Verdict, VerifyError> {
         let not_found = Verdict {
             code: VerifyCode::NotFound,
             key: None,
+            limits: None,
         };
         let Ok(parsed) = ApiKeyToken::parse(token) else {
             return Ok(not_found);
@@ -143,16 +160,39 @@ impl Verifier {
             return Ok(not_found);
         }
         if !self.secret_matches(&key, parsed.raw()).await? {
-            self.usage
-                .record(key.id, key.org_id, "invalid_secret", now, client_ip);
+            if self.record_usage {
+                self.usage
+                    .record(key.id, key.org_id, "invalid_secret", now, client_ip);
+            }
             return Ok(not_found);
         }
-        let code = key.decide(now, scope, client_ip);
-        self.usage
-            .record(key.id, key.org_id, code.as_str(), now, client_ip);
+        let mut code = key.decide(now, scope, client_ip);
+        let mut outcome = None;
+        if code == VerifyCode::Valid
+            && let Some(limits) = &key.limits
+        {
+            let o = if self.limiter.shared() {
+                self.limiter
+                    .check(key.id, key.lineage_id, limits, cost, now)
+                    .await
+            } else {
+                Limiter::check_local(limits, cost, now)
+            };
+            if !o.allowed {
+                code = crate::limits::refusal_code(limits, &o);
+                self.limiter.count_refusal(code);
+            }
+            self.usage.record_limits(&key, limits, &o, cost, now);
+            outcome = Some(o);
+        }
+        if self.record_usage {
+            self.usage
+                .record(key.id, key.org_id, code.as_str(), now, client_ip);
+        }
         Ok(Verdict {
             code,
             key: Some(key),
+            limits: outcome,
         })
     }
 
@@ -179,8 +219,20 @@ impl Verifier {
     /// that read the old row.
     async fn load(&self, id: KeyId) -> Result<Record, VerifyError> {
         let started = self.clock.fetch_add(1, Ordering::SeqCst);
-        let record = match store::keys::find_by_id(&self.pool, id).await? {
-            Some(row) => Some(Arc::new(VerifiedKey::from_row(row)?)),
+        let record = match store::keys::find_for_verify(&self.pool, id).await? {
+            Some(row) => {
+                let source = LimitSource {
+                    key_rules: row.key.rate_limits.as_ref().map(|r| r.0.clone()),
+                    key_quota: row.key.quota.as_ref().map(|q| q.0.clone()),
+                    tier_rules: row.tier_rate_limits.map(|r| r.0),
+                    tier_quota: row.tier_quota.map(|q| q.0),
+                    tier_soft_threshold: row.tier_soft_threshold,
+                    used_today: row.used_today.unwrap_or(0),
+                    used_this_month: row.used_this_month.unwrap_or(0),
+                };
+                let limits = self.limiter.build(id, source, Utc::now());
+                Some(Arc::new(VerifiedKey::from_row(row.key, limits)?))
+            }
             None => None,
         };
         self.records.insert(id, record.clone());
@@ -197,6 +249,16 @@ impl Verifier {
         let now = self.clock.fetch_add(1, Ordering::SeqCst);
         self.invalidated.insert(id, now);
         self.records.invalidate(&id);
+    }
+
+    /// The cached record of a key, if any (no load).
+    pub fn cached(&self, id: KeyId) -> Option<Arc<VerifiedKey>> {
+        self.records.get(&id).flatten()
+    }
+
+    /// The record of a key, loaded when not cached.
+    pub async fn key(&self, id: KeyId) -> Result<Option<Arc<VerifiedKey>>, VerifyError> {
+        self.record(id).await
     }
 
     /// Drops every cached record (the change feed was interrupted).

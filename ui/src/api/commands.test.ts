@@ -20,6 +20,7 @@ describe("commands", () => {
     await api.auditLog(100, null);
     await api.revokeKey("k1", { grace_seconds: 60, reason: "leaked" });
     await api.keyUsage("k1", "day");
+    await api.keyLimits("k1");
     await api.currentSession();
     expect(invokeMock.mock.calls).toEqual([
       ["login", { serverUrl: "http://127.0.0.1:8080", email: "a@b.c", password: "pw" }],
@@ -27,6 +28,7 @@ describe("commands", () => {
       ["audit_log", { limit: 100, beforeSeq: null }],
       ["revoke_key", { id: "k1", revocation: { grace_seconds: 60, reason: "leaked" } }],
       ["key_usage", { id: "k1", granularity: "day" }],
+      ["key_limits", { id: "k1" }],
       ["current_session", undefined],
     ]);
   });

@@ -8,8 +8,8 @@
 import { invoke } from "@tauri-apps/api/core";
 import { listen, type UnlistenFn } from "@tauri-apps/api/event";
 import type {
-  AuditEntry, CommandError, FieldError, Granularity, IssuedKey, KeyDetail, KeyEdit, KeyFilter, KeyList,
-  KeyListItem, NewKeyForm, Revocation, Session, SyncStatus, UsageSeries,
+  AuditEntry, CommandError, Dashboard, DashboardPeriod, FieldError, Granularity, IssuedKey, KeyDetail, KeyEdit, KeyFilter, KeyList,
+  KeyListItem, LimitsSnapshot, NewKeyForm, Revocation, Session, SyncStatus, UsageSeries,
 } from "../bindings";
 
 function isFieldError(f: unknown): f is FieldError {
@@ -73,6 +73,8 @@ export const syncStatus = () => call<SyncStatus>("sync_status");
 export const syncNow = () => call<SyncStatus>("sync_now");
 export const keyUsage = (id: string, granularity: Granularity) =>
   call<UsageSeries>("key_usage", { id, granularity });
+export const keyLimits = (id: string) => call<LimitsSnapshot>("key_limits", { id });
+export const dashboard = (period: DashboardPeriod) => call<Dashboard>("dashboard", { period });
 
 /** The backend's `sync-status` event (sent whenever the status changes). */
 export const onSyncStatus = (f: (s: SyncStatus) => void): Promise<UnlistenFn> =>

@@ -5,6 +5,8 @@ import type { IpAllowList } from "./IpAllowList";
 import type { KeyId } from "./KeyId";
 import type { KeyStatus } from "./KeyStatus";
 import type { OrgId } from "./OrgId";
+import type { Quota } from "./Quota";
+import type { RateLimitRule } from "./RateLimitRule";
 import type { ScopeSet } from "./ScopeSet";
 
 /**
@@ -30,4 +32,16 @@ replaced_by: KeyId | null,
 /**
  * The first key of the rotation chain: usage of a lineage reads as one history.
  */
-lineage_id: KeyId, created_at: string, created_by: AdminId | null, updated_at: string, last_used_at: string | null, last_used_ip: string | null, };
+lineage_id: KeyId, created_at: string, created_by: AdminId | null, updated_at: string, last_used_at: string | null, last_used_ip: string | null, 
+/**
+ * The tier whose rules the key inherits.
+ */
+tier: string | null, 
+/**
+ * The key's own rate-limit rules; they replace the tier's. `None`: the tier's apply.
+ */
+rate_limits: Array<RateLimitRule> | null, 
+/**
+ * The key's own quota; it replaces the tier's. `None`: the tier's applies.
+ */
+quota: Quota | null, };

@@ -1,5 +1,5 @@
-// A key's detail: the rejection banner, edit / revoke / rotate / disable, usage, audit trail.
-import { cleanup, fireEvent, render, screen, waitFor } from "@testing-library/preact";
+// A key's detail: the rejection banner, edit / revoke / rotate / disable, usage, limits, audit trail.
+import { cleanup, fireEvent, render, screen, waitFor, within } from "@testing-library/preact";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 
 vi.mock("../api/commands", async () => (await import("../test/fixtures")).commandsMock());
@@ -7,9 +7,9 @@ vi.mock("../chart", async () => (await import("../test/fixtures")).chartMock());
 
 import * as api from "../api/commands";
 import { App } from "../app";
-import { editFrom } from "./KeyDetail";
+import { editFrom, kindLabel, level, resetsIn } from "./KeyDetail";
 import { resetKeysView } from "./Keys";
-import { audit, chart, item, key, KEY_ID, list, online, session, validation, viewer } from "../test/fixtures";
+import { audit, chart, item, key, KEY_ID, limits, list, online, rule, session, validation, viewer } from "../test/fixtures";
 
 const mocked = vi.mocked(api);
 const type = (testid: string, value: string) => fireEvent.input(screen.getByTestId(testid), { target: { value } });
@@ -27,6 +27,7 @@ beforeEach(() => {
     key_id: KEY_ID, granularity: "hour", fetched_at: "2026-11-25T10:00:00Z",
     points: [{ ts: "2026-11-25T09:00:00Z", allowed: 10, rate_limited: 2, rejected: 1 }],
   });
+  mocked.keyLimits.mockResolvedValue(limits());
 });
 afterEach(() => {
   cleanup();
@@ -185,6 +186,121 @@ describe("key detail", () => {
     render(<App />);
     await screen.findByText("No such key");
     expect(screen.getByTestId("error-banner").textContent).toContain("no such key");
+  });
+});
+
+describe("key limits", () => {
+  const rows = () => screen.getAllByTestId("limit-row");
+
+  it("shows each rule's usage against its limit, the tier and where the rules come from", async () => {
+    mocked.getKey.mockResolvedValue({ item: item({ tier: "pro", rate_limits: null, quota: { daily: 1000 } }), audit: [] });
+    mocked.keyLimits.mockResolvedValue(limits({
+      tier: "pro",
+      soft_threshold: 0.8,
+      rules: [
+        rule({ policy: "minute", kind: "gcra", limit: 60, window_seconds: 60, used: 12, remaining: 48, reset_seconds: 45 }),
+        rule({ policy: "hour", kind: "sliding_window", limit: 5, window_seconds: 3600, used: 4, remaining: 1, reset_seconds: 1800 }),
+        rule({ policy: "day", kind: "daily", limit: 1000, window_seconds: 86400, used: 1000, remaining: 0, reset_seconds: 7200 }),
+      ],
+    }));
+    render(<App />);
+    await screen.findByTestId("limits-rules");
+    expect(mocked.keyLimits).toHaveBeenCalledWith(KEY_ID);
+    expect(screen.getByRole("heading", { name: "Limits" })).toBeTruthy();
+    expect(screen.getByTestId("limits-tier").textContent).toBe("pro");
+    expect(screen.getByTestId("limits-source-rate").textContent).toBe("inherited from tier pro");
+    expect(screen.getByTestId("limits-source-quota").textContent).toBe("set on this key");
+
+    const [minute, hour, day] = rows();
+    expect(minute!.textContent).toContain("token bucket");
+    expect(minute!.textContent).toContain("12 / 60");
+    expect(minute!.textContent).toContain("resets in 45 s");
+    expect(minute!.textContent).toContain("(tier)");
+    const bar = within(minute!).getByRole("progressbar");
+    expect(bar.getAttribute("aria-valuenow")).toBe("12");
+    expect(bar.getAttribute("aria-valuemax")).toBe("60");
+    expect(bar.getAttribute("aria-valuetext")).toBe("12 / 60 used (20%)");
+    expect(bar.getAttribute("aria-label")).toBe("minute used");
+    expect(within(minute!).queryByTestId("limit-warning")).toBeNull();
+
+    // 4 of 5 is past 80 %: a warning in words, not colour alone.
+    expect(hour!.textContent).toContain("sliding window");
+    expect(hour!.textContent).toContain("4 / 5");
+    expect(hour!.textContent).toContain("resets in 30 min");
+    expect(hour!.dataset.level).toBe("warn");
+    expect(within(hour!).getByTestId("limit-warning").textContent).toContain("near limit");
+    expect(within(hour!).getByRole("progressbar").getAttribute("aria-valuenow")).toBe("4");
+
+    expect(day!.textContent).toContain("daily quota");
+    expect(day!.textContent).toContain("resets in 2 h");
+    expect(day!.textContent).not.toContain("(tier)");
+    expect(within(day!).getByTestId("limit-warning").textContent).toContain("limit reached");
+    expect(screen.getByTestId("violations-empty").textContent).toBe("No violations in the last 24 hours");
+  });
+
+  it("lists the recent violations", async () => {
+    mocked.getKey.mockResolvedValue({ item: item({ rate_limits: [{ algorithm: "fixed_window", limit: 5, window_seconds: 3600 }] }), audit: [] });
+    mocked.keyLimits.mockResolvedValue(limits({
+      rules: [rule({ used: 5, remaining: 0 })],
+      violations: [
+        { key_id: KEY_ID, rule: "hour", count: 17, last_at: "2026-11-25T09:00:00Z" },
+        { key_id: KEY_ID, rule: "day", count: 1, last_at: "2026-11-25T08:00:00Z" },
+      ],
+    }));
+    render(<App />);
+    await screen.findByTestId("violations");
+    expect(screen.getByTestId("limits-tier").textContent).toBe("no tier");
+    expect(screen.getByTestId("limits-source-rate").textContent).toBe("set on this key");
+    expect(screen.getByRole("heading", { name: "Recent violations" })).toBeTruthy();
+    const [hour, day] = screen.getAllByTestId("violation-row");
+    expect(hour!.textContent).toContain("hour");
+    expect(hour!.textContent).toContain("17");
+    expect(hour!.textContent).toContain("2026-11-25 09:00 UTC");
+    expect(day!.textContent).toContain("day");
+    expect(screen.queryByTestId("violations-empty")).toBeNull();
+  });
+
+  it("says when the key has no rules", async () => {
+    render(<App />);
+    expect((await screen.findByTestId("limits-empty")).textContent).toBe("No rate limits or quotas");
+    expect(screen.getByTestId("limits-tier").textContent).toBe("no tier");
+    expect(screen.queryByTestId("limits-rules")).toBeNull();
+    expect(screen.queryByTestId("limit-row")).toBeNull();
+  });
+
+  it("shows loading, then the error when the limits cannot be read", async () => {
+    let reject: (e: unknown) => void = () => {};
+    mocked.keyLimits.mockReturnValue(new Promise((_, r) => { reject = r; }));
+    render(<App />);
+    await waitFor(() => expect(mocked.keyLimits).toHaveBeenCalledWith(KEY_ID));
+    expect(screen.getByTestId("limits-state").textContent).toBe("loading…");
+    expect(screen.getByTestId("key-limits").getAttribute("aria-busy")).toBe("true");
+    reject({ code: "offline", message: "the server cannot be reached and this device has no saved copy of this key's limits yet", fields: [] });
+    const err = await screen.findByTestId("limits-error");
+    expect(err.getAttribute("role")).toBe("alert");
+    expect(err.textContent).toContain("Limits unavailable: the server cannot be reached");
+    expect(screen.queryByTestId("limits-rules")).toBeNull();
+    expect(screen.getByTestId("limits-state").textContent).toBe("");
+  });
+});
+
+describe("limit helpers", () => {
+  it("names the kinds", () => {
+    expect(["gcra", "fixed_window", "sliding_window", "daily", "monthly", "new_thing"].map(kindLabel)).toEqual([
+      "token bucket", "fixed window", "sliding window", "daily quota", "monthly quota", "new thing",
+    ]);
+  });
+  it("says when a rule resets", () => {
+    expect([0, 45, 60, 1800, 3600, 5400, 86_400, 5 * 86_400].map(resetsIn)).toEqual([
+      "resets now", "resets in 45 s", "resets in 1 min", "resets in 30 min", "resets in 1 h", "resets in 2 h",
+      "resets in 24 h", "resets in 5 d",
+    ]);
+  });
+  it("warns from the soft threshold on", () => {
+    expect(level(rule({ limit: 10, used: 7, remaining: 3 }), 0.8)).toBe("ok");
+    expect(level(rule({ limit: 10, used: 8, remaining: 2 }), 0.8)).toBe("warn");
+    expect(level(rule({ limit: 10, used: 10, remaining: 0 }), 0.8)).toBe("full");
+    expect(level(rule({ limit: 10, used: 0, remaining: 10 }), 0)).toBe("ok");
   });
 });
 

@@ -1,5 +1,5 @@
 import { useEffect, useRef, useState } from "preact/hooks";
-import type { ApiKey, CommandError, KeyDetail, KeyEdit } from "../bindings";
+import type { ApiKey, CommandError, KeyDetail, KeyEdit, LimitsSnapshot, LimitUsage } from "../bindings";
 import * as api from "../api/commands";
 import { useApp } from "../app";
 import { Banner, Field, Spinner } from "../components/Fields";
@@ -208,6 +208,7 @@ export function KeyDetailScreen(props: { id: string }) {
         </dl>
       </div>
       <UsageGraph keyId={key.id} />
+      <LimitsSection k={key} />
       <h3>Audit trail</h3>
       <table class="audit-table compact" data-testid="key-audit">
         <thead><tr><th scope="col">Time</th><th scope="col">Action</th><th scope="col">Actor</th><th scope="col">Address</th></tr></thead>
@@ -224,6 +225,179 @@ export function KeyDetailScreen(props: { id: string }) {
       </table>
       {detail.audit.length === 0 && <p class="empty small">No entries synced yet.</p>}
     </section>
+  );
+}
+
+const KINDS: Record<string, string> = {
+  gcra: "token bucket",
+  fixed_window: "fixed window",
+  sliding_window: "sliding window",
+  daily: "daily quota",
+  monthly: "monthly quota",
+};
+
+/** A rule's kind in words: `gcra` → "token bucket", `daily` → "daily quota". */
+export function kindLabel(kind: string): string {
+  return KINDS[kind] ?? kind.replace(/_/g, " ");
+}
+
+const isQuota = (r: LimitUsage) => r.kind === "daily" || r.kind === "monthly";
+
+/** 45 → "resets in 45 s", 600 → "resets in 10 min", 7200 → "resets in 2 h", 5 days → "resets in 5 d". */
+export function resetsIn(seconds: number): string {
+  if (seconds <= 0) return "resets now";
+  if (seconds < 60) return `resets in ${seconds} s`;
+  if (seconds < 3600) return `resets in ${Math.max(1, Math.round(seconds / 60))} min`;
+  if (seconds < 2 * 86_400) return `resets in ${Math.max(1, Math.round(seconds / 3600))} h`;
+  return `resets in ${Math.round(seconds / 86_400)} d`;
+}
+
+/** Where a rule stands: past the soft threshold warns, at the limit is reached. */
+export function level(r: LimitUsage, softThreshold: number): "ok" | "warn" | "full" {
+  if (r.used >= r.limit || (r.remaining === 0 && r.used > 0)) return "full";
+  return r.used > 0 && r.used >= softThreshold * r.limit ? "warn" : "ok";
+}
+
+/** Whose rules apply: the key's own (`own`), its tier's, or none. */
+function source(own: boolean, tier: string | null): string {
+  if (own) return "set on this key";
+  return tier ? `inherited from tier ${tier}` : "inherited (no tier)";
+}
+
+/**
+ * The key's standing against each of its rate limits and quotas (`key_limits`), its tier, and
+ * its refusals in the last 24 hours. Refreshed in the background like the rest of the screen.
+ */
+function LimitsSection(props: { k: ApiKey }) {
+  const app = useApp();
+  const [snapshot, setSnapshot] = useState<LimitsSnapshot | null>(null);
+  const [loading, setLoading] = useState(true);
+  const [error, setError] = useState<CommandError | null>(null);
+  const id = props.k.id;
+
+  useEffect(() => {
+    let alive = true;
+    let shown = false;
+    setSnapshot(null);
+    setLoading(true);
+    setError(null);
+    const load = () =>
+      app
+        .quiet(api.keyLimits(id))
+        .then((s) => {
+          if (!alive) return;
+          shown = true;
+          setSnapshot(s);
+          setError(null);
+        })
+        // A failed background refresh keeps what is shown (the status bar tells offline).
+        .catch((e: CommandError) => alive && !shown && setError(e))
+        .finally(() => alive && setLoading(false));
+    load();
+    const t = setInterval(load, REFRESH_MS);
+    return () => {
+      alive = false;
+      clearInterval(t);
+    };
+  }, [id]);
+
+  const l = snapshot?.limits;
+  const threshold = l?.soft_threshold ?? 1;
+  return (
+    <section class="limits panel-box" aria-labelledby="limits-title" data-testid="key-limits" aria-busy={loading}>
+      <div class="usage-head">
+        <h3 id="limits-title">Limits</h3>
+        <span class="muted small" data-testid="limits-state">
+          {loading && !snapshot ? "loading…" : snapshot ? `fetched ${relativeTime(snapshot.fetched_at)} · counters ${snapshot.limits.mode}` : ""}
+        </span>
+      </div>
+      {error && <p class="muted small" role="alert" data-testid="limits-error">Limits unavailable: {error.message}</p>}
+      {l && (
+        <>
+          <dl class="facts plain limits-facts">
+            <dt>Tier</dt>
+            <dd data-testid="limits-tier">{l.tier ? <span class="chip">{l.tier}</span> : <span class="muted">no tier</span>}</dd>
+            <dt>Rate limits</dt>
+            <dd data-testid="limits-source-rate">{source(props.k.rate_limits !== null, l.tier)}</dd>
+            <dt>Quota</dt>
+            <dd data-testid="limits-source-quota">{source(props.k.quota !== null, l.tier)}</dd>
+          </dl>
+          {l.rules.length === 0 ? (
+            <p class="empty small" data-testid="limits-empty">No rate limits or quotas</p>
+          ) : (
+            <table class="limits-table compact" data-testid="limits-rules">
+              <caption class="sr-only">Usage against each rule; a warning past {Math.round(threshold * 100)}% of a limit</caption>
+              <thead>
+                <tr><th scope="col">Policy</th><th scope="col">Kind</th><th scope="col">Used</th><th scope="col">Resets</th></tr>
+              </thead>
+              <tbody>
+                {l.rules.map((r) => <RuleRow key={`${r.kind}:${r.policy}`} r={r} threshold={threshold} own={isQuota(r) ? props.k.quota !== null : props.k.rate_limits !== null} />)}
+              </tbody>
+            </table>
+          )}
+          {(l.rules.length > 0 || l.violations.length > 0) && (
+            <>
+              <h4 id="violations-title">Recent violations</h4>
+              {l.violations.length === 0 ? (
+                <p class="muted small" data-testid="violations-empty">No violations in the last 24 hours</p>
+              ) : (
+                <table class="limits-table compact" data-testid="violations" aria-labelledby="violations-title">
+                  <thead><tr><th scope="col">Rule</th><th scope="col">Refusals</th><th scope="col">Last</th></tr></thead>
+                  <tbody>
+                    {l.violations.map((v) => (
+                      <tr key={v.rule} data-testid="violation-row">
+                        <td><code>{v.rule}</code></td>
+                        <td>{v.count.toLocaleString()}</td>
+                        <td title={shortDate(v.last_at)}>{relativeTime(v.last_at)} <span class="muted small">({shortDate(v.last_at)})</span></td>
+                      </tr>
+                    ))}
+                  </tbody>
+                </table>
+              )}
+            </>
+          )}
+        </>
+      )}
+    </section>
+  );
+}
+
+function RuleRow(props: { r: LimitUsage; threshold: number; own: boolean }) {
+  const r = props.r;
+  const state = level(r, props.threshold);
+  const pct = r.limit > 0 ? Math.min(100, Math.round((r.used / r.limit) * 100)) : 0;
+  const label = `${r.used.toLocaleString()} / ${r.limit.toLocaleString()}`;
+  return (
+    <tr class={state === "ok" ? "" : state} data-testid="limit-row" data-policy={r.policy} data-level={state}>
+      <td><code>{r.policy}</code>{!props.own && <span class="muted small"> (tier)</span>}</td>
+      <td>
+        {kindLabel(r.kind)}
+        {!isQuota(r) && r.window_seconds > 0 && <span class="muted small"> · per {formatDuration(r.window_seconds)}</span>}
+      </td>
+      <td>
+        <div class="meter">
+          <div
+            class={`bar ${state}`}
+            role="progressbar"
+            aria-label={`${r.policy} used`}
+            aria-valuemin={0}
+            aria-valuemax={r.limit}
+            aria-valuenow={Math.min(r.used, r.limit)}
+            aria-valuetext={`${label} used (${pct}%)`}
+            data-testid="limit-progress"
+          >
+            <span class="fill" style={{ width: `${pct}%` }} />
+          </div>
+          <span class="meter-label" data-testid="limit-used">{label}</span>
+          {state !== "ok" && (
+            <span class={`limit-flag ${state}`} data-testid="limit-warning">
+              {state === "full" ? "⚠ limit reached" : "⚠ near limit"}
+            </span>
+          )}
+        </div>
+      </td>
+      <td class="nowrap">{resetsIn(r.reset_seconds)}</td>
+    </tr>
   );
 }
 

@@ -8,7 +8,7 @@ vi.mock("../chart", async () => (await import("../test/fixtures")).chartMock());
 import * as api from "../api/commands";
 import { App } from "../app";
 import { DEFAULT_VIEW, resetKeysView, toFilter } from "./Keys";
-import { item, list, online, session } from "../test/fixtures";
+import { item, limits, list, online, session } from "../test/fixtures";
 
 const mocked = vi.mocked(api);
 const lastFilter = () => mocked.listKeys.mock.calls.at(-1)?.[0];
@@ -22,6 +22,7 @@ beforeEach(() => {
   mocked.listKeys.mockResolvedValue(list(3));
   mocked.getKey.mockResolvedValue({ item: item(), audit: [] });
   mocked.keyUsage.mockResolvedValue({ key_id: "k", granularity: "hour", points: [], fetched_at: null });
+  mocked.keyLimits.mockResolvedValue(limits());
 });
 afterEach(() => {
   cleanup();

@@ -1,6 +1,8 @@
 // Shared test data and the mocked commands module (tests substitute ../api/commands with it).
 import { vi } from "vitest";
-import type { ApiKey, AuditEntry, CommandError, KeyList, KeyListItem, Session, SyncStatus } from "../bindings";
+import type {
+  ApiKey, AuditEntry, CommandError, KeyList, KeyListItem, LimitsSnapshot, LimitUsage, Session, SyncStatus,
+} from "../bindings";
 import type * as Commands from "../api/commands";
 
 /** The commands module with every command a vi.fn(); the pure helpers stay real. */
@@ -12,7 +14,8 @@ export async function commandsMock() {
     isUnauthenticated: actual.isUnauthenticated,
     login: vi.fn(), logout: vi.fn(), currentSession: vi.fn(), listKeys: vi.fn(), getKey: vi.fn(),
     createKey: vi.fn(), updateKey: vi.fn(), revokeKey: vi.fn(), rotateKey: vi.fn(), auditLog: vi.fn(),
-    syncStatus: vi.fn(), syncNow: vi.fn(), keyUsage: vi.fn(), onSyncStatus: vi.fn(),
+    syncStatus: vi.fn(), syncNow: vi.fn(), keyUsage: vi.fn(), keyLimits: vi.fn(), dashboard: vi.fn(),
+    onSyncStatus: vi.fn(),
   };
 }
 
@@ -34,7 +37,8 @@ export function key(over: Partial<ApiKey> = {}): ApiKey {
     prefix: "kw_live_abc_", status: "active", scopes: ["badges:read"], allowed_ips: [], metadata: {}, disabled: false,
     expires_at: null, revoked_at: null, revoke_reason: null, rotated_from: null, replaced_by: null,
     lineage_id: KEY_ID, created_at: "2026-11-25T10:00:00Z", created_by: null,
-    updated_at: "2026-11-25T10:00:00Z", last_used_at: null, last_used_ip: null, ...over,
+    updated_at: "2026-11-25T10:00:00Z", last_used_at: null, last_used_ip: null,
+    tier: null, rate_limits: null, quota: null, ...over,
   };
 }
 
@@ -66,4 +70,16 @@ export function audit(seq: number, over: Partial<AuditEntry> = {}): AuditEntry {
     target_type: "key", target_id: KEY_ID, client_ip: "10.0.0.7", request_id: null, before: null, after: null,
     created_at: "2026-11-25T10:00:00Z", hash: "h", prev_hash: "p", ...over,
   };
+}
+
+/** A key's limit standing as `key_limits` answers it (by default: no rules, no violations). */
+export function limits(over: Partial<LimitsSnapshot["limits"]> = {}, fetched_at = "2026-11-25T10:00:00Z"): LimitsSnapshot {
+  return {
+    limits: { key_id: KEY_ID, tier: null, soft_threshold: 0.8, rules: [], violations: [], mode: "local", ...over },
+    fetched_at,
+  };
+}
+
+export function rule(over: Partial<LimitUsage> = {}): LimitUsage {
+  return { policy: "hour", kind: "fixed_window", limit: 5, window_seconds: 3600, used: 1, remaining: 4, reset_seconds: 1200, ...over };
 }

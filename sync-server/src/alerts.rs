@@ -1,0 +1,243 @@
+//! The alerts job: once a minute, on one node at a time (a Postgres advisory lock), every key
+//! with recent traffic or detectors already running is fed the 5-minute windows that closed since
+//! its last pass (empty windows included, as the detectors' contract asks), from the minute
+//! rollup. Findings open an alert (or refresh the live one of that key and kind); a condition that
+//! no longer holds resolves its alert. Openings and resolutions are webhook events in the same
+//! transaction. Thresholds are the defaults of `keyward_core::anomaly::Thresholds`.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use keyward_core::anomaly::{
+    Finding, KeyMonitor, RECOMMENDED_WINDOW_SECS, Thresholds, WindowCounts,
+};
+use keyward_core::{KeyId, OrgId};
+use sqlx::types::Json;
+use sqlx::{PgConnection, PgPool};
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::webhooks;
+
+/// A new key's detectors start from this much history (what the minute rollup keeps at most).
+const LOOKBACK: chrono::Duration = chrono::Duration::days(7);
+/// Keys a pass looks at: traffic in this recent span, or detectors already running.
+const ACTIVE_SPAN: chrono::Duration = chrono::Duration::hours(2);
+const LOCK_ID: i64 = 0x6b77_616c_6572_7473; // "kwalerts"
+
+fn window() -> chrono::Duration {
+    chrono::Duration::seconds(i64::from(RECOMMENDED_WINDOW_SECS))
+}
+
+fn align(t: DateTime<Utc>) -> DateTime<Utc> {
+    let w = i64::from(RECOMMENDED_WINDOW_SECS);
+    let ts = t.timestamp();
+    DateTime::from_timestamp(ts - ts.rem_euclid(w), 0).unwrap_or(t)
+}
+
+/// One pass as of `now`; returns the alerts opened. Skips (returns 0) when another node holds
+/// the job's lock.
+pub async fn run_once(pool: &PgPool, now: DateTime<Utc>) -> Result<usize, sqlx::Error> {
+    let mut lock = pool.acquire().await?;
+    let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+        .bind(LOCK_ID)
+        .fetch_one(&mut *lock)
+        .await?;
+    if !locked {
+        return Ok(0);
+    }
+    let result = pass(pool, now).await;
+    sqlx::query("SELECT pg_advisory_unlock($1)")
+        .bind(LOCK_ID)
+        .execute(&mut *lock)
+        .await?;
+    result
+}
+
+async fn pass(pool: &PgPool, now: DateTime<Utc>) -> Result<usize, sqlx::Error> {
+    let closed = align(now);
+    let keys: Vec<(uuid::Uuid, uuid::Uuid)> = sqlx::query_as(
+        "SELECT k.id, k.org_id FROM api_keys k
+          WHERE k.id IN (SELECT DISTINCT key_id FROM usage_minute WHERE minute >= $1
+                         UNION SELECT key_id FROM key_monitors)",
+    )
+    .bind(now - ACTIVE_SPAN)
+    .fetch_all(pool)
+    .await?;
+    let mut opened = 0;
+    for (key, org) in keys {
+        let mut tx = pool.begin().await?;
+        opened += feed_key(
+            &mut tx,
+            KeyId::from_uuid(key),
+            OrgId::from_uuid(org),
+            closed,
+            now,
+        )
+        .await?;
+        tx.commit().await?;
+    }
+    Ok(opened)
+}
+
+async fn feed_key(
+    conn: &mut PgConnection,
+    key: KeyId,
+    org: OrgId,
+    closed: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<usize, sqlx::Error> {
+    let stored: Option<(Json<KeyMonitor>, DateTime<Utc>)> =
+        sqlx::query_as("SELECT state, fed_until FROM key_monitors WHERE key_id = $1 FOR UPDATE")
+            .bind(key.into_uuid())
+            .fetch_optional(&mut *conn)
+            .await?;
+    let (mut monitor, from) = match stored {
+        Some((Json(m), fed_until)) => (m, fed_until),
+        None => {
+            let first: Option<DateTime<Utc>> = sqlx::query_scalar(
+                "SELECT min(minute) FROM usage_minute WHERE key_id = $1 AND minute >= $2",
+            )
+            .bind(key.into_uuid())
+            .bind(closed - LOOKBACK)
+            .fetch_one(&mut *conn)
+            .await?;
+            let Some(first) = first else { return Ok(0) };
+            // The history fed next tells the idle detector when the key was last used.
+            let monitor = KeyMonitor::new(RECOMMENDED_WINDOW_SECS)
+                .unwrap_or_else(|_| unreachable!("the recommended window is valid"));
+            (monitor, align(first))
+        }
+    };
+    if from >= closed {
+        return Ok(0);
+    }
+    let rows: Vec<(DateTime<Utc>, String, i64)> = sqlx::query_as(
+        "SELECT minute, outcome, count FROM usage_minute WHERE key_id = $1 AND minute >= $2 AND minute < $3 ORDER BY minute",
+    )
+    .bind(key.into_uuid())
+    .bind(from)
+    .bind(closed)
+    .fetch_all(&mut *conn)
+    .await?;
+    let thresholds = Thresholds::default();
+    let mut rows = rows.into_iter().peekable();
+    let mut opened = 0;
+    let mut start = from;
+    while start < closed {
+        let end = start + window();
+        let mut counts = WindowCounts::default();
+        while let Some((minute, _, _)) = rows.peek()
+            && *minute < end
+        {
+            let (_, outcome, n) = rows.next().unwrap_or_else(|| unreachable!("peeked"));
+            counts.add(&outcome, n.max(0) as u64);
+        }
+        let report = monitor.observe_window(&thresholds, start, &counts);
+        for finding in &report.findings {
+            opened += usize::from(open_or_refresh(conn, org, key, finding, now).await?);
+        }
+        for kind in &report.cleared {
+            resolve(conn, org, key, kind.as_str(), now).await?;
+        }
+        start = end;
+    }
+    sqlx::query(
+        "INSERT INTO key_monitors (key_id, state, fed_until) VALUES ($1, $2, $3)
+         ON CONFLICT (key_id) DO UPDATE SET state = EXCLUDED.state, fed_until = EXCLUDED.fed_until",
+    )
+    .bind(key.into_uuid())
+    .bind(Json(&monitor))
+    .bind(closed)
+    .execute(&mut *conn)
+    .await?;
+    Ok(opened)
+}
+
+/// Opens an alert for the finding, or refreshes the live one of its key and kind; true when new.
+async fn open_or_refresh(
+    conn: &mut PgConnection,
+    org: OrgId,
+    key: KeyId,
+    f: &Finding,
+    now: DateTime<Utc>,
+) -> Result<bool, sqlx::Error> {
+    let refreshed = sqlx::query(
+        "UPDATE alerts SET observed = $3, expected = $4, window_start = $5, detail = $6, last_seen_at = $7
+          WHERE key_id = $1 AND kind = $2 AND status <> 'resolved'",
+    )
+    .bind(key.into_uuid())
+    .bind(f.kind.as_str())
+    .bind(f.observed)
+    .bind(f.expected)
+    .bind(f.window_start)
+    .bind(&f.detail)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    if refreshed > 0 {
+        return Ok(false);
+    }
+    let id = uuid::Uuid::now_v7();
+    sqlx::query(
+        "INSERT INTO alerts (id, org_id, key_id, kind, status, observed, expected, window_start, window_secs,
+            detail, opened_at, last_seen_at)
+         VALUES ($1, $2, $3, $4, 'open', $5, $6, $7, $8, $9, $10, $10)",
+    )
+    .bind(id)
+    .bind(org.into_uuid())
+    .bind(key.into_uuid())
+    .bind(f.kind.as_str())
+    .bind(f.observed)
+    .bind(f.expected)
+    .bind(f.window_start)
+    .bind(i32::try_from(f.window_secs).unwrap_or(i32::MAX))
+    .bind(&f.detail)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    let data = serde_json::json!({
+        "alert_id": id, "key_id": key, "kind": f.kind.as_str(), "observed": f.observed,
+        "expected": f.expected, "window_start": f.window_start, "window_secs": f.window_secs,
+        "detail": f.detail,
+    });
+    webhooks::enqueue(conn, org, webhooks::ALERT_OPENED, data).await?;
+    Ok(true)
+}
+
+async fn resolve(
+    conn: &mut PgConnection,
+    org: OrgId,
+    key: KeyId,
+    kind: &str,
+    now: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    let ids: Vec<uuid::Uuid> = sqlx::query_scalar(
+        "UPDATE alerts SET status = 'resolved', resolved_at = $3
+          WHERE key_id = $1 AND kind = $2 AND status <> 'resolved' RETURNING id",
+    )
+    .bind(key.into_uuid())
+    .bind(kind)
+    .bind(now)
+    .fetch_all(&mut *conn)
+    .await?;
+    for id in ids {
+        let data = serde_json::json!({"alert_id": id, "key_id": key, "kind": kind});
+        webhooks::enqueue(conn, org, webhooks::ALERT_RESOLVED, data).await?;
+    }
+    Ok(())
+}
+
+/// The job: every `interval`.
+pub async fn run(pool: PgPool, interval: Duration, shutdown: CancellationToken) {
+    crate::jobs::every(interval, shutdown, || async {
+        let pass = run_once(&pool, Utc::now()).instrument(tracing::info_span!("alerts"));
+        match pass.await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(opened = n, "alerts opened"),
+            Err(e) => tracing::warn!(error = %e, "alerts pass failed; retrying next interval"),
+        }
+    })
+    .await;
+}
