@@ -150,6 +150,14 @@ impl WebDriver {
         Ok(())
     }
 
+    /// The current `value` property of a form field (what the user typed, not the attribute).
+    pub async fn value(&self, element: &str) -> anyhow::Result<Option<String>> {
+        let v = self
+            .execute("return arguments[0].value;", vec![json!({ ELEMENT: element })])
+            .await?;
+        Ok(v.as_str().map(str::to_owned))
+    }
+
     pub async fn text(&self, element: &str) -> anyhow::Result<String> {
         let v = self
             .call(

@@ -41,10 +41,34 @@ fn desktop_binary() -> String {
     bin.display().to_string()
 }
 
+/// Types `text` into the field and checks that the field holds it. WebKitWebDriver answers
+/// "unknown error" to a key press sent while the page is still settling (right after the first
+/// paint, or while React replaces the element), so a refused or lost input is retried with a
+/// fresh element until `WAIT` runs out.
 async fn fill(wd: &WebDriver, testid: &str, text: &str) -> anyhow::Result<()> {
-    let el = wd.find(&format!("[data-testid='{testid}']"), WAIT).await?;
-    wd.clear(&el).await?;
-    wd.type_text(&el, text).await
+    let css = format!("[data-testid='{testid}']");
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let attempt = async {
+            let el = wd.find(&css, WAIT).await?;
+            wd.clear(&el).await?;
+            wd.type_text(&el, text).await?;
+            let value = wd.value(&el).await?;
+            anyhow::ensure!(
+                value.as_deref() == Some(text),
+                "{testid} holds {value:?} after typing"
+            );
+            Ok(())
+        }
+        .await;
+        match attempt {
+            Ok(()) => return Ok(()),
+            Err(e) if tokio::time::Instant::now() >= deadline => {
+                return Err(e.context(format!("filling {testid}")));
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(250)).await,
+        }
+    }
 }
 
 async fn click(wd: &WebDriver, testid: &str) -> anyhow::Result<()> {
