@@ -6,6 +6,7 @@ pub mod api;
 pub mod hash;
 pub mod ids;
 pub mod ip;
+pub mod latency;
 pub mod limit;
 pub mod requests;
 pub mod scope;

@@ -5,7 +5,8 @@
 //! - the organisation's 48-hour per-minute series (`GET /v1/usage?granularity=minute`);
 //! - its 90-day per-hour series;
 //! - the 1-year daily report streamed to the end (`GET /v1/reports/usage`);
-//! - top keys by volume over 90 days (hourly rollup).
+//! - top keys by volume over 90 days (hourly rollup);
+//! - 7 days of gateway detail of 100 keys merged per key, route and status (histograms summed).
 //!
 //! `cargo run --release -p keyward-server --example analytics_bench` (PostgreSQL from
 //! KEYWARD_TEST_PG_URL, default postgres://postgres@127.0.0.1:5432; a scratch database is made
@@ -103,6 +104,21 @@ async fn main() -> anyhow::Result<()> {
         .execute(&pool)
         .await?;
     }
+    // Gateway detail for the first 100 keys: 7 days of hours, three route groups, two status
+    // classes, a 64-bucket latency histogram each (100,800 rows).
+    sqlx::query(
+        "INSERT INTO gateway_usage_hour (key_id, org_id, hour, route, status, calls, latency_sum_us, latency)
+         SELECT k.id, k.org_id, t, r, s, 320, 320 * 4000,
+                ARRAY(SELECT (b % 11)::int8 FROM generate_series(1, 64) AS b)
+           FROM (SELECT * FROM api_keys WHERE org_id = $2 ORDER BY id LIMIT 100) k,
+                generate_series($1::timestamptz - interval '7 days', $1::timestamptz - interval '1 hour', interval '1 hour') AS t,
+                unnest(ARRAY['achievements', 'badges', ':id']) AS r,
+                unnest(ARRAY[2, 5]::int2[]) AS s",
+    )
+    .bind(now.duration_trunc(TimeDelta::hours(1))?)
+    .bind(org)
+    .execute(&pool)
+    .await?;
     sqlx::query("ANALYZE").execute(&pool).await?;
     let rows: i64 = sqlx::query_scalar(
         "SELECT (SELECT count(*) FROM usage_minute) + (SELECT count(*) FROM usage_hour) + (SELECT count(*) FROM usage_day)",
@@ -177,6 +193,16 @@ async fn main() -> anyhow::Result<()> {
             }
             assert_eq!(n, 365_000);
             n
+        },
+    )
+    .await;
+    time(
+        "gateway, 7 days, org total + 100 keys (100,800 rows)",
+        || async move {
+            store::usage::gateway_rows(pool_ref, org, None, now - chrono::Duration::days(7), now)
+                .await
+                .unwrap()
+                .len()
         },
     )
     .await;

@@ -3,8 +3,10 @@
 //! its last pass (empty windows included, as the detectors' contract asks), from the minute
 //! rollup. Findings open an alert (or refresh the live one of that key and kind); a condition that
 //! no longer holds resolves its alert. Openings and resolutions are webhook events in the same
-//! transaction. Thresholds are the defaults of `keyward_core::anomaly::Thresholds`.
+//! transaction. Networks first seen on the key in the same span feed the new-network detector.
+//! Thresholds are the organisation's (`/v1/alerts/settings`), the defaults until changed.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -65,16 +67,17 @@ async fn pass(pool: &PgPool, now: DateTime<Utc>) -> Result<usize, sqlx::Error> {
     .fetch_all(pool)
     .await?;
     let mut opened = 0;
+    let mut thresholds: HashMap<OrgId, Thresholds> = HashMap::new();
     for (key, org) in keys {
+        let org = OrgId::from_uuid(org);
         let mut tx = pool.begin().await?;
-        opened += feed_key(
-            &mut tx,
-            KeyId::from_uuid(key),
-            OrgId::from_uuid(org),
-            closed,
-            now,
-        )
-        .await?;
+        let t = match thresholds.entry(org) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(crate::store::alerts::thresholds(&mut tx, org).await?)
+            }
+        };
+        opened += feed_key(&mut tx, KeyId::from_uuid(key), org, t, closed, now).await?;
         tx.commit().await?;
     }
     Ok(opened)
@@ -84,6 +87,7 @@ async fn feed_key(
     conn: &mut PgConnection,
     key: KeyId,
     org: OrgId,
+    thresholds: &Thresholds,
     closed: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> Result<usize, sqlx::Error> {
@@ -120,7 +124,6 @@ async fn feed_key(
     .bind(closed)
     .fetch_all(&mut *conn)
     .await?;
-    let thresholds = Thresholds::default();
     let mut rows = rows.into_iter().peekable();
     let mut opened = 0;
     let mut start = from;
@@ -133,7 +136,7 @@ async fn feed_key(
             let (_, outcome, n) = rows.next().unwrap_or_else(|| unreachable!("peeked"));
             counts.add(&outcome, n.max(0) as u64);
         }
-        let report = monitor.observe_window(&thresholds, start, &counts);
+        let report = monitor.observe_window(thresholds, start, &counts);
         for finding in &report.findings {
             opened += usize::from(open_or_refresh(conn, org, key, finding, now).await?);
         }
@@ -141,6 +144,18 @@ async fn feed_key(
             resolve(conn, org, key, kind.as_str(), now).await?;
         }
         start = end;
+    }
+    // Networks first seen in the same span, in order (one address of each is enough: the
+    // detector judges the network).
+    let networks =
+        crate::store::usage::networks_first_seen(&mut *conn, key.into_uuid(), from, closed).await?;
+    for n in networks {
+        let Ok(net) = n.network.parse::<ipnet::IpNet>() else {
+            continue;
+        };
+        if let Some(finding) = monitor.observe_address(thresholds, n.first_seen, net.addr()) {
+            opened += usize::from(open_or_refresh(conn, org, key, &finding, now).await?);
+        }
     }
     sqlx::query(
         "INSERT INTO key_monitors (key_id, state, fed_until) VALUES ($1, $2, $3)

@@ -119,6 +119,30 @@ pub async fn forward(
     };
     let key = &auth.key;
     let (parts, body) = req.into_parts();
+    let route_path = parts
+        .uri
+        .path()
+        .strip_prefix("/gw")
+        .unwrap_or("/")
+        .to_owned();
+    // Recorded once the upstream answered (or did not): status, time to its headers.
+    let record = |status: u16, started: std::time::Instant| {
+        let elapsed = started.elapsed();
+        state
+            .metrics
+            .gateway_duration
+            .observe(elapsed.as_secs_f64());
+        if state.config.usage_recording {
+            state.usage.record_gateway(
+                key.id,
+                key.org_id,
+                &route_path,
+                status,
+                elapsed,
+                chrono::Utc::now(),
+            );
+        }
+    };
     let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
     let Some(url) = gw.target(path) else {
         return AppError::field("path", "invalid_path", "the path cannot be forwarded")
@@ -138,6 +162,7 @@ pub async fn forward(
     {
         headers.insert("x-forwarded-for", v);
     }
+    let started = std::time::Instant::now();
     let send = gw
         .client
         .request(parts.method, url)
@@ -146,6 +171,7 @@ pub async fn forward(
         .send();
     let upstream = match tokio::time::timeout(gw.timeout, send).await {
         Err(_) => {
+            record(504, started);
             return problem(
                 axum::http::StatusCode::GATEWAY_TIMEOUT,
                 "upstream_timeout",
@@ -157,6 +183,7 @@ pub async fn forward(
         }
         Ok(Err(e)) => {
             tracing::warn!(error = %e.without_url(), "upstream request failed");
+            record(502, started);
             return problem(
                 axum::http::StatusCode::BAD_GATEWAY,
                 "upstream_unavailable",
@@ -166,6 +193,7 @@ pub async fn forward(
         Ok(Ok(r)) => r,
     };
     let status = upstream.status();
+    record(status.as_u16(), started);
     let mut out_headers = HeaderMap::with_capacity(upstream.headers().len() + 7);
     for (name, value) in upstream.headers() {
         if !HOP_BY_HOP.contains(name) {

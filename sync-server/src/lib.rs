@@ -51,8 +51,10 @@ pub async fn serve(
         .context("connecting to PostgreSQL")?;
     store::migrate(&pool).await.context("applying migrations")?;
     let state = AppState::new(config, pool.clone());
-    let webhook_worker =
-        webhooks::WorkerConfig::from_config(&state.config).context("KEYWARD_WEBHOOK_KEY")?;
+    let webhook_worker = webhooks::WorkerConfig {
+        attempts: state.metrics.webhook_attempts.clone(),
+        ..webhooks::WorkerConfig::from_config(&state.config).context("KEYWARD_WEBHOOK_KEY")?
+    };
 
     let background = CancellationToken::new();
     let mut tasks = JoinSet::new();

@@ -2,10 +2,14 @@
 //! where things happen; gauges describing state are set when scraped. Labels stay bounded: no
 //! label per key.
 
+use std::sync::atomic::AtomicU64;
+
+use keyward_core::api::VerifyCode;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -18,8 +22,63 @@ pub struct ModeLabel {
     pub mode: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabel {
+    pub route: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabel {
+    pub result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabel {
+    pub reason: &'static str,
+}
+
+/// Latency buckets in seconds: 50 µs to about 52 s, doubling.
+fn latency_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.000_05, 2.0, 21))
+}
+
+/// Counters the verification path bumps: one atomic add each, resolved once up front so the
+/// hot path never touches a label map.
+#[derive(Clone, Debug, Default)]
+pub struct VerifyCounters {
+    /// Per outcome, in the order of `VerifyCode::ALL`.
+    pub outcomes: Vec<Counter>,
+    pub cache_hits: Counter,
+    pub cache_misses: Counter,
+}
+
+impl VerifyCounters {
+    pub fn outcome(&self, code: VerifyCode) -> Option<&Counter> {
+        let i = VerifyCode::ALL.iter().position(|c| *c == code)?;
+        self.outcomes.get(i)
+    }
+}
+
 pub struct Metrics {
     registry: Registry,
+    /// Verifications by outcome (whoami, verify, gateway).
+    pub verifications: Family<CodeLabel, Counter>,
+    /// Handler latency of the key-authenticated routes (gateway: to the upstream's headers).
+    pub request_duration: Family<RouteLabel, Histogram, fn() -> Histogram>,
+    pub key_cache_hits: Counter,
+    pub key_cache_misses: Counter,
+    /// Calls whose key named no organisation, by reason.
+    pub unrecognized_keys: Family<ReasonLabel, Counter>,
+    /// Webhook delivery attempts by result (delivered, retry, failed).
+    pub webhook_attempts: Family<ResultLabel, Counter>,
+    /// Seconds since usage was last written (set when scraped).
+    pub usage_flush_lag: Gauge<f64, AtomicU64>,
+    /// Usage rows waiting for the next flush (set when scraped).
+    pub usage_pending: Gauge,
+    /// `request_duration` of each key-authenticated route, resolved once.
+    pub whoami_duration: Histogram,
+    pub verify_duration: Histogram,
+    pub gateway_duration: Histogram,
     /// Calls refused by a rate limit or quota, by code.
     pub limit_refusals: Family<CodeLabel, Counter>,
     /// 1 for the mode limits are enforced in right now (local, redis, fallback).
@@ -36,6 +95,17 @@ impl Default for Metrics {
     fn default() -> Self {
         let mut registry = Registry::with_prefix("keyward");
         let m = Metrics {
+            verifications: Family::default(),
+            request_duration: Family::new_with_constructor(latency_histogram),
+            key_cache_hits: Counter::default(),
+            key_cache_misses: Counter::default(),
+            unrecognized_keys: Family::default(),
+            webhook_attempts: Family::default(),
+            usage_flush_lag: Gauge::default(),
+            usage_pending: Gauge::default(),
+            whoami_duration: latency_histogram(),
+            verify_duration: latency_histogram(),
+            gateway_duration: latency_histogram(),
             limit_refusals: Family::default(),
             limiter_mode: Family::default(),
             redis_fallbacks: Counter::default(),
@@ -86,11 +156,80 @@ impl Default for Metrics {
             "Calls not counted because the pending usage reached its bound (database away too long)",
             m.usage_dropped.clone(),
         );
-        Metrics { registry, ..m }
+        registry.register(
+            "verifications",
+            "Key verifications by outcome (whoami, verify, gateway)",
+            m.verifications.clone(),
+        );
+        registry.register(
+            "request_duration_seconds",
+            "Latency of key-authenticated calls by route (gateway: to the upstream's response headers)",
+            m.request_duration.clone(),
+        );
+        registry.register(
+            "key_cache_hits",
+            "Key records answered from the in-memory cache",
+            m.key_cache_hits.clone(),
+        );
+        registry.register(
+            "key_cache_misses",
+            "Key records loaded from PostgreSQL",
+            m.key_cache_misses.clone(),
+        );
+        registry.register(
+            "unrecognized_keys",
+            "Calls whose key was missing, malformed or unknown (no organisation known)",
+            m.unrecognized_keys.clone(),
+        );
+        registry.register(
+            "webhook_attempts",
+            "Webhook delivery attempts by result (delivered, retry, failed)",
+            m.webhook_attempts.clone(),
+        );
+        registry.register(
+            "usage_flush_lag_seconds",
+            "Seconds since usage counts were last written to PostgreSQL",
+            m.usage_flush_lag.clone(),
+        );
+        registry.register(
+            "usage_pending_rows",
+            "Usage rows counted in memory and not yet written",
+            m.usage_pending.clone(),
+        );
+        let route = |route| {
+            m.request_duration
+                .get_or_create(&RouteLabel { route })
+                .clone()
+        };
+        let (whoami_duration, verify_duration, gateway_duration) =
+            (route("whoami"), route("verify"), route("gateway"));
+        Metrics {
+            registry,
+            whoami_duration,
+            verify_duration,
+            gateway_duration,
+            ..m
+        }
     }
 }
 
 impl Metrics {
+    /// The verification path's counters, resolved once.
+    pub fn verify_counters(&self) -> VerifyCounters {
+        VerifyCounters {
+            outcomes: VerifyCode::ALL
+                .iter()
+                .map(|c| {
+                    self.verifications
+                        .get_or_create(&CodeLabel { code: c.as_str() })
+                        .clone()
+                })
+                .collect(),
+            cache_hits: self.key_cache_hits.clone(),
+            cache_misses: self.key_cache_misses.clone(),
+        }
+    }
+
     /// The text exposition.
     pub fn encode(&self) -> String {
         let mut out = String::new();

@@ -42,13 +42,16 @@ impl AppState {
             metrics.usage_dropped.clone(),
         ));
         let limiter = Arc::new(Limiter::with_metrics(&config, &metrics));
-        let verifier = Arc::new(Verifier::new(
-            pool.clone(),
-            &config,
-            hasher.clone(),
-            usage.clone(),
-            limiter,
-        ));
+        let verifier = Arc::new(
+            Verifier::new(
+                pool.clone(),
+                &config,
+                hasher.clone(),
+                usage.clone(),
+                limiter,
+            )
+            .with_metrics(&metrics),
+        );
         let window = Duration::from_secs(config.login_failure_window_secs);
         let login_failures = Arc::new(LoginFailures {
             by_email: FailureWindow::new(config.login_failures_per_window, window, 100_000),

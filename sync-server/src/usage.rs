@@ -5,10 +5,14 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Datelike, DurationRound, NaiveDate, TimeDelta, Utc};
+use ipnet::IpNet;
+use keyward_core::anomaly::network_of;
+use keyward_core::latency::{Histogram, route_group};
 use keyward_core::limit::{Kind, Outcome};
 use keyward_core::{KeyId, OrgId};
 use prometheus_client::metrics::counter::Counter;
@@ -34,7 +38,59 @@ pub struct UsageBatch {
     pub violations: HashMap<ViolationKey, (OrgId, i64, DateTime<Utc>)>,
     /// First crossings of a soft threshold.
     pub events: Vec<LimitEvent>,
+    /// Gateway calls: (key, hour, route group, status class) → cell.
+    pub gateway: HashMap<GatewayKey, GatewayCell>,
+    /// Networks successful calls came from: (key, network) → (org, first, last, calls).
+    pub networks: HashMap<(KeyId, IpNet), NetworkCell>,
+    /// Calls with a missing, malformed or unknown key: (hour, reason) → count.
+    pub unrecognized: HashMap<(DateTime<Utc>, &'static str), i64>,
+    /// Gateway cells per (key, hour) in this batch, for the per-key route bound.
+    gateway_cells: HashMap<(KeyId, DateTime<Utc>), usize>,
 }
+
+/// (key, hour, route group, status class).
+pub type GatewayKey = (KeyId, DateTime<Utc>, String, i16);
+
+#[derive(Debug, Clone)]
+pub struct GatewayCell {
+    pub org_id: OrgId,
+    pub calls: i64,
+    pub latency_sum_us: i64,
+    pub latency: Histogram,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct NetworkCell {
+    pub org_id: OrgId,
+    pub first: DateTime<Utc>,
+    pub last: DateTime<Utc>,
+    pub calls: i64,
+}
+
+/// Why a call's key could not be attributed to an organisation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unrecognized {
+    Missing,
+    Malformed,
+    Unknown,
+}
+
+impl Unrecognized {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Unrecognized::Missing => "missing",
+            Unrecognized::Malformed => "malformed",
+            Unrecognized::Unknown => "unknown",
+        }
+    }
+}
+
+/// Distinct route groups one key may add per hour and flush (times five status classes);
+/// further ones count as `:other`, so a client spraying paths cannot grow the table.
+pub const MAX_ROUTES_PER_KEY: usize = 32;
+/// Pending gateway cells and networks at most (beyond them new ones are dropped and counted).
+pub const MAX_PENDING_GATEWAY: usize = 100_000;
+pub const MAX_PENDING_NETWORKS: usize = 100_000;
 
 /// (key, rule name, minute).
 pub type ViolationKey = (KeyId, String, DateTime<Utc>);
@@ -75,6 +131,33 @@ impl UsageBatch {
         }
         let room = MAX_PENDING_EVENTS.saturating_sub(self.events.len());
         self.events.extend(other.events.into_iter().take(room));
+        for (k, cell) in other.gateway {
+            match self.gateway.get_mut(&k) {
+                Some(slot) => {
+                    slot.calls += cell.calls;
+                    slot.latency_sum_us += cell.latency_sum_us;
+                    slot.latency.merge(&cell.latency);
+                }
+                None => {
+                    self.gateway.insert(k, cell);
+                }
+            }
+        }
+        for (k, cell) in other.networks {
+            let slot = self
+                .networks
+                .entry(k)
+                .or_insert(NetworkCell { calls: 0, ..cell });
+            slot.first = slot.first.min(cell.first);
+            slot.last = slot.last.max(cell.last);
+            slot.calls += cell.calls;
+        }
+        for (k, n) in other.gateway_cells {
+            *self.gateway_cells.entry(k).or_insert(0) += n;
+        }
+        for (k, n) in other.unrecognized {
+            *self.unrecognized.entry(k).or_insert(0) += n;
+        }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -83,12 +166,17 @@ impl UsageBatch {
             && self.quota.is_empty()
             && self.violations.is_empty()
             && self.events.is_empty()
+            && self.gateway.is_empty()
+            && self.networks.is_empty()
+            && self.unrecognized.is_empty()
     }
 }
 
 #[derive(Default)]
 pub struct UsageRecorder {
     batch: Mutex<UsageBatch>,
+    /// When the counts were last written (or found empty), Unix milliseconds; 0 before that.
+    last_flush_ms: AtomicI64,
     /// Soft-threshold events dropped because too many were pending.
     pub dropped_events: Counter,
     /// Calls not counted because too many (key, minute, outcome) rows were pending.
@@ -114,6 +202,7 @@ impl UsageRecorder {
     pub fn with_counters(dropped_events: Counter, dropped_counts: Counter) -> UsageRecorder {
         UsageRecorder {
             batch: Mutex::default(),
+            last_flush_ms: AtomicI64::new(Utc::now().timestamp_millis()),
             dropped_events,
             dropped_counts,
         }
@@ -145,7 +234,88 @@ impl UsageRecorder {
         }
         if outcome == "valid" {
             batch.last_used.insert(key, (now, ip));
+            if let Some(ip) = ip {
+                let network = network_of(ip);
+                let full = batch.networks.len() >= MAX_PENDING_NETWORKS;
+                match batch.networks.get_mut(&(key, network)) {
+                    Some(cell) => {
+                        cell.last = cell.last.max(now);
+                        cell.calls += 1;
+                    }
+                    None if full => {
+                        self.dropped_counts.inc();
+                    }
+                    None => {
+                        batch.networks.insert(
+                            (key, network),
+                            NetworkCell {
+                                org_id: org,
+                                first: now,
+                                last: now,
+                                calls: 1,
+                            },
+                        );
+                    }
+                }
+            }
         }
+    }
+
+    /// A call whose key names no organisation (counted globally, by hour).
+    pub fn record_unrecognized(&self, reason: Unrecognized, now: DateTime<Utc>) {
+        let hour = now.duration_trunc(TimeDelta::hours(1)).unwrap_or(now);
+        let mut batch = self.batch.lock().unwrap_or_else(|p| p.into_inner());
+        *batch
+            .unrecognized
+            .entry((hour, reason.as_str()))
+            .or_insert(0) += 1;
+    }
+
+    /// A forwarded gateway call: its route group, the status the caller got and the time to
+    /// the upstream's response headers (or to the gateway's own 502/504).
+    pub fn record_gateway(
+        &self,
+        key: KeyId,
+        org: OrgId,
+        path: &str,
+        status: u16,
+        latency: Duration,
+        now: DateTime<Utc>,
+    ) {
+        let hour = now.duration_trunc(TimeDelta::hours(1)).unwrap_or(now);
+        let class = i16::try_from(status / 100).unwrap_or(5).clamp(1, 5);
+        let us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
+        let mut route = route_group(path);
+        let mut batch = self.batch.lock().unwrap_or_else(|p| p.into_inner());
+        if !batch
+            .gateway
+            .contains_key(&(key, hour, route.clone(), class))
+        {
+            if batch.gateway.len() >= MAX_PENDING_GATEWAY {
+                self.dropped_counts.inc();
+                return;
+            }
+            let cells = batch.gateway_cells.entry((key, hour)).or_insert(0);
+            if *cells >= MAX_ROUTES_PER_KEY * 5 {
+                route = ":other".into();
+            } else {
+                *cells += 1;
+            }
+        }
+        let cell = batch
+            .gateway
+            .entry((key, hour, route, class))
+            .or_insert_with(|| GatewayCell {
+                org_id: org,
+                calls: 0,
+                latency_sum_us: 0,
+                latency: Histogram::default(),
+            });
+        cell.calls += 1;
+        cell.latency_sum_us = cell
+            .latency_sum_us
+            .saturating_add(i64::try_from(us).unwrap_or(i64::MAX));
+        cell.latency.record(us);
     }
 
     /// After a limits check: quota units consumed, the refusing rule, thresholds crossed.
@@ -211,6 +381,26 @@ impl UsageRecorder {
         }
     }
 
+    fn flushed(&self) {
+        self.last_flush_ms
+            .store(Utc::now().timestamp_millis(), Ordering::Relaxed);
+    }
+
+    /// Seconds since the counts were last written (the flush lag `/metrics` reports).
+    pub fn flush_lag_secs(&self, now: DateTime<Utc>) -> f64 {
+        let last = self.last_flush_ms.load(Ordering::Relaxed);
+        ((now.timestamp_millis() - last).max(0) as f64) / 1000.0
+    }
+
+    /// (key, minute, outcome) rows waiting for the next flush.
+    pub fn pending_rows(&self) -> usize {
+        self.batch
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .counts
+            .len()
+    }
+
     pub fn take(&self) -> UsageBatch {
         std::mem::take(&mut *self.batch.lock().unwrap_or_else(|p| p.into_inner()))
     }
@@ -226,6 +416,7 @@ impl UsageRecorder {
     pub async fn flush(&self, pool: &PgPool) -> Result<usize, sqlx::Error> {
         let batch = self.take();
         if batch.is_empty() {
+            self.flushed();
             return Ok(0);
         }
         let rows = batch.counts.len();
@@ -240,6 +431,7 @@ impl UsageRecorder {
                             .raise_to(&limits.rules, *index, t, total.max(0) as u64);
                     }
                 }
+                self.flushed();
                 Ok(rows)
             }
             Err(e) => {

@@ -39,6 +39,9 @@
 //! its secret, so setting the variable later leaves existing endpoints working. Secrets are never
 //! logged, never returned after creation and never synced to the desktop.
 
+use crate::metrics::ResultLabel;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -486,6 +489,8 @@ pub struct WorkerConfig {
     pub timeout: Duration,
     pub poll_interval: Duration,
     pub retention_days: u64,
+    /// Attempts by result, for `/metrics`.
+    pub attempts: Family<ResultLabel, Counter>,
 }
 
 impl WorkerConfig {
@@ -497,6 +502,7 @@ impl WorkerConfig {
             timeout: Duration::from_millis(config.webhook_timeout_ms.max(1)),
             poll_interval: Duration::from_millis(config.webhook_poll_interval_ms.max(10)),
             retention_days: config.webhook_retention_days.max(1),
+            attempts: Family::default(),
         })
     }
 }
@@ -728,6 +734,15 @@ impl Worker {
                 tracing::warn!(delivery = %d.id, error = %e, "recording a webhook attempt failed")
             }
         }
+        let result = match next {
+            Next::Delivered => "delivered",
+            Next::RetryInMs(_) => "retry",
+            Next::Failed => "failed",
+        };
+        self.config
+            .attempts
+            .get_or_create(&ResultLabel { result })
+            .inc();
         match next {
             Next::Delivered => tracing::debug!(
                 delivery = %d.id, endpoint = %d.endpoint_id, message_id = %d.message_id,

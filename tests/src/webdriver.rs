@@ -153,7 +153,10 @@ impl WebDriver {
     /// The current `value` property of a form field (what the user typed, not the attribute).
     pub async fn value(&self, element: &str) -> anyhow::Result<Option<String>> {
         let v = self
-            .execute("return arguments[0].value;", vec![json!({ ELEMENT: element })])
+            .execute(
+                "return arguments[0].value;",
+                vec![json!({ ELEMENT: element })],
+            )
             .await?;
         Ok(v.as_str().map(str::to_owned))
     }

@@ -200,3 +200,94 @@ async fn steady_traffic_opens_no_alert() {
             .is_empty()
     );
 }
+
+#[tokio::test]
+async fn thresholds_are_per_organisation_and_feed_the_new_network_detector() {
+    let app = TestApp::spawn().await;
+    let key = app
+        .owner
+        .create_key(&CreateKeyRequest {
+            name: "roaming".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .key;
+    let t0 = align(Utc::now()) - chrono::Duration::hours(2);
+    seed(&app, &key, t0, t0 + chrono::Duration::minutes(60), "5").await;
+    let network = |net: &str, at: DateTime<Utc>| {
+        sqlx::query(
+            "INSERT INTO key_networks (key_id, network, org_id, first_seen, last_seen, calls)
+             VALUES ($1, $2, $3, $4, $4, 5)",
+        )
+        .bind(key.id.into_uuid())
+        .bind(net.to_owned())
+        .bind(key.org_id.into_uuid())
+        .bind(at)
+        .execute(app.pool())
+    };
+    network("203.0.113.0/24", t0 + chrono::Duration::minutes(1))
+        .await
+        .unwrap();
+    keyward_server::alerts::run_once(app.pool(), t0 + chrono::Duration::minutes(30))
+        .await
+        .unwrap();
+    let open = app.owner.alerts(&AlertsQuery::default()).await.unwrap();
+    assert!(open.is_empty(), "the first network is learned: {open:?}");
+
+    // Out-of-range settings are refused field by field and change nothing.
+    let defaults = app.owner.alert_settings().await.unwrap();
+    assert_eq!(defaults, keyward_core::anomaly::Thresholds::default());
+    let bad = keyward_core::anomaly::Thresholds {
+        z_score: 0.0,
+        ewma_alpha: 2.0,
+        ..Default::default()
+    };
+    let err = app.owner.set_alert_settings(&bad).await.unwrap_err();
+    assert_eq!(err.status().map(|s| s.as_u16()), Some(422));
+    let fields: Vec<String> = err
+        .problem()
+        .map(|p| p.errors.iter().map(|e| e.field.clone()).collect())
+        .unwrap_or_default();
+    assert_eq!(fields, ["z_score", "ewma_alpha"]);
+    assert_eq!(app.owner.alert_settings().await.unwrap(), defaults);
+    let viewer = app
+        .admin("Acme", "viewer@acme.test", keyward_core::api::Role::Viewer)
+        .await;
+    let quick = keyward_core::anomaly::Thresholds {
+        network_warmup_hours: 0,
+        ..Default::default()
+    };
+    assert_eq!(
+        viewer
+            .set_alert_settings(&quick)
+            .await
+            .unwrap_err()
+            .status()
+            .map(|s| s.as_u16()),
+        Some(403)
+    );
+    assert_eq!(app.owner.set_alert_settings(&quick).await.unwrap(), quick);
+    assert_eq!(app.owner.alert_settings().await.unwrap(), quick);
+    let audited: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM audit_log WHERE action = 'alerts.settings'")
+            .fetch_one(app.pool())
+            .await
+            .unwrap();
+    assert_eq!(audited, 1);
+
+    // Without a warm-up, the next new network is reported, naming it.
+    network("198.51.100.0/24", t0 + chrono::Duration::minutes(40))
+        .await
+        .unwrap();
+    let opened = keyward_server::alerts::run_once(app.pool(), t0 + chrono::Duration::minutes(60))
+        .await
+        .unwrap();
+    assert_eq!(opened, 1);
+    let open = app.owner.alerts(&AlertsQuery::default()).await.unwrap();
+    assert_eq!(open.len(), 1, "{open:?}");
+    let a = &open[0];
+    assert_eq!((a.kind.as_str(), a.key_id), ("new_network", key.id));
+    assert!(a.detail.contains("198.51.100.0/24"), "{}", a.detail);
+    assert_eq!((a.observed, a.expected), (2.0, 1.0));
+}

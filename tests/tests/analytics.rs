@@ -408,3 +408,113 @@ async fn keys_expiring_or_unused_are_notified_once() {
         ["key.expiring", "key.expiring", "key.expiring", "key.unused"]
     );
 }
+
+#[tokio::test]
+async fn networks_and_unrecognized_keys_are_counted() {
+    let app = TestApp::spawn().await;
+    let created = app
+        .owner
+        .create_key(&CreateKeyRequest {
+            name: "roaming".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let token = created.token.unwrap();
+    let verify = |ip: &str| keyward_core::api::VerifyRequest {
+        key: token.clone(),
+        scope: None,
+        cost: None,
+        client_ip: Some(ip.into()),
+    };
+    for ip in [
+        "203.0.113.7",
+        "203.0.113.200",
+        "198.51.100.9",
+        "2001:db8:1:2::5",
+    ] {
+        assert!(app.anon.verify(&verify(ip)).await.unwrap().valid);
+    }
+    let mut networks = Vec::new();
+    for _ in 0..100 {
+        networks = app.owner.key_networks(created.key.id).await.unwrap();
+        if networks.len() == 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(networks.len(), 3, "three networks: {networks:?}");
+    let of = |n: &str| networks.iter().find(|x| x.network == n).map(|x| x.calls);
+    assert_eq!(of("203.0.113.0/24"), Some(2), "{networks:?}");
+    assert_eq!(of("198.51.100.0/24"), Some(1));
+    assert_eq!(of("2001:db8:1::/48"), Some(1));
+
+    // Keys that name no organisation are counted globally, by reason.
+    let http = reqwest::Client::new();
+    let whoami = |token: Option<String>| {
+        let mut req = http.get(format!("{}/v1/whoami", app.server.base_url));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        req.send()
+    };
+    let unknown = keyward_core::ApiKeyToken::generate(
+        keyward_core::Environment::Live,
+        keyward_core::KeyId::new(),
+    );
+    assert_eq!(whoami(None).await.unwrap().status(), 401);
+    assert_eq!(
+        whoami(Some("kw_live_garbage".into()))
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    assert_eq!(
+        whoami(Some(unknown.expose_secret().to_owned()))
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    let by_reason = || async {
+        let rows: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT reason, sum(count)::int8 FROM unrecognized_usage_hour GROUP BY 1 ORDER BY 1",
+        )
+        .fetch_all(app.pool())
+        .await
+        .unwrap();
+        rows
+    };
+    let counted = eventually(Duration::from_secs(10), || async {
+        by_reason().await.len() == 3
+    })
+    .await;
+    assert!(counted, "{:?}", by_reason().await);
+    assert_eq!(
+        by_reason().await,
+        vec![
+            ("malformed".to_owned(), 1),
+            ("missing".to_owned(), 1),
+            ("unknown".to_owned(), 1)
+        ]
+    );
+    let metrics = http
+        .get(format!("{}/metrics", app.server.base_url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        "keyward_unrecognized_keys_total{reason=\"unknown\"} 1",
+        "keyward_unrecognized_keys_total{reason=\"missing\"} 1",
+        "keyward_verifications_total{code=\"valid\"} 4",
+        "keyward_key_cache_misses_total",
+        "keyward_usage_flush_lag_seconds",
+        "keyward_usage_pending_rows",
+    ] {
+        assert!(metrics.contains(line), "{line} in {metrics}");
+    }
+}

@@ -66,6 +66,13 @@ async fn upstream() -> (String, Arc<AtomicUsize>) {
             }),
         )
         .route(
+            "/wait",
+            get(|| async {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                "waited"
+            }),
+        )
+        .route(
             "/slow",
             get(|| async {
                 tokio::time::sleep(Duration::from_secs(3)).await;
@@ -258,4 +265,134 @@ async fn without_an_upstream_the_gateway_says_so() {
     assert_eq!(res.status(), 503);
     let problem: serde_json::Value = res.json().await.unwrap();
     assert_eq!(problem["code"], "gateway_not_configured");
+}
+
+#[tokio::test]
+async fn gateway_traffic_is_reported_by_route_status_and_latency() {
+    let (up, _) = upstream().await;
+    let app = app_with_upstream(&up, 2_000).await;
+    let created = app
+        .owner
+        .create_key(&CreateKeyRequest {
+            name: "routes".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let (token, key) = (created.token.unwrap(), created.key);
+    let http = reqwest::Client::new();
+    let call = |path: &str| {
+        http.get(format!("{}/gw{path}", app.server.base_url))
+            .bearer_auth(&token)
+            .send()
+    };
+    for i in 0..10 {
+        assert_eq!(call(&format!("/echo/{i}")).await.unwrap().status(), 200);
+    }
+    for _ in 0..4 {
+        assert_eq!(call("/fail").await.unwrap().status(), 500);
+    }
+    for _ in 0..2 {
+        assert_eq!(call("/wait").await.unwrap().status(), 200);
+    }
+    // An id-like first segment is grouped as `:id` (the upstream answers 404).
+    assert_eq!(call("/12345/x").await.unwrap().status(), 404);
+
+    let q = keyward_core::api::GatewayQuery::default();
+    let mut stats = None;
+    for _ in 0..100 {
+        stats = app.owner.key_gateway(key.id, &q).await.ok();
+        if stats.as_ref().is_some_and(|s| s.groups[0].calls == 17) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let stats = stats.unwrap();
+    assert_eq!(stats.groups[0].calls, 17, "all 17 calls reported: {stats:?}");
+    let total = &stats.groups[0];
+    assert_eq!(total.route, None);
+    assert_eq!(total.key_id, Some(key.id));
+    assert_eq!(
+        (
+            total.status.success,
+            total.status.client_error,
+            total.status.server_error
+        ),
+        (12, 1, 4)
+    );
+    assert!((total.error_share - 4.0 / 17.0).abs() < 1e-9);
+    let route = |name: &str| {
+        stats
+            .groups
+            .iter()
+            .find(|g| g.route.as_deref() == Some(name))
+            .unwrap_or_else(|| panic!("no route {name} in {:?}", stats.groups))
+    };
+    assert_eq!(route("echo").calls, 10);
+    assert_eq!(route("fail").status.server_error, 4);
+    assert_eq!(route(":id").status.client_error, 1);
+    let wait = route("wait");
+    assert_eq!(wait.calls, 2);
+    let p50 = wait.latency_p50_ms.unwrap();
+    assert!(
+        (265.0..=400.0).contains(&p50),
+        "a 300 ms upstream is reported within the histogram's resolution: {p50}"
+    );
+    assert!(wait.latency_mean_ms.unwrap() >= 300.0);
+    assert!(total.latency_p95_ms.unwrap() >= total.latency_p50_ms.unwrap());
+    assert_eq!(stats.groups.len(), 5, "total + four route groups");
+
+    // The organisation's view: its total, then the key.
+    let org = app.owner.gateway_usage(&q).await.unwrap();
+    assert_eq!(org.groups[0].calls, 17);
+    assert_eq!(org.groups[0].key_id, None);
+    assert_eq!(org.groups[1].key_id, Some(key.id));
+    assert_eq!(org.groups[1].key_name.as_deref(), Some("routes"));
+
+    // Bad periods and foreign ids are refused.
+    let err = app
+        .owner
+        .key_gateway(
+            key.id,
+            &keyward_core::api::GatewayQuery {
+                from: Some(chrono::Utc::now()),
+                to: Some(chrono::Utc::now() - chrono::Duration::hours(1)),
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.status().map(|s| s.as_u16()), Some(422));
+    let long = keyward_core::api::GatewayQuery {
+        from: Some(chrono::Utc::now() - chrono::Duration::days(91)),
+        to: None,
+    };
+    assert_eq!(
+        app.owner
+            .gateway_usage(&long)
+            .await
+            .unwrap_err()
+            .status()
+            .map(|s| s.as_u16()),
+        Some(422)
+    );
+    let other = app
+        .owner
+        .key_gateway(keyward_core::KeyId::new(), &q)
+        .await
+        .unwrap_err();
+    assert_eq!(other.status().map(|s| s.as_u16()), Some(404));
+
+    // Latency is in /metrics too.
+    let metrics = http
+        .get(format!("{}/metrics", app.server.base_url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("keyward_request_duration_seconds_count{route=\"gateway\"} 17"),
+        "{metrics}"
+    );
 }

@@ -106,6 +106,8 @@ pub const MAX_NETWORK_WARMUP_HOURS: u32 = 30 * 24;
 /// Per-window figures (`min_volume`, `rejected_burst`) are per detector window; the defaults
 /// assume [`RECOMMENDED_WINDOW_SECS`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(default, deny_unknown_fields)]
 pub struct Thresholds {
     /// How many standard deviations from the baseline a window must be to be anomalous, in both
@@ -121,6 +123,7 @@ pub struct Thresholds {
     /// Requests per window below which a key is too quiet for rate findings: a spike needs at
     /// least this many observed requests, a drop at least this many expected. Default 30
     /// (per five minutes).
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
     pub min_volume: u64,
     /// Weight of the newest day in the exponentially weighted hour-of-day rate baselines, which
     /// learn once a day. Default 0.2, a half-life of about 3.1 days; must be in (0, 1]. 1 means
@@ -132,6 +135,7 @@ pub struct Thresholds {
     pub warmup_windows: u32,
     /// Rejected attempts of one kind in one window that are a burst (if also far above the key's
     /// usual). Default 20 (per five minutes); must be at least 1.
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
     pub rejected_burst: u64,
     /// Half-life of the key's usual rejected rate, which learns every window. Default 24
     /// hours; must be in 1..=[`MAX_REJECTED_HALF_LIFE_HOURS`].

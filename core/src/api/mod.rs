@@ -6,6 +6,7 @@
 pub mod alerts;
 pub mod audit;
 pub mod auth;
+pub mod gateway;
 pub mod keys;
 pub mod limits;
 pub mod page;
@@ -18,6 +19,9 @@ pub mod webhooks;
 pub use alerts::{Alert, AlertFilter, AlertList, AlertStatus, AlertsQuery};
 pub use audit::{AuditEntry, AuditVerifyReport, BrokenLink};
 pub use auth::{AdminInfo, LoginRequest, LoginResponse, Role};
+pub use gateway::{
+    GatewayGroup, GatewayQuery, GatewayUsage, KeyNetwork, KeyNetworkList, StatusCounts,
+};
 pub use keys::{
     ApiKey, CreateKeyRequest, CreatedKey, KeyStatusFilter, ListKeysQuery, RevokeKeyRequest,
     RotateKeyRequest, RotatedKey, UpdateKeyRequest,

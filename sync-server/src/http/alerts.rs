@@ -4,12 +4,13 @@ use axum::Json;
 use axum::extract::{Path, State};
 use chrono::{DateTime, Utc};
 use keyward_core::KeyId;
+use keyward_core::anomaly::Thresholds;
 use keyward_core::api::{Alert, AlertFilter, AlertList, AlertStatus, AlertsQuery};
 use uuid::Uuid;
 
 use crate::audit::AuditEvent;
 use crate::error::{AppError, AppResult};
-use crate::extract::AppQuery;
+use crate::extract::{AppJson, AppQuery};
 use crate::session::AdminSession;
 use crate::state::AppState;
 use crate::store::now_micros;
@@ -152,4 +153,56 @@ pub async fn ack(
     .await?;
     tx.commit().await?;
     Ok(Json(after))
+}
+
+/// The organisation's anomaly detector thresholds (the defaults until changed).
+#[utoipa::path(get, path = "/v1/alerts/settings", tag = "alerts", security(("session" = [])),
+    responses((status = 200, body = Thresholds), (status = 401, body = Problem)))]
+pub async fn settings(
+    State(state): State<AppState>,
+    session: AdminSession,
+) -> AppResult<Json<Thresholds>> {
+    let mut conn = state.pool.acquire().await?;
+    Ok(Json(
+        crate::store::alerts::thresholds(&mut conn, session.org_id).await?,
+    ))
+}
+
+/// Replaces the organisation's detector thresholds; absent fields take their default. Every
+/// out-of-range field is reported at once (422) and nothing is stored. Takes effect on the
+/// next pass of the alerts job.
+#[utoipa::path(put, path = "/v1/alerts/settings", tag = "alerts", security(("session" = [])),
+    request_body = Thresholds,
+    responses((status = 200, body = Thresholds), (status = 401, body = Problem), (status = 403, body = Problem),
+              (status = 422, body = Problem)))]
+pub async fn update_settings(
+    State(state): State<AppState>,
+    session: AdminSession,
+    AppJson(new): AppJson<Thresholds>,
+) -> AppResult<Json<Thresholds>> {
+    session.require_write()?;
+    new.validate()?;
+    let mut tx = state.pool.begin().await?;
+    let before = crate::store::alerts::thresholds(&mut tx, session.org_id).await?;
+    sqlx::query(
+        "INSERT INTO alert_settings (org_id, thresholds, updated_at, updated_by) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (org_id) DO UPDATE SET thresholds = EXCLUDED.thresholds,
+            updated_at = EXCLUDED.updated_at, updated_by = EXCLUDED.updated_by",
+    )
+    .bind(session.org_id.into_uuid())
+    .bind(sqlx::types::Json(&new))
+    .bind(now_micros())
+    .bind(session.admin_id.into_uuid())
+    .execute(&mut *tx)
+    .await?;
+    crate::store::audit::append(
+        &mut tx,
+        &session.actor,
+        AuditEvent::new("alerts.settings", "org", session.org_id.into_uuid())
+            .before(&before)
+            .after(&new),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Json(new))
 }

@@ -4,6 +4,7 @@
 pub mod alerts;
 pub mod audit;
 pub mod auth;
+pub mod gateway_usage;
 pub mod keys;
 pub mod limits;
 pub mod ops;
@@ -38,6 +39,9 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/keys/{id}/rotate", post(keys::rotate))
         .route("/v1/keys/{id}/usage", get(keys::usage))
         .route("/v1/keys/{id}/limits", get(limits::key_limits))
+        .route("/v1/keys/{id}/gateway", get(gateway_usage::key_gateway))
+        .route("/v1/keys/{id}/networks", get(gateway_usage::key_networks))
+        .route("/v1/gateway/usage", get(gateway_usage::org_gateway))
         .route("/v1/tiers", get(tiers::list).post(tiers::create))
         .route(
             "/v1/tiers/{name}",
@@ -53,6 +57,10 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/webhooks/{id}/deliveries", get(webhooks::deliveries))
         .route("/v1/usage", get(usage::org_usage))
         .route("/v1/alerts", get(alerts::list))
+        .route(
+            "/v1/alerts/settings",
+            get(alerts::settings).put(alerts::update_settings),
+        )
         .route("/v1/alerts/{id}/ack", post(alerts::ack))
         .route("/v1/reports/usage", get(usage::report))
         .route("/gw", any(crate::gateway::forward))

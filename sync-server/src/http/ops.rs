@@ -60,6 +60,14 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
             })
             .set(i64::from(mode == current));
     }
+    state
+        .metrics
+        .usage_flush_lag
+        .set(state.usage.flush_lag_secs(chrono::Utc::now()));
+    state
+        .metrics
+        .usage_pending
+        .set(i64::try_from(state.usage.pending_rows()).unwrap_or(i64::MAX));
     (
         [(
             axum::http::header::CONTENT_TYPE,

@@ -111,8 +111,12 @@ pub(crate) async fn authenticate(
     ip: Option<IpAddr>,
     cost: u64,
 ) -> Result<Authenticated, Response> {
-    let token =
-        presented_key(headers).ok_or_else(|| refusal(VerifyCode::NotFound).into_response())?;
+    let Some(token) = presented_key(headers) else {
+        state
+            .verifier
+            .unrecognized(crate::usage::Unrecognized::Missing, chrono::Utc::now());
+        return Err(refusal(VerifyCode::NotFound).into_response());
+    };
     let Verdict {
         code,
         key,
@@ -152,7 +156,8 @@ pub async fn whoami(
     ClientIp(ip): ClientIp,
     headers: HeaderMap,
 ) -> Response {
-    match authenticate(&state, &headers, ip, 1).await {
+    let started = std::time::Instant::now();
+    let response = match authenticate(&state, &headers, ip, 1).await {
         Ok(auth) => {
             let key = &auth.key;
             let mut response = Json(Whoami {
@@ -168,7 +173,12 @@ pub async fn whoami(
             response
         }
         Err(refused) => refused,
-    }
+    };
+    state
+        .metrics
+        .whoami_duration
+        .observe(started.elapsed().as_secs_f64());
+    response
 }
 
 /// A verdict on a key for a platform service: always 200 for a well-formed request.
@@ -179,6 +189,16 @@ pub async fn verify(
     State(state): State<AppState>,
     AppJson(req): AppJson<VerifyRequest>,
 ) -> AppResult<Json<VerifyResponse>> {
+    let started = std::time::Instant::now();
+    let answer = verify_inner(&state, req).await;
+    state
+        .metrics
+        .verify_duration
+        .observe(started.elapsed().as_secs_f64());
+    answer
+}
+
+async fn verify_inner(state: &AppState, req: VerifyRequest) -> AppResult<Json<VerifyResponse>> {
     let mut errs = FieldErrors::new();
     let scope = errs.check(
         req.scope

@@ -3,6 +3,7 @@
 //! the transaction.
 
 pub mod admins;
+pub mod alerts;
 pub mod audit;
 pub mod keys;
 pub mod limits;

@@ -1,6 +1,7 @@
 use chrono::NaiveDate;
 use keyward_core::KeyId;
 use keyward_core::api::Granularity;
+use keyward_core::latency::BUCKETS;
 use sqlx::PgPool;
 
 use crate::usage::UsageBatch;
@@ -75,6 +76,12 @@ pub async fn delete_before(
 ) -> Result<u64, sqlx::Error> {
     let (org_table, _) = org_table_of(granularity);
     delete_batches(pool, org_table, table_of(granularity).1, before, batch).await?;
+    if granularity == Granularity::Hour {
+        // Hourly detail shares the hours' retention; a network unseen that long is forgotten.
+        delete_batches(pool, "gateway_usage_hour", "hour", before, batch).await?;
+        delete_batches(pool, "unrecognized_usage_hour", "hour", before, batch).await?;
+        delete_batches(pool, "key_networks", "last_seen", before, batch).await?;
+    }
     let (table, column) = table_of(granularity);
     delete_batches(pool, table, column, before, batch).await
 }
@@ -291,8 +298,123 @@ pub async fn write_batch(
                 .await?;
         }
     }
+    write_gateway(&mut tx, batch).await?;
+    write_networks(&mut tx, batch).await?;
+    if !batch.unrecognized.is_empty() {
+        let (mut hours, mut reasons, mut counts) = (Vec::new(), Vec::new(), Vec::new());
+        for ((hour, reason), n) in &batch.unrecognized {
+            hours.push(*hour);
+            reasons.push(*reason);
+            counts.push(*n);
+        }
+        sqlx::query(
+            "INSERT INTO unrecognized_usage_hour (hour, reason, count)
+             SELECT * FROM UNNEST($1::timestamptz[], $2::text[], $3::int8[])
+             ON CONFLICT (hour, reason) DO UPDATE SET count = unrecognized_usage_hour.count + EXCLUDED.count",
+        )
+        .bind(&hours)
+        .bind(&reasons)
+        .bind(&counts)
+        .execute(&mut *tx)
+        .await?;
+    }
     tx.commit().await?;
     Ok(totals)
+}
+
+/// Gateway cells, merged into their hour: counts and latency sums add, histograms add bucket
+/// by bucket. The histograms travel as one flat array sliced per row.
+async fn write_gateway(tx: &mut sqlx::PgConnection, batch: &UsageBatch) -> Result<(), sqlx::Error> {
+    if batch.gateway.is_empty() {
+        return Ok(());
+    }
+    let n = batch.gateway.len();
+    let (mut keys, mut orgs, mut hours, mut routes, mut statuses, mut calls, mut sums) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    let mut hist = Vec::with_capacity(n * BUCKETS);
+    for ((key, hour, route, status), cell) in &batch.gateway {
+        keys.push(key.into_uuid());
+        orgs.push(cell.org_id.into_uuid());
+        hours.push(*hour);
+        routes.push(route.as_str());
+        statuses.push(*status);
+        calls.push(cell.calls);
+        sums.push(cell.latency_sum_us);
+        hist.extend(cell.latency.to_counts());
+    }
+    sqlx::query(&format!(
+        "INSERT INTO gateway_usage_hour (key_id, org_id, hour, route, status, calls, latency_sum_us, latency)
+         SELECT k, o, h, r, s, c, l, $8[(i - 1) * {BUCKETS} + 1 : i * {BUCKETS}]
+           FROM UNNEST($1::uuid[], $2::uuid[], $3::timestamptz[], $4::text[], $5::int2[], $6::int8[], $7::int8[])
+                WITH ORDINALITY AS u(k, o, h, r, s, c, l, i)
+         ON CONFLICT (key_id, hour, route, status) DO UPDATE SET
+            calls = gateway_usage_hour.calls + EXCLUDED.calls,
+            latency_sum_us = gateway_usage_hour.latency_sum_us + EXCLUDED.latency_sum_us,
+            latency = ARRAY(SELECT coalesce(a, 0) + coalesce(b, 0)
+                              FROM unnest(gateway_usage_hour.latency, EXCLUDED.latency) WITH ORDINALITY AS t(a, b, i)
+                             ORDER BY i)"
+    ))
+    .bind(&keys)
+    .bind(&orgs)
+    .bind(&hours)
+    .bind(&routes)
+    .bind(&statuses)
+    .bind(&calls)
+    .bind(&sums)
+    .bind(&hist)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+/// Networks keys were used from: first and last sighting and calls.
+async fn write_networks(
+    tx: &mut sqlx::PgConnection,
+    batch: &UsageBatch,
+) -> Result<(), sqlx::Error> {
+    if batch.networks.is_empty() {
+        return Ok(());
+    }
+    let (mut keys, mut nets, mut orgs, mut firsts, mut lasts, mut calls) = (
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+    );
+    for ((key, net), cell) in &batch.networks {
+        keys.push(key.into_uuid());
+        nets.push(net.to_string());
+        orgs.push(cell.org_id.into_uuid());
+        firsts.push(cell.first);
+        lasts.push(cell.last);
+        calls.push(cell.calls);
+    }
+    sqlx::query(
+        "INSERT INTO key_networks (key_id, network, org_id, first_seen, last_seen, calls)
+         SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::uuid[], $4::timestamptz[], $5::timestamptz[], $6::int8[])
+         ON CONFLICT (key_id, network) DO UPDATE SET
+            first_seen = least(key_networks.first_seen, EXCLUDED.first_seen),
+            last_seen = greatest(key_networks.last_seen, EXCLUDED.last_seen),
+            calls = key_networks.calls + EXCLUDED.calls",
+    )
+    .bind(&keys)
+    .bind(&nets)
+    .bind(&orgs)
+    .bind(&firsts)
+    .bind(&lasts)
+    .bind(&calls)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
 }
 
 /// A lineage's usage (a key and every key it was rotated from or into), bucketed, with empty
@@ -513,3 +635,94 @@ static REPORT_QUERY: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
           GROUP BY 1, 2, 3 ORDER BY 1, 2"
     )
 });
+
+/// A period's gateway traffic of one key, route and status class, summed over its hours.
+#[derive(Debug, sqlx::FromRow)]
+pub struct GatewayRow {
+    pub key_id: uuid::Uuid,
+    pub key_name: String,
+    pub route: String,
+    pub status: i16,
+    pub calls: i64,
+    pub latency_sum_us: i64,
+    pub latency: Vec<i64>,
+}
+
+/// Gateway traffic of an organisation (or one of its keys) from `from` (rounded down to its
+/// hour) to `to`, summed per key, route and status class, histograms bucket by bucket.
+pub async fn gateway_rows(
+    pool: &PgPool,
+    org: uuid::Uuid,
+    key: Option<uuid::Uuid>,
+    from: chrono::DateTime<chrono::Utc>,
+    to: chrono::DateTime<chrono::Utc>,
+) -> Result<Vec<GatewayRow>, sqlx::Error> {
+    sqlx::query_as(
+        "WITH r AS (SELECT * FROM gateway_usage_hour
+                     WHERE org_id = $1 AND ($2::uuid IS NULL OR key_id = $2)
+                       AND hour >= date_trunc('hour', $3::timestamptz, 'UTC') AND hour < $4),
+              t AS (SELECT key_id, route, status, sum(calls)::int8 AS calls,
+                           sum(latency_sum_us)::int8 AS latency_sum_us
+                      FROM r GROUP BY 1, 2, 3),
+              b AS (SELECT key_id, route, status, i, sum(v)::int8 AS v
+                      FROM r, unnest(r.latency) WITH ORDINALITY AS u(v, i) GROUP BY 1, 2, 3, 4),
+              h AS (SELECT key_id, route, status, array_agg(v ORDER BY i) AS latency
+                      FROM b GROUP BY 1, 2, 3)
+         SELECT t.key_id, coalesce(k.name, '') AS key_name, t.route, t.status, t.calls,
+                t.latency_sum_us, h.latency
+           FROM t JOIN h USING (key_id, route, status) LEFT JOIN api_keys k ON k.id = t.key_id",
+    )
+    .bind(org)
+    .bind(key)
+    .bind(from)
+    .bind(to)
+    .fetch_all(pool)
+    .await
+}
+
+/// A network a key was used from.
+#[derive(Debug, sqlx::FromRow)]
+pub struct NetworkRow {
+    pub network: String,
+    pub first_seen: chrono::DateTime<chrono::Utc>,
+    pub last_seen: chrono::DateTime<chrono::Utc>,
+    pub calls: i64,
+}
+
+/// Networks first seen on a key in `[from, to)`, oldest first (what the new-network detector
+/// has not been fed yet).
+pub async fn networks_first_seen(
+    conn: &mut sqlx::PgConnection,
+    key: uuid::Uuid,
+    from: chrono::DateTime<chrono::Utc>,
+    to: chrono::DateTime<chrono::Utc>,
+) -> Result<Vec<NetworkRow>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT network, first_seen, last_seen, calls FROM key_networks
+          WHERE key_id = $1 AND first_seen >= $2 AND first_seen < $3 ORDER BY first_seen",
+    )
+    .bind(key)
+    .bind(from)
+    .bind(to)
+    .fetch_all(conn)
+    .await
+}
+
+/// Every network a key lineage was used from, most recent first (at most 200).
+pub async fn networks_of_key(
+    pool: &PgPool,
+    key: uuid::Uuid,
+    org: uuid::Uuid,
+) -> Result<Vec<NetworkRow>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT n.network, min(n.first_seen) AS first_seen, max(n.last_seen) AS last_seen,
+                sum(n.calls)::int8 AS calls
+           FROM key_networks n JOIN api_keys k ON k.id = n.key_id
+          WHERE k.lineage_id = (SELECT lineage_id FROM api_keys WHERE id = $1 AND org_id = $2)
+          GROUP BY n.network ORDER BY max(n.last_seen) DESC LIMIT 200",
+    )
+    .bind(key)
+    .bind(org)
+    .fetch_all(pool)
+    .await
+}

@@ -23,11 +23,13 @@ use sqlx::PgPool;
 
 use crate::config::Config;
 use crate::limits::{LimitSource, Limiter};
+use crate::metrics::{Metrics, ReasonLabel, VerifyCounters};
 use crate::store;
 use crate::throttle::FailureWindow;
-use crate::usage::UsageRecorder;
+use crate::usage::{Unrecognized, UsageRecorder};
 pub use hasher::{Hasher, Overloaded};
 pub use key::VerifiedKey;
+use prometheus_client::metrics::counter::Counter;
 
 /// The answer for a well-formed request.
 #[derive(Debug, Clone)]
@@ -73,6 +75,9 @@ pub struct Verifier {
     invalidated_all: AtomicU64,
     /// False while the change feed is down: the cache may be stale, so records are re-read.
     feed_live: AtomicBool,
+    counters: VerifyCounters,
+    /// Per [`Unrecognized`] reason, in declaration order.
+    unrecognized: Vec<Counter>,
 }
 
 struct RecordExpiry {
@@ -132,7 +137,28 @@ impl Verifier {
                 .build(),
             invalidated_all: AtomicU64::new(0),
             feed_live: AtomicBool::new(false),
+            counters: VerifyCounters::default(),
+            unrecognized: Vec::new(),
         }
+    }
+
+    /// Counts outcomes, cache hits and unrecognized keys into `/metrics`.
+    pub fn with_metrics(mut self, metrics: &Metrics) -> Self {
+        self.counters = metrics.verify_counters();
+        self.unrecognized = [
+            Unrecognized::Missing,
+            Unrecognized::Malformed,
+            Unrecognized::Unknown,
+        ]
+        .iter()
+        .map(|r| {
+            metrics
+                .unrecognized_keys
+                .get_or_create(&ReasonLabel { reason: r.as_str() })
+                .clone()
+        })
+        .collect();
+        self
     }
 
     /// Verifies `token`, applies the key's limits (consuming `cost` units when every check
@@ -151,15 +177,24 @@ impl Verifier {
             limits: None,
         };
         let Ok(parsed) = ApiKeyToken::parse(token) else {
+            self.unrecognized(Unrecognized::Malformed, now);
             return Ok(not_found);
         };
         let Some(key) = self.record(parsed.key_id).await? else {
+            self.unrecognized(Unrecognized::Unknown, now);
             return Ok(not_found);
         };
+        // From here the key names its organisation: refusals count against the key.
         if key.environment != parsed.environment {
+            self.count(VerifyCode::NotFound);
+            if self.record_usage {
+                self.usage
+                    .record(key.id, key.org_id, "not_found", now, client_ip);
+            }
             return Ok(not_found);
         }
         if !self.secret_matches(&key, parsed.raw()).await? {
+            self.count(VerifyCode::NotFound);
             if self.record_usage {
                 self.usage
                     .record(key.id, key.org_id, "invalid_secret", now, client_ip);
@@ -185,6 +220,7 @@ impl Verifier {
             self.usage.record_limits(&key, limits, &o, cost, now);
             outcome = Some(o);
         }
+        self.count(code);
         if self.record_usage {
             self.usage
                 .record(key.id, key.org_id, code.as_str(), now, client_ip);
@@ -196,16 +232,36 @@ impl Verifier {
         })
     }
 
+    fn count(&self, code: VerifyCode) {
+        if let Some(c) = self.counters.outcome(code) {
+            c.inc();
+        }
+    }
+
+    /// A call whose key names no organisation: counted globally (metrics and hourly rows).
+    pub fn unrecognized(&self, reason: Unrecognized, now: DateTime<Utc>) {
+        self.count(VerifyCode::NotFound);
+        if let Some(c) = self.unrecognized.get(reason as usize) {
+            c.inc();
+        }
+        if self.record_usage {
+            self.usage.record_unrecognized(reason, now);
+        }
+    }
+
     async fn record(&self, id: KeyId) -> Result<Record, VerifyError> {
         let live = self.feed_live.load(Ordering::Acquire);
         if live && let Some(hit) = self.records.get(&id) {
+            self.counters.cache_hits.inc();
             return Ok(hit);
         }
         let lock = self.cold_locks.get_with(id, Default::default);
         let _guard = lock.lock().await;
         if live && let Some(hit) = self.records.get(&id) {
+            self.counters.cache_hits.inc();
             return Ok(hit);
         }
+        self.counters.cache_misses.inc();
         self.load(id).await
     }
 
