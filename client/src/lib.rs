@@ -9,6 +9,8 @@ mod webhooks;
 
 pub mod layer;
 
+pub use usage::ReportDownload;
+
 use std::time::Duration;
 
 use keyward_core::KeyId;

@@ -3,10 +3,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::Utc;
 use keyward_client::KeywardClient;
+use keyward_core::api::{AlertFilter, AlertsQuery, Granularity, OrgUsageQuery, UsageGroupBy};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use crate::analytics::{AnalyticsSnapshot, KeyHourly, TopKeys, USAGE_RETENTION};
 use crate::backoff::backoff_delay;
 use crate::error::SyncError;
 use crate::push::Batch;
@@ -16,6 +19,8 @@ use crate::replica::Replica;
 pub const MAX_PUSH_BATCH: usize = 100;
 /// Changes asked for per pull request.
 const PULL_PAGE: u32 = 500;
+/// Keys in each top list of the dashboard.
+const TOP_KEYS: u32 = 5;
 /// The longest wait between failed rounds.
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
 
@@ -150,6 +155,90 @@ impl SyncEngine {
             }
             cursor = page.cursor;
         }
+    }
+
+    /// Pulls the analytics the desktop shows offline and stores them in one transaction
+    /// ([`Replica::store_analytics`]): the organisation's hourly usage over the last 30 days with
+    /// the 100 busiest keys' series, the top keys of each dashboard period, the alert list, and
+    /// the limit standings of up to `limits` keys with rules (those fetched longest ago first).
+    #[tracing::instrument(skip_all)]
+    pub async fn pull_analytics(&self, limits: u32) -> Result<(), SyncError> {
+        let at = Utc::now();
+        let month = OrgUsageQuery {
+            from: Some(at - USAGE_RETENTION),
+            to: Some(at),
+            granularity: Some(Granularity::Hour),
+            group_by: Some(UsageGroupBy::Key),
+            top: Some(100),
+        };
+        let usage = self.client.org_usage(&month).await?;
+        let mut top = Vec::new();
+        for (period, span) in [
+            ("24h", chrono::Duration::hours(24)),
+            ("7d", chrono::Duration::days(7)),
+        ] {
+            let q = OrgUsageQuery {
+                from: Some(at - span),
+                to: Some(at),
+                granularity: Some(Granularity::Hour),
+                group_by: None,
+                top: Some(TOP_KEYS),
+            };
+            let u = self.client.org_usage(&q).await?;
+            top.push(TopKeys {
+                period: period.to_owned(),
+                by_volume: u.top_by_volume,
+                by_rejections: u.top_by_rejections,
+            });
+        }
+        top.push(TopKeys {
+            period: "30d".to_owned(),
+            by_volume: usage
+                .top_by_volume
+                .iter()
+                .take(TOP_KEYS as usize)
+                .cloned()
+                .collect(),
+            by_rejections: usage
+                .top_by_rejections
+                .iter()
+                .take(TOP_KEYS as usize)
+                .cloned()
+                .collect(),
+        });
+        let alerts = self
+            .client
+            .alerts(&AlertsQuery {
+                status: Some(AlertFilter::All),
+            })
+            .await?;
+        let mut standings = Vec::new();
+        for id in self.replica.keys_with_limits(limits).await? {
+            match self.client.key_limits(id).await {
+                Ok(l) => standings.push(l),
+                // Gone on the server since the last pull: the next pull removes the key.
+                Err(e) if e.status().is_some_and(|s| s.as_u16() == 404) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let snapshot = AnalyticsSnapshot {
+            at,
+            org_hourly: usage.series,
+            key_hourly: usage
+                .by_key
+                .unwrap_or_default()
+                .into_iter()
+                .map(|k| KeyHourly {
+                    key_id: k.key_id,
+                    points: k.series,
+                })
+                .collect(),
+            top,
+            alerts,
+            limits: standings,
+        };
+        self.replica.store_analytics(&snapshot).await?;
+        Ok(())
     }
 
     /// Syncs every `interval` (or sooner after [`SyncEngine::sync_soon`]) until `shutdown`.

@@ -9,6 +9,10 @@
 //!   `op_id`), records each result on the affected key, then pulls what changed since the
 //!   replica's cursor.
 //!
+//! - Analytics ([`Replica::store_analytics`]): the organisation's and the busiest keys' hourly
+//!   usage over 30 days, top keys, alerts and limit standings, pulled by the app after sync
+//!   rounds; [`Replica::notices_to_show`] picks what to notify once (`notified_at`).
+//!
 //! # Secrets
 //!
 //! The engine never writes a token anywhere: a key made offline returns its [`ApiKeyToken`] to
@@ -19,11 +23,13 @@
 //!
 //! [`ApiKeyToken`]: keyward_core::ApiKeyToken
 
+mod analytics;
 mod backoff;
 mod engine;
 mod error;
 mod filter;
 mod local;
+pub mod notify;
 mod project;
 mod pull;
 mod push;
@@ -33,11 +39,13 @@ mod status;
 mod store;
 mod view;
 
+pub use analytics::{AnalyticsSnapshot, KeyHourly, StoredAlert, TopKeys, USAGE_RETENTION};
 pub use backoff::backoff_delay;
 pub use engine::{MAX_PUSH_BATCH, SyncEngine, SyncReport};
 pub use error::{LocalOpError, ReplicaError, SyncError};
 pub use filter::{KeyFilter, KeySort};
 pub use local::DEFAULT_ROTATION_GRACE_SECS;
+pub use notify::{Notice, NoticeKind};
 pub use replica::Replica;
 pub use status::SyncStatus;
 pub use view::{LocalKey, Rejection};

@@ -1,11 +1,12 @@
 //! Tauri commands: one line each, into [`Desktop`]. Everything testable lives there.
 
-use keyward_core::api::{AuditEntry, Granularity};
+use keyward_core::api::{Alert, AlertStatus, AuditEntry, Granularity};
 use tauri::State;
 
 use crate::dto::{
-    Dashboard, DashboardPeriod, IssuedKey, KeyDetail, KeyEdit, KeyFilter, KeyList, KeyListItem,
-    LimitsSnapshot, NewKeyForm, Revocation, Session, SyncStatus, UsageSeries,
+    AlertsView, Dashboard, DashboardPeriod, IssuedKey, KeyDetail, KeyEdit, KeyFilter, KeyList,
+    KeyListItem, LimitsSnapshot, NewKeyForm, ReportRequest, ReportSaved, Revocation, Session,
+    SyncStatus, UsageSeries,
 };
 use crate::error::CommandError;
 use crate::services::Desktop;
@@ -112,6 +113,27 @@ pub async fn dashboard(desktop: State<'_, Desktop>, period: DashboardPeriod) -> 
     desktop.dashboard(period).await
 }
 
+#[tauri::command]
+pub async fn alerts(
+    desktop: State<'_, Desktop>,
+    status: Option<AlertStatus>,
+) -> Result<AlertsView> {
+    desktop.alerts(status).await
+}
+
+#[tauri::command]
+pub async fn ack_alert(desktop: State<'_, Desktop>, id: String) -> Result<Alert> {
+    desktop.ack_alert(&id).await
+}
+
+#[tauri::command]
+pub async fn save_report(
+    desktop: State<'_, Desktop>,
+    request: ReportRequest,
+) -> Result<ReportSaved> {
+    desktop.save_report(request).await
+}
+
 #[cfg(test)]
 mod tests {
     //! The commands through Tauri's mock runtime: real IPC serialisation, a real server and
@@ -128,10 +150,19 @@ mod tests {
 
     use crate::services::Desktop;
 
+    type Shown = std::sync::Arc<std::sync::Mutex<Vec<String>>>;
+
     fn window(
         data_dir: std::path::PathBuf,
-    ) -> (tauri::App<MockRuntime>, WebviewWindow<MockRuntime>) {
+    ) -> (tauri::App<MockRuntime>, WebviewWindow<MockRuntime>, Shown) {
         let desktop = tauri::async_runtime::block_on(Desktop::open(data_dir)).expect("open");
+        // Notifications recorded by title (the real app shows them with the plugin).
+        let shown = Shown::default();
+        let record = shown.clone();
+        desktop.set_notifier(std::sync::Arc::new(move |n: &keyward_replica::Notice| {
+            record.lock().unwrap().push(n.title.clone());
+            Ok(())
+        }));
         let app = mock_builder()
             .invoke_handler(crate::handlers!())
             .build(mock_context(noop_assets()))
@@ -140,7 +171,7 @@ mod tests {
         let webview = tauri::WebviewWindowBuilder::new(&app, "main", Default::default())
             .build()
             .expect("window");
-        (app, webview)
+        (app, webview, shown)
     }
 
     fn invoke(
@@ -165,7 +196,7 @@ mod tests {
         let rt = tokio::runtime::Runtime::new().unwrap();
         let app = rt.block_on(keyward_e2e::TestApp::spawn());
         let dir = std::env::temp_dir().join(format!("keyward-desktop-test-{}", uuid_like()));
-        let (_app, w) = window(dir.clone());
+        let (_app, w, notified) = window(dir.clone());
 
         // Signed out: reads answer `unauthenticated`, the session is null.
         assert_eq!(invoke(&w, "current_session", json!({})), Ok(Value::Null));
@@ -230,8 +261,8 @@ mod tests {
                 .any(|e| e["action"] == "key.create")
         );
 
-        // Limits: a key with its own rule, used once, stands at 1 of 5; the answer is kept on
-        // disk for offline use.
+        // Limits: a key with its own rule, used once, stands at 1 of 5; the answer is kept in
+        // the replica for offline use.
         let limited = rt
             .block_on(app.owner.create_key(&CreateKeyRequest {
                 name: "Limited".into(),
@@ -263,33 +294,191 @@ mod tests {
             (json!(5), json!(1), json!(4)),
             "{standing}"
         );
-        assert!(
-            dir.join("limits")
-                .join(format!("{limited_id}.json"))
-                .is_file()
-        );
         assert_eq!(
             invoke(&w, "key_limits", json!({"id": "nope"})).unwrap_err()["code"],
             "not_found"
         );
 
-        // Dashboard: the organisation's usage counts the calls above (once the server's usage
-        // flush, about every 100 ms here, has written them) and is kept per period.
-        let mut board = invoke(&w, "dashboard", json!({"period": "24h"})).unwrap();
+        // A key about to expire and an alert on the limited key (seeded in the database, of a
+        // kind no detector touches: real ones need hours of baseline).
+        let expiring = rt
+            .block_on(app.owner.create_key(&CreateKeyRequest {
+                name: "Expiring".into(),
+                expires_at: Some(chrono::Utc::now() + chrono::Duration::days(2)),
+                ..Default::default()
+            }))
+            .expect("create an expiring key");
+        let alert_id = uuid::Uuid::now_v7();
+        rt.block_on(
+            sqlx::query(
+                "INSERT INTO alerts (id, org_id, key_id, kind, status, observed, expected,
+                    window_start, window_secs, detail, opened_at, last_seen_at)
+                 VALUES ($1, $2, $3, 'seeded_test', 'open', 420, 35.5, now() - interval '10 minutes',
+                    300, '12x the usual rate', now(), now())",
+            )
+            .bind(alert_id)
+            .bind(limited.key.org_id.into_uuid())
+            .bind(limited.key.id.into_uuid())
+            .execute(app.pool()),
+        )
+        .expect("seed an alert");
+
+        // Dashboard, from the replica after a sync: the organisation's usage counts the calls
+        // above (once the server's usage flush, about every 100 ms here, has written them).
+        let mut board = Value::Null;
         for _ in 0..100 {
-            if board["usage"]["totals"]["allowed"].as_i64().unwrap_or(0) > 0 {
+            invoke(&w, "sync_now", json!({})).unwrap();
+            board = invoke(&w, "dashboard", json!({"period": "24h"})).unwrap();
+            if board["usage"]["totals"]["allowed"].as_i64().unwrap_or(0) >= 2 {
                 break;
             }
             std::thread::sleep(std::time::Duration::from_millis(50));
-            board = invoke(&w, "dashboard", json!({"period": "24h"})).unwrap();
         }
         assert_eq!(board["period"], "24h");
+        assert_eq!(board["usage"]["totals"]["allowed"], 2, "{board}");
+        assert!(board["fetched_at"].is_string());
+        let names: Vec<&str> = board["usage"]["top_by_volume"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k["name"].as_str().unwrap())
+            .collect();
         assert!(
-            board["usage"]["totals"]["allowed"].as_i64().unwrap() > 0,
+            names.contains(&"Limited") && names.contains(&"From IPC"),
             "{board}"
         );
-        assert!(board["alerts"].is_array());
-        assert!(dir.join("usage").join("dashboard-24h.json").is_file());
+        let has_alert = |list: &Value| {
+            list.as_array()
+                .unwrap()
+                .iter()
+                .find(|a| a["id"] == alert_id.to_string())
+                .cloned()
+        };
+        assert!(has_alert(&board["alerts"]).is_some(), "{board}");
+        let attention = board["attention"].as_array().unwrap();
+        assert!(
+            attention
+                .iter()
+                .any(|a| a["kind"] == "expiry" && a["key_id"] == expiring.key.id.to_string()),
+            "{board}"
+        );
+        let month = invoke(&w, "dashboard", json!({"period": "30d"})).unwrap();
+        assert_eq!(month["usage"]["granularity"], "day");
+        assert_eq!(month["usage"]["totals"], board["usage"]["totals"]);
+
+        // One native notification each for the new alert and the expiring key, never again.
+        let shown = notified.lock().unwrap().clone();
+        assert!(
+            shown.contains(&"Alert: seeded test on Limited".to_owned()),
+            "{shown:?}"
+        );
+        assert!(
+            shown.contains(&"Key Expiring expires soon".to_owned()),
+            "{shown:?}"
+        );
+        invoke(&w, "sync_now", json!({})).unwrap();
+        assert_eq!(notified.lock().unwrap().len(), shown.len(), "no repeats");
+
+        // A key's usage by hour, from the replica.
+        let usage = invoke(
+            &w,
+            "key_usage",
+            json!({"id": limited_id, "granularity": "hour"}),
+        )
+        .unwrap();
+        let calls: i64 = usage["points"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["allowed"].as_i64().unwrap())
+            .sum();
+        assert_eq!(calls, 1, "{usage}");
+        assert!(usage["fetched_at"].is_string());
+
+        // Alerts: listed from the replica, acknowledged on the server, the row updated.
+        let listed = invoke(&w, "alerts", json!({"status": null})).unwrap();
+        assert_eq!(has_alert(&listed["items"]).unwrap()["status"], "open");
+        assert!(listed["synced_at"].is_string());
+        let acked = invoke(&w, "ack_alert", json!({"id": alert_id.to_string()})).unwrap();
+        assert_eq!(acked["status"], "acked");
+        let open = invoke(&w, "alerts", json!({"status": "open"})).unwrap();
+        assert!(has_alert(&open["items"]).is_none());
+        let again = invoke(&w, "ack_alert", json!({"id": alert_id.to_string()})).unwrap_err();
+        assert_eq!(again["code"], "alert_not_open");
+
+        // Reports: validated here; streamed to the file; CSV rows add up to its total, which
+        // matches the dashboard's.
+        let now = chrono::Utc::now();
+        let csv_path = dir.join("usage.csv");
+        let request = |path: &std::path::Path,
+                       from: chrono::DateTime<chrono::Utc>,
+                       format: &str| {
+            json!({"request": {"path": path.display().to_string(), "from": from, "to": now + chrono::Duration::hours(1), "format": format}})
+        };
+        let err = invoke(
+            &w,
+            "save_report",
+            request(&csv_path, now + chrono::Duration::days(1), "csv"),
+        )
+        .unwrap_err();
+        assert_eq!(err["fields"][0]["field"], "from");
+        let err = invoke(
+            &w,
+            "save_report",
+            request(
+                &dir.join("missing").join("r.csv"),
+                now - chrono::Duration::days(1),
+                "csv",
+            ),
+        )
+        .unwrap_err();
+        assert_eq!(err["fields"][0]["field"], "path");
+        let saved = invoke(
+            &w,
+            "save_report",
+            request(&csv_path, now - chrono::Duration::days(1), "csv"),
+        )
+        .unwrap();
+        let text = std::fs::read_to_string(&csv_path).unwrap();
+        assert_eq!(saved["bytes"], text.len() as u64);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[0],
+            "day,key_id,key_name,allowed,rate_limited,rejected"
+        );
+        let total: Vec<i64> = lines
+            .last()
+            .unwrap()
+            .split(',')
+            .skip(3)
+            .map(|n| n.parse().unwrap())
+            .collect();
+        let rows = &lines[1..lines.len() - 1];
+        assert_eq!(saved["rows"], rows.len() as u64);
+        let allowed: i64 = rows
+            .iter()
+            .map(|r| r.rsplit(',').nth(2).unwrap().parse::<i64>().unwrap())
+            .sum();
+        assert_eq!(allowed, total[0], "{text}");
+        assert_eq!(
+            total[0],
+            board["usage"]["totals"]["allowed"].as_i64().unwrap(),
+            "{text}"
+        );
+        let json_path = dir.join("usage.json");
+        let saved_json = invoke(
+            &w,
+            "save_report",
+            request(&json_path, now - chrono::Duration::days(1), "json"),
+        )
+        .unwrap();
+        let report: Value =
+            serde_json::from_str(&std::fs::read_to_string(&json_path).unwrap()).unwrap();
+        assert_eq!(
+            saved_json["rows"],
+            report["rows"].as_array().unwrap().len() as u64
+        );
+        assert_eq!(report["total"]["allowed"], total[0]);
 
         let revoked = invoke(
             &w,
@@ -307,17 +496,41 @@ mod tests {
             "not_found"
         );
 
-        // Offline: the last standing kept answers; a key never fetched is an `offline` error.
+        // Offline: the dashboard, the alerts, a key's usage and its last standing come from the
+        // replica; acknowledging and saving a report need the server and say so.
+        let last_board = invoke(&w, "dashboard", json!({"period": "24h"})).unwrap();
         rt.block_on(app.server.stop());
+        let offline_board = invoke(&w, "dashboard", json!({"period": "24h"})).unwrap();
+        assert!(offline_board["fetched_at"].is_string());
+        assert!(
+            offline_board["usage"]["totals"]["allowed"]
+                .as_i64()
+                .unwrap()
+                >= last_board["usage"]["totals"]["allowed"].as_i64().unwrap()
+        );
+        assert!(invoke(&w, "dashboard", json!({"period": "30d"})).is_ok());
+        let kept = invoke(&w, "alerts", json!({"status": null})).unwrap();
+        assert_eq!(has_alert(&kept["items"]).unwrap()["status"], "acked");
         let kept = invoke(&w, "key_limits", json!({"id": limited_id})).unwrap();
-        assert_eq!(kept, standing);
+        assert_eq!(kept["limits"]["key_id"], limited_id.as_str());
+        assert_eq!(kept["limits"]["rules"][0]["limit"], 5);
         let err = invoke(&w, "key_limits", json!({"id": id})).unwrap_err();
         assert_eq!(err["code"], "offline");
-        assert_eq!(
-            invoke(&w, "dashboard", json!({"period": "24h"})).unwrap(),
-            board
-        );
-        let err = invoke(&w, "dashboard", json!({"period": "30d"})).unwrap_err();
+        let usage = invoke(
+            &w,
+            "key_usage",
+            json!({"id": limited_id, "granularity": "day"}),
+        )
+        .unwrap();
+        assert_eq!(usage["points"].as_array().map(Vec::len), Some(1), "{usage}");
+        let err = invoke(&w, "ack_alert", json!({"id": alert_id.to_string()})).unwrap_err();
+        assert_eq!(err["code"], "offline");
+        let err = invoke(
+            &w,
+            "save_report",
+            request(&csv_path, now - chrono::Duration::days(1), "csv"),
+        )
+        .unwrap_err();
         assert_eq!(err["code"], "offline");
 
         invoke(&w, "logout", json!({})).unwrap();

@@ -119,12 +119,14 @@ pub struct SyncStatus {
     pub last_error: Option<String>,
 }
 
+/// A key's usage over the last 30 days, by hour or by day, from the replica.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
 pub struct UsageSeries {
     pub key_id: KeyId,
     pub granularity: Granularity,
     pub points: Vec<UsagePoint>,
-    /// When the series was last fetched from the server (the replica keeps it for offline use).
+    /// When the series was last synced from the server (`None`: never, so no points means
+    /// "not known yet" rather than "no calls").
     pub fetched_at: Option<DateTime<Utc>>,
 }
 
@@ -158,13 +160,60 @@ impl DashboardPeriod {
     }
 }
 
-/// The organisation's usage over a period and its open alerts.
+/// A key that needs attention: it expires within a week (`expiry`) or stands at or past its
+/// soft threshold on a rule or quota (`limit`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+pub struct Attention {
+    /// `expiry` or `limit`.
+    pub kind: String,
+    pub key_id: KeyId,
+    pub key_name: String,
+    /// "expires in 3 days (2026-11-28 10:00 UTC)", "9 of 10 used on day (90%)".
+    pub detail: String,
+}
+
+/// The organisation's usage over a period, its open alerts and the keys that need attention,
+/// all from the replica.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
 pub struct Dashboard {
     pub period: DashboardPeriod,
     pub usage: OrgUsage,
     pub alerts: Vec<Alert>,
-    /// When it was fetched from the server (the app keeps the last one per period for offline
-    /// use, so an old time means the figures are as they were then).
+    pub attention: Vec<Attention>,
+    /// When the analytics were synced (the period ends then; offline, an old time means the
+    /// figures are as they were then).
     pub fetched_at: DateTime<Utc>,
+}
+
+/// Alerts as last synced, newest first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+pub struct AlertsView {
+    pub items: Vec<Alert>,
+    /// When the alert list was synced (`None`: never).
+    pub synced_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "snake_case")]
+pub enum ReportFormat {
+    #[default]
+    Csv,
+    Json,
+}
+
+/// A usage report to save: calls per key and UTC day in `[from, to)`, written to `path`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+pub struct ReportRequest {
+    pub path: String,
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+    pub format: ReportFormat,
+}
+
+/// A saved report: where, how many bytes and how many rows (the total line excepted).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+pub struct ReportSaved {
+    pub path: String,
+    pub bytes: u64,
+    pub rows: u64,
 }

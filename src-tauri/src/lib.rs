@@ -6,6 +6,7 @@ pub mod commands;
 pub mod credentials;
 pub mod dto;
 pub mod error;
+pub mod report;
 pub mod services;
 
 use std::path::PathBuf;
@@ -41,17 +42,35 @@ macro_rules! handlers {
             $crate::commands::key_usage,
             $crate::commands::key_limits,
             $crate::commands::dashboard,
+            $crate::commands::alerts,
+            $crate::commands::ack_alert,
+            $crate::commands::save_report,
         ]
     };
 }
 
 pub fn builder() -> tauri::Builder<tauri::Wry> {
     tauri::Builder::default()
+        // The report screen's save dialog (JS `save()`, allowed in capabilities/default.json).
+        .plugin(tauri_plugin_dialog::init())
+        // Native notifications for synced alerts and key notices, shown from Rust.
+        .plugin(tauri_plugin_notification::init())
         .invoke_handler(handlers!())
         .setup(|app| {
             let handle = app.handle().clone();
             let desktop =
                 tauri::async_runtime::block_on(services::Desktop::open(data_dir(&handle)))?;
+            let notify_handle = handle.clone();
+            desktop.set_notifier(std::sync::Arc::new(move |n: &keyward_replica::Notice| {
+                use tauri_plugin_notification::NotificationExt;
+                notify_handle
+                    .notification()
+                    .builder()
+                    .title(&n.title)
+                    .body(&n.body)
+                    .show()
+                    .map_err(|e| e.to_string())
+            }));
             let mut updates = desktop.subscribe();
             app.manage(desktop);
             tauri::async_runtime::spawn(async move {

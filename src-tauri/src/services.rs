@@ -10,18 +10,21 @@ use chrono::Utc;
 use keyward_client::KeywardClient;
 use keyward_core::KeyId;
 use keyward_core::api::{
-    AlertsQuery, AuditEntry, CreateKeyRequest, FieldError, Granularity, OrgUsageQuery,
-    RevokeKeyRequest, UpdateKeyRequest, UsageQuery,
+    Alert, AlertStatus, AuditEntry, CreateKeyRequest, FieldError, Granularity, OrgUsage,
+    RevokeKeyRequest, UpdateKeyRequest, UsageQuery, UsageTotals,
 };
-use keyward_replica::{LocalKey, LocalOpError, Replica, SyncEngine, SyncError};
+use keyward_replica::{
+    LocalKey, LocalOpError, Notice, Replica, SyncEngine, SyncError, USAGE_RETENTION,
+};
 use secrecy::SecretString;
 use tokio::sync::{Mutex, Notify, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::credentials::Keychain;
 use crate::dto::{
-    Dashboard, DashboardPeriod, IssuedKey, KeyDetail, KeyEdit, KeyFilter, KeyList, KeyListItem,
-    KeySort, LimitsSnapshot, NewKeyForm, OpError, Revocation, Session, SyncStatus, UsageSeries,
+    AlertsView, Attention, Dashboard, DashboardPeriod, IssuedKey, KeyDetail, KeyEdit, KeyFilter,
+    KeyList, KeyListItem, KeySort, LimitsSnapshot, NewKeyForm, OpError, ReportRequest, ReportSaved,
+    Revocation, Session, SyncStatus, UsageSeries,
 };
 use crate::error::CommandError;
 
@@ -37,6 +40,7 @@ pub struct Desktop {
     data_dir: PathBuf,
     connected: Mutex<Option<Connected>>,
     status: watch::Sender<SyncStatus>,
+    notifier: NotifierSlot,
 }
 
 struct Connected {
@@ -131,6 +135,7 @@ impl Desktop {
             data_dir,
             connected: Mutex::new(None),
             status: watch::channel(SyncStatus::default()).0,
+            notifier: NotifierSlot::default(),
         };
         if let Some(session) = desktop.saved_session() {
             let keychain = Keychain::new(&session.server_url, &session.email);
@@ -241,6 +246,7 @@ impl Desktop {
             wake.clone(),
             stop.clone(),
             valid.clone(),
+            self.notifier.clone(),
         ));
         *slot = Some(Connected {
             session,
@@ -422,10 +428,14 @@ impl Desktop {
         self.status.borrow().clone()
     }
 
-    /// One sync round now; answers with the resulting status (offline is a status, not an error).
+    /// One sync round now, then an analytics pull; answers with the resulting status (offline
+    /// is a status, not an error).
     pub async fn sync_now(&self) -> Result<SyncStatus> {
         let (engine, valid) = self.with(|c| (c.engine.clone(), c.valid.clone())).await?;
         let outcome = engine.sync_once().await;
+        if outcome.is_ok() {
+            refresh_analytics(&engine, &self.notifier).await;
+        }
         publish(&engine, &self.status, &outcome, false).await;
         if matches!(outcome, Err(SyncError::Unauthorized)) {
             valid.store(false, std::sync::atomic::Ordering::Relaxed);
@@ -434,121 +444,279 @@ impl Desktop {
         Ok(self.sync_status().await)
     }
 
-    /// A key's usage from the server when online (kept on disk for offline use), else the last
-    /// copy kept.
+    /// A key's usage over the last 30 days, by hour or by UTC day, from the replica. A key
+    /// outside the busiest ones an analytics pull covers gets its series fetched here when
+    /// online (and kept in the replica); offline, the replica answers alone.
     pub async fn key_usage(&self, id: &str, granularity: Granularity) -> Result<UsageSeries> {
         let id = parse_id(id)?;
-        let client = self.with(|c| c.client.clone()).await?;
-        let cache = self
-            .data_dir
-            .join("usage")
-            .join(format!("{id}-{}.json", granularity.as_str()));
-        let span = match granularity {
-            Granularity::Minute => chrono::Duration::hours(48),
-            Granularity::Hour => chrono::Duration::days(90),
-            Granularity::Day => chrono::Duration::days(730),
-        };
+        if granularity == Granularity::Minute {
+            return Err(CommandError::validation(vec![FieldError::new(
+                "granularity",
+                "unsupported",
+                "this device keeps hourly usage; choose hour or day",
+            )]));
+        }
+        let (client, replica) = self.with(|c| (c.client.clone(), c.replica.clone())).await?;
         let now = Utc::now();
-        let q = UsageQuery {
-            from: Some(now - span),
-            to: Some(now),
-            granularity: Some(granularity),
-        };
-        let fetched = client.key_usage(id, &q).await.map(|answer| UsageSeries {
+        let from = now - USAGE_RETENTION;
+        let (_, fetched) = replica
+            .key_usage(id, from, now, false)
+            .await
+            .map_err(replica_error)?;
+        if fetched.is_none_or(|at| {
+            now - at > chrono::Duration::from_std(KEY_USAGE_FRESH).unwrap_or_default()
+        }) {
+            let q = UsageQuery {
+                from: Some(from),
+                to: Some(now),
+                granularity: Some(Granularity::Hour),
+            };
+            match client.key_usage(id, &q).await {
+                Ok(answer) => replica
+                    .store_key_usage(id, &answer.series, now)
+                    .await
+                    .map_err(replica_error)?,
+                Err(e) if e.status().is_none() => {
+                    tracing::debug!(error = %e, "offline: the key's usage comes from the replica")
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let (points, fetched_at) = replica
+            .key_usage(id, from, now, granularity == Granularity::Day)
+            .await
+            .map_err(replica_error)?;
+        Ok(UsageSeries {
             key_id: id,
             granularity,
-            points: answer.series,
-            fetched_at: Some(now),
-        });
-        Ok(keep_or_recall(&cache, fetched)?.unwrap_or(UsageSeries {
-            key_id: id,
-            granularity,
-            points: Vec::new(),
-            fetched_at: None,
-        }))
-    }
-
-    /// A key's standing against its rate limits and quotas from the server when online (kept on
-    /// disk for offline use), else the last copy kept; offline with no copy is an `offline`
-    /// error (counters cannot be made up).
-    pub async fn key_limits(&self, id: &str) -> Result<LimitsSnapshot> {
-        let id = parse_id(id)?;
-        let client = self.with(|c| c.client.clone()).await?;
-        let cache = self.data_dir.join("limits").join(format!("{id}.json"));
-        let fetched = client.key_limits(id).await.map(|limits| LimitsSnapshot {
-            limits,
-            fetched_at: Utc::now(),
-        });
-        keep_or_recall(&cache, fetched)?.ok_or_else(|| {
-            CommandError::new(
-                "offline",
-                "the server cannot be reached and this device has no saved copy of this key's limits yet",
-            )
+            points,
+            fetched_at,
         })
     }
 
-    /// The organisation's usage over a period and its open alerts from the server when online
-    /// (kept on disk per period for offline use), else the last copy kept; offline with no copy
-    /// is an `offline` error.
+    /// A key's standing against its rate limits and quotas from the server when online (kept
+    /// in the replica), else the replica's copy; offline with no copy is an `offline` error
+    /// (counters cannot be made up).
+    pub async fn key_limits(&self, id: &str) -> Result<LimitsSnapshot> {
+        let id = parse_id(id)?;
+        let (client, replica) = self.with(|c| (c.client.clone(), c.replica.clone())).await?;
+        match client.key_limits(id).await {
+            Ok(limits) => {
+                let fetched_at = now_micros();
+                replica
+                    .store_key_limits(&limits, fetched_at)
+                    .await
+                    .map_err(replica_error)?;
+                Ok(LimitsSnapshot { limits, fetched_at })
+            }
+            Err(e) if e.status().is_none() => replica
+                .key_limits(id)
+                .await
+                .map_err(replica_error)?
+                .map(|(limits, fetched_at)| LimitsSnapshot { limits, fetched_at })
+                .ok_or_else(|| {
+                    CommandError::new(
+                        "offline",
+                        "the server cannot be reached and this device has no saved copy of this key's limits yet",
+                    )
+                }),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The organisation's usage over a period (ending at the last analytics sync), its open
+    /// alerts and the keys close to expiry or a limit, from the replica only.
     pub async fn dashboard(&self, period: DashboardPeriod) -> Result<Dashboard> {
-        let client = self.with(|c| c.client.clone()).await?;
-        let cache = self
-            .data_dir
-            .join("usage")
-            .join(format!("dashboard-{}.json", period.as_str()));
+        let replica = self.replica().await?;
+        let Some(at) = replica.analytics_at().await.map_err(replica_error)? else {
+            return Err(CommandError::new(
+                "not_synced",
+                "this device has not synced usage yet; it arrives with the next sync while online",
+            ));
+        };
         let (span, granularity) = match period {
             DashboardPeriod::Day => (chrono::Duration::hours(24), Granularity::Hour),
             DashboardPeriod::Week => (chrono::Duration::days(7), Granularity::Hour),
             DashboardPeriod::Month => (chrono::Duration::days(30), Granularity::Day),
         };
-        let now = Utc::now();
-        let q = OrgUsageQuery {
-            from: Some(now - span),
-            to: Some(now),
-            granularity: Some(granularity),
-            group_by: None,
-            top: Some(5),
+        let from = at - span;
+        let series = replica
+            .org_usage(from, at, granularity == Granularity::Day)
+            .await
+            .map_err(replica_error)?;
+        let totals = series
+            .iter()
+            .fold(UsageTotals::default(), |t, p| UsageTotals {
+                allowed: t.allowed + p.allowed,
+                rate_limited: t.rate_limited + p.rate_limited,
+                rejected: t.rejected + p.rejected,
+            });
+        let share = |part: i64| match totals.total() {
+            0 => 0.0,
+            all => part as f64 / all as f64,
         };
-        let fetched = match client.org_usage(&q).await {
-            Ok(usage) => client
-                .alerts(&AlertsQuery { status: None })
-                .await
-                .map(|alerts| (usage, alerts)),
-            Err(e) => Err(e),
-        };
-        let fetched = fetched.map(|(usage, alerts)| Dashboard {
+        let (top_by_volume, top_by_rejections) = replica
+            .top_keys(period.as_str())
+            .await
+            .map_err(replica_error)?;
+        let alerts = replica
+            .alerts(Some(AlertStatus::Open))
+            .await
+            .map_err(replica_error)?
+            .into_iter()
+            .map(|s| s.alert)
+            .collect();
+        let attention = replica
+            .attention(Utc::now())
+            .await
+            .map_err(replica_error)?
+            .into_iter()
+            .map(|n| Attention {
+                kind: n.kind.as_str().to_owned(),
+                key_id: n.key_id,
+                key_name: n.key_name,
+                detail: n.body,
+            })
+            .collect();
+        Ok(Dashboard {
             period,
-            usage,
+            usage: OrgUsage {
+                granularity,
+                from,
+                to: at,
+                error_share: share(totals.rejected),
+                rate_limited_share: share(totals.rate_limited),
+                series,
+                totals,
+                top_by_volume,
+                top_by_rejections,
+                by_key: None,
+                by_outcome: None,
+            },
             alerts,
-            fetched_at: now,
-        });
-        keep_or_recall(&cache, fetched)?.ok_or_else(|| {
-            CommandError::new(
-                "offline",
-                "the server cannot be reached and this device has no saved copy of the dashboard for this period yet",
-            )
+            attention,
+            fetched_at: at,
         })
+    }
+
+    /// Alerts as last synced (`status`: only those; `None`: all), newest first.
+    pub async fn alerts(&self, status: Option<AlertStatus>) -> Result<AlertsView> {
+        let replica = self.replica().await?;
+        let items = replica
+            .alerts(status)
+            .await
+            .map_err(replica_error)?
+            .into_iter()
+            .map(|s| s.alert)
+            .collect();
+        let synced_at = replica.analytics_at().await.map_err(replica_error)?;
+        Ok(AlertsView { items, synced_at })
+    }
+
+    /// Acknowledges an open alert on the server (audited there) and stores its new state.
+    /// Needs the server: offline it is refused, not queued (the outbox carries key operations
+    /// only, and an acknowledgement made blind could hit an alert resolved meanwhile).
+    pub async fn ack_alert(&self, id: &str) -> Result<Alert> {
+        let id: uuid::Uuid = id
+            .parse()
+            .map_err(|_| CommandError::new("not_found", "no such alert"))?;
+        let (client, replica) = self.with(|c| (c.client.clone(), c.replica.clone())).await?;
+        let alert = client.ack_alert(id).await.map_err(|e| match e {
+            keyward_client::ClientError::Transport(_) => CommandError::new(
+                "offline",
+                "the server cannot be reached: acknowledging an alert needs a connection; try again when online",
+            ),
+            e => CommandError::from(e),
+        })?;
+        replica.put_alert(&alert).await.map_err(replica_error)?;
+        Ok(alert)
+    }
+
+    /// Streams the usage report for `req`'s period to `req.path` (see [`crate::report`]).
+    pub async fn save_report(&self, req: ReportRequest) -> Result<ReportSaved> {
+        let client = self.with(|c| c.client.clone()).await?;
+        crate::report::save(&client, &req).await
+    }
+
+    /// Shows notices through `notifier` from now on (the real app: native notifications).
+    pub fn set_notifier(&self, notifier: Notifier) {
+        if let Ok(mut slot) = self.notifier.notifier.write() {
+            *slot = Some(notifier);
+        }
     }
 }
 
-/// The server's answer, kept at `cache` for offline use; when the server cannot be reached, the
-/// copy kept last (`None`: there is none yet). Any other failure is the server's refusal.
-fn keep_or_recall<T: serde::Serialize + serde::de::DeserializeOwned>(
-    cache: &std::path::Path,
-    fetched: std::result::Result<T, keyward_client::ClientError>,
-) -> Result<Option<T>> {
-    match fetched {
-        Ok(value) => {
-            if let Some(dir) = cache.parent() {
-                let _ = std::fs::create_dir_all(dir);
-            }
-            let _ = std::fs::write(cache, serde_json::to_vec(&value).unwrap_or_default());
-            Ok(Some(value))
+/// Shows one notice; an `Err` is logged, never shown to the user.
+pub type Notifier = Arc<dyn Fn(&Notice) -> std::result::Result<(), String> + Send + Sync>;
+/// The notifier, and a lock so that the background loop and "Sync now" never pull analytics
+/// (and notify) at the same time, which could show a notice twice.
+#[derive(Default)]
+struct AnalyticsCtl {
+    notifier: std::sync::RwLock<Option<Notifier>>,
+    running: tokio::sync::Mutex<()>,
+}
+type NotifierSlot = Arc<AnalyticsCtl>;
+
+/// At most this many notifications at once; more are summed up in one.
+const MAX_NOTIFICATIONS: usize = 5;
+/// Analytics are pulled after a successful sync round at most this often (and after every
+/// round started with "Sync now").
+const ANALYTICS_INTERVAL: Duration = Duration::from_secs(30);
+/// Limit standings refreshed per analytics pull (those fetched longest ago first).
+const LIMITS_PER_PULL: u32 = 20;
+/// A key's usage fetched on its own (outside the busiest keys) is refetched after this long.
+const KEY_USAGE_FRESH: Duration = Duration::from_secs(300);
+
+/// Now, at the replica's precision (microseconds), so a value read back equals the one kept.
+fn now_micros() -> chrono::DateTime<Utc> {
+    let now = Utc::now();
+    chrono::DateTime::from_timestamp_micros(now.timestamp_micros()).unwrap_or(now)
+}
+
+/// Pulls analytics, then shows what is new to notify. Failures are logged: analytics are a
+/// view, the sync round itself already succeeded.
+async fn refresh_analytics(engine: &SyncEngine, ctl: &NotifierSlot) {
+    let _one_at_a_time = ctl.running.lock().await;
+    if let Err(e) = engine.pull_analytics(LIMITS_PER_PULL).await {
+        tracing::info!(error = %e, "analytics pull failed; the replica keeps the last ones");
+        return;
+    }
+    let Some(notify) = ctl.notifier.read().ok().and_then(|n| n.clone()) else {
+        return;
+    };
+    let replica = engine.replica();
+    let now = Utc::now();
+    let notices = match replica.notices_to_show(now).await {
+        Ok(n) => n,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not read what to notify");
+            return;
         }
-        Err(e) if e.status().is_none() => Ok(std::fs::read(cache)
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())),
-        Err(e) => Err(e.into()),
+    };
+    if notices.is_empty() {
+        return;
+    }
+    for n in notices.iter().take(MAX_NOTIFICATIONS) {
+        if let Err(e) = notify(n) {
+            tracing::warn!(error = %e, notice = %n.id, "could not show a notification");
+        }
+    }
+    if notices.len() > MAX_NOTIFICATIONS {
+        let more = notices.len() - MAX_NOTIFICATIONS;
+        let summary = Notice {
+            id: "summary".into(),
+            kind: notices[MAX_NOTIFICATIONS].kind,
+            key_id: notices[MAX_NOTIFICATIONS].key_id,
+            key_name: String::new(),
+            title: format!("{more} more alerts and notices"),
+            body: "open Keyward's dashboard to see them".into(),
+        };
+        if let Err(e) = notify(&summary) {
+            tracing::warn!(error = %e, "could not show a notification");
+        }
+    }
+    if let Err(e) = replica.mark_notified(&notices, now).await {
+        tracing::warn!(error = %e, "could not record the notifications shown");
     }
 }
 
@@ -577,19 +745,29 @@ async fn publish(
 }
 
 /// Syncs every [`SYNC_INTERVAL`] (and at once after a local change), backing off up to
-/// [`MAX_BACKOFF`] while the server is away, until stopped or the session ends.
+/// [`MAX_BACKOFF`] while the server is away, until stopped or the session ends. After a
+/// successful round, pulls analytics at most every [`ANALYTICS_INTERVAL`] and notifies what is
+/// new.
 async fn sync_loop(
     engine: SyncEngine,
     status: watch::Sender<SyncStatus>,
     wake: Arc<Notify>,
     stop: CancellationToken,
     valid: Arc<std::sync::atomic::AtomicBool>,
+    notifier: NotifierSlot,
 ) {
     let mut failures: u32 = 0;
+    let mut analytics_at: Option<tokio::time::Instant> = None;
     loop {
         let outcome = engine.sync_once().await;
         match &outcome {
-            Ok(_) => failures = 0,
+            Ok(_) => {
+                failures = 0;
+                if analytics_at.is_none_or(|t| t.elapsed() >= ANALYTICS_INTERVAL) {
+                    refresh_analytics(&engine, &notifier).await;
+                    analytics_at = Some(tokio::time::Instant::now());
+                }
+            }
             Err(SyncError::Unauthorized) => {
                 valid.store(false, std::sync::atomic::Ordering::Relaxed);
                 publish(&engine, &status, &outcome, false).await;

@@ -308,7 +308,10 @@ async fn gateway_traffic_is_reported_by_route_status_and_latency() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let stats = stats.unwrap();
-    assert_eq!(stats.groups[0].calls, 17, "all 17 calls reported: {stats:?}");
+    assert_eq!(
+        stats.groups[0].calls, 17,
+        "all 17 calls reported: {stats:?}"
+    );
     let total = &stats.groups[0];
     assert_eq!(total.route, None);
     assert_eq!(total.key_id, Some(key.id));

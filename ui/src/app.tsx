@@ -10,6 +10,8 @@ import { CreateKey } from "./screens/CreateKey";
 import { AuditLog } from "./screens/AuditLog";
 import { Settings } from "./screens/Settings";
 import { DashboardScreen } from "./screens/Dashboard";
+import { AlertsScreen } from "./screens/Alerts";
+import { ReportsScreen } from "./screens/Reports";
 
 export interface Ctx {
   session: Session;
@@ -39,15 +41,19 @@ export type Route =
   | { name: "key"; id: string }
   | { name: "audit" }
   | { name: "dashboard" }
+  | { name: "alerts" }
+  | { name: "reports" }
   | { name: "settings" };
 
-/** `#/keys`, `#/keys/new`, `#/keys/<id>`, `#/dashboard`, `#/audit`, `#/settings`; anything else is the keys list. */
+/** `#/keys`, `#/keys/new`, `#/keys/<id>`, `#/dashboard`, `#/alerts`, `#/reports`, `#/audit`, `#/settings`; anything else is the keys list. */
 export function parseRoute(hash: string): Route {
   const path = hash.replace(/^#/, "").replace(/\/+$/, "") || "/keys";
   if (path === "/keys/new") return { name: "new-key" };
   const key = path.match(/^\/keys\/([^/]+)$/);
   if (key?.[1]) return { name: "key", id: decodeURIComponent(key[1]) };
   if (path === "/dashboard") return { name: "dashboard" };
+  if (path === "/alerts") return { name: "alerts" };
+  if (path === "/reports") return { name: "reports" };
   if (path === "/audit") return { name: "audit" };
   if (path === "/settings") return { name: "settings" };
   return { name: "keys" };
@@ -176,6 +182,8 @@ export function App() {
           <div class="brand"><span class="logo" aria-hidden="true">K</span> Keyward</div>
           {nav("/keys", "API keys", "nav-keys", onKeys)}
           {nav("/dashboard", "Dashboard", "nav-dashboard", route.name === "dashboard")}
+          {nav("/alerts", "Alerts", "nav-alerts", route.name === "alerts")}
+          {nav("/reports", "Reports", "nav-reports", route.name === "reports")}
           {nav("/audit", "Audit log", "nav-audit", route.name === "audit")}
           {nav("/settings", "Settings", "nav-settings", route.name === "settings")}
           <div class="who">
@@ -201,6 +209,10 @@ function Screen(props: { route: Route; canWrite: boolean }) {
       return <KeyDetailScreen key={r.id} id={r.id} />;
     case "dashboard":
       return <DashboardScreen />;
+    case "alerts":
+      return <AlertsScreen />;
+    case "reports":
+      return <ReportsScreen />;
     case "audit":
       return <AuditLog />;
     case "settings":

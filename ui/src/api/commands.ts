@@ -7,9 +7,11 @@
 // reads them as they are.
 import { invoke } from "@tauri-apps/api/core";
 import { listen, type UnlistenFn } from "@tauri-apps/api/event";
+import { save } from "@tauri-apps/plugin-dialog";
 import type {
-  AuditEntry, CommandError, Dashboard, DashboardPeriod, FieldError, Granularity, IssuedKey, KeyDetail, KeyEdit, KeyFilter, KeyList,
-  KeyListItem, LimitsSnapshot, NewKeyForm, Revocation, Session, SyncStatus, UsageSeries,
+  Alert, AlertStatus, AlertsView, AuditEntry, CommandError, Dashboard, DashboardPeriod, FieldError, Granularity, IssuedKey, KeyDetail,
+  KeyEdit, KeyFilter, KeyList, KeyListItem, LimitsSnapshot, NewKeyForm, ReportFormat, ReportRequest, ReportSaved, Revocation, Session,
+  SyncStatus, UsageSeries,
 } from "../bindings";
 
 function isFieldError(f: unknown): f is FieldError {
@@ -75,6 +77,26 @@ export const keyUsage = (id: string, granularity: Granularity) =>
   call<UsageSeries>("key_usage", { id, granularity });
 export const keyLimits = (id: string) => call<LimitsSnapshot>("key_limits", { id });
 export const dashboard = (period: DashboardPeriod) => call<Dashboard>("dashboard", { period });
+/** Alerts as last synced; `null`: every status. */
+export const alerts = (status: AlertStatus | null) => call<AlertsView>("alerts", { status });
+export const ackAlert = (id: string) => call<Alert>("ack_alert", { id });
+export const saveReport = (request: ReportRequest) => call<ReportSaved>("save_report", { request });
+
+/**
+ * Asks where to save a report with the native save dialog (dialog plugin); `null` when the
+ * user cancels.
+ */
+export async function chooseReportPath(defaultName: string, format: ReportFormat): Promise<string | null> {
+  try {
+    return await save({
+      title: "Save usage report",
+      defaultPath: defaultName,
+      filters: format === "csv" ? [{ name: "CSV", extensions: ["csv"] }] : [{ name: "JSON", extensions: ["json"] }],
+    });
+  } catch (e) {
+    throw toCommandError(e);
+  }
+}
 
 /** The backend's `sync-status` event (sent whenever the status changes). */
 export const onSyncStatus = (f: (s: SyncStatus) => void): Promise<UnlistenFn> =>

@@ -3,8 +3,12 @@ import type { Granularity } from "./Granularity";
 import type { KeyId } from "./KeyId";
 import type { UsagePoint } from "./UsagePoint";
 
+/**
+ * A key's usage over the last 30 days, by hour or by day, from the replica.
+ */
 export type UsageSeries = { key_id: KeyId, granularity: Granularity, points: Array<UsagePoint>, 
 /**
- * When the series was last fetched from the server (the replica keeps it for offline use).
+ * When the series was last synced from the server (`None`: never, so no points means
+ * "not known yet" rather than "no calls").
  */
 fetched_at: string | null, };

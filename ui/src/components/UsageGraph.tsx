@@ -7,10 +7,10 @@ import { relativeTime } from "../lib/format";
 // without it and the wasm is fetched only when a key's detail is opened.
 import type { UsageChart } from "../chart";
 
+// The replica keeps each key's hourly usage for the last 30 days (synced), shown by hour or day.
 const GRANULARITIES: { value: Granularity; label: string; span: string }[] = [
-  { value: "minute", label: "Minute", span: "last 48 h" },
-  { value: "hour", label: "Hour", span: "last 90 days" },
-  { value: "day", label: "Day", span: "last 2 years" },
+  { value: "hour", label: "Hour", span: "last 30 days" },
+  { value: "day", label: "Day", span: "last 30 days" },
 ];
 
 /** Totals of a series, for the text summary beside the chart. */
@@ -96,7 +96,7 @@ export function UsageGraph(props: { keyId: string }) {
           ))}
         </div>
         <span class="muted small">
-          {span} · {loading ? "loading…" : series?.fetched_at ? `fetched ${relativeTime(series.fetched_at)}` : "offline copy not available yet"}
+          {span} · {loading ? "loading…" : series?.fetched_at ? `synced ${relativeTime(series.fetched_at)}` : "not synced yet"}
         </span>
       </div>
       <p class="usage-totals" data-testid="usage-totals">

@@ -74,3 +74,16 @@ export function formatDuration(seconds: number): string {
   const parts = [d && `${d} d`, h && `${h} h`, m && `${m} min`, s && `${s} s`].filter(Boolean);
   return parts.join(" ");
 }
+
+/** "1 h", "15 min", "2 d" for an alert's window. */
+export function windowLabel(secs: number): string {
+  if (secs % 86_400 === 0) return `${secs / 86_400} d`;
+  if (secs % 3600 === 0) return `${secs / 3600} h`;
+  if (secs % 60 === 0) return `${secs / 60} min`;
+  return `${secs} s`;
+}
+
+/** A measured value: whole numbers grouped ("1,200"), others with two decimals. */
+export function measure(v: number): string {
+  return Number.isInteger(v) ? v.toLocaleString("en-US") : v.toFixed(2);
+}

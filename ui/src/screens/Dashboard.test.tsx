@@ -37,6 +37,10 @@ function board(period: DashboardPeriod = "24h", over: Partial<Dashboard> = {}): 
       by_key: null, by_outcome: null,
     },
     alerts: [alert],
+    attention: [
+      { kind: "expiry", key_id: "k-4", key_name: "Expiring bot", detail: "expires in 3 days (2026-11-28 10:00 UTC)" },
+      { kind: "limit", key_id: "k-1", key_name: "Deploy bot", detail: "90 of 100 used on hour (90%)" },
+    ],
     fetched_at: new Date(Date.now() - 5 * 60_000).toISOString(),
     ...over,
   };
@@ -77,7 +81,7 @@ describe("dashboard", () => {
     expect(rows.length).toBe(2);
     expect(rows[1]?.textContent).toContain("11-25 09:00");
     expect(rows[1]?.textContent).toContain("475");
-    expect(screen.getByTestId("dashboard-state").textContent).toBe("fetched 5 min ago");
+    expect(screen.getByTestId("dashboard-state").textContent).toBe("synced 5 min ago");
   });
 
   it("lists the top keys and open alerts", async () => {
@@ -96,14 +100,26 @@ describe("dashboard", () => {
     expect(alerts).toContain("1 h from 2026-11-25 09:00");
   });
 
+  it("lists keys close to expiry or a limit, linking to each key", async () => {
+    render(<App />);
+    const box = await screen.findByTestId("dashboard-attention");
+    const items = screen.getAllByTestId("attention-item");
+    expect(items.length).toBe(2);
+    expect(items[0]?.textContent).toContain("Expiring bot");
+    expect(items[0]?.textContent).toContain("expires in 3 days");
+    expect(items[1]?.textContent).toContain("90 of 100 used on hour");
+    expect(box.querySelector("a")!.getAttribute("href")).toBe("#/keys/k-4");
+  });
+
   it("shows empty states", async () => {
     mocked.dashboard.mockImplementation(async (p: DashboardPeriod) => {
-      const b = board(p, { alerts: [] });
+      const b = board(p, { alerts: [], attention: [] });
       return { ...b, usage: { ...b.usage, series: [], top_by_volume: [], top_by_rejections: [] } };
     });
     render(<App />);
     await screen.findByTestId("series-empty");
     expect(screen.getByTestId("alerts-empty")).toBeTruthy();
+    expect(screen.getByTestId("attention-empty")).toBeTruthy();
   });
 
   it("switching the period asks for the new period", async () => {
@@ -120,12 +136,12 @@ describe("dashboard", () => {
 
   it("shows the error when there is nothing to show", async () => {
     mocked.dashboard.mockRejectedValue({
-      code: "offline", message: "the server cannot be reached and this device has no saved copy", fields: [],
+      code: "not_synced", message: "this device has not synced usage yet", fields: [],
     });
     render(<App />);
     const err = await screen.findByTestId("dashboard-error");
-    expect(err.textContent).toContain("no saved copy");
-    expect(err.textContent).toContain("offline");
+    expect(err.textContent).toContain("not synced usage yet");
+    expect(err.textContent).toContain("not_synced");
     expect(screen.queryByTestId("dashboard-totals")).toBeNull();
   });
 });

@@ -1,10 +1,11 @@
 // The organisation's usage over a period (`dashboard`): totals and shares, the series as bars,
-// the busiest and most refused keys, and open alerts. Kept on disk per period for offline use.
+// the busiest and most refused keys, open alerts and keys close to expiry or a limit. All from
+// the replica (synced analytics), so offline it shows the last synced data and when it synced.
 import { useEffect, useState } from "preact/hooks";
-import type { Alert, CommandError, Dashboard, DashboardPeriod, KeyUsageTotal, UsagePoint } from "../bindings";
+import type { Alert, Attention, CommandError, Dashboard, DashboardPeriod, KeyUsageTotal, UsagePoint } from "../bindings";
 import * as api from "../api/commands";
 import { useApp } from "../app";
-import { relativeTime } from "../lib/format";
+import { measure, relativeTime, windowLabel } from "../lib/format";
 
 const PERIODS: { value: DashboardPeriod; label: string }[] = [
   { value: "24h", label: "24 h" },
@@ -29,15 +30,7 @@ function pointLabel(p: UsagePoint, daily: boolean): string {
   return daily ? iso.slice(0, 10) : `${iso.slice(5, 10)} ${iso.slice(11, 16)}`;
 }
 
-/** "1 h", "15 min", "2 d" for an alert's window. */
-function windowLabel(secs: number): string {
-  if (secs % 86_400 === 0) return `${secs / 86_400} d`;
-  if (secs % 3600 === 0) return `${secs / 3600} h`;
-  if (secs % 60 === 0) return `${secs / 60} min`;
-  return `${secs} s`;
-}
-
-const num = (v: number) => (Number.isInteger(v) ? count(v) : v.toFixed(2));
+const num = measure;
 
 export function DashboardScreen() {
   const app = useApp();
@@ -84,7 +77,7 @@ export function DashboardScreen() {
         </span>
         <span class="spacer" />
         <span class="muted small" data-testid="dashboard-state">
-          {loading ? "loading…" : shown ? `fetched ${relativeTime(shown.fetched_at)}` : ""}
+          {loading ? "loading…" : shown ? `synced ${relativeTime(shown.fetched_at)}` : ""}
         </span>
       </div>
       {error && (
@@ -115,7 +108,10 @@ function Body(props: { board: Dashboard }) {
         <TopKeys title="Top keys by volume" testid="top-volume" keys={u.top_by_volume} value={(t) => t.allowed + t.rate_limited + t.rejected} unit="requests" />
         <TopKeys title="Top keys by rejections" testid="top-rejections" keys={u.top_by_rejections} value={(t) => t.rejected + t.rate_limited} unit="refused" />
       </div>
-      <Alerts alerts={props.board.alerts} />
+      <div class="dashboard-grid">
+        <Alerts alerts={props.board.alerts} />
+        <AttentionList items={props.board.attention} />
+      </div>
     </>
   );
 }
@@ -199,10 +195,54 @@ function TopKeys(props: {
   );
 }
 
+function AttentionList(props: { items: Attention[] }) {
+  const app = useApp();
+  return (
+    <section class="panel-box" aria-labelledby="attention-title" data-testid="dashboard-attention">
+      <h3 id="attention-title">Close to expiry or a limit</h3>
+      {props.items.length === 0 ? (
+        <p class="empty small" data-testid="attention-empty">No key needs attention</p>
+      ) : (
+        <ul class="attention-list">
+          {props.items.map((a) => (
+            <li key={`${a.kind}-${a.key_id}-${a.detail}`} data-testid="attention-item">
+              <span class={`badge ${a.kind === "expiry" ? "expired" : "acked"}`}>{a.kind === "expiry" ? "expires" : "limit"}</span>
+              <a
+                href={`#/keys/${encodeURIComponent(a.key_id)}`}
+                onClick={(e) => {
+                  e.preventDefault();
+                  app.go(`/keys/${encodeURIComponent(a.key_id)}`);
+                }}
+              >
+                {a.key_name}
+              </a>
+              <span class="muted small">{a.detail}</span>
+            </li>
+          ))}
+        </ul>
+      )}
+    </section>
+  );
+}
+
 function Alerts(props: { alerts: Alert[] }) {
+  const app = useApp();
   return (
     <section class="panel-box" aria-labelledby="alerts-title" data-testid="dashboard-alerts">
-      <h3 id="alerts-title">Open alerts</h3>
+      <h3 id="alerts-title">
+        Open alerts{" "}
+        <a
+          href="#/alerts"
+          class="small"
+          data-testid="dashboard-alerts-all"
+          onClick={(e) => {
+            e.preventDefault();
+            app.go("/alerts");
+          }}
+        >
+          all alerts
+        </a>
+      </h3>
       {props.alerts.length === 0 ? (
         <p class="empty small" data-testid="alerts-empty">No open alerts</p>
       ) : (

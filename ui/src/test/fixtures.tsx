@@ -1,7 +1,7 @@
 // Shared test data and the mocked commands module (tests substitute ../api/commands with it).
 import { vi } from "vitest";
 import type {
-  ApiKey, AuditEntry, CommandError, KeyList, KeyListItem, LimitsSnapshot, LimitUsage, Session, SyncStatus,
+  Alert, ApiKey, AuditEntry, CommandError, KeyList, KeyListItem, LimitsSnapshot, LimitUsage, Session, SyncStatus,
 } from "../bindings";
 import type * as Commands from "../api/commands";
 
@@ -15,6 +15,7 @@ export async function commandsMock() {
     login: vi.fn(), logout: vi.fn(), currentSession: vi.fn(), listKeys: vi.fn(), getKey: vi.fn(),
     createKey: vi.fn(), updateKey: vi.fn(), revokeKey: vi.fn(), rotateKey: vi.fn(), auditLog: vi.fn(),
     syncStatus: vi.fn(), syncNow: vi.fn(), keyUsage: vi.fn(), keyLimits: vi.fn(), dashboard: vi.fn(),
+    alerts: vi.fn(), ackAlert: vi.fn(), saveReport: vi.fn(), chooseReportPath: vi.fn(),
     onSyncStatus: vi.fn(),
   };
 }
@@ -82,4 +83,13 @@ export function limits(over: Partial<LimitsSnapshot["limits"]> = {}, fetched_at 
 
 export function rule(over: Partial<LimitUsage> = {}): LimitUsage {
   return { policy: "hour", kind: "fixed_window", limit: 5, window_seconds: 3600, used: 1, remaining: 4, reset_seconds: 1200, ...over };
+}
+
+/** An alert as `alerts` lists it (open by default). */
+export function alertOf(over: Partial<Alert> = {}): Alert {
+  return {
+    id: "al-1", key_id: KEY_ID, key_name: "Deploy bot", kind: "rate_spike", status: "open", observed: 420, expected: 35.5,
+    window_start: "2026-11-25T09:00:00Z", window_secs: 300, detail: "12x the usual rate",
+    opened_at: "2026-11-25T09:10:00Z", last_seen_at: "2026-11-25T09:50:00Z", acked_at: null, resolved_at: null, ...over,
+  };
 }
