@@ -441,7 +441,99 @@ async fn seed_usage(
     .execute(pool)
     .await?;
     let ids: Vec<uuid::Uuid> = SPECS.iter().map(|s| demo_id(s.n).into_uuid()).collect();
-    store::usage::rebuild_rollups(&mut *pool.acquire().await?, &ids).await
+    store::usage::rebuild_rollups(&mut *pool.acquire().await?, &ids).await?;
+    seed_networks(pool, org, this_hour).await?;
+    seed_gateway(pool, org, this_hour, &mut rng).await
+}
+
+/// The networks the active demo keys were used from (documentation address ranges).
+async fn seed_networks(
+    pool: &PgPool,
+    org: keyward_core::OrgId,
+    this_hour: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    let rows: [(u8, &str, i64, i64); 6] = [
+        (1, "198.51.100.0/24", 21, 700_000),
+        (1, "2001:db8:10::/48", 9, 40_000),
+        (2, "192.0.2.0/24", 21, 120_000),
+        (3, "203.0.113.0/24", 21, 180_000),
+        (8, "198.51.100.0/24", 2, 3_500),
+        (9, "127.0.0.0/24", 21, 9_000),
+    ];
+    for (n, network, days, calls) in rows {
+        sqlx::query(
+            "INSERT INTO key_networks (key_id, network, org_id, first_seen, last_seen, calls)
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (key_id, network) DO NOTHING",
+        )
+        .bind(demo_id(n).into_uuid())
+        .bind(network)
+        .bind(org.into_uuid())
+        .bind(this_hour - Duration::days(days))
+        .bind(this_hour)
+        .bind(calls)
+        .execute(pool)
+        .await?;
+    }
+    Ok(())
+}
+
+/// A week of gateway traffic of the production key: three route groups with their own
+/// latency (log-normal around a median), a few client and server errors.
+async fn seed_gateway(
+    pool: &PgPool,
+    org: keyward_core::OrgId,
+    this_hour: DateTime<Utc>,
+    rng: &mut StdRng,
+) -> Result<(), sqlx::Error> {
+    use keyward_core::latency::Histogram;
+    let key = demo_id(1);
+    let present: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM gateway_usage_hour WHERE key_id = $1)")
+            .bind(key.into_uuid())
+            .fetch_one(pool)
+            .await?;
+    if present {
+        return Ok(());
+    }
+    let mut batch = crate::usage::UsageBatch::default();
+    let routes: [(&str, f64, f64); 3] = [
+        ("achievements", 0.6, 35.0),
+        ("badges", 0.3, 80.0),
+        (":id", 0.1, 20.0),
+    ];
+    let mut hour = this_hour - Duration::days(7);
+    while hour < this_hour {
+        for (route, share, median_ms) in routes {
+            let calls = (60.0 * share * rng.gen_range(0.7..1.3)).round() as i64;
+            for (status, fraction) in [(2i16, 0.96), (4, 0.03), (5, 0.01)] {
+                let n = ((calls as f64) * fraction).round() as i64;
+                if n == 0 {
+                    continue;
+                }
+                let mut latency = Histogram::default();
+                let mut latency_sum_us = 0i64;
+                for _ in 0..n {
+                    // Box–Muller: a normal sample for the log of the latency.
+                    let (u1, u2): (f64, f64) = (rng.gen_range(1e-9..1.0), rng.gen_range(0.0..1.0));
+                    let z = (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos();
+                    let us = (median_ms * 1000.0 * (0.5 * z).exp()) as u64;
+                    latency.record(us);
+                    latency_sum_us += us as i64;
+                }
+                batch.gateway.insert(
+                    (key, hour, route.to_owned(), status),
+                    crate::usage::GatewayCell {
+                        org_id: org,
+                        calls: n,
+                        latency_sum_us,
+                        latency,
+                    },
+                );
+            }
+        }
+        hour += Duration::hours(1);
+    }
+    store::usage::write_batch(pool, &batch).await.map(|_| ())
 }
 
 /// The block `keyward-server demo` prints.

@@ -128,7 +128,14 @@ async fn demo_is_idempotent_and_its_keys_work() {
             .fetch_one(&db.pool)
             .await
             .unwrap();
-        (keys, usage, audit)
+        let detail: (i64, i64) = sqlx::query_as(
+            "SELECT (SELECT coalesce(sum(calls), 0)::int8 FROM gateway_usage_hour),
+                    (SELECT count(*) FROM key_networks)",
+        )
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+        (keys, usage, audit, detail)
     };
     let after_first = counts().await;
     let second = run();
@@ -140,6 +147,16 @@ async fn demo_is_idempotent_and_its_keys_work() {
         "no duplicate audit entries"
     );
     assert!(after_first.1 > 1000, "weeks of usage");
+    assert_eq!(
+        counts().await.3,
+        after_first.3,
+        "gateway and networks seeded once"
+    );
+    assert!(
+        after_first.3.0 > 5000 && after_first.3.1 == 6,
+        "{:?}",
+        after_first.3
+    );
 
     let statuses: Vec<&str> = first["keys"]
         .as_array()
@@ -170,4 +187,15 @@ async fn demo_is_idempotent_and_its_keys_work() {
         .await
         .unwrap();
     assert!(owner.verify_audit().await.unwrap().ok);
+    // The production key's gateway week: p50 near the demo's medians (20 to 80 ms).
+    let gw = owner
+        .gateway_usage(&keyward_core::api::GatewayQuery::default())
+        .await
+        .unwrap();
+    let total = &gw.groups[0];
+    let p50 = total.latency_p50_ms.unwrap();
+    assert!(
+        total.calls > 500 && (15.0..100.0).contains(&p50),
+        "{total:?}"
+    );
 }
