@@ -79,7 +79,9 @@ pub async fn fixture(rate_limits: Option<Vec<RateLimitRule>>) -> Fixture {
         Hasher::new(2, 64),
         Arc::new(UsageRecorder::default()),
         Arc::new(Limiter::new(&config)),
-    );
+    )
+    // As served: outcome and cache counters for /metrics bumped on every call.
+    .with_metrics(&keyward_server::metrics::Metrics::default());
     verifier.set_feed_live(true);
     Fixture {
         verifier,
