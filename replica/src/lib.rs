@@ -12,6 +12,8 @@
 //! - Analytics ([`Replica::store_analytics`]): the organisation's and the busiest keys' hourly
 //!   usage over 30 days, top keys, alerts and limit standings, pulled by the app after sync
 //!   rounds; [`Replica::notices_to_show`] picks what to notify once (`notified_at`).
+//! - A key's gateway traffic (24 hours, 7 days) and networks ([`Replica::store_key_gateway`],
+//!   [`Replica::store_key_networks`]), kept as last fetched by the key's detail.
 //!
 //! # Secrets
 //!
@@ -28,6 +30,7 @@ mod backoff;
 mod engine;
 mod error;
 mod filter;
+mod gateway;
 mod local;
 pub mod notify;
 mod project;

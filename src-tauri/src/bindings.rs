@@ -37,6 +37,9 @@ mod tests {
             Dashboard,
             Attention,
             AlertsView,
+            GatewayPeriod,
+            GatewaySnapshot,
+            NetworksSnapshot,
             ReportFormat,
             ReportRequest,
             ReportSaved,
@@ -49,6 +52,11 @@ mod tests {
             keyward_core::api::Violation,
             keyward_core::api::OrgUsage,
             keyward_core::api::Alert,
+            keyward_core::api::GatewayUsage,
+            keyward_core::api::GatewayGroup,
+            keyward_core::api::StatusCounts,
+            keyward_core::api::KeyNetwork,
+            keyward_core::anomaly::Thresholds,
         );
         let mut names: Vec<String> = std::fs::read_dir(dir)
             .unwrap()

@@ -1,12 +1,13 @@
 //! Tauri commands: one line each, into [`Desktop`]. Everything testable lives there.
 
+use keyward_core::anomaly::Thresholds;
 use keyward_core::api::{Alert, AlertStatus, AuditEntry, Granularity};
 use tauri::State;
 
 use crate::dto::{
-    AlertsView, Dashboard, DashboardPeriod, IssuedKey, KeyDetail, KeyEdit, KeyFilter, KeyList,
-    KeyListItem, LimitsSnapshot, NewKeyForm, ReportRequest, ReportSaved, Revocation, Session,
-    SyncStatus, UsageSeries,
+    AlertsView, Dashboard, DashboardPeriod, GatewayPeriod, GatewaySnapshot, IssuedKey, KeyDetail,
+    KeyEdit, KeyFilter, KeyList, KeyListItem, LimitsSnapshot, NetworksSnapshot, NewKeyForm,
+    ReportRequest, ReportSaved, Revocation, Session, SyncStatus, UsageSeries,
 };
 use crate::error::CommandError;
 use crate::services::Desktop;
@@ -109,6 +110,33 @@ pub async fn key_limits(desktop: State<'_, Desktop>, id: String) -> Result<Limit
 }
 
 #[tauri::command]
+pub async fn key_gateway(
+    desktop: State<'_, Desktop>,
+    id: String,
+    period: GatewayPeriod,
+) -> Result<GatewaySnapshot> {
+    desktop.key_gateway(&id, period).await
+}
+
+#[tauri::command]
+pub async fn key_networks(desktop: State<'_, Desktop>, id: String) -> Result<NetworksSnapshot> {
+    desktop.key_networks(&id).await
+}
+
+#[tauri::command]
+pub async fn alert_settings(desktop: State<'_, Desktop>) -> Result<Thresholds> {
+    desktop.alert_settings().await
+}
+
+#[tauri::command]
+pub async fn set_alert_settings(
+    desktop: State<'_, Desktop>,
+    thresholds: Thresholds,
+) -> Result<Thresholds> {
+    desktop.set_alert_settings(thresholds).await
+}
+
+#[tauri::command]
 pub async fn dashboard(desktop: State<'_, Desktop>, period: DashboardPeriod) -> Result<Dashboard> {
     desktop.dashboard(period).await
 }
@@ -194,7 +222,15 @@ mod tests {
     #[test]
     fn commands_work_through_ipc_against_a_real_server() {
         let rt = tokio::runtime::Runtime::new().unwrap();
-        let app = rt.block_on(keyward_e2e::TestApp::spawn());
+        // The gateway forwards to a closed port: every call through it is a 502, which is
+        // gateway traffic all the same (status class, latency) without an upstream to run.
+        let closed = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let app = rt.block_on(keyward_e2e::TestApp::spawn_with(|c| {
+            c.upstream = Some(format!("http://{closed}"));
+        }));
         let dir = std::env::temp_dir().join(format!("keyward-desktop-test-{}", uuid_like()));
         let (_app, w, notified) = window(dir.clone());
 
@@ -480,6 +516,116 @@ mod tests {
         );
         assert_eq!(report["total"]["allowed"], total[0]);
 
+        // Gateway traffic and networks: fetched from the server while online and kept in the
+        // replica. A key without gateway calls has only its (empty) total.
+        let gw = rt
+            .block_on(app.owner.create_key(&CreateKeyRequest {
+                name: "Gateway".into(),
+                ..Default::default()
+            }))
+            .expect("create a gateway key");
+        let gw_id = gw.key.id.to_string();
+        let quiet = invoke(&w, "key_gateway", json!({"id": gw_id, "period": "24h"})).unwrap();
+        assert_eq!(quiet["period"], "24h");
+        assert_eq!(quiet["key_id"], gw_id.as_str());
+        let groups = quiet["usage"]["groups"].as_array().unwrap();
+        assert_eq!(groups.len(), 1, "{quiet}");
+        assert_eq!(groups[0]["calls"], 0);
+        assert!(groups[0]["route"].is_null());
+        let http = reqwest::Client::new();
+        for path in ["orders/17", "orders/18", "users"] {
+            let answer = rt
+                .block_on(
+                    http.get(format!("{}/gw/{path}", app.server.base_url))
+                        .bearer_auth(gw.token.as_deref().unwrap())
+                        .send(),
+                )
+                .expect("a gateway call");
+            assert_eq!(answer.status().as_u16(), 502, "the upstream is down");
+        }
+        let mut gateway = Value::Null;
+        for _ in 0..100 {
+            gateway = invoke(&w, "key_gateway", json!({"id": gw_id, "period": "24h"})).unwrap();
+            if gateway["usage"]["groups"][0]["calls"] == 3 {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let groups = gateway["usage"]["groups"].as_array().unwrap();
+        assert_eq!(groups[0]["calls"], 3, "the key's total first: {gateway}");
+        assert!(groups[0]["route"].is_null());
+        assert_eq!(groups[0]["status"]["server_error"], 3);
+        assert_eq!(groups[0]["error_share"], 1.0);
+        assert!(groups[0]["latency_p95_ms"].is_number(), "{gateway}");
+        let routes: Vec<(&str, i64)> = groups[1..]
+            .iter()
+            .map(|g| (g["route"].as_str().unwrap(), g["calls"].as_i64().unwrap()))
+            .collect();
+        assert_eq!(routes, vec![("orders", 2), ("users", 1)]);
+        assert!(gateway["fetched_at"].is_string());
+        let week = invoke(&w, "key_gateway", json!({"id": gw_id, "period": "7d"})).unwrap();
+        assert_eq!(week["period"], "7d");
+        assert_eq!(week["usage"]["groups"][0]["calls"], 3);
+        assert_eq!(
+            invoke(&w, "key_gateway", json!({"id": "nope", "period": "24h"})).unwrap_err()["code"],
+            "not_found"
+        );
+        let mut networks = Value::Null;
+        for _ in 0..100 {
+            networks = invoke(&w, "key_networks", json!({"id": gw_id})).unwrap();
+            if !networks["items"].as_array().unwrap().is_empty() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        assert_eq!(
+            networks["items"][0]["network"], "127.0.0.0/24",
+            "{networks}"
+        );
+        assert_eq!(networks["items"][0]["calls"], 3, "{networks}");
+        assert!(networks["fetched_at"].is_string());
+
+        // Alert sensitivity: read, changed, read back; out-of-range fields come back from the
+        // server (422) as field errors, and nothing changes.
+        let defaults = invoke(&w, "alert_settings", json!({})).unwrap();
+        assert_eq!(defaults["z_score"], 4.0);
+        assert_eq!(defaults["min_volume"], 30);
+        let mut wanted = defaults.clone();
+        wanted["z_score"] = json!(5.5);
+        wanted["idle_days"] = json!(10);
+        wanted["network_warmup_hours"] = json!(0);
+        let saved = invoke(&w, "set_alert_settings", json!({"thresholds": wanted})).unwrap();
+        assert_eq!(saved, wanted);
+        assert_eq!(invoke(&w, "alert_settings", json!({})).unwrap(), wanted);
+        let mut bad = wanted.clone();
+        bad["z_score"] = json!(0);
+        bad["drop_fraction"] = json!(1.0);
+        bad["idle_days"] = json!(0);
+        let err = invoke(&w, "set_alert_settings", json!({"thresholds": bad})).unwrap_err();
+        assert_eq!(err["code"], "validation_failed");
+        let fields: Vec<(&str, &str)> = err["fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| (f["field"].as_str().unwrap(), f["code"].as_str().unwrap()))
+            .collect();
+        assert_eq!(
+            fields,
+            vec![
+                ("z_score", "out_of_range"),
+                ("drop_fraction", "out_of_range"),
+                ("idle_days", "out_of_range")
+            ],
+            "{err}"
+        );
+        assert!(
+            err["fields"][0]["message"]
+                .as_str()
+                .unwrap()
+                .contains("100")
+        );
+        assert_eq!(invoke(&w, "alert_settings", json!({})).unwrap(), wanted);
+
         let revoked = invoke(
             &w,
             "revoke_key",
@@ -525,6 +671,35 @@ mod tests {
         assert_eq!(usage["points"].as_array().map(Vec::len), Some(1), "{usage}");
         let err = invoke(&w, "ack_alert", json!({"id": alert_id.to_string()})).unwrap_err();
         assert_eq!(err["code"], "offline");
+        // The key's gateway traffic and networks as last fetched, with that fetch's time; a
+        // key never looked at has no copy.
+        for (period, online) in [("24h", &gateway), ("7d", &week)] {
+            let kept = invoke(&w, "key_gateway", json!({"id": gw_id, "period": period})).unwrap();
+            assert_eq!(kept["usage"], online["usage"]);
+            assert_eq!(kept["fetched_at"], online["fetched_at"]);
+        }
+        assert_eq!(
+            invoke(&w, "key_networks", json!({"id": gw_id})).unwrap(),
+            networks
+        );
+        let err = invoke(&w, "key_gateway", json!({"id": id, "period": "24h"})).unwrap_err();
+        assert_eq!(err["code"], "offline");
+        assert_eq!(
+            invoke(&w, "key_networks", json!({"id": id})).unwrap_err()["code"],
+            "offline"
+        );
+        // Alert sensitivity lives on the server: reading and saving say so.
+        let err = invoke(&w, "alert_settings", json!({})).unwrap_err();
+        assert_eq!(err["code"], "offline");
+        let err = invoke(&w, "set_alert_settings", json!({"thresholds": wanted})).unwrap_err();
+        assert_eq!(err["code"], "offline");
+        assert!(
+            err["message"]
+                .as_str()
+                .unwrap()
+                .contains("saving alert sensitivity"),
+            "{err}"
+        );
         let err = invoke(
             &w,
             "save_report",

@@ -3,7 +3,8 @@
 
 use chrono::{DateTime, Utc};
 use keyward_core::api::{
-    Alert, ApiKey, AuditEntry, Granularity, KeyLimits, OrgUsage, Role, UsagePoint,
+    Alert, ApiKey, AuditEntry, GatewayUsage, Granularity, KeyLimits, KeyNetwork, OrgUsage, Role,
+    UsagePoint,
 };
 use keyward_core::{Environment, KeyId, KeyStatus, OrgId};
 use serde::{Deserialize, Serialize};
@@ -216,4 +217,49 @@ pub struct ReportSaved {
     pub path: String,
     pub bytes: u64,
     pub rows: u64,
+}
+
+/// The period a key's gateway traffic covers: the last 24 hours or the last 7 days.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
+pub enum GatewayPeriod {
+    #[serde(rename = "24h")]
+    Day,
+    #[serde(rename = "7d")]
+    Week,
+}
+
+impl GatewayPeriod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GatewayPeriod::Day => "24h",
+            GatewayPeriod::Week => "7d",
+        }
+    }
+
+    pub fn span(self) -> chrono::Duration {
+        match self {
+            GatewayPeriod::Day => chrono::Duration::hours(24),
+            GatewayPeriod::Week => chrono::Duration::days(7),
+        }
+    }
+}
+
+/// A key's gateway traffic over a period: the key's total first, then each route group.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+pub struct GatewaySnapshot {
+    pub key_id: KeyId,
+    pub period: GatewayPeriod,
+    pub usage: GatewayUsage,
+    /// When it was fetched from the server (offline, the app shows the last copy it kept, so
+    /// an old time means the figures are as they were then).
+    pub fetched_at: DateTime<Utc>,
+}
+
+/// The networks (IPv4 /24, IPv6 /48) a key's successful calls came from, most recent first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+pub struct NetworksSnapshot {
+    pub key_id: KeyId,
+    pub items: Vec<KeyNetwork>,
+    /// When the list was fetched from the server (offline: the last copy kept).
+    pub fetched_at: DateTime<Utc>,
 }

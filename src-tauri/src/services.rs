@@ -9,9 +9,10 @@ use std::time::Duration;
 use chrono::Utc;
 use keyward_client::KeywardClient;
 use keyward_core::KeyId;
+use keyward_core::anomaly::Thresholds;
 use keyward_core::api::{
-    Alert, AlertStatus, AuditEntry, CreateKeyRequest, FieldError, Granularity, OrgUsage,
-    RevokeKeyRequest, UpdateKeyRequest, UsageQuery, UsageTotals,
+    Alert, AlertStatus, AuditEntry, CreateKeyRequest, FieldError, GatewayQuery, Granularity,
+    OrgUsage, RevokeKeyRequest, UpdateKeyRequest, UsageQuery, UsageTotals,
 };
 use keyward_replica::{
     LocalKey, LocalOpError, Notice, Replica, SyncEngine, SyncError, USAGE_RETENTION,
@@ -22,9 +23,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::credentials::Keychain;
 use crate::dto::{
-    AlertsView, Attention, Dashboard, DashboardPeriod, IssuedKey, KeyDetail, KeyEdit, KeyFilter,
-    KeyList, KeyListItem, KeySort, LimitsSnapshot, NewKeyForm, OpError, ReportRequest, ReportSaved,
-    Revocation, Session, SyncStatus, UsageSeries,
+    AlertsView, Attention, Dashboard, DashboardPeriod, GatewayPeriod, GatewaySnapshot, IssuedKey,
+    KeyDetail, KeyEdit, KeyFilter, KeyList, KeyListItem, KeySort, LimitsSnapshot, NetworksSnapshot,
+    NewKeyForm, OpError, ReportRequest, ReportSaved, Revocation, Session, SyncStatus, UsageSeries,
 };
 use crate::error::CommandError;
 
@@ -89,6 +90,33 @@ fn local_error(e: LocalOpError) -> CommandError {
             CommandError::new("already_rotated", e.to_string())
         }
         other => replica_error(other),
+    }
+}
+
+/// The server could not be reached (no HTTP answer at all).
+fn unreachable(e: &keyward_client::ClientError) -> bool {
+    e.status().is_none()
+}
+
+/// `offline` for a read with no saved copy: `what` names what is missing.
+fn no_copy(what: &str) -> CommandError {
+    CommandError::new(
+        "offline",
+        format!("the server cannot be reached and this device has no saved copy of {what} yet"),
+    )
+}
+
+/// `offline` for something that needs the server (`what`: "saving alert sensitivity"), or the
+/// server's own refusal.
+fn needs_server(what: &str) -> impl FnOnce(keyward_client::ClientError) -> CommandError + '_ {
+    move |e| match e {
+        keyward_client::ClientError::Transport(_) => CommandError::new(
+            "offline",
+            format!(
+                "the server cannot be reached: {what} needs a connection; try again when online"
+            ),
+        ),
+        e => CommandError::from(e),
     }
 }
 
@@ -522,6 +550,89 @@ impl Desktop {
                 }),
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// A key's gateway calls over `period` (its total first, then each route group) from the
+    /// server when online (kept in the replica), else the replica's last copy; offline with no
+    /// copy is an `offline` error.
+    pub async fn key_gateway(&self, id: &str, period: GatewayPeriod) -> Result<GatewaySnapshot> {
+        let id = parse_id(id)?;
+        let (client, replica) = self.with(|c| (c.client.clone(), c.replica.clone())).await?;
+        let now = now_micros();
+        let q = GatewayQuery {
+            from: Some(now - period.span()),
+            to: Some(now),
+        };
+        let (usage, fetched_at) = match client.key_gateway(id, &q).await {
+            Ok(usage) => {
+                replica
+                    .store_key_gateway(id, period.as_str(), &usage, now)
+                    .await
+                    .map_err(replica_error)?;
+                (usage, now)
+            }
+            Err(e) if unreachable(&e) => replica
+                .key_gateway(id, period.as_str())
+                .await
+                .map_err(replica_error)?
+                .ok_or_else(|| no_copy("this key's gateway traffic"))?,
+            Err(e) => return Err(e.into()),
+        };
+        Ok(GatewaySnapshot {
+            key_id: id,
+            period,
+            usage,
+            fetched_at,
+        })
+    }
+
+    /// The networks a key was used from, most recent first: from the server when online (kept
+    /// in the replica), else the replica's last copy; offline with no copy is `offline`.
+    pub async fn key_networks(&self, id: &str) -> Result<NetworksSnapshot> {
+        let id = parse_id(id)?;
+        let (client, replica) = self.with(|c| (c.client.clone(), c.replica.clone())).await?;
+        let (items, fetched_at) = match client.key_networks(id).await {
+            Ok(items) => {
+                let now = now_micros();
+                replica
+                    .store_key_networks(id, &items, now)
+                    .await
+                    .map_err(replica_error)?;
+                (items, now)
+            }
+            Err(e) if unreachable(&e) => replica
+                .key_networks(id)
+                .await
+                .map_err(replica_error)?
+                .ok_or_else(|| no_copy("the networks this key was used from"))?,
+            Err(e) => return Err(e.into()),
+        };
+        Ok(NetworksSnapshot {
+            key_id: id,
+            items,
+            fetched_at,
+        })
+    }
+
+    /// The organisation's anomaly thresholds, read from the server (offline: `offline`).
+    pub async fn alert_settings(&self) -> Result<Thresholds> {
+        let client = self.with(|c| c.client.clone()).await?;
+        client
+            .alert_settings()
+            .await
+            .map_err(needs_server("reading alert sensitivity"))
+    }
+
+    /// Replaces the organisation's anomaly thresholds on the server (audited there). The
+    /// server checks every field ([`Thresholds::validate`]) and refuses out-of-range ones
+    /// field by field (`validation_failed` with `fields`), viewers with `forbidden`. Needs the
+    /// server: offline it is refused, not queued.
+    pub async fn set_alert_settings(&self, thresholds: Thresholds) -> Result<Thresholds> {
+        let client = self.with(|c| c.client.clone()).await?;
+        client
+            .set_alert_settings(&thresholds)
+            .await
+            .map_err(needs_server("saving alert sensitivity"))
     }
 
     /// The organisation's usage over a period (ending at the last analytics sync), its open

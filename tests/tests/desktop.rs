@@ -1,6 +1,7 @@
 //! The real desktop app in a real window, driven by WebDriver (tauri-driver + WebKitWebDriver)
-//! against a real server: sign in, create a key, see it, revoke it, go offline, create a key,
-//! come back and see it synced. Screenshots of each screen land in artifacts/desktop/.
+//! against a real server: sign in, create a key, see it, revoke it, see an alert and acknowledge
+//! it, go offline, create a key, come back and see it synced. Screenshots of each screen land in
+//! artifacts/desktop/.
 //!
 //! Needs a display, a session bus with an unlocked keyring and tauri-driver: run through
 //! `scripts/desktop-e2e.sh` (part of `scripts/test.sh`), which sets all of that up.
@@ -9,7 +10,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use keyward_core::KeyStatus;
-use keyward_core::api::{KeyStatusFilter, ListKeysQuery};
+use keyward_core::api::{AlertFilter, AlertStatus, AlertsQuery, KeyStatusFilter, ListKeysQuery};
 use keyward_e2e::webdriver::WebDriver;
 use keyward_e2e::{PASSWORD, TestApp, TestServer, eventually};
 
@@ -188,6 +189,99 @@ async fn an_admin_manages_keys_online_and_offline() {
             panic!("online part: {e:#}");
         }
     };
+
+    // Alerts: one seeded in the database (of a kind no detector touches: real ones need hours
+    // of baseline) is listed on the Alerts screen once the app has pulled analytics, which
+    // "Sync now" does at once; it is acknowledged in the UI and so on the server.
+    let result = async {
+        let keys = app
+            .owner
+            .list_all_keys(&ListKeysQuery {
+                status: Some(KeyStatusFilter::All),
+                ..Default::default()
+            })
+            .await?;
+        let key = keys
+            .iter()
+            .find(|k| k.name == "Deploy bot")
+            .ok_or_else(|| anyhow::anyhow!("Deploy bot is not on the server"))?;
+        let alert_id = uuid::Uuid::now_v7();
+        sqlx::query(
+            "INSERT INTO alerts (id, org_id, key_id, kind, status, observed, expected,
+                window_start, window_secs, detail, opened_at, last_seen_at)
+             VALUES ($1, $2, $3, 'seeded_test', 'open', 420, 35.5, now() - interval '10 minutes',
+                300, '12x the usual rate', now(), now())",
+        )
+        .bind(alert_id)
+        .bind(key.org_id.into_uuid())
+        .bind(key.id.into_uuid())
+        .execute(app.pool())
+        .await?;
+        let row = format!("[data-testid='alert-row'][data-alert-id='{alert_id}']");
+        // Each round: "Sync now" on Settings (a sync round, then the analytics pull), then the
+        // Alerts screen, which reads the replica when it opens.
+        let listed = eventually(Duration::from_secs(45), || async {
+            let round = async {
+                click(&wd, "nav-settings").await?;
+                click(&wd, "sync-now").await?;
+                wd.find("[data-testid='sync-now']:not([disabled])", WAIT)
+                    .await?;
+                click(&wd, "nav-alerts").await?;
+                wd.find("[data-testid='alerts-screen'][aria-busy='false']", WAIT)
+                    .await?;
+                wd.find(&row, Duration::from_secs(1)).await
+            };
+            round.await.is_ok()
+        })
+        .await;
+        anyhow::ensure!(listed, "the seeded alert is listed on the Alerts screen");
+        let text = wd.text(&wd.find(&row, WAIT).await?).await?;
+        anyhow::ensure!(
+            text.contains("Deploy bot") && text.contains("seeded test") && text.contains("open"),
+            "alert row: {text:?}"
+        );
+        wd.screenshot(&shots.join("07b-alerts.png")).await?;
+
+        let ack = wd
+            .find(&format!("{row} [data-testid='alert-ack']"), WAIT)
+            .await?;
+        wd.click(&ack).await?;
+        // The open list drops it once the server has answered.
+        let gone = eventually(WAIT, || async {
+            wd.find_all(&row).await.is_ok_and(|rows| rows.is_empty())
+        })
+        .await;
+        anyhow::ensure!(
+            gone,
+            "the acknowledged alert left the open list; ack error: {:?}",
+            text_of(&wd, "ack-error").await
+        );
+        let acked = eventually(WAIT, || async {
+            app.owner
+                .alerts(&AlertsQuery {
+                    status: Some(AlertFilter::All),
+                })
+                .await
+                .is_ok_and(|list| {
+                    list.iter().any(|a| {
+                        a.id == alert_id && a.status == AlertStatus::Acked && a.acked_at.is_some()
+                    })
+                })
+        })
+        .await;
+        anyhow::ensure!(acked, "the alert is acknowledged on the server");
+        click(&wd, "alerts-filter-acked").await?;
+        let text = wd.text(&wd.find(&row, WAIT).await?).await?;
+        anyhow::ensure!(text.contains("acknowledged"), "acked row: {text:?}");
+        wd.screenshot(&shots.join("07c-alert-acked.png")).await?;
+        Ok::<_, anyhow::Error>(())
+    }
+    .await;
+    if let Err(e) = result {
+        let _ = wd.screenshot(&shots.join("failure-alerts.png")).await;
+        let _ = wd.quit().await;
+        panic!("alerts part: {e:#}");
+    }
 
     // Offline: the server goes away; a key created now waits in the outbox.
     let TestApp {

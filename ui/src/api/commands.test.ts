@@ -21,6 +21,14 @@ describe("commands", () => {
     await api.revokeKey("k1", { grace_seconds: 60, reason: "leaked" });
     await api.keyUsage("k1", "day");
     await api.keyLimits("k1");
+    await api.keyGateway("k1", "7d");
+    await api.keyNetworks("k1");
+    await api.alertSettings();
+    const t = {
+      z_score: 4, spike_ratio: 2, drop_fraction: 0.1, min_volume: 30, ewma_alpha: 0.2, warmup_windows: 864, rejected_burst: 20,
+      rejected_half_life_hours: 24, idle_days: 30, network_warmup_hours: 24,
+    };
+    await api.setAlertSettings(t);
     await api.currentSession();
     expect(invokeMock.mock.calls).toEqual([
       ["login", { serverUrl: "http://127.0.0.1:8080", email: "a@b.c", password: "pw" }],
@@ -29,6 +37,10 @@ describe("commands", () => {
       ["revoke_key", { id: "k1", revocation: { grace_seconds: 60, reason: "leaked" } }],
       ["key_usage", { id: "k1", granularity: "day" }],
       ["key_limits", { id: "k1" }],
+      ["key_gateway", { id: "k1", period: "7d" }],
+      ["key_networks", { id: "k1" }],
+      ["alert_settings", undefined],
+      ["set_alert_settings", { thresholds: t }],
       ["current_session", undefined],
     ]);
   });

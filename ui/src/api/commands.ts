@@ -9,9 +9,9 @@ import { invoke } from "@tauri-apps/api/core";
 import { listen, type UnlistenFn } from "@tauri-apps/api/event";
 import { save } from "@tauri-apps/plugin-dialog";
 import type {
-  Alert, AlertStatus, AlertsView, AuditEntry, CommandError, Dashboard, DashboardPeriod, FieldError, Granularity, IssuedKey, KeyDetail,
-  KeyEdit, KeyFilter, KeyList, KeyListItem, LimitsSnapshot, NewKeyForm, ReportFormat, ReportRequest, ReportSaved, Revocation, Session,
-  SyncStatus, UsageSeries,
+  Alert, AlertStatus, AlertsView, AuditEntry, CommandError, Dashboard, DashboardPeriod, FieldError, GatewayPeriod, GatewaySnapshot,
+  Granularity, IssuedKey, KeyDetail, KeyEdit, KeyFilter, KeyList, KeyListItem, LimitsSnapshot, NetworksSnapshot, NewKeyForm,
+  ReportFormat, ReportRequest, ReportSaved, Revocation, Session, SyncStatus, Thresholds, UsageSeries,
 } from "../bindings";
 
 function isFieldError(f: unknown): f is FieldError {
@@ -76,6 +76,14 @@ export const syncNow = () => call<SyncStatus>("sync_now");
 export const keyUsage = (id: string, granularity: Granularity) =>
   call<UsageSeries>("key_usage", { id, granularity });
 export const keyLimits = (id: string) => call<LimitsSnapshot>("key_limits", { id });
+/** A key's gateway traffic over the period (the server's when online, else the last copy kept). */
+export const keyGateway = (id: string, period: GatewayPeriod) => call<GatewaySnapshot>("key_gateway", { id, period });
+/** The networks a key was used from, most recent first (the server's when online, else the last copy kept). */
+export const keyNetworks = (id: string) => call<NetworksSnapshot>("key_networks", { id });
+/** The organisation's anomaly thresholds (read from the server). */
+export const alertSettings = () => call<Thresholds>("alert_settings");
+/** Saves the organisation's anomaly thresholds on the server (refused offline). */
+export const setAlertSettings = (thresholds: Thresholds) => call<Thresholds>("set_alert_settings", { thresholds });
 export const dashboard = (period: DashboardPeriod) => call<Dashboard>("dashboard", { period });
 /** Alerts as last synced; `null`: every status. */
 export const alerts = (status: AlertStatus | null) => call<AlertsView>("alerts", { status });

@@ -10,6 +10,7 @@ import {
 } from "../lib/format";
 import { requiredName } from "./CreateKey";
 import { EnvBadge, Scopes, StatusBadge, SyncMarkers } from "./Keys";
+import { GatewaySection } from "./KeyGateway";
 
 type Panel = null | "edit" | "revoke" | "rotate";
 const REFRESH_MS = 10_000;
@@ -209,6 +210,7 @@ export function KeyDetailScreen(props: { id: string }) {
       </div>
       <UsageGraph keyId={key.id} />
       <LimitsSection k={key} />
+      <GatewaySection keyId={key.id} />
       <h3>Audit trail</h3>
       <table class="audit-table compact" data-testid="key-audit">
         <thead><tr><th scope="col">Time</th><th scope="col">Action</th><th scope="col">Actor</th><th scope="col">Address</th></tr></thead>

@@ -4,8 +4,9 @@ import * as api from "../api/commands";
 import { useApp } from "../app";
 import { Banner, Spinner } from "../components/Fields";
 import { relativeTime, shortDate } from "../lib/format";
+import { AlertSettings } from "./AlertSettings";
 
-/** Server, account, sync status; "Sync now" and "Sign out". */
+/** Server, account, sync status; "Sync now", alert sensitivity and "Sign out". */
 export function Settings() {
   const app = useApp();
   const s = app.status;
@@ -54,6 +55,7 @@ export function Settings() {
           </div>
         </div>
       </div>
+      <AlertSettings />
       <div class="panel-box">
         <h3>Sign out</h3>
         <p class="muted">

@@ -16,6 +16,7 @@ export async function commandsMock() {
     createKey: vi.fn(), updateKey: vi.fn(), revokeKey: vi.fn(), rotateKey: vi.fn(), auditLog: vi.fn(),
     syncStatus: vi.fn(), syncNow: vi.fn(), keyUsage: vi.fn(), keyLimits: vi.fn(), dashboard: vi.fn(),
     alerts: vi.fn(), ackAlert: vi.fn(), saveReport: vi.fn(), chooseReportPath: vi.fn(),
+    keyGateway: vi.fn(), keyNetworks: vi.fn(), alertSettings: vi.fn(), setAlertSettings: vi.fn(),
     onSyncStatus: vi.fn(),
   };
 }
