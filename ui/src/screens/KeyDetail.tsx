@@ -1,5 +1,5 @@
 import { useEffect, useRef, useState } from "preact/hooks";
-import type { ApiKey, CommandError, KeyDetail, KeyEdit, LimitsSnapshot, LimitUsage } from "../bindings";
+import type { ApiKey, CommandError, KeyDetail, KeyEdit, LimitUsage } from "../bindings";
 import * as api from "../api/commands";
 import { useApp } from "../app";
 import { Banner, Field, Spinner } from "../components/Fields";
@@ -8,6 +8,7 @@ import { UsageGraph } from "../components/UsageGraph";
 import {
   formatDuration, isoToLocalInput, localInputToIso, parseSeconds, relativeTime, sameItems, shortDate, splitList,
 } from "../lib/format";
+import { usePolled } from "../lib/polled";
 import { requiredName } from "./CreateKey";
 import { EnvBadge, Scopes, StatusBadge, SyncMarkers } from "./Keys";
 import { GatewaySection } from "./KeyGateway";
@@ -271,37 +272,8 @@ function source(own: boolean, tier: string | null): string {
  * its refusals in the last 24 hours. Refreshed in the background like the rest of the screen.
  */
 function LimitsSection(props: { k: ApiKey }) {
-  const app = useApp();
-  const [snapshot, setSnapshot] = useState<LimitsSnapshot | null>(null);
-  const [loading, setLoading] = useState(true);
-  const [error, setError] = useState<CommandError | null>(null);
   const id = props.k.id;
-
-  useEffect(() => {
-    let alive = true;
-    let shown = false;
-    setSnapshot(null);
-    setLoading(true);
-    setError(null);
-    const load = () =>
-      app
-        .quiet(api.keyLimits(id))
-        .then((s) => {
-          if (!alive) return;
-          shown = true;
-          setSnapshot(s);
-          setError(null);
-        })
-        // A failed background refresh keeps what is shown (the status bar tells offline).
-        .catch((e: CommandError) => alive && !shown && setError(e))
-        .finally(() => alive && setLoading(false));
-    load();
-    const t = setInterval(load, REFRESH_MS);
-    return () => {
-      alive = false;
-      clearInterval(t);
-    };
-  }, [id]);
+  const { value: snapshot, loading, error } = usePolled(() => api.keyLimits(id), [id], REFRESH_MS);
 
   const l = snapshot?.limits;
   const threshold = l?.soft_threshold ?? 1;

@@ -2,11 +2,12 @@
 // over the last 24 hours or 7 days, and the networks the key was used from. Both come from the
 // server while online and are kept in the replica, so offline the last copy shows with its
 // fetch time.
-import { useEffect, useState } from "preact/hooks";
-import type { CommandError, GatewayGroup, GatewayPeriod, GatewaySnapshot, NetworksSnapshot } from "../bindings";
+import { useState } from "preact/hooks";
+import type { GatewayGroup, GatewayPeriod } from "../bindings";
 import * as api from "../api/commands";
 import { useApp } from "../app";
 import { relativeTime, shortDate } from "../lib/format";
+import { usePolled } from "../lib/polled";
 
 /** Gateway figures are refetched this often while the detail is open. */
 const REFRESH_MS = 30_000;
@@ -60,63 +61,8 @@ export function GatewaySection(props: { keyId: string }) {
   const app = useApp();
   const id = props.keyId;
   const [period, setPeriod] = useState<GatewayPeriod>("24h");
-  const [snapshot, setSnapshot] = useState<GatewaySnapshot | null>(null);
-  const [loading, setLoading] = useState(true);
-  const [error, setError] = useState<CommandError | null>(null);
-  const [networks, setNetworks] = useState<NetworksSnapshot | null>(null);
-  const [netLoading, setNetLoading] = useState(true);
-  const [netError, setNetError] = useState<CommandError | null>(null);
-
-  useEffect(() => {
-    let alive = true;
-    let shown = false;
-    setSnapshot(null);
-    setLoading(true);
-    setError(null);
-    const load = () =>
-      app
-        .quiet(api.keyGateway(id, period))
-        .then((s) => {
-          if (!alive || !s) return;
-          shown = true;
-          setSnapshot(s);
-          setError(null);
-        })
-        // A failed background refresh keeps what is shown (the status bar tells offline).
-        .catch((e: unknown) => alive && !shown && setError(api.toCommandError(e)))
-        .finally(() => alive && setLoading(false));
-    load();
-    const t = setInterval(load, REFRESH_MS);
-    return () => {
-      alive = false;
-      clearInterval(t);
-    };
-  }, [id, period]);
-
-  useEffect(() => {
-    let alive = true;
-    let shown = false;
-    setNetworks(null);
-    setNetLoading(true);
-    setNetError(null);
-    const load = () =>
-      app
-        .quiet(api.keyNetworks(id))
-        .then((n) => {
-          if (!alive || !n) return;
-          shown = true;
-          setNetworks(n);
-          setNetError(null);
-        })
-        .catch((e: unknown) => alive && !shown && setNetError(api.toCommandError(e)))
-        .finally(() => alive && setNetLoading(false));
-    load();
-    const t = setInterval(load, REFRESH_MS);
-    return () => {
-      alive = false;
-      clearInterval(t);
-    };
-  }, [id]);
+  const { value: snapshot, loading, error } = usePolled(() => api.keyGateway(id, period), [id, period], REFRESH_MS);
+  const { value: networks, loading: netLoading, error: netError } = usePolled(() => api.keyNetworks(id), [id], REFRESH_MS);
 
   const words = PERIODS.find((p) => p.value === period)?.words ?? period;
   const groups = snapshot?.usage.groups ?? [];
