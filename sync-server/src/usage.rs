@@ -25,27 +25,33 @@ use crate::store;
 use crate::store::usage::QuotaKey;
 use crate::verify::VerifiedKey;
 
+/// The batch's maps, hashed with foldhash: each request updates two or three of them under the
+/// batch lock, and SipHash over (key id, minute, outcome) was a measurable part of a verification.
+/// foldhash is seeded per process, so keys (ids and networks of callers) cannot be aimed at one
+/// bucket from outside.
+type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
 #[derive(Debug, Default)]
 pub struct UsageBatch {
     /// (key, minute start, outcome) → (org, count)
-    pub counts: HashMap<(KeyId, DateTime<Utc>, &'static str), (OrgId, i64)>,
+    pub counts: Map<(KeyId, DateTime<Utc>, &'static str), (OrgId, i64)>,
     /// Last successful use per key.
-    pub last_used: HashMap<KeyId, (DateTime<Utc>, Option<IpAddr>)>,
+    pub last_used: Map<KeyId, (DateTime<Utc>, Option<IpAddr>)>,
     /// Quota units consumed: (lineage, period, period start) → (the key's limits, the quota's
     /// rule index, units). The limits let the flush feed the stored total back to the state.
-    pub quota: HashMap<QuotaKey, (Arc<KeyLimits>, usize, i64)>,
+    pub quota: Map<QuotaKey, (Arc<KeyLimits>, usize, i64)>,
     /// Refusals: (key, rule, minute) → (org, count, last).
-    pub violations: HashMap<ViolationKey, (OrgId, i64, DateTime<Utc>)>,
+    pub violations: Map<ViolationKey, (OrgId, i64, DateTime<Utc>)>,
     /// First crossings of a soft threshold.
     pub events: Vec<LimitEvent>,
     /// Gateway calls: (key, hour, route group, status class) → cell.
-    pub gateway: HashMap<GatewayKey, GatewayCell>,
+    pub gateway: Map<GatewayKey, GatewayCell>,
     /// Networks successful calls came from: (key, network) → (org, first, last, calls).
-    pub networks: HashMap<(KeyId, IpNet), NetworkCell>,
+    pub networks: Map<(KeyId, IpNet), NetworkCell>,
     /// Calls with a missing, malformed or unknown key: (hour, reason) → count.
-    pub unrecognized: HashMap<(DateTime<Utc>, &'static str), i64>,
+    pub unrecognized: Map<(DateTime<Utc>, &'static str), i64>,
     /// Gateway cells per (key, hour) in this batch, for the per-key route bound.
-    gateway_cells: HashMap<(KeyId, DateTime<Utc>), usize>,
+    gateway_cells: Map<(KeyId, DateTime<Utc>), usize>,
 }
 
 /// (key, hour, route group, status class).
