@@ -1,7 +1,7 @@
 //! The real desktop app in a real window, driven by WebDriver (tauri-driver + WebKitWebDriver)
-//! against a real server: sign in, create a key, see it, revoke it, see an alert and acknowledge
-//! it, go offline, create a key, come back and see it synced. Screenshots of each screen land in
-//! artifacts/desktop/.
+//! against a real server: sign in, create a key, see it, revoke it, see an alert (on the Alerts
+//! screen and as a native notification) and acknowledge it, go offline, create a key, come back
+//! and see it synced. Screenshots of each screen land in artifacts/desktop/.
 //!
 //! Needs a display, a session bus with an unlocked keyring and tauri-driver: run through
 //! `scripts/desktop-e2e.sh` (part of `scripts/test.sh`), which sets all of that up.
@@ -241,6 +241,27 @@ async fn an_admin_manages_keys_online_and_offline() {
             "alert row: {text:?}"
         );
         wd.screenshot(&shots.join("07b-alerts.png")).await?;
+
+        // The same sync showed it as a native notification: dunst, the session's notification
+        // daemon, logs each one it shows (application, summary, body) to this file.
+        let log = std::env::var("KEYWARD_NOTIFICATIONS_LOG").map_err(|_| {
+            anyhow::anyhow!("KEYWARD_NOTIFICATIONS_LOG unset: run through scripts/desktop-e2e.sh")
+        })?;
+        let wanted = "Alert: seeded test on Deploy bot";
+        let shown = eventually(WAIT, || async {
+            std::fs::read_to_string(&log).is_ok_and(|all| {
+                all.lines()
+                    .filter(|l| l.split('\t').nth(1) == Some(wanted))
+                    .count()
+                    == 1
+            })
+        })
+        .await;
+        anyhow::ensure!(
+            shown,
+            "one notification {wanted:?} in {log}: {:?}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
 
         let ack = wd
             .find(&format!("{row} [data-testid='alert-ack']"), WAIT)
