@@ -238,7 +238,7 @@ fi
 # Debian packages the Tauri app builds against, and what its end-to-end test runs under: a
 # virtual display, WebKitWebDriver, a session bus and a real Secret Service (gnome-keyring).
 KW_DESKTOP_PACKAGES=(libwebkit2gtk-4.1-dev libgtk-3-dev librsvg2-dev libssl-dev pkg-config build-essential file
-    xvfb webkit2gtk-driver gnome-keyring dbus dbus-x11 imagemagick curl dunst)
+    xvfb webkit2gtk-driver gnome-keyring dbus dbus-x11 imagemagick curl dunst xdotool)
 ensure_desktop_deps() {
     ensure_apt_packages "${KW_DESKTOP_PACKAGES[@]}" || return 1
     # Node.js: this kind of machine ships one; Debian's only when there is none.

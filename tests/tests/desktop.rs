@@ -1,7 +1,7 @@
 //! The real desktop app in a real window, driven by WebDriver (tauri-driver + WebKitWebDriver)
 //! against a real server: sign in, create a key, see it, revoke it, see an alert (on the Alerts
-//! screen and as a native notification) and acknowledge it, go offline, create a key, come back
-//! and see it synced. Screenshots of each screen land in artifacts/desktop/.
+//! screen and as a native notification) and acknowledge it, save a usage report through the
+//! native save dialog, go offline, create a key, come back and see it synced. Screenshots of each screen land in artifacts/desktop/.
 //!
 //! Needs a display, a session bus with an unlocked keyring and tauri-driver: run through
 //! `scripts/desktop-e2e.sh` (part of `scripts/test.sh`), which sets all of that up.
@@ -75,6 +75,29 @@ async fn fill(wd: &WebDriver, testid: &str, text: &str) -> anyhow::Result<()> {
 async fn click(wd: &WebDriver, testid: &str) -> anyhow::Result<()> {
     let el = wd.find(&format!("[data-testid='{testid}']"), WAIT).await?;
     wd.click(&el).await
+}
+
+/// Runs xdotool (for the native dialogs WebDriver cannot reach) with a 20-second limit.
+async fn xdotool(args: &[&str]) -> anyhow::Result<String> {
+    let out = tokio::time::timeout(
+        WAIT,
+        tokio::process::Command::new("xdotool").args(args).output(),
+    )
+    .await
+    .map_err(|_| anyhow::anyhow!("xdotool {args:?} did not finish"))??;
+    anyhow::ensure!(
+        out.status.success(),
+        "xdotool {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// A fresh directory under the system's temporary directory.
+fn tempfile_dir(what: &str) -> anyhow::Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!("keyward-e2e-{what}-{}", uuid::Uuid::now_v7()));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
 }
 
 async fn text_of(wd: &WebDriver, testid: &str) -> String {
@@ -302,6 +325,59 @@ async fn an_admin_manages_keys_online_and_offline() {
         let _ = wd.screenshot(&shots.join("failure-alerts.png")).await;
         let _ = wd.quit().await;
         panic!("alerts part: {e:#}");
+    }
+
+    // Reports: "Save report…" opens the real GTK save dialog (outside the web view, so driven
+    // with xdotool: the dialog's name field takes a whole path); the report streams into that
+    // file and the screen says how many rows it wrote.
+    let result = async {
+        click(&wd, "nav-reports").await?;
+        wd.find("[data-testid='reports-screen']", WAIT).await?;
+        click(&wd, "report-format-csv").await?;
+        click(&wd, "report-save").await?;
+        let dialog = xdotool(&[
+            "search",
+            "--sync",
+            "--onlyvisible",
+            "--name",
+            "Save usage report",
+        ])
+        .await?;
+        let dialog = dialog
+            .lines()
+            .next()
+            .ok_or_else(|| anyhow::anyhow!("no save dialog window"))?
+            .to_owned();
+        let dir = tempfile_dir("report")?;
+        let path = dir.join("usage.csv");
+        let typed = path.to_string_lossy().into_owned();
+        xdotool(&["windowfocus", "--sync", &dialog]).await?;
+        xdotool(&["key", "--clearmodifiers", "ctrl+a"]).await?;
+        xdotool(&["type", "--delay", "15", &typed]).await?;
+        xdotool(&["key", "Return"]).await?;
+        let banner = wd.find("[data-testid='report-saved']", WAIT).await?;
+        let said = wd.text(&banner).await?;
+        anyhow::ensure!(said.contains(&typed), "saved banner: {said:?}");
+        let csv = std::fs::read_to_string(&path)?;
+        let mut lines = csv.lines();
+        anyhow::ensure!(
+            lines.next() == Some("day,key_id,key_name,allowed,rate_limited,rejected"),
+            "report: {csv:?}"
+        );
+        anyhow::ensure!(csv.contains(",Deploy bot,"), "report: {csv:?}");
+        anyhow::ensure!(
+            !dir.join("usage.csv.part").exists(),
+            "the .part file was renamed"
+        );
+        wd.screenshot(&shots.join("07d-report-saved.png")).await?;
+        let _ = std::fs::remove_dir_all(&dir);
+        Ok::<_, anyhow::Error>(())
+    }
+    .await;
+    if let Err(e) = result {
+        let _ = wd.screenshot(&shots.join("failure-reports.png")).await;
+        let _ = wd.quit().await;
+        panic!("reports part: {e:#}");
     }
 
     // Offline: the server goes away; a key created now waits in the outbox.
