@@ -237,12 +237,21 @@ async fn a_node_falls_back_when_redis_dies_and_returns_when_it_is_back() {
     );
     let detail = app.server.client().readyz_detail().await.unwrap();
     assert!(detail["limits"]["redis"]["fallbacks"].as_u64().unwrap() >= 1);
-    let metrics = reqwest::get(format!("{}/metrics", app.server.base_url))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    // On a busy machine a call may still exceed the timeout now and then and fall back for a
+    // probe interval (that is the design); with the load stopped the node settles on Redis.
+    let mut metrics = String::new();
+    for _ in 0..50 {
+        metrics = reqwest::get(format!("{}/metrics", app.server.base_url))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if metrics.contains("keyward_limiter_mode{mode=\"redis\"} 1") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     assert!(
         metrics.contains("keyward_limiter_mode{mode=\"redis\"} 1"),
         "{metrics}"
