@@ -344,20 +344,7 @@ mod tests {
                 ..Default::default()
             }))
             .expect("create an expiring key");
-        let alert_id = uuid::Uuid::now_v7();
-        rt.block_on(
-            sqlx::query(
-                "INSERT INTO alerts (id, org_id, key_id, kind, status, observed, expected,
-                    window_start, window_secs, detail, opened_at, last_seen_at)
-                 VALUES ($1, $2, $3, 'seeded_test', 'open', 420, 35.5, now() - interval '10 minutes',
-                    300, '12x the usual rate', now(), now())",
-            )
-            .bind(alert_id)
-            .bind(limited.key.org_id.into_uuid())
-            .bind(limited.key.id.into_uuid())
-            .execute(app.pool()),
-        )
-        .expect("seed an alert");
+        let alert_id = rt.block_on(app.seed_alert(&limited.key));
 
         // Dashboard, from the replica after a sync: the organisation's usage counts the calls
         // above (once the server's usage flush, about every 100 ms here, has written them).

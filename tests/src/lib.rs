@@ -179,6 +179,26 @@ impl TestApp {
     pub fn pool(&self) -> &PgPool {
         &self.db.pool
     }
+
+    /// Opens an alert on `key` straight in the database (kind `seeded_test`, 420 observed
+    /// against 35.5 expected over the 5 minutes from 10 minutes ago): a kind no detector
+    /// touches, since real ones need hours of baseline. Returns its id.
+    pub async fn seed_alert(&self, key: &keyward_core::api::ApiKey) -> uuid::Uuid {
+        let id = uuid::Uuid::now_v7();
+        sqlx::query(
+            "INSERT INTO alerts (id, org_id, key_id, kind, status, observed, expected,
+                window_start, window_secs, detail, opened_at, last_seen_at)
+             VALUES ($1, $2, $3, 'seeded_test', 'open', 420, 35.5, now() - interval '10 minutes',
+                300, '12x the usual rate', now(), now())",
+        )
+        .bind(id)
+        .bind(key.org_id.into_uuid())
+        .bind(key.id.into_uuid())
+        .execute(&self.db.pool)
+        .await
+        .expect("seed an alert");
+        id
+    }
 }
 
 /// The `keyward-server` binary built beside the test binaries (target/<profile>/).

@@ -228,18 +228,7 @@ async fn an_admin_manages_keys_online_and_offline() {
             .iter()
             .find(|k| k.name == "Deploy bot")
             .ok_or_else(|| anyhow::anyhow!("Deploy bot is not on the server"))?;
-        let alert_id = uuid::Uuid::now_v7();
-        sqlx::query(
-            "INSERT INTO alerts (id, org_id, key_id, kind, status, observed, expected,
-                window_start, window_secs, detail, opened_at, last_seen_at)
-             VALUES ($1, $2, $3, 'seeded_test', 'open', 420, 35.5, now() - interval '10 minutes',
-                300, '12x the usual rate', now(), now())",
-        )
-        .bind(alert_id)
-        .bind(key.org_id.into_uuid())
-        .bind(key.id.into_uuid())
-        .execute(app.pool())
-        .await?;
+        let alert_id = app.seed_alert(key).await;
         let row = format!("[data-testid='alert-row'][data-alert-id='{alert_id}']");
         // Each round: "Sync now" on Settings (a sync round, then the analytics pull), then the
         // Alerts screen, which reads the replica when it opens.

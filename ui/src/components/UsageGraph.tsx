@@ -6,6 +6,7 @@ import { relativeTime } from "../lib/format";
 // Type only: the chart module (egui_plot in wasm) is loaded lazily below, so the app starts
 // without it and the wasm is fetched only when a key's detail is opened.
 import type { UsageChart } from "../chart";
+import { Segmented } from "./Segmented";
 
 // The replica keeps each key's hourly usage for the last 30 days (synced), shown by hour or day.
 const GRANULARITIES: { value: Granularity; label: string; span: string }[] = [
@@ -82,19 +83,13 @@ export function UsageGraph(props: { keyId: string }) {
     <section class="usage panel-box" aria-labelledby="usage-title">
       <div class="usage-head">
         <h3 id="usage-title">Usage</h3>
-        <div class="segmented" role="group" aria-label="Granularity">
-          {GRANULARITIES.map((g) => (
-            <button
-              type="button"
-              class={g.value === granularity ? "on" : ""}
-              aria-pressed={g.value === granularity}
-              data-testid={`granularity-${g.value}`}
-              onClick={() => setGranularity(g.value)}
-            >
-              {g.label}
-            </button>
-          ))}
-        </div>
+        <Segmented
+          label="Granularity"
+          choices={GRANULARITIES}
+          value={granularity}
+          onChange={setGranularity}
+          testid={(g) => `granularity-${g.value}`}
+        />
         <span class="muted small">
           {span} · {loading ? "loading…" : series?.fetched_at ? `synced ${relativeTime(series.fetched_at)}` : "not synced yet"}
         </span>

@@ -6,6 +6,7 @@ import * as api from "../api/commands";
 import { useApp } from "../app";
 import { Banner } from "../components/Fields";
 import { measure, relativeTime, shortDate, windowLabel } from "../lib/format";
+import { Segmented } from "../components/Segmented";
 
 const FILTERS: { value: AlertStatus | null; label: string; testid: string }[] = [
   { value: "open", label: "Open", testid: "alerts-filter-open" },
@@ -61,19 +62,7 @@ export function AlertsScreen() {
     <section data-testid="alerts-screen" aria-busy={loading}>
       <header class="page-head">
         <h2>Alerts</h2>
-        <span class="segmented" role="group" aria-label="Status">
-          {FILTERS.map((f) => (
-            <button
-              type="button"
-              class={f.value === filter ? "on" : ""}
-              aria-pressed={f.value === filter}
-              data-testid={f.testid}
-              onClick={() => setFilter(f.value)}
-            >
-              {f.label}
-            </button>
-          ))}
-        </span>
+        <Segmented label="Status" choices={FILTERS} value={filter} onChange={setFilter} testid={(f) => f.testid} />
         <span class="spacer" />
         <span class="muted small" data-testid="alerts-state">
           {loading ? "loading…" : view ? (view.synced_at ? `synced ${relativeTime(view.synced_at)}` : "not synced yet") : ""}

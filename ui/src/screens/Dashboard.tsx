@@ -6,6 +6,7 @@ import type { Alert, Attention, CommandError, Dashboard, DashboardPeriod, KeyUsa
 import * as api from "../api/commands";
 import { useApp } from "../app";
 import { measure, relativeTime, windowLabel } from "../lib/format";
+import { Segmented } from "../components/Segmented";
 
 const PERIODS: { value: DashboardPeriod; label: string }[] = [
   { value: "24h", label: "24 h" },
@@ -62,19 +63,7 @@ export function DashboardScreen() {
     <section class="dashboard" data-testid="dashboard" aria-busy={loading}>
       <div class="page-head">
         <h2>Dashboard</h2>
-        <span class="segmented" role="group" aria-label="Period">
-          {PERIODS.map((p) => (
-            <button
-              type="button"
-              class={p.value === period ? "on" : ""}
-              aria-pressed={p.value === period}
-              data-testid={`period-${p.value}`}
-              onClick={() => setPeriod(p.value)}
-            >
-              {p.label}
-            </button>
-          ))}
-        </span>
+        <Segmented label="Period" choices={PERIODS} value={period} onChange={setPeriod} testid={(p) => `period-${p.value}`} />
         <span class="spacer" />
         <span class="muted small" data-testid="dashboard-state">
           {loading ? "loading…" : shown ? `synced ${relativeTime(shown.fetched_at)}` : ""}

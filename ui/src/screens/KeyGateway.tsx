@@ -8,6 +8,7 @@ import * as api from "../api/commands";
 import { useApp } from "../app";
 import { relativeTime, shortDate } from "../lib/format";
 import { usePolled } from "../lib/polled";
+import { Segmented } from "../components/Segmented";
 
 /** Gateway figures are refetched this often while the detail is open. */
 const REFRESH_MS = 30_000;
@@ -72,19 +73,13 @@ export function GatewaySection(props: { keyId: string }) {
     <section class="limits panel-box" aria-labelledby="gateway-title" data-testid="key-gateway" aria-busy={loading}>
       <div class="usage-head">
         <h3 id="gateway-title">Gateway</h3>
-        <div class="segmented" role="group" aria-label="Gateway period">
-          {PERIODS.map((p) => (
-            <button
-              type="button"
-              class={p.value === period ? "on" : ""}
-              aria-pressed={p.value === period}
-              data-testid={`gateway-period-${p.value}`}
-              onClick={() => setPeriod(p.value)}
-            >
-              {p.label}
-            </button>
-          ))}
-        </div>
+        <Segmented
+          label="Gateway period"
+          choices={PERIODS}
+          value={period}
+          onChange={setPeriod}
+          testid={(p) => `gateway-period-${p.value}`}
+        />
         <span class="muted small" data-testid="gateway-state">
           {loading && !snapshot ? "loading…" : snapshot ? fetchedLabel(snapshot.fetched_at, app.status.online) : ""}
         </span>
