@@ -504,7 +504,7 @@ impl Desktop {
                     .store_key_usage(id, &answer.series, now)
                     .await
                     .map_err(replica_error)?,
-                Err(e) if e.status().is_none() => {
+                Err(e) if unreachable(&e) => {
                     tracing::debug!(error = %e, "offline: the key's usage comes from the replica")
                 }
                 Err(e) => return Err(e.into()),
@@ -537,17 +537,12 @@ impl Desktop {
                     .map_err(replica_error)?;
                 Ok(LimitsSnapshot { limits, fetched_at })
             }
-            Err(e) if e.status().is_none() => replica
+            Err(e) if unreachable(&e) => replica
                 .key_limits(id)
                 .await
                 .map_err(replica_error)?
                 .map(|(limits, fetched_at)| LimitsSnapshot { limits, fetched_at })
-                .ok_or_else(|| {
-                    CommandError::new(
-                        "offline",
-                        "the server cannot be reached and this device has no saved copy of this key's limits yet",
-                    )
-                }),
+                .ok_or_else(|| no_copy("this key's limits")),
             Err(e) => Err(e.into()),
         }
     }
@@ -732,13 +727,10 @@ impl Desktop {
             .parse()
             .map_err(|_| CommandError::new("not_found", "no such alert"))?;
         let (client, replica) = self.with(|c| (c.client.clone(), c.replica.clone())).await?;
-        let alert = client.ack_alert(id).await.map_err(|e| match e {
-            keyward_client::ClientError::Transport(_) => CommandError::new(
-                "offline",
-                "the server cannot be reached: acknowledging an alert needs a connection; try again when online",
-            ),
-            e => CommandError::from(e),
-        })?;
+        let alert = client
+            .ack_alert(id)
+            .await
+            .map_err(needs_server("acknowledging an alert"))?;
         replica.put_alert(&alert).await.map_err(replica_error)?;
         Ok(alert)
     }
