@@ -1,0 +1,23 @@
+//! The end-to-end suite as one test binary: one link of the server instead of one per file.
+//! Each module is one area; every test makes its own database.
+
+mod alerts;
+mod analytics;
+mod audit_chain;
+mod bad_input;
+mod cli;
+mod cross_node;
+mod desktop;
+mod gateway;
+mod isolation;
+mod lifecycle;
+mod limits;
+mod limits_redis;
+mod protection;
+mod secrets;
+mod sigterm;
+mod sync_api;
+mod sync_engine;
+mod tower_layer;
+mod usage_api;
+mod webhooks;
