@@ -4,21 +4,23 @@
 mod alerts;
 mod gateway;
 mod limits;
+mod server_url;
 mod usage;
 mod webhooks;
 
 pub mod layer;
 
+pub use server_url::{ServerUrlError, check_server_url};
 pub use usage::ReportDownload;
 
 use std::time::Duration;
 
 use keyward_core::KeyId;
 use keyward_core::api::{
-    ApiKey, AuditEntry, AuditVerifyReport, CreateKeyRequest, CreatedKey, ListKeysQuery,
-    LoginRequest, LoginResponse, Page, PageQuery, Problem, PullQuery, PullResponse, PushOp,
-    PushRequest, PushResponse, RevokeKeyRequest, RotateKeyRequest, RotatedKey, UpdateKeyRequest,
-    VerifyRequest, VerifyResponse, Whoami,
+    ApiKey, AuditEntry, AuditVerifyReport, ChangePasswordRequest, CreateKeyRequest, CreatedKey,
+    ListKeysQuery, LoginRequest, LoginResponse, Page, PageQuery, Problem, PullQuery, PullResponse,
+    PushOp, PushRequest, PushResponse, RevokeKeyRequest, RotateKeyRequest, RotatedKey,
+    UpdateKeyRequest, VerifyRequest, VerifyResponse, Whoami,
 };
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
@@ -161,6 +163,34 @@ impl KeywardClient {
 
     pub async fn logout(&self) -> Result<()> {
         empty(self.admin(Method::POST, "/v1/auth/logout")?.send().await?).await
+    }
+
+    /// Changes the signed-in admin's password (`POST /v1/auth/password`). The server ends every
+    /// other session of the admin; this client's stays signed in. A wrong `current` is refused
+    /// with 403 `wrong_password`.
+    pub async fn change_password(&self, current: &SecretString, new: &SecretString) -> Result<()> {
+        let body = ChangePasswordRequest {
+            current_password: current.expose_secret().to_owned(),
+            new_password: new.expose_secret().to_owned(),
+        };
+        empty(
+            self.admin(Method::POST, "/v1/auth/password")?
+                .json(&body)
+                .send()
+                .await?,
+        )
+        .await
+    }
+
+    /// Ends every session of the signed-in admin, this client's included
+    /// (`POST /v1/auth/logout-all`).
+    pub async fn logout_all(&self) -> Result<()> {
+        empty(
+            self.admin(Method::POST, "/v1/auth/logout-all")?
+                .send()
+                .await?,
+        )
+        .await
     }
 
     // --- keys ---

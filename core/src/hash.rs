@@ -30,21 +30,19 @@ pub const ARGON2_OUTPUT_LEN: usize = 32;
 /// Salt length in bytes (minimum accepted, and what we produce).
 pub const ARGON2_SALT_LEN: usize = 16;
 
-/// OWASP's equivalent Argon2id configurations, as `(m KiB, t)`. A hash is strong enough if its
-/// `m` and `t` both reach at least one row.
-pub const OWASP_MIN_PARAMS: [(u32, u32); 5] = [
-    (47_104, 1),
-    (19_456, 2),
-    (12_288, 3),
-    (9_216, 4),
-    (7_168, 5),
-];
-/// Largest memory cost we will ever run (1 GiB), so a hostile hash cannot exhaust the server.
-pub const MAX_M_KIB: u32 = 1_048_576;
+/// OWASP's equivalent Argon2id configurations that fit under the ceiling below, as
+/// `(m KiB, t)`. A hash is strong enough if its `m` and `t` both reach at least one row.
+/// (OWASP's fifth row, m = 7168 KiB with t = 5, exceeds [`MAX_T`].)
+pub const OWASP_MIN_PARAMS: [(u32, u32); 4] = [(47_104, 1), (19_456, 2), (12_288, 3), (9_216, 4)];
+/// The ceiling of the server's policy. Every hash the server runs, its own or one a tenant made
+/// offline, costs at most this much: 64 MiB of memory, 4 passes, 4 lanes (a few times the cost
+/// of the default parameters). A tenant cannot make its wrong-secret checks expensive enough to
+/// take the hashers from the other tenants.
+pub const MAX_M_KIB: u32 = 65_536;
 /// Largest iteration count we will ever run.
-pub const MAX_T: u32 = 20;
+pub const MAX_T: u32 = 4;
 /// Largest lane count we will ever run.
-pub const MAX_P: u32 = 16;
+pub const MAX_P: u32 = 4;
 
 /// Password length bounds, in characters.
 pub const PASSWORD_MIN_CHARS: usize = 12;
@@ -90,12 +88,12 @@ pub enum PhcPolicyError {
     OutputTooShort { len: usize },
     #[error(
         "m={m} KiB with t={t} is below OWASP's minimum; use one of m=47104,t=1 | m=19456,t=2 | \
-         m=12288,t=3 | m=9216,t=4 | m=7168,t=5 (or more)"
+         m=12288,t=3 | m=9216,t=4 (or more, up to m=65536, t=4)"
     )]
     TooWeak { m: u32, t: u32 },
     #[error("parallelism p must be at least 1")]
     ParallelismZero,
-    #[error("memory cost m={m} KiB exceeds the maximum of {MAX_M_KIB} KiB (1 GiB)")]
+    #[error("memory cost m={m} KiB exceeds the server's maximum of {MAX_M_KIB} KiB (64 MiB)")]
     MemoryTooHigh { m: u32 },
     #[error("time cost t={t} exceeds the maximum of {MAX_T}")]
     TimeTooHigh { t: u32 },
@@ -390,19 +388,27 @@ mod tests {
                 good.replace("m=19456,t=2", "m=19456,t=1"),
                 Err(PhcPolicyError::TooWeak { m: 19456, t: 1 }),
             ),
-            (good.replace("m=19456,t=2", "m=7168,t=5"), Ok(())),
+            (
+                good.replace("m=19456,t=2", "m=7168,t=5"),
+                Err(PhcPolicyError::TimeTooHigh { t: 5 }),
+            ),
             (good.replace("m=19456,t=2", "m=47104,t=1"), Ok(())),
+            (good.replace("m=19456,t=2,p=1", "m=65536,t=4,p=4"), Ok(())),
             (
-                good.replace("m=19456", "m=2000000"),
-                Err(PhcPolicyError::MemoryTooHigh { m: 2_000_000 }),
+                good.replace("m=19456", "m=65537"),
+                Err(PhcPolicyError::MemoryTooHigh { m: 65_537 }),
             ),
             (
-                good.replace("t=2", "t=21"),
-                Err(PhcPolicyError::TimeTooHigh { t: 21 }),
+                good.replace("m=19456,t=2,p=1", "m=1048576,t=20,p=16"),
+                Err(PhcPolicyError::MemoryTooHigh { m: 1_048_576 }),
             ),
             (
-                good.replace("p=1", "p=17"),
-                Err(PhcPolicyError::ParallelismTooHigh { p: 17 }),
+                good.replace("t=2", "t=5"),
+                Err(PhcPolicyError::TimeTooHigh { t: 5 }),
+            ),
+            (
+                good.replace("p=1", "p=5"),
+                Err(PhcPolicyError::ParallelismTooHigh { p: 5 }),
             ),
             (
                 good.replace("p=1", "p=0"),

@@ -10,6 +10,19 @@ use ipnet::{IpNet, Ipv4Net};
 use serde::{Deserialize, Deserializer, Serialize};
 use thiserror::Error;
 
+/// The network a client address stands for when counting its failures: the address itself for
+/// IPv4, its /64 for IPv6 (one subscriber usually holds a whole /64, so counting /128s would give
+/// it 2^64 fresh budgets). IPv4-mapped IPv6 counts as the IPv4 address.
+pub fn client_net(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => {
+            let bits = u128::from(v6) & !((1u128 << 64) - 1);
+            IpAddr::V6(bits.into())
+        }
+        v4 => v4,
+    }
+}
+
 /// Most entries one allow list may hold.
 pub const IP_ALLOW_LIST_MAX: usize = 100;
 
@@ -276,5 +289,18 @@ mod tests {
         assert_eq!(serde_json::from_str::<IpAllowList>(&json).unwrap(), l);
         let e = serde_json::from_str::<IpAllowList>(r#"["10.0.0.1/8"]"#).unwrap_err();
         assert!(e.to_string().contains("did you mean 10.0.0.0/8"), "{e}");
+    }
+
+    #[test]
+    fn client_nets_group_ipv6_by_64() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:ffff::9".parse().unwrap();
+        let c: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(client_net(a), client_net(b));
+        assert_ne!(client_net(a), client_net(c));
+        assert_eq!(client_net(a), "2001:db8:1:2::".parse::<IpAddr>().unwrap());
+        let v4: IpAddr = "192.0.2.7".parse().unwrap();
+        assert_eq!(client_net(v4), v4);
+        assert_eq!(client_net("::ffff:192.0.2.7".parse().unwrap()), v4);
     }
 }

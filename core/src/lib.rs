@@ -3,6 +3,9 @@
 
 pub mod anomaly;
 pub mod api;
+pub mod audit_head;
+pub mod csv;
+pub mod gateway;
 pub mod hash;
 pub mod ids;
 pub mod ip;
@@ -13,6 +16,7 @@ pub mod scope;
 pub mod status;
 pub mod token;
 pub mod validate;
+pub mod webhook_url;
 
 pub use ids::{AdminId, KeyId, OrgId};
 pub use ip::IpAllowList;

@@ -7,7 +7,7 @@ use crate::api::{
     CreateKeyRequest, CreateTierRequest, FieldError, Quota, RateLimitRule, RevokeKeyRequest,
     UpdateKeyRequest, UpdateTierRequest,
 };
-use crate::hash::check_phc_policy;
+use crate::hash::{PhcPolicyError, check_phc_policy};
 use crate::limit::rules as limit_rules;
 use crate::validate::{self, FieldErrors};
 use crate::{Environment, IpAllowList, KeyId, ScopeSet};
@@ -84,6 +84,7 @@ pub fn parse_create(req: &CreateKeyRequest, now: DateTime<Utc>) -> Result<NewKey
         (None, None) => None,
         (Some(id), Some(hash)) => {
             errs.check(offline_secret("id", id, "secret_hash", hash));
+            errs.check(offline_id_time("id", id, now));
             Some((id, hash.to_owned()))
         }
         (Some(_), None) => {
@@ -129,7 +130,50 @@ pub fn offline_secret(
     if id.as_uuid().get_version_num() != 7 {
         return Err(FieldError::new(id_field, "invalid_id", "must be a UUIDv7"));
     }
-    check_phc_policy(hash).map_err(|e| FieldError::new(hash_field, "weak_hash", e.to_string()))
+    check_phc_policy(hash).map_err(|e| {
+        let code = match e {
+            PhcPolicyError::MemoryTooHigh { .. }
+            | PhcPolicyError::TimeTooHigh { .. }
+            | PhcPolicyError::ParallelismTooHigh { .. } => "hash_cost_too_high",
+            _ => "weak_hash",
+        };
+        FieldError::new(hash_field, code, e.to_string())
+    })
+}
+
+/// Earliest creation time an offline-made key id may carry.
+const OFFLINE_ID_EARLIEST_UNIX_SECS: u64 = 1_577_836_800; // 2020-01-01T00:00:00Z
+/// How far ahead of the server's clock an offline-made key id may be (device clock skew).
+const OFFLINE_ID_MAX_AHEAD_SECS: u64 = 24 * 3600;
+
+/// An offline-made key id (a UUIDv7) must carry a plausible creation time and random bits: a
+/// far-future time would pin the key to the top of every list sorted by id, and all-zero random
+/// bits are no random id at all.
+pub fn offline_id_time(id_field: &str, id: KeyId, now: DateTime<Utc>) -> Result<(), FieldError> {
+    let uuid = id.as_uuid();
+    let Some(ts) = uuid.get_timestamp() else {
+        return Err(FieldError::new(id_field, "invalid_id", "must be a UUIDv7"));
+    };
+    let (secs, _) = ts.to_unix();
+    let latest = u64::try_from(now.timestamp()).unwrap_or(0) + OFFLINE_ID_MAX_AHEAD_SECS;
+    if !(OFFLINE_ID_EARLIEST_UNIX_SECS..=latest).contains(&secs) {
+        return Err(FieldError::new(
+            id_field,
+            "implausible_id_time",
+            "the UUIDv7's time must lie between 2020 and one day after the server's clock",
+        ));
+    }
+    let bits = uuid.as_u128();
+    let rand_a = (bits >> 64) & 0xfff;
+    let rand_b = bits & ((1u128 << 62) - 1);
+    if rand_a == 0 && rand_b == 0 {
+        return Err(FieldError::new(
+            id_field,
+            "invalid_id",
+            "the UUIDv7's random bits are all zero",
+        ));
+    }
+    Ok(())
 }
 
 /// A patch that passed every rule; `None` leaves a field as it is.

@@ -68,6 +68,30 @@ fn has_control(s: &str, allow_newlines: bool) -> bool {
         .any(|c| c.is_control() && !(allow_newlines && (c == '\n' || c == '\t')))
 }
 
+/// Bidirectional embedding, override and isolate controls: they reorder what a reader sees
+/// ("Trojan Source"), so a name never holds them.
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
+/// Characters that show nothing: zero-width spaces and joiners, marks, the BOM, bidi controls.
+fn is_invisible(c: char) -> bool {
+    c.is_whitespace()
+        || is_bidi_control(c)
+        || matches!(
+            c,
+            '\u{200B}'..='\u{200F}'
+                | '\u{2060}'..='\u{2064}'
+                | '\u{FEFF}'
+                | '\u{061C}'
+                | '\u{180E}'
+                | '\u{115F}'
+                | '\u{1160}'
+                | '\u{3164}'
+                | '\u{FFA0}'
+        )
+}
+
 /// A key's (or tier's) display name: trimmed, 1–100 characters, no control characters.
 pub fn name(field: &str, raw: &str) -> Result<String, FieldError> {
     let s = raw.trim();
@@ -87,6 +111,20 @@ pub fn name(field: &str, raw: &str) -> Result<String, FieldError> {
             field,
             "invalid_characters",
             "must not contain control characters",
+        ));
+    }
+    if s.chars().any(is_bidi_control) {
+        return Err(bad(
+            field,
+            "invalid_characters",
+            "must not contain bidirectional override or isolate characters",
+        ));
+    }
+    if s.chars().all(is_invisible) {
+        return Err(bad(
+            field,
+            "invisible",
+            "must contain at least one visible character",
         ));
     }
     Ok(s.to_owned())
@@ -135,6 +173,26 @@ pub fn metadata(field: &str, value: &serde_json::Value) -> Result<serde_json::Va
             format!("key {shown:?} must be 1–64 characters"),
         ));
     }
+    // No control characters anywhere (keys, or string values at any depth; values may hold
+    // newlines and tabs): PostgreSQL cannot store NUL in jsonb, and the rest has no business in
+    // labels.
+    if let Some(k) = map.keys().find(|k| has_control(k, false)) {
+        let shown: String = k.chars().filter(|c| !c.is_control()).take(16).collect();
+        return Err(bad(
+            field,
+            "invalid_characters",
+            format!("key {shown:?} must not contain control characters"),
+        ));
+    }
+    for (k, v) in map {
+        if let Some(path) = control_in(v, &format!("{field}.{k}")) {
+            return Err(bad(
+                &path,
+                "invalid_characters",
+                "must not contain control characters other than newline and tab",
+            ));
+        }
+    }
     let size = value.to_string().len();
     if size > METADATA_MAX_BYTES {
         return Err(bad(
@@ -144,6 +202,26 @@ pub fn metadata(field: &str, value: &serde_json::Value) -> Result<serde_json::Va
         ));
     }
     Ok(value.clone())
+}
+
+/// The path of the first string (or object key) under `value` holding a control character.
+fn control_in(value: &serde_json::Value, path: &str) -> Option<String> {
+    match value {
+        serde_json::Value::String(s) => has_control(s, true).then(|| path.to_owned()),
+        serde_json::Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, v)| control_in(v, &format!("{path}[{i}]"))),
+        serde_json::Value::Object(map) => map.iter().find_map(|(k, v)| {
+            let inner = format!("{path}.{k}");
+            if has_control(k, false) {
+                Some(inner)
+            } else {
+                control_in(v, &inner)
+            }
+        }),
+        _ => None,
+    }
 }
 
 /// An expiry must lie in the future and at most ten years ahead.
@@ -246,6 +324,45 @@ mod tests {
             name("name", "a\u{0}b").unwrap_err().code,
             "invalid_characters"
         );
+    }
+
+    #[test]
+    fn metadata_refuses_control_characters_anywhere() {
+        let code = |v: serde_json::Value| metadata("metadata", &v).map_err(|e| (e.field, e.code));
+        assert_eq!(
+            code(json!({"k": "a\u{0}b"})),
+            Err(("metadata.k".into(), "invalid_characters".into()))
+        );
+        assert_eq!(
+            code(json!({"a\u{0}b": "x"})),
+            Err(("metadata".into(), "invalid_characters".into()))
+        );
+        assert_eq!(
+            code(json!({"k": {"deep": ["ok", "bell\u{7}"]}})),
+            Err(("metadata.k.deep[1]".into(), "invalid_characters".into()))
+        );
+        assert!(code(json!({"note": "two\nlines\tand a tab"})).is_ok());
+    }
+
+    #[test]
+    fn names_must_show_something_and_hold_no_bidi_controls() {
+        assert_eq!(
+            name("name", "\u{200B}\u{200D}").unwrap_err().code,
+            "invisible"
+        );
+        assert_eq!(
+            name("name", "\u{2066}\u{2069}").unwrap_err().code,
+            "invalid_characters"
+        );
+        assert_eq!(
+            name("name", "invoice\u{202E}fdp.exe").unwrap_err().code,
+            "invalid_characters"
+        );
+        assert_eq!(
+            name("name", "\u{FEFF}\u{3164}").unwrap_err().code,
+            "invisible"
+        );
+        assert_eq!(name("name", "ok\u{200D}name").unwrap(), "ok\u{200D}name");
     }
 
     #[test]

@@ -75,6 +75,8 @@ async fn main() {
                 changes: page.to_vec(),
                 cursor,
                 has_more: false,
+                audit_head: None,
+                audit_public_key: None,
             })
             .await
             .unwrap();

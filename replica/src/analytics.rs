@@ -468,8 +468,9 @@ impl Replica {
         Ok((keys, limits))
     }
 
-    /// What to notify now (see [`notify::to_notify`]): open alerts not yet notified, and expiry
-    /// and limit notices not shown before. Call [`Replica::mark_notified`] once shown.
+    /// What to notify now: audit alarms of the witness not yet notified, first; then (see
+    /// [`notify::to_notify`]) open alerts not yet notified, and expiry and limit notices not
+    /// shown before. Call [`Replica::mark_notified`] once shown.
     pub async fn notices_to_show(&self, now: DateTime<Utc>) -> Result<Vec<Notice>, ReplicaError> {
         let alerts: Vec<(Alert, bool)> = self
             .alerts(Some(AlertStatus::Open))
@@ -485,7 +486,13 @@ impl Replica {
                 .await?
                 .into_iter()
                 .collect();
-        Ok(notify::to_notify(&alerts, &keys, &limits, &shown, now))
+        let mut out: Vec<Notice> = crate::witness::audit_alarms(&mut conn, true)
+            .await?
+            .iter()
+            .map(notify::audit_notice)
+            .collect();
+        out.extend(notify::to_notify(&alerts, &keys, &limits, &shown, now));
+        Ok(out)
     }
 
     /// Records that `notices` were shown (or tried: a failure to show is not retried).
@@ -505,6 +512,15 @@ impl Replica {
                         .execute(&mut *tx)
                         .await?;
                 }
+                notify::NoticeKind::Audit => {
+                    sqlx::query(
+                        "UPDATE audit_alarms SET notified_at = ? WHERE id = ? AND notified_at IS NULL",
+                    )
+                    .bind(micros(at))
+                    .bind(&n.id)
+                    .execute(&mut *tx)
+                    .await?;
+                }
                 kind => {
                     sqlx::query(
                         "INSERT OR REPLACE INTO notices (id, kind, key_id, title, body, created_at,
@@ -512,7 +528,7 @@ impl Replica {
                     )
                     .bind(&n.id)
                     .bind(kind.as_str())
-                    .bind(n.key_id.to_string())
+                    .bind(n.key_id.map(|k| k.to_string()).unwrap_or_default())
                     .bind(&n.title)
                     .bind(&n.body)
                     .bind(micros(at))

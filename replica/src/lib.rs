@@ -14,6 +14,9 @@
 //!   rounds; [`Replica::notices_to_show`] picks what to notify once (`notified_at`).
 //! - A key's gateway traffic (24 hours, 7 days) and networks ([`Replica::store_key_gateway`],
 //!   [`Replica::store_key_networks`]), kept as last fetched by the key's detail.
+//! - A witness of the server's audit chain ([`witness`]): each pull's signed chain head is
+//!   checked against the highest one seen and the key pinned at first sight; a shorter, forked
+//!   or badly signed chain raises an [`AuditAlarm`], notified like the alerts.
 //!
 //! # Secrets
 //!
@@ -41,6 +44,7 @@ mod rules;
 mod status;
 mod store;
 mod view;
+pub mod witness;
 
 pub use analytics::{AnalyticsSnapshot, KeyHourly, StoredAlert, TopKeys, USAGE_RETENTION};
 pub use backoff::backoff_delay;
@@ -52,3 +56,4 @@ pub use notify::{Notice, NoticeKind};
 pub use replica::Replica;
 pub use status::SyncStatus;
 pub use view::{LocalKey, Rejection};
+pub use witness::{AuditAlarm, AuditAlarmKind, Witness};

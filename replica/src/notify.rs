@@ -27,6 +27,8 @@ pub enum NoticeKind {
     Expiry,
     /// A key stands at or past its soft threshold on a rule or quota.
     Limit,
+    /// The server's audit chain is shorter, forked or badly signed ([`crate::witness`]).
+    Audit,
 }
 
 impl NoticeKind {
@@ -35,6 +37,7 @@ impl NoticeKind {
             NoticeKind::Alert => "alert",
             NoticeKind::Expiry => "expiry",
             NoticeKind::Limit => "limit",
+            NoticeKind::Audit => "audit",
         }
     }
 }
@@ -43,10 +46,11 @@ impl NoticeKind {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Notice {
     /// Stable across syncs: `alert:<id>`, `expiry:<key>:<expires_at>:<7d|1d>`,
-    /// `limit:<key>:<rule>:<window>`.
+    /// `limit:<key>:<rule>:<window>`, `audit:<org>:<kind>:<witnessed head>`.
     pub id: String,
     pub kind: NoticeKind,
-    pub key_id: KeyId,
+    /// The key it is about (none for an audit alarm).
+    pub key_id: Option<KeyId>,
     pub key_name: String,
     pub title: String,
     pub body: String,
@@ -67,7 +71,7 @@ pub fn alert_notice(a: &Alert) -> Notice {
     Notice {
         id: format!("alert:{}", a.id),
         kind: NoticeKind::Alert,
-        key_id: a.key_id,
+        key_id: Some(a.key_id),
         key_name: a.key_name.clone(),
         title: format!("Alert: {} on {}", a.kind.replace('_', " "), a.key_name),
         body: if a.detail.is_empty() {
@@ -75,6 +79,18 @@ pub fn alert_notice(a: &Alert) -> Notice {
         } else {
             a.detail.clone()
         },
+    }
+}
+
+/// The notice for an audit alarm of the witness.
+pub fn audit_notice(a: &crate::witness::AuditAlarm) -> Notice {
+    Notice {
+        id: a.id.clone(),
+        kind: NoticeKind::Audit,
+        key_id: None,
+        key_name: String::new(),
+        title: a.kind.title().to_owned(),
+        body: a.detail.clone(),
     }
 }
 
@@ -93,7 +109,7 @@ pub fn expiry_notices(keys: &[ApiKey], now: DateTime<Utc>) -> Vec<Notice> {
             Some(Notice {
                 id: format!("expiry:{}:{}:{stage}", k.id, at.timestamp()),
                 kind: NoticeKind::Expiry,
-                key_id: k.id,
+                key_id: Some(k.id),
                 key_name: k.name.clone(),
                 title: format!("Key {} expires soon", k.name),
                 body: format!(
@@ -132,7 +148,7 @@ pub fn limit_notices(
             out.push(Notice {
                 id: format!("limit:{}:{}:{window}", l.key_id, r.policy),
                 kind: NoticeKind::Limit,
-                key_id: l.key_id,
+                key_id: Some(l.key_id),
                 key_name: name.clone(),
                 title: format!("Key {name} is close to a limit"),
                 body: format!(

@@ -15,6 +15,9 @@ impl Replica {
     /// A key's server record replaces the old one (older sequence values are ignored, so
     /// applying a page twice changes nothing). A key with queued local operations keeps them
     /// and its refusal, if any: its view becomes the new record with those operations replayed.
+    ///
+    /// The page's audit chain head is witnessed ([`crate::witness`]): a shorter, forked or
+    /// badly signed chain records an alarm and leaves the witnessed head as it was.
     #[tracing::instrument(skip_all, fields(changes = page.changes.len(), cursor = page.cursor))]
     pub async fn apply_pull(&self, page: &PullResponse) -> Result<(), ReplicaError> {
         let mut tx = self.write().await?;
@@ -48,6 +51,15 @@ impl Replica {
         }
         if let Some(org) = org {
             store::state::remember_org(&mut tx, org).await?;
+        }
+        if let Some(head) = &page.audit_head {
+            crate::witness::witness_head(
+                &mut tx,
+                head,
+                page.audit_public_key.as_deref(),
+                Utc::now(),
+            )
+            .await?;
         }
         store::state::pulled(&mut tx, page.cursor, Utc::now()).await?;
         tx.commit().await?;

@@ -30,6 +30,22 @@ pub async fn logout(desktop: State<'_, Desktop>) -> Result<()> {
 }
 
 #[tauri::command]
+pub async fn change_password(
+    desktop: State<'_, Desktop>,
+    current_password: String,
+    new_password: String,
+) -> Result<()> {
+    desktop
+        .change_password(current_password, new_password)
+        .await
+}
+
+#[tauri::command]
+pub async fn logout_everywhere(desktop: State<'_, Desktop>) -> Result<()> {
+    desktop.logout_everywhere().await
+}
+
+#[tauri::command]
 pub async fn current_session(desktop: State<'_, Desktop>) -> Result<Option<Session>> {
     Ok(desktop.current_session().await)
 }
@@ -508,6 +524,8 @@ mod tests {
         let gw = rt
             .block_on(app.owner.create_key(&CreateKeyRequest {
                 name: "Gateway".into(),
+                // Each gateway route needs its scope (`orders:read`, `users:read`).
+                scopes: Some(vec!["orders:read".into(), "users:read".into()]),
                 ..Default::default()
             }))
             .expect("create a gateway key");
@@ -697,6 +715,106 @@ mod tests {
 
         invoke(&w, "logout", json!({})).unwrap();
         assert_eq!(invoke(&w, "current_session", json!({})), Ok(Value::Null));
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn account_commands_through_ipc() {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let app = rt.block_on(keyward_e2e::TestApp::spawn());
+        let dir = std::env::temp_dir().join(format!("keyward-desktop-account-{}", uuid_like()));
+        let (_app, w, _) = window(dir.clone());
+
+        // Plain http:// is refused at the form's server field unless it is this computer.
+        let err = invoke(
+            &w,
+            "login",
+            json!({"serverUrl": "http://keyward.example.com", "email": "owner@acme.test", "password": "p"}),
+        )
+        .unwrap_err();
+        assert_eq!(err["fields"][0]["field"], "server_url");
+        assert_eq!(err["fields"][0]["code"], "insecure_url");
+        assert!(
+            err["fields"][0]["message"]
+                .as_str()
+                .unwrap()
+                .contains("https://")
+        );
+        invoke(
+            &w,
+            "login",
+            json!({"serverUrl": app.server.base_url, "email": "owner@acme.test", "password": keyward_e2e::PASSWORD}),
+        )
+        .unwrap();
+        // The server's other session of this admin (another device).
+        let other = app.owner.clone();
+
+        let change = |current: &str, new: &str| {
+            invoke(
+                &w,
+                "change_password",
+                json!({"currentPassword": current, "newPassword": new}),
+            )
+        };
+        let field_codes = |err: Value| -> Vec<(String, String)> {
+            err["fields"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|f| {
+                    (
+                        f["field"].as_str().unwrap().to_owned(),
+                        f["code"].as_str().unwrap().to_owned(),
+                    )
+                })
+                .collect()
+        };
+        let pair = |f: &str, c: &str| vec![(f.to_owned(), c.to_owned())];
+        // Checked here first, then by the server.
+        assert_eq!(
+            field_codes(change(keyward_e2e::PASSWORD, "short").unwrap_err()),
+            pair("new_password", "weak_password")
+        );
+        assert_eq!(
+            field_codes(change("", "a brand new password").unwrap_err()),
+            pair("current_password", "required")
+        );
+        assert_eq!(
+            field_codes(change("not the password", "a brand new password").unwrap_err()),
+            pair("current_password", "wrong_password")
+        );
+        assert_eq!(
+            change(keyward_e2e::PASSWORD, "a brand new password"),
+            Ok(Value::Null)
+        );
+        // This device stays signed in; the other session has ended.
+        assert!(invoke(&w, "sync_now", json!({})).is_ok());
+        assert_eq!(
+            rt.block_on(other.list_keys(&Default::default()))
+                .unwrap_err()
+                .status()
+                .map(|s| s.as_u16()),
+            Some(401)
+        );
+
+        // Everywhere: a second session (another device) ends with this one.
+        let (second, _) = rt
+            .block_on(app.anon.login(
+                "owner@acme.test",
+                &secrecy::SecretString::from("a brand new password"),
+            ))
+            .unwrap();
+        invoke(&w, "logout_everywhere", json!({})).unwrap();
+        assert_eq!(invoke(&w, "current_session", json!({})), Ok(Value::Null));
+        assert_eq!(
+            rt.block_on(second.list_keys(&Default::default()))
+                .unwrap_err()
+                .status()
+                .map(|s| s.as_u16()),
+            Some(401)
+        );
+        let err = invoke(&w, "logout_everywhere", json!({})).unwrap_err();
+        assert_eq!(err["code"], "unauthenticated");
         let _ = std::fs::remove_dir_all(dir);
     }
 

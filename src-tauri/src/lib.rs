@@ -29,6 +29,8 @@ macro_rules! handlers {
         tauri::generate_handler![
             $crate::commands::login,
             $crate::commands::logout,
+            $crate::commands::change_password,
+            $crate::commands::logout_everywhere,
             $crate::commands::current_session,
             $crate::commands::list_keys,
             $crate::commands::get_key,

@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 use chrono::Duration;
 use keyward_client::KeywardClient;
 use keyward_core::api::{FieldError, ReportQuery};
-use tokio::io::AsyncWriteExt;
+use keyward_core::csv::CellGuard;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 use crate::dto::{ReportFormat, ReportRequest, ReportSaved};
 use crate::error::CommandError;
@@ -139,34 +140,39 @@ pub async fn save(
         }
     })?;
     let part = part_path(&path);
-    let mut file = tokio::fs::File::create(&part)
+    let file = tokio::fs::File::create(&part)
         .await
         .map_err(|e| unwritable(&path, e))?;
-    let mut counter = RowCounter::new(req.format);
-    let mut bytes: u64 = 0;
-    let outcome: Result<(), CommandError> = async {
+    let mut writer = ReportWriter::new(file, req.format);
+    // `writer` (and the file) is dropped inside: the file is closed before the rename.
+    let outcome: Result<(u64, u64), CommandError> = async {
         while let Some(chunk) = download.chunk().await.map_err(|e| {
             CommandError::new(
                 "report_interrupted",
                 format!("the report download broke off: {e}"),
             )
         })? {
-            counter.feed(&chunk);
-            bytes += chunk.len() as u64;
-            file.write_all(&chunk)
+            writer
+                .write(&chunk)
                 .await
                 .map_err(|e| unwritable(&path, e))?;
         }
-        file.flush().await.map_err(|e| unwritable(&path, e))?;
-        file.sync_all().await.map_err(|e| unwritable(&path, e))?;
-        Ok(())
+        let written = writer.finish().await.map_err(|e| unwritable(&path, e))?;
+        writer
+            .into_inner()
+            .sync_all()
+            .await
+            .map_err(|e| unwritable(&path, e))?;
+        Ok(written)
     }
     .await;
-    drop(file);
-    if let Err(e) = outcome {
-        let _ = tokio::fs::remove_file(&part).await;
-        return Err(e);
-    }
+    let (bytes, rows) = match outcome {
+        Ok(written) => written,
+        Err(e) => {
+            let _ = tokio::fs::remove_file(&part).await;
+            return Err(e);
+        }
+    };
     if let Err(e) = tokio::fs::rename(&part, &path).await {
         let _ = tokio::fs::remove_file(&part).await;
         return Err(unwritable(&path, e));
@@ -174,8 +180,63 @@ pub async fn save(
     Ok(ReportSaved {
         path: path.display().to_string(),
         bytes,
-        rows: counter.rows(),
+        rows,
     })
+}
+
+/// Writes a report body to its file as it arrives. A CSV passes through
+/// [`keyward_core::csv::CellGuard`] on its way: a cell a spreadsheet would run as a formula
+/// (a key named `=HYPERLINK(...)`) is written as text (`'=HYPERLINK(...)`), even when the server
+/// did not guard it already (a guarded cell is left as it is).
+pub struct ReportWriter<W> {
+    out: W,
+    guard: Option<CellGuard>,
+    counter: RowCounter,
+    bytes: u64,
+    buf: Vec<u8>,
+}
+
+impl<W: AsyncWrite + Unpin> ReportWriter<W> {
+    pub fn new(out: W, format: ReportFormat) -> ReportWriter<W> {
+        ReportWriter {
+            out,
+            guard: (format == ReportFormat::Csv).then(CellGuard::new),
+            counter: RowCounter::new(format),
+            bytes: 0,
+            buf: Vec::new(),
+        }
+    }
+
+    pub async fn write(&mut self, chunk: &[u8]) -> std::io::Result<()> {
+        let data = match &mut self.guard {
+            Some(guard) => {
+                self.buf.clear();
+                guard.feed(chunk, &mut self.buf);
+                &self.buf[..]
+            }
+            None => chunk,
+        };
+        self.counter.feed(data);
+        self.bytes += data.len() as u64;
+        self.out.write_all(data).await
+    }
+
+    /// Writes what the guard still holds and flushes: `(bytes written, data rows)`.
+    pub async fn finish(&mut self) -> std::io::Result<(u64, u64)> {
+        if let Some(mut guard) = self.guard.take() {
+            let mut rest = Vec::new();
+            guard.finish(&mut rest);
+            self.counter.feed(&rest);
+            self.bytes += rest.len() as u64;
+            self.out.write_all(&rest).await?;
+        }
+        self.out.flush().await?;
+        Ok((self.bytes, self.counter.rows()))
+    }
+
+    pub fn into_inner(self) -> W {
+        self.out
+    }
 }
 
 #[cfg(test)]
@@ -210,6 +271,48 @@ mod tests {
             ),
             0
         );
+    }
+
+    #[tokio::test]
+    async fn saved_csv_cells_cannot_be_formulas() {
+        // As a server without the guard would send it, cut at awkward places.
+        let body = "day,key_id,key_name,allowed,rate_limited,rejected\n\
+                    2026-11-25,k1,\"=HYPERLINK(\"\"http://evil.example\"\",\"\"x\"\")\",3,0,0\n\
+                    2026-11-25,k2,@SUM(A1:A9),1,0,0\n\
+                    2026-11-25,k3,\"'=guarded already\",1,0,0\n\
+                    2026-11-25,k4,-5,1,0,0\n\
+                    total,,,6,0,0\n";
+        let want = body
+            .replace("\"=HYPERLINK", "\"'=HYPERLINK")
+            .replace(",@SUM", ",'@SUM");
+        for chunk in [1, 3, 17, 4096] {
+            let mut writer = ReportWriter::new(Vec::new(), ReportFormat::Csv);
+            for piece in body.as_bytes().chunks(chunk) {
+                writer.write(piece).await.unwrap();
+            }
+            let (bytes, rows) = (writer.bytes, writer.counter.rows());
+            assert_eq!(rows, 4);
+            let out = String::from_utf8(writer.out.clone()).unwrap();
+            assert_eq!(out, want, "by {chunk}");
+            assert_eq!(bytes, want.len() as u64);
+            assert_eq!(writer.finish().await.unwrap(), (want.len() as u64, 4));
+        }
+        // A signed field held back to the very end is written by `finish`.
+        let mut writer = ReportWriter::new(Vec::new(), ReportFormat::Csv);
+        writer.write(b"a,-5").await.unwrap();
+        assert_eq!(writer.out, b"a,");
+        writer.write(b"0").await.unwrap();
+        assert_eq!(writer.finish().await.unwrap(), (5, 0));
+        assert_eq!(writer.into_inner(), b"a,-50");
+        let mut writer = ReportWriter::new(Vec::new(), ReportFormat::Csv);
+        writer.write(b"a,\"-").await.unwrap();
+        writer.finish().await.unwrap();
+        assert_eq!(writer.into_inner(), b"a,\"'-");
+        // JSON passes through untouched.
+        let json = r#"{"rows":[{"key_name":"=HYPERLINK(\"x\")"}]}"#;
+        let mut writer = ReportWriter::new(Vec::new(), ReportFormat::Json);
+        writer.write(json.as_bytes()).await.unwrap();
+        assert_eq!(writer.out, json.as_bytes());
     }
 
     #[test]

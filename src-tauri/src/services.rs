@@ -136,22 +136,38 @@ fn item(k: LocalKey) -> KeyListItem {
     }
 }
 
-/// A server address: http or https, with a host.
+/// A server address: https, or plain http only to this computer (see
+/// [`keyward_client::check_server_url`]); refused as a field error of the sign-in form.
 fn server_url(raw: &str) -> Result<String> {
-    let trimmed = raw.trim().trim_end_matches('/');
-    let ok = (trimmed.starts_with("http://") || trimmed.starts_with("https://"))
-        && trimmed
-            .split("://")
-            .nth(1)
-            .is_some_and(|rest| !rest.is_empty() && !rest.contains(char::is_whitespace));
-    if !ok {
-        return Err(CommandError::validation(vec![FieldError::new(
-            "server_url",
-            "invalid_url",
-            "must be an http:// or https:// address",
-        )]));
+    keyward_client::check_server_url(raw).map_err(|e| {
+        CommandError::validation(vec![FieldError::new("server_url", e.code(), e.to_string())])
+    })
+}
+
+/// The new password's problems, checked as the server checks them, before it is asked.
+fn check_new_password(current: &str, new: &str) -> Vec<FieldError> {
+    let mut fields = Vec::new();
+    if current.is_empty() {
+        fields.push(FieldError::new(
+            "current_password",
+            "required",
+            "is required",
+        ));
     }
-    Ok(trimmed.to_owned())
+    match keyward_core::hash::check_password_policy(new) {
+        Err(e) => fields.push(FieldError::new(
+            "new_password",
+            "weak_password",
+            e.to_string(),
+        )),
+        Ok(()) if new == current => fields.push(FieldError::new(
+            "new_password",
+            "unchanged",
+            "must differ from the current password",
+        )),
+        Ok(()) => {}
+    }
+    fields
 }
 
 impl Desktop {
@@ -165,7 +181,15 @@ impl Desktop {
             status: watch::channel(SyncStatus::default()).0,
             notifier: NotifierSlot::default(),
         };
-        if let Some(session) = desktop.saved_session() {
+        // A session saved before plain http:// was refused is not restored: sign in again.
+        let saved = desktop.saved_session().filter(|s| {
+            let ok = server_url(&s.server_url).is_ok();
+            if !ok {
+                tracing::warn!(server = %s.server_url, "not restoring a session on a refused server address");
+            }
+            ok
+        });
+        if let Some(session) = saved {
             let keychain = Keychain::new(&session.server_url, &session.email);
             let token = {
                 let k = keychain.clone();
@@ -292,11 +316,16 @@ impl Desktop {
     /// Ends the session here and on the server (when reachable). The replica and its queued
     /// changes stay for the next sign-in.
     pub async fn logout(&self) -> Result<()> {
+        self.sign_out(true).await
+    }
+
+    /// Signs out here; `tell_server`: also ends the session on the server.
+    async fn sign_out(&self, tell_server: bool) -> Result<()> {
         let Some(c) = self.connected.lock().await.take() else {
             return Ok(());
         };
         c.stop.cancel();
-        if let Err(e) = c.client.logout().await {
+        if tell_server && let Err(e) = c.client.logout().await {
             tracing::info!(error = %e, "server sign-out failed; the session expires on its own");
         }
         let keychain = c.keychain.clone();
@@ -307,6 +336,40 @@ impl Desktop {
         let _ = std::fs::remove_file(settings_path(&self.data_dir));
         self.status.send_replace(SyncStatus::default());
         Ok(())
+    }
+
+    /// Changes the signed-in admin's password on the server (needs a connection: refused
+    /// offline, never queued). The server ends the admin's other sessions (other devices); this
+    /// one stays signed in. A wrong current password is a field error of `current_password`.
+    pub async fn change_password(&self, current: String, new: String) -> Result<()> {
+        let client = self.with(|c| c.client.clone()).await?;
+        let fields = check_new_password(&current, &new);
+        if !fields.is_empty() {
+            return Err(CommandError::validation(fields));
+        }
+        client
+            .change_password(&SecretString::from(current), &SecretString::from(new))
+            .await
+            .map_err(|e| match e.code() {
+                Some("wrong_password") => CommandError::validation(vec![FieldError::new(
+                    "current_password",
+                    "wrong_password",
+                    "is not your current password",
+                )]),
+                _ => needs_server("changing the password")(e),
+            })
+    }
+
+    /// Ends every session of the signed-in admin on the server (every device, this one
+    /// included), then signs out here as [`Desktop::logout`] does. Needs a connection: offline
+    /// it is refused and this device stays signed in.
+    pub async fn logout_everywhere(&self) -> Result<()> {
+        let client = self.with(|c| c.client.clone()).await?;
+        client
+            .logout_all()
+            .await
+            .map_err(needs_server("signing out everywhere"))?;
+        self.sign_out(false).await
     }
 
     pub async fn current_session(&self) -> Option<Session> {
@@ -677,11 +740,13 @@ impl Desktop {
             .await
             .map_err(replica_error)?
             .into_iter()
-            .map(|n| Attention {
-                kind: n.kind.as_str().to_owned(),
-                key_id: n.key_id,
-                key_name: n.key_name,
-                detail: n.body,
+            .filter_map(|n| {
+                Some(Attention {
+                    kind: n.kind.as_str().to_owned(),
+                    key_id: n.key_id?,
+                    key_name: n.key_name,
+                    detail: n.body,
+                })
             })
             .collect();
         Ok(Dashboard {

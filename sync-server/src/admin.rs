@@ -1,6 +1,9 @@
 //! `keyward-server admin create`: the first admin of an organisation, from the command line.
 
+use std::sync::Arc;
+
 use keyward_core::api::{FieldError, Role};
+use keyward_core::audit_head::HeadSigner;
 use keyward_core::hash::{check_password_policy, hash_password};
 use keyward_core::{AdminId, validate};
 use secrecy::{ExposeSecret, SecretString};
@@ -20,9 +23,23 @@ pub enum CreateAdminError {
 }
 
 /// Creates the organisation when absent; its first admin is `owner` unless `role` says otherwise,
-/// later ones `admin`. Nothing is written when anything is refused.
+/// later ones `admin`. Nothing is written when anything is refused. The audit chain head it
+/// leaves is unsigned (the next signed append signs it): tools with the server's configuration
+/// use [`create_signed`].
 pub async fn create(
     pool: &PgPool,
+    org_name: &str,
+    email: &str,
+    role: Option<Role>,
+    password: &SecretString,
+) -> Result<AdminId, CreateAdminError> {
+    create_signed(pool, None, org_name, email, role, password).await
+}
+
+/// [`create`], signing the organisation's audit chain head with `signer`.
+pub async fn create_signed(
+    pool: &PgPool,
+    signer: Option<Arc<HeadSigner>>,
     org_name: &str,
     email: &str,
     role: Option<Role>,
@@ -63,6 +80,7 @@ pub async fn create(
         email: Some("cli".into()),
         client_ip: None,
         request_id: None,
+        signer,
     };
     let event = AuditEvent::new("admin.create", "admin", id)
         .after(serde_json::json!({"id": id, "email": email, "role": role, "org_id": org_id}));

@@ -2,11 +2,21 @@
 //! canonical content, so editing, inserting or deleting a row breaks a link that
 //! [`check_chain`] finds. Content never includes a secret: callers pass key records, which have
 //! none.
+//!
+//! A database writer can rewrite the chain *and* its recorded head together (truncate the log,
+//! reset the head). So each append also signs the new head with the server's audit key
+//! (`KEYWARD_AUDIT_SIGNING_KEY`, never stored in the database; see [`keyward_core::audit_head`]),
+//! and the check refuses a head whose signature does not verify. What the server cannot tell is
+//! an older signed head put back with the entries up to it: the desktop replica witnesses that.
+//!
+//! [`check_chain`]: crate::store::audit::check_chain
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use keyward_core::api::{AuditEntry, BrokenLink};
+use keyward_core::api::{AuditEntry, AuditHead, BrokenLink};
+use keyward_core::audit_head::{HeadKey, HeadSignatureError, HeadSigner};
 use keyward_core::{AdminId, OrgId};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -22,6 +32,9 @@ pub struct Actor {
     pub email: Option<String>,
     pub client_ip: Option<IpAddr>,
     pub request_id: Option<String>,
+    /// Signs the organisation's chain head after the append: the server's audit key
+    /// ([`crate::AppState::audit_signer`]); `None` leaves the head unsigned (no key configured).
+    pub signer: Option<Arc<HeadSigner>>,
 }
 
 /// An entry about to be appended.
@@ -145,7 +158,8 @@ pub fn seal(
 }
 
 /// Walks one organisation's chain in `seq` order and reports the first broken link; `head` is
-/// the recorded tip (`seq`, `hash`), which catches a deleted tail.
+/// the recorded tip (`seq`, `hash`), which catches a deleted tail, and its signature, which
+/// catches a head rewritten to match.
 pub struct ChainChecker {
     org_id: OrgId,
     expected_seq: i64,
@@ -203,8 +217,21 @@ impl ChainChecker {
         Ok(())
     }
 
-    pub fn finish(&self, head: Option<(i64, String)>) -> Result<(), BrokenLink> {
-        let (seq, hash) = head.unwrap_or((0, GENESIS.to_owned()));
+    /// Checks the recorded head once every entry went through [`ChainChecker::next`]: with the
+    /// server's public key, the head must carry a valid signature (a head a database writer made
+    /// or reset has none); then the chain must end where the head says.
+    pub fn finish(
+        &self,
+        head: Option<&AuditHead>,
+        key: Option<&HeadKey>,
+    ) -> Result<(), BrokenLink> {
+        let (seq, hash) = head.map_or((0, GENESIS), |h| (h.seq, h.hash.as_str()));
+        if let Some(key) = key {
+            let signature = head.and_then(|h| h.signature.as_deref());
+            if let Err(e) = key.verify(self.org_id, seq, hash, signature) {
+                return Err(self.broken(seq, None, unsigned_reason(&e, head.is_some(), seq)));
+            }
+        }
         if seq != self.expected_seq - 1 || hash != self.prev_hash {
             return Err(self.broken(
                 self.expected_seq,
@@ -219,6 +246,22 @@ impl ChainChecker {
     }
 }
 
+fn unsigned_reason(e: &HeadSignatureError, recorded: bool, seq: i64) -> String {
+    match e {
+        HeadSignatureError::Missing if !recorded => "the organisation has no signed chain head: \
+            the audit log and its head were deleted from the database"
+            .to_owned(),
+        HeadSignatureError::Missing => format!(
+            "the chain head (entry {seq}) is not signed: a database writer replaced it, or it was \
+             written before the audit signing key was configured (the next audited action signs it)"
+        ),
+        HeadSignatureError::Malformed | HeadSignatureError::Invalid => format!(
+            "the chain head (entry {seq}) has a signature that does not verify against the audit \
+             public key: it was forged or rewritten in the database, or signed with another key"
+        ),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -230,6 +273,7 @@ mod tests {
             email: None,
             client_ip: None,
             request_id: None,
+            signer: None,
         };
         let mut prev = GENESIS.to_owned();
         (1..=n)
@@ -248,13 +292,86 @@ mod tests {
             .collect()
     }
 
+    fn head_of(entries: &[AuditEntry], signer: Option<&HeadSigner>) -> AuditHead {
+        let last = entries.last().unwrap();
+        AuditHead {
+            org_id: last.org_id,
+            seq: last.seq,
+            hash: last.hash.clone(),
+            signature: signer.map(|s| s.sign(last.org_id, last.seq, &last.hash)),
+        }
+    }
+
     fn check(entries: &[AuditEntry], head: Option<(i64, String)>) -> Result<u64, BrokenLink> {
-        let mut c = ChainChecker::new(entries[0].org_id);
+        let head = head.map(|(seq, hash)| AuditHead {
+            org_id: entries[0].org_id,
+            seq,
+            hash,
+            signature: None,
+        });
+        check_signed(entries, head.as_ref(), None)
+    }
+
+    fn check_signed(
+        entries: &[AuditEntry],
+        head: Option<&AuditHead>,
+        key: Option<&HeadKey>,
+    ) -> Result<u64, BrokenLink> {
+        let org = entries
+            .first()
+            .map(|e| e.org_id)
+            .or(head.map(|h| h.org_id))
+            .unwrap_or_else(OrgId::new);
+        let mut c = ChainChecker::new(org);
         for e in entries {
             c.next(e)?;
         }
-        c.finish(head)?;
+        c.finish(head, key)?;
         Ok(c.checked)
+    }
+
+    #[test]
+    fn a_signed_head_checks_out_and_a_rewritten_one_does_not() {
+        let signer = HeadSigner::from_seed(&[3; 32]);
+        let key = signer.public_key();
+        let entries = chain(4);
+        let head = head_of(&entries, Some(&signer));
+        assert_eq!(check_signed(&entries, Some(&head), Some(&key)).unwrap(), 4);
+
+        // Truncated under the signed head: the head is genuine, the entries are missing.
+        let err = check_signed(&[], Some(&head), Some(&key)).unwrap_err();
+        assert!(
+            err.reason.contains("entries were deleted"),
+            "{}",
+            err.reason
+        );
+
+        // The last entry deleted and the head moved back with the old signature: forged.
+        let mut moved = head_of(&entries[..3], None);
+        moved.signature = head.signature.clone();
+        let err = check_signed(&entries[..3], Some(&moved), Some(&key)).unwrap_err();
+        assert_eq!(err.seq, 3);
+        assert!(err.reason.contains("does not verify"), "{}", err.reason);
+
+        // Moved back and its signature dropped: unsigned.
+        let bare = head_of(&entries[..3], None);
+        let err = check_signed(&entries[..3], Some(&bare), Some(&key)).unwrap_err();
+        assert!(err.reason.contains("is not signed"), "{}", err.reason);
+        // ... which the chain alone cannot tell.
+        assert!(check_signed(&entries[..3], Some(&bare), None).is_ok());
+
+        // Signed by another key.
+        let other = head_of(&entries, Some(&HeadSigner::from_seed(&[4; 32])));
+        assert!(check_signed(&entries, Some(&other), Some(&key)).is_err());
+
+        // Everything gone, head included.
+        let err = check_signed(&[], None, Some(&key)).unwrap_err();
+        assert!(
+            err.reason.contains("no signed chain head"),
+            "{}",
+            err.reason
+        );
+        assert!(check_signed(&[], None, None).is_ok());
     }
 
     #[test]

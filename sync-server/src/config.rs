@@ -27,13 +27,19 @@ pub struct Config {
     pub redis_timeout_ms: u64,
     /// How often a node in fallback checks whether Redis is back.
     pub redis_probe_interval_ms: u64,
-    /// Where `/gw/` forwards (the gateway answers 503 `gateway_not_configured` when unset).
+    /// Where `/gw/` forwards `live` keys' calls (the gateway answers 503
+    /// `gateway_not_configured` to them when unset).
     pub upstream: Option<String>,
+    /// Where `/gw/` forwards `test` keys' calls; when unset they are refused (403
+    /// `wrong_environment`), never sent to the live upstream.
+    pub upstream_test: Option<String>,
     /// How long the gateway waits for the upstream's response headers (504 after that).
     pub upstream_timeout_ms: u64,
     pub db_max_connections: u32,
     /// Lifetime of an admin session.
     pub session_ttl_secs: u64,
+    /// An admin session unused for this long ends (`session_expired`), whatever its lifetime.
+    pub session_idle_secs: u64,
     /// Concurrent argon2 runs (default: the number of CPUs).
     pub argon2_max_concurrent: Option<usize>,
     /// Cold verifications allowed to wait for an argon2 slot before answering 503.
@@ -60,7 +66,30 @@ pub struct Config {
     pub login_failures_per_window: u32,
     pub login_failure_window_secs: u64,
     /// Peers whose `X-Forwarded-For` is trusted to carry the client address.
+    #[serde(deserialize_with = "cidr_list")]
     pub trusted_proxies: Vec<IpNet>,
+    /// Callers of `POST /v1/verify` whose `client_ip` is believed (a platform service verifying
+    /// on behalf of its own callers must be listed). From any other caller the body's address
+    /// is ignored: IP rules, analytics and alerts use the connection's address.
+    #[serde(deserialize_with = "cidr_list")]
+    pub verify_trusted_callers: Vec<IpNet>,
+    /// Networks remembered per key (`key_networks`); past it the least recently seen is
+    /// forgotten (counted in `/metrics`).
+    pub max_networks_per_key: u64,
+    /// Networks outside the public internet that webhooks may still be delivered to (loopback,
+    /// private, ...: refused by default, see `keyward_core::webhook_url`).
+    #[serde(deserialize_with = "cidr_list")]
+    pub webhook_allowed_networks: Vec<IpNet>,
+    /// Deliveries of one organisation in flight at once on a node, so one organisation's slow
+    /// endpoints cannot hold every delivery slot.
+    pub webhook_max_in_flight_per_org: usize,
+    /// `POST /v1/webhooks/{id}/test` calls per organisation and minute.
+    pub webhook_tests_per_minute: u32,
+    /// Keys (not revoked) an organisation may hold.
+    pub max_keys_per_org: u64,
+    /// argon2 runs one organisation may hold at once (default: half the hashers, at least one),
+    /// so one tenant's cold keys or wrong secrets cannot take the hashers from the others.
+    pub argon2_max_per_org: Option<usize>,
     /// `text` or `json`.
     pub log_format: String,
     /// Encrypts webhook signing secrets at rest: 32 bytes, base64. When unset, a random key kept
@@ -76,6 +105,27 @@ pub struct Config {
     pub webhook_poll_interval_ms: u64,
     /// Settled (delivered or failed) deliveries are deleted after this many days.
     pub webhook_retention_days: u64,
+    /// Signs each organisation's audit chain head, so a database writer cannot truncate or
+    /// rewrite the log unnoticed: a 32-byte ed25519 seed, base64 (`openssl rand -base64 32`).
+    /// Keep it out of the database. Unset: the chain is unsigned (refused in production).
+    pub audit_signing_key: Option<SecretString>,
+    /// A production deployment: settings that only tests and development may leave out are
+    /// required (`audit_signing_key`).
+    pub production: bool,
+    /// A request's headers must arrive within this long of its first byte (the connection is
+    /// closed otherwise).
+    pub header_read_timeout_ms: u64,
+    /// A request's body must arrive within this long of its headers (408 and the connection
+    /// closed otherwise): a total, not a per-read timeout.
+    pub body_timeout_ms: u64,
+    /// A keep-alive connection waiting this long for its next request is closed.
+    pub idle_timeout_secs: u64,
+    /// Open HTTP connections; beyond this, new connections wait in the listen backlog until
+    /// one closes.
+    pub max_connections: usize,
+    /// On SIGTERM, how long in-flight requests may take before the remaining connections are
+    /// closed (usage is flushed after that).
+    pub shutdown_grace_ms: u64,
 }
 
 impl Default for Config {
@@ -88,9 +138,11 @@ impl Default for Config {
             redis_timeout_ms: 50,
             redis_probe_interval_ms: 250,
             upstream: None,
+            upstream_test: None,
             upstream_timeout_ms: 30_000,
             db_max_connections: 16,
             session_ttl_secs: 12 * 3600,
+            session_idle_secs: 30 * 60,
             argon2_max_concurrent: None,
             argon2_max_queue: 64,
             cold_failures_per_window: 10,
@@ -107,6 +159,13 @@ impl Default for Config {
             login_failures_per_window: 5,
             login_failure_window_secs: 900,
             trusted_proxies: Vec::new(),
+            verify_trusted_callers: Vec::new(),
+            max_networks_per_key: 256,
+            webhook_allowed_networks: Vec::new(),
+            webhook_max_in_flight_per_org: 4,
+            webhook_tests_per_minute: 10,
+            max_keys_per_org: 100_000,
+            argon2_max_per_org: None,
             log_format: "text".to_owned(),
             webhook_key: None,
             webhook_retry_base_ms: 5000,
@@ -114,6 +173,13 @@ impl Default for Config {
             webhook_timeout_ms: 10_000,
             webhook_poll_interval_ms: 500,
             webhook_retention_days: 30,
+            audit_signing_key: None,
+            production: false,
+            header_read_timeout_ms: 10_000,
+            body_timeout_ms: 30_000,
+            idle_timeout_secs: 60,
+            max_connections: 1024,
+            shutdown_grace_ms: 10_000,
         }
     }
 }
@@ -126,10 +192,20 @@ pub enum ConfigError {
     MissingDatabaseUrl,
     #[error("KEYWARD_UPSTREAM {0:?} is not an http(s) URL with a host")]
     BadUpstream(String),
+    #[error("KEYWARD_UPSTREAM_TEST {0:?} is not an http(s) URL with a host")]
+    BadUpstreamTest(String),
     #[error("config file {0} does not exist")]
     MissingFile(String),
     #[error("KEYWARD_WEBHOOK_KEY is not 32 bytes in base64")]
     BadWebhookKey,
+    #[error(
+        "KEYWARD_AUDIT_SIGNING_KEY {0}: it must be a 32-byte ed25519 seed in base64 (`openssl rand -base64 32`)"
+    )]
+    BadAuditSigningKey(keyward_core::audit_head::HeadKeyError),
+    #[error(
+        "KEYWARD_AUDIT_SIGNING_KEY is required in production (KEYWARD_PRODUCTION=true): without it a database writer can truncate the audit log unnoticed; set it to a 32-byte ed25519 seed in base64 (`openssl rand -base64 32`), kept outside the database"
+    )]
+    AuditSigningKeyRequired,
 }
 
 impl Config {
@@ -141,9 +217,11 @@ impl Config {
         "redis_timeout_ms",
         "redis_probe_interval_ms",
         "upstream",
+        "upstream_test",
         "upstream_timeout_ms",
         "db_max_connections",
         "session_ttl_secs",
+        "session_idle_secs",
         "argon2_max_concurrent",
         "argon2_max_queue",
         "cold_failures_per_window",
@@ -160,6 +238,13 @@ impl Config {
         "login_failures_per_window",
         "login_failure_window_secs",
         "trusted_proxies",
+        "verify_trusted_callers",
+        "max_networks_per_key",
+        "webhook_allowed_networks",
+        "webhook_max_in_flight_per_org",
+        "webhook_tests_per_minute",
+        "max_keys_per_org",
+        "argon2_max_per_org",
         "log_format",
         "webhook_key",
         "webhook_retry_base_ms",
@@ -167,6 +252,13 @@ impl Config {
         "webhook_timeout_ms",
         "webhook_poll_interval_ms",
         "webhook_retention_days",
+        "audit_signing_key",
+        "production",
+        "header_read_timeout_ms",
+        "body_timeout_ms",
+        "idle_timeout_secs",
+        "max_connections",
+        "shutdown_grace_ms",
     ];
 
     /// Loads defaults ← TOML file (if given) ← environment.
@@ -186,18 +278,26 @@ impl Config {
         if config.database_url.is_none() {
             return Err(ConfigError::MissingDatabaseUrl);
         }
-        if let Some(upstream) = &config.upstream {
-            let ok = reqwest::Url::parse(upstream)
-                .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.has_host());
-            if !ok {
-                return Err(ConfigError::BadUpstream(upstream.clone()));
-            }
+        let usable = |upstream: &str| {
+            reqwest::Url::parse(upstream)
+                .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.has_host())
+        };
+        if let Some(upstream) = &config.upstream
+            && !usable(upstream)
+        {
+            return Err(ConfigError::BadUpstream(upstream.clone()));
+        }
+        if let Some(upstream) = &config.upstream_test
+            && !usable(upstream)
+        {
+            return Err(ConfigError::BadUpstreamTest(upstream.clone()));
         }
         if let Some(key) = &config.webhook_key
             && crate::webhooks::parse_key(key).is_none()
         {
             return Err(ConfigError::BadWebhookKey);
         }
+        config.audit_signer()?;
         Ok(config)
     }
 
@@ -209,11 +309,66 @@ impl Config {
         }
     }
 
+    /// The audit chain head signer from `audit_signing_key`; `None` without one, which
+    /// production refuses.
+    pub fn audit_signer(
+        &self,
+    ) -> Result<Option<keyward_core::audit_head::HeadSigner>, ConfigError> {
+        use secrecy::ExposeSecret;
+        match &self.audit_signing_key {
+            Some(seed) => keyward_core::audit_head::HeadSigner::from_base64(seed.expose_secret())
+                .map(Some)
+                .map_err(ConfigError::BadAuditSigningKey),
+            None if self.production => Err(ConfigError::AuditSigningKeyRequired),
+            None => Ok(None),
+        }
+    }
+
     pub fn argon2_permits(&self) -> usize {
         self.argon2_max_concurrent
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
             .max(1)
     }
+
+    /// argon2 runs one organisation may hold at once.
+    pub fn argon2_per_org(&self) -> usize {
+        let permits = self.argon2_permits();
+        self.argon2_max_per_org
+            .unwrap_or(permits / 2)
+            .clamp(1, permits)
+    }
+}
+
+/// A list of CIDRs: a TOML/JSON array (`["10.0.0.0/8", "::1/128"]`) or, as an environment
+/// variable is easier to write, a comma-separated string (`10.0.0.0/8,::1/128`).
+fn cidr_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<IpNet>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Form {
+        List(Vec<String>),
+        Text(String),
+    }
+    let items = match Form::deserialize(d)? {
+        Form::List(items) => items,
+        Form::Text(text) => text
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect(),
+    };
+    items
+        .iter()
+        .map(|item| {
+            item.parse::<IpNet>()
+                .or_else(|_| item.parse::<std::net::IpAddr>().map(IpNet::from))
+                .map_err(|_| {
+                    serde::de::Error::custom(format!(
+                        "{item:?} is not a CIDR (e.g. 10.0.0.0/8) or an IP address"
+                    ))
+                })
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -231,9 +386,97 @@ mod tests {
             )?;
             jail.set_env("DATABASE_URL", "postgres://x@localhost/db");
             jail.set_env("KEYWARD_SESSION_TTL_SECS", "120");
+            jail.set_env("KEYWARD_SESSION_IDLE_SECS", "90");
             let c = Config::load(Some(Path::new("keyward.toml"))).expect("loads");
             assert_eq!(c.bind.port(), 9000);
             assert_eq!(c.session_ttl_secs, 120);
+            assert_eq!(c.session_idle_secs, 90);
+            assert!(c.webhook_allowed_networks.is_empty());
+            jail.set_env("KEYWARD_WEBHOOK_ALLOWED_NETWORKS", "127.0.0.0/8, ::1");
+            let c = Config::load(None).expect("loads");
+            assert_eq!(
+                c.webhook_allowed_networks,
+                [
+                    "127.0.0.0/8".parse::<IpNet>().unwrap(),
+                    "::1/128".parse().unwrap()
+                ]
+            );
+            jail.set_env("KEYWARD_WEBHOOK_ALLOWED_NETWORKS", "[\"10.0.0.0/8\"]");
+            assert_eq!(
+                Config::load(None)
+                    .expect("loads")
+                    .webhook_allowed_networks
+                    .len(),
+                1
+            );
+            jail.set_env("KEYWARD_WEBHOOK_ALLOWED_NETWORKS", "10.0.0.0/33");
+            assert!(matches!(Config::load(None), Err(ConfigError::Invalid(_))));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn the_audit_signing_key_is_checked_and_required_in_production() {
+        figment::Jail::expect_with(|jail| {
+            jail.clear_env();
+            jail.set_env("DATABASE_URL", "postgres://x@localhost/db");
+            let c = Config::load(None).expect("loads");
+            assert!(!c.production);
+            assert!(c.audit_signer().unwrap().is_none());
+
+            jail.set_env("KEYWARD_PRODUCTION", "true");
+            let err = Config::load(None).unwrap_err();
+            assert!(matches!(err, ConfigError::AuditSigningKeyRequired), "{err}");
+            assert!(err.to_string().contains("KEYWARD_AUDIT_SIGNING_KEY"));
+
+            jail.set_env("KEYWARD_AUDIT_SIGNING_KEY", "c2hvcnQ=");
+            let err = Config::load(None).unwrap_err();
+            assert!(matches!(err, ConfigError::BadAuditSigningKey(_)), "{err}");
+            assert!(err.to_string().contains("is 5 bytes, not 32"), "{err}");
+
+            jail.set_env(
+                "KEYWARD_AUDIT_SIGNING_KEY",
+                "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+            );
+            let c = Config::load(None).expect("loads");
+            assert!(c.production);
+            assert!(c.audit_signer().unwrap().is_some());
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn test_upstream_and_trusted_verify_callers() {
+        figment::Jail::expect_with(|jail| {
+            jail.clear_env();
+            jail.set_env("DATABASE_URL", "postgres://x@localhost/db");
+            let c = Config::load(None).expect("loads");
+            assert!(c.upstream_test.is_none());
+            assert!(c.verify_trusted_callers.is_empty());
+            assert_eq!(c.max_networks_per_key, 256);
+            jail.set_env("KEYWARD_UPSTREAM_TEST", "http://sandbox.internal:8081/api");
+            jail.set_env("KEYWARD_VERIFY_TRUSTED_CALLERS", "10.1.0.0/16, 192.0.2.7");
+            jail.set_env("KEYWARD_MAX_NETWORKS_PER_KEY", "32");
+            let c = Config::load(None).expect("loads");
+            assert_eq!(
+                c.upstream_test.as_deref(),
+                Some("http://sandbox.internal:8081/api")
+            );
+            assert_eq!(
+                c.verify_trusted_callers,
+                [
+                    "10.1.0.0/16".parse::<IpNet>().unwrap(),
+                    "192.0.2.7/32".parse().unwrap()
+                ]
+            );
+            assert_eq!(c.max_networks_per_key, 32);
+            jail.set_env("KEYWARD_UPSTREAM_TEST", "ftp://sandbox.internal");
+            let err = Config::load(None).unwrap_err();
+            assert!(matches!(err, ConfigError::BadUpstreamTest(_)), "{err}");
+            assert!(err.to_string().contains("KEYWARD_UPSTREAM_TEST"));
+            jail.set_env("KEYWARD_UPSTREAM_TEST", "http://sandbox.internal");
+            jail.set_env("KEYWARD_VERIFY_TRUSTED_CALLERS", "10.1.0.0/99");
+            assert!(matches!(Config::load(None), Err(ConfigError::Invalid(_))));
             Ok(())
         });
     }

@@ -3,8 +3,11 @@
 //! seeds, so a second run finds everything in place and prints the same tokens. (Real tokens are
 //! random and shown once; only demo data is reproducible.)
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Duration, DurationRound, TimeDelta, Utc};
 use keyward_core::api::{Quota, RateLimitRule, Role};
+use keyward_core::audit_head::HeadSigner;
 use keyward_core::hash::hash_token;
 use keyward_core::{AdminId, ApiKeyToken, Environment, KeyId, KeyStatus};
 use rand::rngs::StdRng;
@@ -218,18 +221,22 @@ fn demo_token(spec: &Spec) -> ApiKeyToken {
     )
 }
 
-pub async fn seed(pool: &PgPool) -> anyhow::Result<DemoOutput> {
+/// Seeds the demo; `signer` signs the audit chain heads it leaves (the server's audit key).
+pub async fn seed(pool: &PgPool, signer: Option<Arc<HeadSigner>>) -> anyhow::Result<DemoOutput> {
     let password = SecretString::from(PASSWORD);
     let mut conn = pool.acquire().await?;
+    let create = |email, role| {
+        crate::admin::create_signed(pool, signer.clone(), ORG, email, Some(role), &password)
+    };
     let owner = match store::admins::find_by_email(&mut conn, EMAIL).await? {
         Some(a) => AdminId::from_uuid(a.id),
-        None => crate::admin::create(pool, ORG, EMAIL, Some(Role::Owner), &password).await?,
+        None => create(EMAIL, Role::Owner).await?,
     };
     if store::admins::find_by_email(&mut conn, VIEWER_EMAIL)
         .await?
         .is_none()
     {
-        crate::admin::create(pool, ORG, VIEWER_EMAIL, Some(Role::Viewer), &password).await?;
+        create(VIEWER_EMAIL, Role::Viewer).await?;
     }
     let (org_id, _) = store::orgs::get_or_create(&mut conn, ORG).await?;
     drop(conn);
@@ -239,6 +246,7 @@ pub async fn seed(pool: &PgPool) -> anyhow::Result<DemoOutput> {
         email: Some(EMAIL.into()),
         client_ip: None,
         request_id: None,
+        signer,
     };
 
     let now = store::now_micros();

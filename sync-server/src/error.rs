@@ -19,6 +19,9 @@ pub enum AppError {
     PayloadTooLarge,
     #[error("unsupported media type")]
     UnsupportedMediaType,
+    /// 400 for a request that cannot be served as written (not a body problem).
+    #[error("{detail}")]
+    BadRequest { code: &'static str, detail: String },
     /// 401 with `WWW-Authenticate: Bearer`.
     #[error("{detail}")]
     Unauthorized { code: &'static str, detail: String },
@@ -44,6 +47,9 @@ pub enum AppError {
     BadGateway { code: &'static str, detail: String },
     #[error("{detail}")]
     GatewayTimeout { detail: String },
+    /// 408: the request body did not arrive within `body_timeout_ms`.
+    #[error("the request body was not received in time")]
+    BodyTimeout,
     #[error("method not allowed")]
     MethodNotAllowed,
     #[error(transparent)]
@@ -74,7 +80,7 @@ impl AppError {
     pub fn status(&self) -> StatusCode {
         match self {
             AppError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            AppError::MalformedBody(_) => StatusCode::BAD_REQUEST,
+            AppError::MalformedBody(_) | AppError::BadRequest { .. } => StatusCode::BAD_REQUEST,
             AppError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             AppError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
@@ -85,6 +91,7 @@ impl AppError {
             AppError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             AppError::BadGateway { .. } => StatusCode::BAD_GATEWAY,
             AppError::GatewayTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+            AppError::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             AppError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             AppError::Database(_) | AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -97,7 +104,8 @@ impl AppError {
             AppError::PayloadTooLarge => "payload_too_large",
             AppError::UnsupportedMediaType => "unsupported_media_type",
             AppError::MethodNotAllowed => "method_not_allowed",
-            AppError::Unauthorized { code, .. }
+            AppError::BadRequest { code, .. }
+            | AppError::Unauthorized { code, .. }
             | AppError::Forbidden { code, .. }
             | AppError::NotFound { code, .. }
             | AppError::Conflict { code, .. }
@@ -105,6 +113,7 @@ impl AppError {
             | AppError::Unavailable { code, .. }
             | AppError::BadGateway { code, .. } => code,
             AppError::GatewayTimeout { .. } => "upstream_timeout",
+            AppError::BodyTimeout => "body_timeout",
             AppError::Database(_) | AppError::Internal(_) => "internal_error",
         }
     }

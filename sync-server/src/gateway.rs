@@ -1,15 +1,21 @@
-//! `/gw/*`: authenticates the key, applies its limits, records the call and forwards it to
-//! `KEYWARD_UPSTREAM`, streaming both bodies (nothing large is buffered). The upstream sees
-//! `X-Keyward-Key-Id` and `X-Keyward-Org-Id` and never the credential; its answers, errors
-//! included, pass through with the rate-limit fields added. No answer within
-//! `upstream_timeout_ms` is a 504; an unreachable upstream a 502.
+//! `/gw/*`: authenticates the key, applies its limits, records the call and forwards it to the
+//! upstream of the key's environment (`live`: `KEYWARD_UPSTREAM`, `test`:
+//! `KEYWARD_UPSTREAM_TEST`; a test key is never sent to the live upstream), streaming both
+//! bodies (nothing large is buffered; a body sent with a `Content-Length` keeps it). The
+//! upstream sees `X-Keyward-Key-Id`, `X-Keyward-Org-Id`, `X-Keyward-Environment` and
+//! `X-Keyward-Scopes` (space-separated) and never the credential; its answers, errors included,
+//! pass through with the rate-limit fields added. No answer within `upstream_timeout_ms` is a
+//! 504; an unreachable upstream a 502.
 
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use axum::body::Body;
+use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
+use keyward_core::Environment;
 use reqwest::Url;
 
 use crate::config::Config;
@@ -19,7 +25,10 @@ use crate::http::verify::authenticate;
 use crate::state::AppState;
 
 pub struct Gateway {
-    upstream: Url,
+    /// Where `live` keys' calls go.
+    live: Option<Url>,
+    /// Where `test` keys' calls go.
+    test: Option<Url>,
     client: reqwest::Client,
     timeout: Duration,
 }
@@ -39,7 +48,11 @@ const HOP_BY_HOP: [HeaderName; 8] = [
 impl Gateway {
     /// `None` when no upstream is configured; an unusable one was refused by `Config::load`.
     pub fn from_config(config: &Config) -> Option<Gateway> {
-        let upstream = Url::parse(config.upstream.as_deref()?).ok()?;
+        let parse = |u: &Option<String>| u.as_deref().and_then(|u| Url::parse(u).ok());
+        let (live, test) = (parse(&config.upstream), parse(&config.upstream_test));
+        if live.is_none() && test.is_none() {
+            return None;
+        }
         let client = reqwest::Client::builder()
             .connect_timeout(Duration::from_millis(
                 config.upstream_timeout_ms.clamp(1, 10_000),
@@ -48,22 +61,103 @@ impl Gateway {
             .build()
             .ok()?;
         Some(Gateway {
-            upstream,
+            live,
+            test,
             client,
             timeout: Duration::from_millis(config.upstream_timeout_ms.max(1)),
         })
     }
 
-    fn target(&self, path_and_query: &str) -> Option<Url> {
+    /// The upstream of an environment, when configured.
+    fn upstream(&self, environment: Environment) -> Option<&Url> {
+        match environment {
+            Environment::Live => self.live.as_ref(),
+            Environment::Test => self.test.as_ref(),
+        }
+    }
+
+    /// The upstream URL of a checked `/gw` path; `None` when it would not stay under the
+    /// upstream's base path (a second guard behind [`keyward_core::gateway::check_path`]).
+    fn target(upstream: &Url, path_and_query: &str) -> Option<Url> {
         let rest = path_and_query.strip_prefix("/gw").unwrap_or(path_and_query);
-        let base = self.upstream.as_str().trim_end_matches('/');
-        Url::parse(&format!(
+        let base = upstream.as_str().trim_end_matches('/');
+        let url = Url::parse(&format!(
             "{base}{}",
             if rest.is_empty() { "/" } else { rest }
         ))
-        .ok()
+        .ok()?;
+        let base_path = upstream.path().trim_end_matches('/');
+        let inside = url.path() == base_path
+            || url
+                .path()
+                .strip_prefix(base_path)
+                .is_some_and(|r| r.starts_with('/'));
+        (inside && url.host_str() == upstream.host_str()).then_some(url)
     }
 }
+
+/// A streamed body whose length is known (the client's `Content-Length`): said so to the
+/// HTTP client, which then sends it with that `Content-Length`, not chunked (an upstream
+/// without chunked support would otherwise read an empty body). reqwest keeps a wrapped
+/// body's size hint; the incoming body still ends where its length says (hyper checks it).
+struct KnownLength {
+    inner: reqwest::Body,
+    length: u64,
+}
+
+impl HttpBody for KnownLength {
+    type Data = Bytes;
+    type Error = reqwest::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, reqwest::Error>>> {
+        Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        http_body::SizeHint::with_exact(self.length)
+    }
+}
+
+/// The body to send upstream: no body when the client sent none, the same length (and
+/// `Content-Length`, 0 included, into `headers`) when it sent one with a `Content-Length`,
+/// chunked only when the client's was.
+fn upstream_body(body: Body, client_headers: &HeaderMap, headers: &mut HeaderMap) -> reqwest::Body {
+    // hyper's size hint is exact for a request with a `Content-Length` (and 0 without a body),
+    // unknown for a chunked one.
+    let length = body.size_hint().exact();
+    if let Some(length) = length
+        && client_headers.contains_key(header::CONTENT_LENGTH)
+    {
+        // An empty body is sent without a length unless told: some upstreams want one (411).
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+    }
+    match length {
+        Some(0) => reqwest::Body::from(Bytes::new()),
+        Some(length) => reqwest::Body::wrap(KnownLength {
+            inner: reqwest::Body::wrap_stream(body.into_data_stream()),
+            length,
+        }),
+        None => reqwest::Body::wrap_stream(body.into_data_stream()),
+    }
+}
+
+/// Headers a client could use to claim another address or origin to the upstream: never
+/// forwarded (the gateway sets `X-Forwarded-For` itself, from the connection).
+const CLIENT_ADDRESS_CLAIMS: [&str; 6] = [
+    "forwarded",
+    "x-forwarded-for",
+    "x-forwarded-host",
+    "x-forwarded-proto",
+    "x-real-ip",
+    "x-client-ip",
+];
 
 fn forwarded_headers(incoming: &HeaderMap) -> HeaderMap {
     let mut out = HeaderMap::with_capacity(incoming.len() + 2);
@@ -73,7 +167,8 @@ fn forwarded_headers(incoming: &HeaderMap) -> HeaderMap {
             || name == header::CONTENT_LENGTH
             || name == header::AUTHORIZATION
             || name.as_str() == "x-api-key"
-            || name.as_str().starts_with("x-keyward-");
+            || name.as_str().starts_with("x-keyward-")
+            || CLIENT_ADDRESS_CLAIMS.contains(&name.as_str());
         if !drop {
             out.append(name.clone(), value.clone());
         }
@@ -95,12 +190,18 @@ fn problem(status: axum::http::StatusCode, code: &'static str, detail: String) -
 }
 
 /// Forwards any method under `/gw/` to the upstream once the key passes (documented as GET).
+/// A `live` key's call goes to `KEYWARD_UPSTREAM`, a `test` key's to `KEYWARD_UPSTREAM_TEST`;
+/// the upstream gets `X-Keyward-Key-Id`, `X-Keyward-Org-Id`, `X-Keyward-Environment` and
+/// `X-Keyward-Scopes`, never the credential.
 #[utoipa::path(get, path = "/gw/{path}", tag = "gateway", security(("api_key" = [])),
     params(("path" = String, Path, description = "path forwarded to the upstream")),
     responses((status = 200, description = "the upstream's answer, passed through with the rate-limit fields"),
-              (status = 401, body = keyward_core::api::Problem), (status = 403, body = keyward_core::api::Problem),
+              (status = 400, description = "`invalid_path`: a path that would leave the upstream's base path", body = keyward_core::api::Problem),
+              (status = 401, body = keyward_core::api::Problem),
+              (status = 403, description = "`insufficient_scope`, `ip_not_allowed`, or `wrong_environment`: a test key and no test upstream (`KEYWARD_UPSTREAM_TEST`) is configured", body = keyward_core::api::Problem),
               (status = 429, body = keyward_core::api::Problem), (status = 502, body = keyward_core::api::Problem),
-              (status = 503, body = keyward_core::api::Problem), (status = 504, body = keyward_core::api::Problem)))]
+              (status = 503, description = "`gateway_not_configured`: no upstream for the key's environment", body = keyward_core::api::Problem),
+              (status = 504, body = keyward_core::api::Problem)))]
 pub async fn forward(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
@@ -113,11 +214,41 @@ pub async fn forward(
             "this server has no upstream (KEYWARD_UPSTREAM)".into(),
         );
     };
-    let auth = match authenticate(&state, req.headers(), ip, 1).await {
+    // Nothing leaves the upstream's base path: dot segments and encoded separators are refused,
+    // not normalised (before the key is checked: the answer says nothing about it).
+    let forwarded_path = req.uri().path().strip_prefix("/gw").unwrap_or("/");
+    if let Err(e) = keyward_core::gateway::check_path(forwarded_path) {
+        return AppError::BadRequest {
+            code: "invalid_path",
+            detail: format!("{e}; such a path is never forwarded"),
+        }
+        .into_response();
+    }
+    let scope = keyward_core::gateway::required_scope(req.method().as_str(), forwarded_path);
+    let auth = match authenticate(&state, req.headers(), ip, Some(&scope), 1).await {
         Ok(ok) => ok,
         Err(refused) => return refused,
     };
     let key = &auth.key;
+    // Each environment has its own upstream: a test key never reaches the live one.
+    let Some(upstream) = gw.upstream(key.environment) else {
+        let mut refused = match key.environment {
+            Environment::Test => AppError::Forbidden {
+                code: "wrong_environment",
+                detail: "this is a test key and this server has no test upstream \
+                         (KEYWARD_UPSTREAM_TEST); it is never sent to the live one"
+                    .into(),
+            }
+            .into_response(),
+            Environment::Live => problem(
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                "gateway_not_configured",
+                "this server has no upstream for live keys (KEYWARD_UPSTREAM)".into(),
+            ),
+        };
+        auth.write_headers(refused.headers_mut());
+        return refused;
+    };
     let (parts, body) = req.into_parts();
     let route_path = parts
         .uri
@@ -144,7 +275,7 @@ pub async fn forward(
         }
     };
     let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-    let Some(url) = gw.target(path) else {
+    let Some(url) = Gateway::target(upstream, path) else {
         return AppError::field("path", "invalid_path", "the path cannot be forwarded")
             .into_response();
     };
@@ -157,17 +288,27 @@ pub async fn forward(
         "x-keyward-org-id",
         HeaderValue::from_str(&key.org_id.to_string()).unwrap_or(HeaderValue::from_static("")),
     );
+    headers.insert(
+        "x-keyward-environment",
+        HeaderValue::from_static(key.environment.as_str()),
+    );
+    let scopes = key.scopes.to_strings().join(" ");
+    headers.insert(
+        "x-keyward-scopes",
+        HeaderValue::from_str(&scopes).unwrap_or(HeaderValue::from_static("")),
+    );
     if let Some(ip) = ip
         && let Ok(v) = HeaderValue::from_str(&ip.to_string())
     {
         headers.insert("x-forwarded-for", v);
     }
+    let body = upstream_body(body, &parts.headers, &mut headers);
     let started = std::time::Instant::now();
     let send = gw
         .client
         .request(parts.method, url)
         .headers(headers)
-        .body(reqwest::Body::wrap_stream(body.into_data_stream()))
+        .body(body)
         .send();
     let upstream = match tokio::time::timeout(gw.timeout, send).await {
         Err(_) => {

@@ -37,7 +37,8 @@ async fn check_tier(conn: &mut PgConnection, actor: &Actor, tier: Option<&str>) 
     Ok(())
 }
 
-/// Inserts the key and audits it; `id` and `secret_hash` are minted or offline-made.
+/// Inserts the key and audits it; `id` and `secret_hash` are minted or offline-made. An
+/// organisation holds at most `max_keys` keys that are not revoked (409 `key_limit_reached`).
 pub async fn create(
     conn: &mut PgConnection,
     actor: &Actor,
@@ -45,7 +46,20 @@ pub async fn create(
     id: KeyId,
     secret_hash: String,
     now: DateTime<Utc>,
+    max_keys: u64,
 ) -> AppResult<ApiKey> {
+    // The audit head first: it serialises the organisation's writes (so two creations cannot
+    // both pass the count) and is the lock every write takes first.
+    store::audit::lock_head(conn, actor.org_id).await?;
+    let held = store::keys::count_unrevoked(conn, actor.org_id).await?;
+    if u64::try_from(held).unwrap_or(0) >= max_keys {
+        return Err(AppError::Conflict {
+            code: "key_limit_reached",
+            detail: format!(
+                "an organization holds at most {max_keys} keys that are not revoked; revoke one first"
+            ),
+        });
+    }
     check_tier(conn, actor, new.tier.as_deref()).await?;
     let row = KeyRow {
         id: id.into_uuid(),

@@ -6,6 +6,7 @@ pub mod alerts;
 pub mod audit;
 pub mod cli;
 pub mod config;
+pub mod connections;
 pub mod demo;
 pub mod error;
 pub mod extract;
@@ -27,7 +28,6 @@ pub mod usage;
 pub mod verify;
 pub mod webhooks;
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -40,12 +40,24 @@ pub use http::router;
 pub use state::AppState;
 
 /// Connects, migrates, starts the background tasks and serves on `listener` until `shutdown`
-/// is cancelled; then stops accepting, finishes in-flight requests, flushes usage and returns.
+/// is cancelled; then stops accepting, lets in-flight requests finish for at most
+/// `shutdown_grace_ms` (closing the connections still open after that), flushes usage and
+/// returns. Connection limits and timeouts: [`connections`].
 pub async fn serve(
     config: Config,
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
+    match config.audit_signer()? {
+        Some(signer) => {
+            tracing::info!(public_key = %signer.public_key(), "audit chain heads are signed");
+        }
+        None => tracing::warn!(
+            "audit log is UNSIGNED: whoever can write the database can truncate or rewrite it \
+             unnoticed; set KEYWARD_AUDIT_SIGNING_KEY (a 32-byte ed25519 seed in base64, kept \
+             outside the database) and KEYWARD_PRODUCTION=true in production"
+        ),
+    }
     let pool = store::connect(&config)
         .await
         .context("connecting to PostgreSQL")?;
@@ -69,7 +81,11 @@ pub async fn serve(
         state.verifier.clone(),
         background.clone(),
     ));
-    tasks.spawn(sweep_sessions(pool.clone(), background.clone()));
+    tasks.spawn(sweep_sessions(
+        pool.clone(),
+        state.config.session_idle_secs,
+        background.clone(),
+    ));
     tasks.spawn(alerts::run(
         pool.clone(),
         Duration::from_secs(60),
@@ -98,11 +114,9 @@ pub async fn serve(
     ));
 
     let addr = listener.local_addr()?;
-    tracing::info!(%addr, "serving");
-    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
-    let served = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown.cancelled_owned())
-        .await;
+    let limits = connections::Limits::from_config(&state.config);
+    tracing::info!(%addr, ?limits, "serving");
+    connections::serve(listener, router(state), limits, shutdown).await;
 
     tracing::info!("stopping: flushing usage");
     background.cancel();
@@ -112,14 +126,14 @@ pub async fn serve(
         }
     }
     pool.close().await;
-    served.context("serving HTTP")
+    Ok(())
 }
 
-/// Deletes expired sessions hourly.
-async fn sweep_sessions(pool: sqlx::PgPool, shutdown: CancellationToken) {
+/// Deletes expired and idle sessions hourly.
+async fn sweep_sessions(pool: sqlx::PgPool, idle_secs: u64, shutdown: CancellationToken) {
     jobs::every(Duration::from_secs(3600), shutdown, || async {
         let swept = match pool.acquire().await {
-            Ok(mut conn) => store::sessions::delete_expired(&mut conn).await,
+            Ok(mut conn) => store::sessions::delete_expired(&mut conn, idle_secs).await,
             Err(e) => Err(e),
         };
         match swept {

@@ -69,7 +69,7 @@ pub struct Metrics {
     pub key_cache_misses: Counter,
     /// Calls whose key named no organisation, by reason.
     pub unrecognized_keys: Family<ReasonLabel, Counter>,
-    /// Webhook delivery attempts by result (delivered, retry, failed).
+    /// Webhook delivery attempts by result (delivered, retry, failed, refused).
     pub webhook_attempts: Family<ResultLabel, Counter>,
     /// Seconds since usage was last written (set when scraped).
     pub usage_flush_lag: Gauge<f64, AtomicU64>,
@@ -89,6 +89,8 @@ pub struct Metrics {
     pub redis_requests: Counter,
     pub limit_events_dropped: Counter,
     pub usage_dropped: Counter,
+    /// Networks forgotten because their key reached `max_networks_per_key`.
+    pub key_networks_evicted: Counter,
 }
 
 impl Default for Metrics {
@@ -114,6 +116,7 @@ impl Default for Metrics {
             redis_requests: Counter::default(),
             limit_events_dropped: Counter::default(),
             usage_dropped: Counter::default(),
+            key_networks_evicted: Counter::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -157,6 +160,11 @@ impl Default for Metrics {
             m.usage_dropped.clone(),
         );
         registry.register(
+            "key_networks_evicted",
+            "Networks forgotten (least recently seen first) because their key reached max_networks_per_key",
+            m.key_networks_evicted.clone(),
+        );
+        registry.register(
             "verifications",
             "Key verifications by outcome (whoami, verify, gateway)",
             m.verifications.clone(),
@@ -183,7 +191,7 @@ impl Default for Metrics {
         );
         registry.register(
             "webhook_attempts",
-            "Webhook delivery attempts by result (delivered, retry, failed)",
+            "Webhook delivery attempts by result (delivered, retry, failed, refused)",
             m.webhook_attempts.clone(),
         );
         registry.register(

@@ -11,6 +11,7 @@ use crate::http;
     info(title = "Keyward", description = "API key management: issue, verify, rotate and revoke keys."),
     paths(
         http::auth::login, http::auth::logout,
+        http::sessions::change_password, http::sessions::logout_all,
         http::keys::create, http::keys::list, http::keys::get, http::keys::update, http::keys::revoke, http::keys::rotate, http::keys::usage,
         http::verify::whoami, http::verify::verify,
         http::audit::list, http::audit::verify_chain,
@@ -26,10 +27,10 @@ use crate::http;
         http::ops::healthz, http::ops::readyz, http::ops::metrics,
     ),
     components(schemas(
-        api::Problem, api::FieldError, api::LoginRequest, api::LoginResponse, api::AdminInfo, api::Role,
+        api::Problem, api::FieldError, api::LoginRequest, api::LoginResponse, api::ChangePasswordRequest, api::AdminInfo, api::Role,
         api::ApiKey, api::CreateKeyRequest, api::CreatedKey, api::UpdateKeyRequest, api::RevokeKeyRequest,
         api::RotateKeyRequest, api::RotatedKey, api::KeyStatusFilter, api::Whoami, api::VerifyRequest,
-        api::VerifyResponse, api::VerifyCode, api::AuditEntry, api::AuditVerifyReport, api::BrokenLink,
+        api::VerifyResponse, api::VerifyCode, api::AuditEntry, api::AuditVerifyReport, api::AuditHead, api::BrokenLink,
         api::PullResponse, api::Change, api::Entity, api::ChangeOp, api::PushRequest, api::PushOp, api::OpKind,
         api::PushResponse, api::OpResult, api::OpStatus, api::RotateOfflineRequest, api::UsageResponse, api::UsagePoint, api::Granularity,
         api::RateLimitRule, api::Quota, api::Tier, api::CreateTierRequest, api::UpdateTierRequest, api::LimitState,

@@ -31,6 +31,27 @@ pub fn token_hash(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
 }
 
+/// The idle timeout and how stale a session's last use may be before it is written again: a
+/// minute (a tenth of the timeout when that is shorter), so a busy session costs one write a
+/// minute, not one per request, and ends at most that much before its timeout.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Idle {
+    pub limit_secs: f64,
+    pub touch_secs: f64,
+}
+
+impl Idle {
+    pub const MAX_TOUCH_SECS: f64 = 60.0;
+
+    pub fn new(idle_secs: u64) -> Idle {
+        let limit_secs = idle_secs.max(1) as f64;
+        Idle {
+            limit_secs,
+            touch_secs: (limit_secs / 10.0).min(Self::MAX_TOUCH_SECS),
+        }
+    }
+}
+
 /// The signed-in admin of a request.
 #[derive(Debug, Clone)]
 pub struct AdminSession {
@@ -83,12 +104,28 @@ impl FromRequestParts<AppState> for AdminSession {
         }
         let hash = token_hash(token);
         let mut conn = state.pool.acquire().await?;
-        let admin = store::sessions::find_admin(&mut conn, &hash)
+        let live = store::sessions::find_admin(&mut conn, &hash)
             .await?
             .ok_or_else(|| AppError::Unauthorized {
                 code: "invalid_session",
                 detail: "the session has expired or was signed out; sign in again".into(),
             })?;
+        let idle = Idle::new(state.config.session_idle_secs);
+        if live.idle_secs > idle.limit_secs {
+            // Ended here rather than left for the hourly sweep.
+            store::sessions::delete(&mut conn, &hash).await?;
+            return Err(AppError::Unauthorized {
+                code: "session_expired",
+                detail: format!(
+                    "the session was unused for more than {} s and has ended; sign in again",
+                    state.config.session_idle_secs
+                ),
+            });
+        }
+        if live.idle_secs >= idle.touch_secs {
+            store::sessions::touch(&mut conn, &hash).await?;
+        }
+        let admin = live.admin;
         let ClientIp(client_ip) = ClientIp::from_request_parts(parts, state)
             .await
             .unwrap_or(ClientIp(None));
@@ -106,9 +143,34 @@ impl FromRequestParts<AppState> for AdminSession {
                 email: Some(admin.email.clone()),
                 client_ip,
                 request_id,
+                signer: state.audit_signer.clone(),
             },
             email: admin.email,
             token_hash: hash,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn last_use_is_written_at_most_once_a_minute() {
+        assert_eq!(
+            Idle::new(1800),
+            Idle {
+                limit_secs: 1800.0,
+                touch_secs: 60.0
+            }
+        );
+        assert_eq!(
+            Idle::new(2),
+            Idle {
+                limit_secs: 2.0,
+                touch_secs: 0.2
+            }
+        );
+        assert_eq!(Idle::new(0).limit_secs, 1.0, "never zero");
     }
 }

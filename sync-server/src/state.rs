@@ -22,25 +22,44 @@ pub struct AppState {
     pub hasher: Hasher,
     pub usage: Arc<UsageRecorder>,
     pub login_failures: Arc<LoginFailures>,
+    /// `POST /v1/webhooks/{id}/test` calls per organisation and minute.
+    pub webhook_tests: Arc<FailureWindow<keyward_core::OrgId>>,
     pub metrics: Arc<Metrics>,
     /// `/gw/*` forwarding, when an upstream is configured.
     pub gateway: Option<Arc<crate::gateway::Gateway>>,
+    /// Signs audit chain heads (`audit_signing_key`); `None`: the chain is unsigned.
+    pub audit_signer: Option<Arc<keyward_core::audit_head::HeadSigner>>,
 }
 
-/// Failed sign-ins, per email and per client address.
+/// Failed sign-ins, per email and per client network (an IPv4 address, an IPv6 /64).
 pub struct LoginFailures {
     pub by_email: FailureWindow<String>,
     pub by_ip: FailureWindow<IpAddr>,
 }
 
 impl AppState {
+    /// The public key audit chain heads are checked against (`None`: unsigned).
+    pub fn audit_key(&self) -> Option<keyward_core::audit_head::HeadKey> {
+        self.audit_signer.as_ref().map(|s| s.public_key())
+    }
+
     pub fn new(config: Config, pool: PgPool) -> AppState {
-        let hasher = Hasher::new(config.argon2_permits(), config.argon2_max_queue);
+        let hasher = Hasher::with_org_share(
+            config.argon2_permits(),
+            config.argon2_max_queue,
+            config.argon2_per_org(),
+        );
         let metrics = Arc::new(Metrics::default());
-        let usage = Arc::new(UsageRecorder::with_counters(
-            metrics.limit_events_dropped.clone(),
-            metrics.usage_dropped.clone(),
-        ));
+        let usage = Arc::new(
+            UsageRecorder::with_counters(
+                metrics.limit_events_dropped.clone(),
+                metrics.usage_dropped.clone(),
+            )
+            .with_network_cap(
+                config.max_networks_per_key,
+                metrics.key_networks_evicted.clone(),
+            ),
+        );
         let limiter = Arc::new(Limiter::with_metrics(&config, &metrics));
         let verifier = Arc::new(
             Verifier::new(
@@ -62,7 +81,15 @@ impl AppState {
             ),
         });
         let gateway = crate::gateway::Gateway::from_config(&config).map(Arc::new);
+        // Checked (and refused when invalid) by `serve` and `Config::load` before this.
+        let audit_signer = config.audit_signer().ok().flatten().map(Arc::new);
+        let webhook_tests = Arc::new(FailureWindow::new(
+            config.webhook_tests_per_minute,
+            Duration::from_secs(60),
+            100_000,
+        ));
         AppState {
+            webhook_tests,
             metrics,
             gateway,
             pool,
@@ -71,6 +98,7 @@ impl AppState {
             hasher,
             usage,
             login_failures,
+            audit_signer,
         }
     }
 }

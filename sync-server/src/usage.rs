@@ -166,6 +166,43 @@ impl UsageBatch {
         }
     }
 
+    /// Keeps at most `cap` networks per key in this batch, the most recently seen; returns how
+    /// many were dropped (the store evicts the rest past the cap, see
+    /// [`store::usage::write_batch_capped`]).
+    pub fn trim_networks(&mut self, cap: usize) -> u64 {
+        let cap = cap.max(1);
+        if self.networks.len() <= cap {
+            return 0;
+        }
+        let mut per_key: Map<KeyId, usize> = Map::default();
+        for (key, _) in self.networks.keys() {
+            *per_key.entry(*key).or_insert(0) += 1;
+        }
+        per_key.retain(|_, n| *n > cap);
+        if per_key.is_empty() {
+            return 0;
+        }
+        // One pass over the batch: each over-cap key's networks, by last then first sighting.
+        type Seen = (DateTime<Utc>, DateTime<Utc>, IpNet);
+        let mut over: Map<KeyId, Vec<Seen>> = Map::default();
+        for ((key, net), cell) in &self.networks {
+            if per_key.contains_key(key) {
+                over.entry(*key)
+                    .or_default()
+                    .push((cell.last, cell.first, *net));
+            }
+        }
+        let mut dropped = 0;
+        for (key, mut seen) in over {
+            seen.sort_unstable_by(|a, b| b.cmp(a));
+            for (_, _, net) in seen.into_iter().skip(cap) {
+                self.networks.remove(&(key, net));
+                dropped += 1;
+            }
+        }
+        dropped
+    }
+
     pub fn is_empty(&self) -> bool {
         self.counts.is_empty()
             && self.last_used.is_empty()
@@ -178,7 +215,6 @@ impl UsageBatch {
     }
 }
 
-#[derive(Default)]
 pub struct UsageRecorder {
     batch: Mutex<UsageBatch>,
     /// When the counts were last written (or found empty), Unix milliseconds; 0 before that.
@@ -187,6 +223,26 @@ pub struct UsageRecorder {
     pub dropped_events: Counter,
     /// Calls not counted because too many (key, minute, outcome) rows were pending.
     pub dropped_counts: Counter,
+    /// Networks kept per key (`max_networks_per_key`): past it the least recently seen go.
+    max_networks_per_key: usize,
+    /// Networks forgotten because their key reached the cap.
+    pub networks_evicted: Counter,
+}
+
+/// Networks kept per key unless configured otherwise (`max_networks_per_key`).
+pub const DEFAULT_MAX_NETWORKS_PER_KEY: usize = 256;
+
+impl Default for UsageRecorder {
+    fn default() -> Self {
+        UsageRecorder {
+            batch: Mutex::default(),
+            last_flush_ms: AtomicI64::new(0),
+            dropped_events: Counter::default(),
+            dropped_counts: Counter::default(),
+            max_networks_per_key: DEFAULT_MAX_NETWORKS_PER_KEY,
+            networks_evicted: Counter::default(),
+        }
+    }
 }
 
 /// Pending (key, minute, outcome) rows at most: about 100 MB, an hour-long outage of 25,000
@@ -207,11 +263,19 @@ impl UsageRecorder {
     /// A recorder counting what it drops into `/metrics`.
     pub fn with_counters(dropped_events: Counter, dropped_counts: Counter) -> UsageRecorder {
         UsageRecorder {
-            batch: Mutex::default(),
             last_flush_ms: AtomicI64::new(Utc::now().timestamp_millis()),
             dropped_events,
             dropped_counts,
+            ..UsageRecorder::default()
         }
+    }
+
+    /// Keeps at most `max` networks per key (at least one), counting what it forgets into
+    /// `evicted`.
+    pub fn with_network_cap(mut self, max: u64, evicted: Counter) -> UsageRecorder {
+        self.max_networks_per_key = usize::try_from(max).unwrap_or(usize::MAX).max(1);
+        self.networks_evicted = evicted;
+        self
     }
 
     /// Called on the request path: a short lock and a hash map update, no I/O.
@@ -420,14 +484,28 @@ impl UsageRecorder {
 
     /// Writes everything counted so far; on failure the counts stay queued.
     pub async fn flush(&self, pool: &PgPool) -> Result<usize, sqlx::Error> {
-        let batch = self.take();
+        let mut batch = self.take();
         if batch.is_empty() {
             self.flushed();
             return Ok(0);
         }
+        let trimmed = batch.trim_networks(self.max_networks_per_key);
+        self.networks_evicted.inc_by(trimmed);
         let rows = batch.counts.len();
-        match store::usage::write_batch(pool, &batch).await {
-            Ok(totals) => {
+        match store::usage::write_batch_capped(pool, &batch, Some(self.max_networks_per_key)).await
+        {
+            Ok(store::usage::Written {
+                totals,
+                networks_evicted,
+            }) => {
+                if networks_evicted > 0 {
+                    self.networks_evicted.inc_by(networks_evicted);
+                    tracing::debug!(
+                        networks_evicted,
+                        max = self.max_networks_per_key,
+                        "least recently seen networks forgotten"
+                    );
+                }
                 // Every node's consumption, fed back so local quota checks see it.
                 let t = now_ms(Utc::now());
                 for (key, total) in totals {
@@ -571,6 +649,42 @@ mod tests {
         assert_eq!(batch.counts[&(k, minute, "revoked")].1, 1);
         assert!(batch.last_used.contains_key(&k));
         assert!(r.take().is_empty());
+    }
+
+    #[test]
+    fn a_batch_keeps_the_most_recently_seen_networks_of_each_key() {
+        let r = UsageRecorder::default();
+        let (busy, calm, o) = (KeyId::new(), KeyId::new(), OrgId::new());
+        let t = Utc::now();
+        for i in 0..5u8 {
+            let at = t + TimeDelta::seconds(i64::from(i));
+            r.record(busy, o, "valid", at, Some(IpAddr::from([198, 51, i, 1])));
+        }
+        // The first network again, last: it is the most recent now.
+        r.record(
+            busy,
+            o,
+            "valid",
+            t + TimeDelta::seconds(9),
+            Some(IpAddr::from([198, 51, 0, 2])),
+        );
+        r.record(calm, o, "valid", t, Some(IpAddr::from([192, 0, 2, 1])));
+        let mut batch = r.take();
+        assert_eq!(batch.trim_networks(3), 2);
+        let mut kept: Vec<String> = batch
+            .networks
+            .keys()
+            .filter(|(k, _)| *k == busy)
+            .map(|(_, n)| n.to_string())
+            .collect();
+        kept.sort();
+        assert_eq!(
+            kept,
+            ["198.51.0.0/24", "198.51.3.0/24", "198.51.4.0/24"],
+            "the least recently seen go"
+        );
+        assert!(batch.networks.keys().any(|(k, _)| *k == calm));
+        assert_eq!(batch.trim_networks(3), 0);
     }
 
     #[test]

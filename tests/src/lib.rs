@@ -95,6 +95,18 @@ impl TestServer {
         let mut config = Config::for_database(db.url.clone());
         config.bind = addr;
         config.usage_flush_interval_ms = 100;
+        // The tests' webhook receivers listen on loopback, which the destination policy refuses
+        // unless allowed; the SSRF tests clear this.
+        config.webhook_allowed_networks = vec![
+            "127.0.0.0/8".parse().expect("cidr"),
+            "::1/128".parse().expect("cidr"),
+        ];
+        // The tests call /v1/verify from loopback as the platform service whose `client_ip` is
+        // believed; `verify_trust` clears this to be an untrusted caller.
+        config.verify_trusted_callers = vec![
+            "127.0.0.0/8".parse().expect("cidr"),
+            "::1/128".parse().expect("cidr"),
+        ];
         tweak(&mut config);
         let shutdown = CancellationToken::new();
         let handle = tokio::spawn(keyward_server::serve(config, listener, shutdown.clone()));
@@ -286,14 +298,20 @@ impl ServerProcess {
     }
 
     /// Sends SIGTERM and waits for the exit; returns whether it exited 0, and its logs.
-    pub async fn terminate(mut self) -> (bool, String) {
+    pub async fn terminate(self) -> (bool, String) {
+        self.terminate_within(Duration::from_secs(10)).await
+    }
+
+    /// Like [`ServerProcess::terminate`], waiting up to `within` for the exit.
+    pub async fn terminate_within(mut self, within: Duration) -> (bool, String) {
         let pid = self.child.id().to_string();
         let sent = std::process::Command::new("kill")
             .args(["-TERM", &pid])
             .status()
             .expect("kill");
         assert!(sent.success());
-        for _ in 0..400 {
+        let deadline = tokio::time::Instant::now() + within;
+        while tokio::time::Instant::now() < deadline {
             if let Some(status) = self.child.try_wait().expect("wait") {
                 return (status.success(), self.logs());
             }

@@ -39,6 +39,34 @@ pub struct AuditVerifyReport {
     /// Entries whose links were checked.
     pub checked: u64,
     pub first_broken: Option<BrokenLink>,
+    /// The chain head carries a signature that verifies against the server's audit key
+    /// (`public_key`). False when the server has no signing key: then a database writer could
+    /// have rewritten the log and its head together.
+    #[serde(default)]
+    pub signed: bool,
+    /// The organisation's chain head as recorded (absent when nothing was ever audited).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub head: Option<AuditHead>,
+    /// The server's audit public key (ed25519, 32 bytes in base64) the head is checked
+    /// against; absent when the server has no signing key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_key: Option<String>,
+}
+
+/// An organisation's audit chain head: the last entry's `seq` and `hash`, and the server's
+/// signature over them (see `keyward_core::audit_head`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AuditHead {
+    pub org_id: OrgId,
+    /// The last entry's position (0: nothing audited yet).
+    pub seq: i64,
+    /// The last entry's hash.
+    pub hash: String,
+    /// Base64 ed25519 signature over
+    /// `keyward-audit-head-v1\n{org_id}\n{seq}\n{hash}`; absent when the head is unsigned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -8,6 +8,7 @@ use crate::ids::KeyId;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
+#[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
 #[serde(deny_unknown_fields)]
 pub struct GatewayQuery {
     /// Start (inclusive, rounded down to the hour); default: `to` minus 24 hours.

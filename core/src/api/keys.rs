@@ -242,6 +242,7 @@ pub enum KeyStatusFilter {
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
+#[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
 #[serde(deny_unknown_fields)]
 pub struct ListKeysQuery {
     #[serde(default, skip_serializing_if = "Option::is_none")]

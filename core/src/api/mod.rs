@@ -17,8 +17,8 @@ pub mod verify;
 pub mod webhooks;
 
 pub use alerts::{Alert, AlertFilter, AlertList, AlertStatus, AlertsQuery};
-pub use audit::{AuditEntry, AuditVerifyReport, BrokenLink};
-pub use auth::{AdminInfo, LoginRequest, LoginResponse, Role};
+pub use audit::{AuditEntry, AuditHead, AuditVerifyReport, BrokenLink};
+pub use auth::{AdminInfo, ChangePasswordRequest, LoginRequest, LoginResponse, Role};
 pub use gateway::{
     GatewayGroup, GatewayQuery, GatewayUsage, KeyNetwork, KeyNetworkList, StatusCounts,
 };

@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::api::AuditHead;
 use crate::ids::KeyId;
 
 pub const MAX_PUSH_OPS: usize = 500;
@@ -11,6 +12,7 @@ pub const MAX_PULL_LIMIT: u32 = 5000;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
+#[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
 #[serde(deny_unknown_fields)]
 pub struct PullQuery {
     /// The cursor of the last pull; 0 (or absent) for a full snapshot.
@@ -58,6 +60,15 @@ pub struct PullResponse {
     /// Pass as `since` next time.
     pub cursor: i64,
     pub has_more: bool,
+    /// The organisation's audit chain head, read in the same snapshot as `changes`: the desktop
+    /// keeps the highest one it has seen and raises an alert when the server's chain is ever
+    /// shorter, forked or signed by another key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audit_head: Option<AuditHead>,
+    /// The server's audit public key (ed25519, base64) that signs `audit_head`; absent when the
+    /// server has no signing key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audit_public_key: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

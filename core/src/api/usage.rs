@@ -35,6 +35,7 @@ impl Granularity {
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
+#[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
 #[serde(deny_unknown_fields)]
 pub struct UsageQuery {
     /// Start (inclusive); default: `to` minus 24 hours.
@@ -80,6 +81,7 @@ pub enum UsageGroupBy {
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
+#[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
 #[serde(deny_unknown_fields)]
 pub struct OrgUsageQuery {
     /// Start (inclusive); default: `to` minus 24 hours.
@@ -187,6 +189,7 @@ pub enum ReportFormat {
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
+#[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
 #[serde(deny_unknown_fields)]
 pub struct ReportQuery {
     /// First day (UTC; a time is truncated to its day). Default: 30 days before `to`.

@@ -31,7 +31,9 @@ pub struct VerifyRequest {
     /// Units this call consumes from the key's limits (1 when absent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cost: Option<u32>,
-    /// The address the platform service saw the call come from.
+    /// The address the platform service saw the call come from. Believed only from a caller in
+    /// the server's `verify_trusted_callers`; from any other caller it is ignored and the
+    /// connection's own address is used (IP rules, last-used address, networks).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_ip: Option<String>,
 }

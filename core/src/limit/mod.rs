@@ -260,8 +260,15 @@ impl Outcome {
 
     /// Sets `allowed`, `deciding` and the soft-threshold marks from the decisions.
     fn finish(&mut self, rules: &[Rule], soft_threshold: f64, cost: u64) {
+        self.allowed = self.decisions[..self.len].iter().all(|d| d.allowed);
+        if !self.allowed {
+            // A refused request consumed nothing: the rules that would have let it through
+            // report what is left now, not what would have been left after it.
+            for d in self.decisions[..self.len].iter_mut().filter(|d| d.allowed) {
+                d.remaining = d.remaining.saturating_add(cost).min(d.limit);
+            }
+        }
         let decisions = &self.decisions[..self.len];
-        self.allowed = decisions.iter().all(|d| d.allowed);
         self.deciding = pick_deciding(decisions);
         if self.allowed {
             for (i, (rule, d)) in rules.iter().zip(decisions).enumerate() {
@@ -414,6 +421,37 @@ mod tests {
             "the hourly rule lost nothing to the refusal"
         );
         assert!(s.check(&rules, 1000, 1, 0.8).allowed);
+    }
+
+    #[test]
+    fn a_refusal_reports_what_the_other_rules_still_have() {
+        let rules = [fixed(100, 3600), fixed(2, 1)];
+        let s = SharedState::new(2);
+        for _ in 0..2 {
+            assert!(s.check(&rules, 1_000, 1, 0.8).allowed);
+        }
+        let refused = s.check(&rules, 1_000, 1, 0.8);
+        assert!(!refused.allowed);
+        // 2 of 100 used: 98 left, not the 97 a consumed unit would leave.
+        assert_eq!(refused.decisions()[0].remaining, 98);
+        // The Redis script answers each rule as if the request went through.
+        let answered = [
+            Decision {
+                allowed: true,
+                limit: 100,
+                remaining: 97,
+                ..Decision::default()
+            },
+            Decision {
+                allowed: false,
+                limit: 2,
+                remaining: 0,
+                retry_after_ms: 1_000,
+                ..Decision::default()
+            },
+        ];
+        let from_script = Outcome::from_decisions(&rules, &answered, 0.8, 1);
+        assert_eq!(from_script.decisions()[0].remaining, 98);
     }
 
     #[test]

@@ -94,5 +94,7 @@ pub fn page(changes: Vec<Change>) -> PullResponse {
         changes,
         cursor,
         has_more: false,
+        audit_head: None,
+        audit_public_key: None,
     }
 }

@@ -57,18 +57,30 @@ pub async fn list(
     Ok(Json(Page { items, next_cursor }))
 }
 
-/// Re-computes the organisation's hash chain and reports the first broken link.
+/// Re-computes the organisation's hash chain and reports the first broken link. With the
+/// server's audit signing key, the recorded head must also carry a valid signature (a head a
+/// database writer truncated, reset or forged does not) and the chain must reach it; the answer
+/// names the head and the public key it was checked against.
 #[utoipa::path(get, path = "/v1/audit/verify", tag = "audit", security(("session" = [])),
     responses((status = 200, body = AuditVerifyReport), (status = 401, body = Problem)))]
 pub async fn verify_chain(
     State(state): State<AppState>,
     session: AdminSession,
 ) -> AppResult<Json<AuditVerifyReport>> {
-    let (checked, first_broken) =
-        store::audit::check_chain(&mut *state.pool.acquire().await?, session.org_id).await?;
+    let key = state.audit_key();
+    let mut tx = state.pool.begin().await?;
+    // The head and the entries from one snapshot: an append in between is no broken link.
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        .execute(&mut *tx)
+        .await?;
+    let report = store::audit::check_chain(&mut tx, session.org_id, key.as_ref()).await?;
+    tx.commit().await?;
     Ok(Json(AuditVerifyReport {
-        ok: first_broken.is_none(),
-        checked,
-        first_broken,
+        ok: report.first_broken.is_none(),
+        checked: report.checked,
+        first_broken: report.first_broken,
+        signed: report.signed,
+        head: report.head,
+        public_key: key.map(|k| k.to_base64()),
     }))
 }

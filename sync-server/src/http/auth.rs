@@ -44,19 +44,29 @@ pub async fn login(
             format!("must be 1–{PASSWORD_MAX_CHARS} characters"),
         ));
     }
+    // Each check takes its place in the email's (and the client network's) window *before*
+    // argon2 runs, atomically: however many wrong passwords arrive at once, at most the
+    // configured number are ever checked per window. A success gives its places back.
     let failures = &state.login_failures;
-    let blocked = failures
-        .by_email
-        .blocked(&email)
-        .into_iter()
-        .chain(ip.and_then(|ip| failures.by_ip.blocked(&ip)));
-    if let Some(retry_after_secs) = blocked.max() {
-        return Err(AppError::TooManyRequests {
-            code: "too_many_attempts",
-            detail: format!("too many failed sign-ins; try again in {retry_after_secs} s"),
-            retry_after_secs,
-        });
-    }
+    let throttled = |retry_after_secs: u64| AppError::TooManyRequests {
+        code: "too_many_attempts",
+        detail: format!("too many failed sign-ins; try again in {retry_after_secs} s"),
+        retry_after_secs,
+    };
+    let net = ip.map(keyward_core::ip::client_net);
+    let ip_place = match net {
+        Some(net) => Some(failures.by_ip.try_reserve(net).map_err(throttled)?),
+        None => None,
+    };
+    let email_place = match failures.by_email.try_reserve(email.clone()) {
+        Ok(place) => place,
+        Err(retry_after_secs) => {
+            if let Some(p) = ip_place {
+                p.release();
+            }
+            return Err(throttled(retry_after_secs));
+        }
+    };
 
     let admin = store::admins::find_by_email(&mut *state.pool.acquire().await?, &email).await?;
     let hash = admin.as_ref().map_or_else(
@@ -64,19 +74,33 @@ pub async fn login(
         |a| a.password_hash.clone(),
     );
     let password = SecretString::from(req.password);
-    let ok = state
-        .hasher
-        .run(move || verify_password(&password, &hash))
-        .await
-        .map_err(|_| overloaded())?;
+    let admission = match &admin {
+        Some(a) => state.hasher.admit_for(OrgId::from_uuid(a.org_id)),
+        None => state.hasher.admit(),
+    };
+    let checked = match admission {
+        Ok(admission) => admission
+            .run(move || verify_password(&password, &hash))
+            .await
+            .map_err(|_| overloaded()),
+        Err(_) => Err(overloaded()),
+    };
+    let ok = match checked {
+        Ok(ok) => ok,
+        Err(e) => {
+            // Not checked: the places do not count.
+            email_place.release();
+            if let Some(p) = ip_place {
+                p.release();
+            }
+            return Err(e);
+        }
+    };
 
     let admin = match admin {
         Some(admin) if ok => admin,
         known => {
-            failures.by_email.record_failure(email.clone());
-            if let Some(ip) = ip {
-                failures.by_ip.record_failure(ip);
-            }
+            // The places taken above stay taken: they are this window's failures.
             if let Some(known) = known {
                 // Audited off the response path, so a known email answers no slower than an
                 // unknown one.
@@ -86,6 +110,7 @@ pub async fn login(
                     email: Some(known.email),
                     client_ip: ip,
                     request_id,
+                    signer: state.audit_signer.clone(),
                 };
                 let pool = state.pool.clone();
                 tokio::spawn(async move {
@@ -98,6 +123,10 @@ pub async fn login(
             return Err(invalid_credentials());
         }
     };
+    email_place.release();
+    if let Some(p) = ip_place {
+        p.release();
+    }
     failures.by_email.reset(&email);
 
     let token = session::new_token();
@@ -109,6 +138,7 @@ pub async fn login(
         email: Some(admin.email.clone()),
         client_ip: ip,
         request_id,
+        signer: state.audit_signer.clone(),
     };
     let mut tx = state.pool.begin().await?;
     store::sessions::insert(

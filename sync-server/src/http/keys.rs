@@ -30,15 +30,17 @@ fn key_id(raw: &str) -> AppResult<KeyId> {
     raw.parse().map_err(|_| AppError::key_not_found())
 }
 
-/// Generates a token and its argon2id hash on the blocking pool.
+/// Generates a token and its argon2id hash on the blocking pool, within the organisation's share
+/// of the hashers.
 async fn mint(
     state: &AppState,
+    org: keyward_core::OrgId,
     environment: Environment,
     id: KeyId,
 ) -> AppResult<(ApiKeyToken, String)> {
     state
         .hasher
-        .run(move || {
+        .run_for(org, move || {
             let token = ApiKeyToken::generate(environment, id);
             let hash = hash_token(&token);
             (token, hash)
@@ -63,12 +65,21 @@ pub async fn create(
         Some((id, hash)) => (id, None, hash),
         None => {
             let id = KeyId::new();
-            let (token, hash) = mint(&state, new.environment, id).await?;
+            let (token, hash) = mint(&state, session.org_id, new.environment, id).await?;
             (id, Some(token), hash)
         }
     };
     let mut tx = state.pool.begin().await?;
-    let key = keys::create(&mut tx, &session.actor, new, id, secret_hash, now_micros()).await?;
+    let key = keys::create(
+        &mut tx,
+        &session.actor,
+        new,
+        id,
+        secret_hash,
+        now_micros(),
+        state.config.max_keys_per_org,
+    )
+    .await?;
     tx.commit().await?;
     // This node sees its own write at once; the others through NOTIFY.
     state.verifier.invalidate(id);
@@ -215,7 +226,7 @@ pub async fn rotate(
             .ok_or_else(AppError::key_not_found)?;
     let environment: Environment = current.environment.parse().unwrap_or_default();
     let new_id = KeyId::new();
-    let (token, secret_hash) = mint(&state, environment, new_id).await?;
+    let (token, secret_hash) = mint(&state, session.org_id, environment, new_id).await?;
     let mut tx = state.pool.begin().await?;
     let (key, previous) = keys::rotate(
         &mut tx,

@@ -8,6 +8,7 @@ pub mod gateway_usage;
 pub mod keys;
 pub mod limits;
 pub mod ops;
+pub mod sessions;
 pub mod sync;
 pub mod tiers;
 pub mod usage;
@@ -28,11 +29,30 @@ use crate::state::AppState;
 
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
+/// `Cache-Control: no-store` on every API answer that does not set its own: several carry a
+/// secret exactly once (sign-in, key creation and rotation, webhook creation) and the rest are
+/// an organisation's private data, which no shared or browser cache should keep.
+async fn no_store(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let api = req.uri().path().starts_with("/v1/");
+    let mut res = next.run(req).await;
+    if api {
+        res.headers_mut()
+            .entry(axum::http::header::CACHE_CONTROL)
+            .or_insert(axum::http::HeaderValue::from_static("no-store"));
+    }
+    res
+}
+
 pub fn router(state: AppState) -> Router {
     let request_id = HeaderName::from_static("x-request-id");
     let api = Router::new()
         .route("/v1/auth/login", post(auth::login))
         .route("/v1/auth/logout", post(auth::logout))
+        .route("/v1/auth/logout-all", post(sessions::logout_all))
+        .route("/v1/auth/password", post(sessions::change_password))
         .route("/v1/keys", get(keys::list).post(keys::create))
         .route("/v1/keys/{id}", get(keys::get).patch(keys::update))
         .route("/v1/keys/{id}/revoke", post(keys::revoke))
@@ -80,6 +100,10 @@ pub fn router(state: AppState) -> Router {
     })
     .method_not_allowed_fallback(|| async { AppError::MethodNotAllowed })
     .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+    .layer(crate::connections::BodyDeadlineLayer::new(
+        crate::connections::Limits::from_config(&state.config).body,
+    ))
+    .layer(axum::middleware::from_fn(no_store))
     .layer(
         TraceLayer::new_for_http()
             .make_span_with(|req: &Request<_>| {

@@ -14,7 +14,8 @@ pub async fn healthz() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }
 
-/// The database answers.
+/// The database answers. The detail also names the limiter's mode and whether audit chain heads
+/// are signed, with the public key to check them against (`audit.public_key`).
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses((status = 200, description = "ready"), (status = 503, description = "database unreachable", body = keyward_core::api::Problem)))]
 pub async fn readyz(State(state): State<AppState>) -> AppResult<Json<Value>> {
@@ -37,7 +38,16 @@ pub async fn readyz(State(state): State<AppState>) -> AppResult<Json<Value>> {
                     "requests": c.requests.get(),
                 });
             }
-            Ok(Json(json!({"status": "ready", "limits": limits})))
+            let audit = match state.audit_key() {
+                Some(key) => json!({"mode": "signed", "public_key": key.to_base64()}),
+                None => json!({
+                    "mode": "unsigned",
+                    "warning": "audit chain heads are not signed: set KEYWARD_AUDIT_SIGNING_KEY",
+                }),
+            };
+            Ok(Json(
+                json!({"status": "ready", "limits": limits, "audit": audit}),
+            ))
         }
         _ => Err(AppError::Unavailable {
             code: "database_unavailable",

@@ -24,7 +24,8 @@ use crate::store::{self, now_micros};
 type Problem = keyward_core::api::Problem;
 
 /// Changes after `since` (keys and audit entries; key records never carry a secret or a hash),
-/// read from one snapshot, in change order.
+/// read from one snapshot, in change order, with the organisation's signed audit chain head
+/// of that snapshot for the desktop to witness.
 #[utoipa::path(get, path = "/v1/sync/pull", tag = "sync", security(("session" = [])), params(PullQuery),
     responses((status = 200, body = PullResponse), (status = 401, body = Problem), (status = 422, body = Problem)))]
 pub async fn pull(
@@ -58,6 +59,7 @@ pub async fn pull(
     let now = chrono::Utc::now();
     let keys = store::keys::changed_since(&mut tx, session.org_id, since, limit + 1).await?;
     let audit = store::audit::changed_since(&mut tx, session.org_id, since, limit + 1).await?;
+    let audit_head = store::audit::head(&mut tx, session.org_id).await?;
     tx.commit().await?;
 
     let mut changes: Vec<Change> = keys
@@ -87,6 +89,8 @@ pub async fn pull(
         changes,
         cursor,
         has_more,
+        audit_head,
+        audit_public_key: state.audit_key().map(|k| k.to_base64()),
     }))
 }
 
@@ -125,9 +129,34 @@ pub async fn push(
     }
     let mut results = Vec::with_capacity(req.ops.len());
     for op in req.ops {
-        results.push(apply(&state, &session, op).await?);
+        match apply(&state, &session, op).await {
+            Ok(result) => results.push(result),
+            // The ops before this one are committed: their results must reach the client. It
+            // answers with them; the ops without an answer stay in the client's outbox and are
+            // sent again.
+            Err(e) if !results.is_empty() => {
+                tracing::warn!(error = %e, answered = results.len(), "push stopped early; the rest is retried");
+                break;
+            }
+            Err(e) => return Err(e),
+        }
     }
     Ok(Json(PushResponse { results }))
+}
+
+/// Whether a database error is about the server's state (connection, resources, a lost race)
+/// rather than about the operation's data: such an operation is worth sending again.
+fn is_transient(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Database(db) => db.code().is_some_and(|c| {
+            // connection exception, transaction rollback (serialization, deadlock),
+            // insufficient resources, operator intervention, system error
+            ["08", "40", "53", "57", "58"]
+                .iter()
+                .any(|class| c.starts_with(class))
+        }),
+        _ => true,
+    }
 }
 
 fn rejected(op_id: uuid::Uuid, e: &AppError) -> OpResult {
@@ -172,7 +201,7 @@ async fn apply(state: &AppState, session: &AdminSession, op: PushOp) -> AppResul
         }
     }
     let mut savepoint = sqlx::Acquire::begin(&mut *tx).await?;
-    let outcome = run(&mut savepoint, session, &op).await;
+    let outcome = run(&mut savepoint, state, session, &op).await;
     let (result, touched) = match outcome {
         Ok((key, touched)) => {
             savepoint.commit().await?;
@@ -187,6 +216,17 @@ async fn apply(state: &AppState, session: &AdminSession, op: PushOp) -> AppResul
                 },
                 touched,
             )
+        }
+        Err(AppError::Database(db)) if !is_transient(&db) => {
+            // The database refused this operation's data (a value it cannot store, a
+            // constraint): the operation is refused, the batch goes on.
+            tracing::warn!(op_id = %op.op_id, error = %db, "sync operation refused by the database");
+            savepoint.rollback().await?;
+            let e = AppError::Conflict {
+                code: "unprocessable_operation",
+                detail: "the operation holds data the server cannot store".into(),
+            };
+            (rejected(op.op_id, &e), Vec::new())
         }
         Err(e @ (AppError::Database(_) | AppError::Internal(_))) => return Err(e),
         Err(e) => {
@@ -220,6 +260,7 @@ fn target(op: &PushOp) -> AppResult<KeyId> {
 /// One operation; returns the resulting key and the ids whose cached records it changed.
 async fn run(
     conn: &mut PgConnection,
+    state: &AppState,
     session: &AdminSession,
     op: &PushOp,
 ) -> AppResult<(ApiKey, Vec<KeyId>)> {
@@ -237,7 +278,16 @@ async fn run(
                 ));
             };
             Ok((
-                keys::create(conn, actor, new, id, hash, now).await?,
+                keys::create(
+                    conn,
+                    actor,
+                    new,
+                    id,
+                    hash,
+                    now,
+                    state.config.max_keys_per_org,
+                )
+                .await?,
                 vec![id],
             ))
         }
@@ -271,6 +321,7 @@ async fn run(
                 "data.secret_hash",
                 &req.secret_hash,
             )?;
+            keyward_core::requests::offline_id_time("data.new_id", req.new_id, now)?;
             let grace = keyward_core::validate::grace_seconds(
                 "data.grace_seconds",
                 req.grace_seconds.unwrap_or(DEFAULT_ROTATION_GRACE_SECS),

@@ -26,6 +26,15 @@ fn not_found() -> AppError {
     }
 }
 
+/// A tier name from the path: one that no tier could have (a control character, such as the
+/// NUL PostgreSQL cannot even compare, or too long) names no tier.
+fn tier_name(raw: String) -> AppResult<String> {
+    if raw.is_empty() || raw.chars().count() > 100 || raw.chars().any(char::is_control) {
+        return Err(not_found());
+    }
+    Ok(raw)
+}
+
 fn spec(row: &TierRow) -> TierSpec {
     TierSpec {
         name: row.name.clone(),
@@ -57,6 +66,7 @@ pub async fn get(
     session: AdminSession,
     Path(name): Path<String>,
 ) -> AppResult<Json<Tier>> {
+    let name = tier_name(name)?;
     let row = store::tiers::find(
         &mut *state.pool.acquire().await?,
         session.org_id,
@@ -125,6 +135,7 @@ pub async fn update(
     Path(name): Path<String>,
     AppJson(req): AppJson<UpdateTierRequest>,
 ) -> AppResult<Json<Tier>> {
+    let name = tier_name(name)?;
     session.require_write()?;
     let mut tx = state.pool.begin().await?;
     let before = store::tiers::find(&mut tx, session.org_id, &name, true)
@@ -167,6 +178,7 @@ pub async fn delete(
     session: AdminSession,
     Path(name): Path<String>,
 ) -> AppResult<StatusCode> {
+    let name = tier_name(name)?;
     session.require_write()?;
     let mut tx = state.pool.begin().await?;
     let row = store::tiers::find(&mut tx, session.org_id, &name, true)

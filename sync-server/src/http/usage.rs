@@ -16,6 +16,7 @@ use keyward_core::api::{
     CountPoint, KeySeries, OrgUsage, OrgUsageQuery, OutcomeSeries, ReportFormat, ReportQuery,
     ReportRow, UsageGroupBy, UsageTotals,
 };
+use keyward_core::csv::safe_cell;
 
 use crate::error::{AppError, AppResult};
 use crate::extract::AppQuery;
@@ -264,13 +265,14 @@ pub async fn report(
 }
 
 /// One CSV record, quoted as RFC 4180 wants (by the csv crate: names may hold commas, quotes or
-/// newlines).
+/// newlines). Text cells are guarded against formula injection first (a key named `=...` is
+/// written `'=...`, see `keyward_core::csv`); the counts are ours and never negative.
 fn csv_line(row: &ReportRow) -> String {
     let mut w = csv::Writer::from_writer(Vec::with_capacity(96));
     let _ = w.write_record([
         row.day.to_string(),
-        row.key_id.to_string(),
-        row.key_name.clone(),
+        safe_cell(&row.key_id.to_string()).into_owned(),
+        safe_cell(&row.key_name).into_owned(),
         row.allowed.to_string(),
         row.rate_limited.to_string(),
         row.rejected.to_string(),
@@ -295,6 +297,26 @@ mod tests {
         let line = csv_line(&row);
         assert!(line.starts_with("2026-11-25,"));
         assert!(line.ends_with(",\"billing, \"\"eu\"\"\",3,1,0\n"), "{line}");
+    }
+
+    #[test]
+    fn csv_names_cannot_be_formulas() {
+        let row = |name: &str| ReportRow {
+            day: chrono::NaiveDate::from_ymd_opt(2026, 11, 25).unwrap(),
+            key_id: KeyId::new(),
+            key_name: name.into(),
+            allowed: 3,
+            rate_limited: 1,
+            rejected: 0,
+        };
+        let line = csv_line(&row("=HYPERLINK(\"http://evil.example\",\"x\")"));
+        assert!(
+            line.ends_with(",\"'=HYPERLINK(\"\"http://evil.example\"\",\"\"x\"\")\",3,1,0\n"),
+            "{line}"
+        );
+        assert!(csv_line(&row("@SUM(A1)")).contains(",'@SUM(A1),3,1,0"));
+        assert!(csv_line(&row("-2+3")).contains(",'-2+3,3,1,0"));
+        assert!(csv_line(&row("plain")).contains(",plain,3,1,0"));
     }
 
     #[test]

@@ -109,6 +109,7 @@ pub(crate) async fn authenticate(
     state: &AppState,
     headers: &HeaderMap,
     ip: Option<IpAddr>,
+    scope: Option<&keyward_core::Scope>,
     cost: u64,
 ) -> Result<Authenticated, Response> {
     let Some(token) = presented_key(headers) else {
@@ -123,7 +124,7 @@ pub(crate) async fn authenticate(
         limits: outcome,
     } = state
         .verifier
-        .verify(token, None, ip, cost, chrono::Utc::now())
+        .verify(token, scope, ip, cost, chrono::Utc::now())
         .await
         .map_err(|e| verify_error(e).into_response())?;
     match (code, key) {
@@ -157,7 +158,7 @@ pub async fn whoami(
     headers: HeaderMap,
 ) -> Response {
     let started = std::time::Instant::now();
-    let response = match authenticate(&state, &headers, ip, 1).await {
+    let response = match authenticate(&state, &headers, ip, None, 1).await {
         Ok(auth) => {
             let key = &auth.key;
             let mut response = Json(Whoami {
@@ -182,15 +183,21 @@ pub async fn whoami(
 }
 
 /// A verdict on a key for a platform service: always 200 for a well-formed request.
+///
+/// `client_ip` is believed only from a caller inside `verify_trusted_callers` (a platform
+/// service verifying on behalf of its own callers must be listed there). From any other caller
+/// it is ignored: the key's IP rules, its last-used address and networks are judged by the
+/// connection's address, so an address cannot be claimed.
 #[utoipa::path(post, path = "/v1/verify", tag = "verification", request_body = VerifyRequest,
     responses((status = 200, body = VerifyResponse), (status = 422, body = Problem), (status = 429, body = Problem),
               (status = 503, body = Problem)))]
 pub async fn verify(
     State(state): State<AppState>,
+    ClientIp(caller): ClientIp,
     AppJson(req): AppJson<VerifyRequest>,
 ) -> AppResult<Json<VerifyResponse>> {
     let started = std::time::Instant::now();
-    let answer = verify_inner(&state, req).await;
+    let answer = verify_inner(&state, caller, req).await;
     state
         .metrics
         .verify_duration
@@ -198,7 +205,33 @@ pub async fn verify(
     answer
 }
 
-async fn verify_inner(state: &AppState, req: VerifyRequest) -> AppResult<Json<VerifyResponse>> {
+/// The address a verification is judged by: the body's `client_ip` from a trusted caller (none
+/// when it sent none: the caller is not the client), the caller's own address otherwise.
+fn judged_address(
+    trusted_callers: &[ipnet::IpNet],
+    caller: Option<IpAddr>,
+    claimed: Option<IpAddr>,
+) -> Option<IpAddr> {
+    let trusted = caller.is_some_and(|ip| trusted_callers.iter().any(|n| n.contains(&ip)));
+    if trusted {
+        return claimed;
+    }
+    if let Some(claimed) = claimed
+        && Some(claimed) != caller
+    {
+        tracing::debug!(
+            caller = ?caller,
+            "client_ip ignored: the caller is not in verify_trusted_callers"
+        );
+    }
+    caller
+}
+
+async fn verify_inner(
+    state: &AppState,
+    caller: Option<IpAddr>,
+    req: VerifyRequest,
+) -> AppResult<Json<VerifyResponse>> {
     let mut errs = FieldErrors::new();
     let scope = errs.check(
         req.scope
@@ -230,6 +263,7 @@ async fn verify_inner(state: &AppState, req: VerifyRequest) -> AppResult<Json<Ve
     let (Some(scope), Some(client_ip)) = (scope, client_ip) else {
         unreachable!("checked above")
     };
+    let client_ip = judged_address(&state.config.verify_trusted_callers, caller, client_ip);
     let cost = u64::from(req.cost.unwrap_or(1));
     let Verdict {
         code,
@@ -274,4 +308,35 @@ async fn verify_inner(state: &AppState, req: VerifyRequest) -> AppResult<Json<Ve
         scopes: key.as_ref().map(|k| k.scopes.clone()),
         expires_at: key.as_ref().and_then(|k| k.expires_at),
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_claimed_address_counts_only_from_a_trusted_caller() {
+        let trusted: Vec<ipnet::IpNet> = vec!["10.20.0.0/16".parse().unwrap()];
+        let ip = |s: &str| Some(s.parse::<IpAddr>().unwrap());
+        // A platform service inside the list speaks for its caller (or for nobody).
+        assert_eq!(
+            judged_address(&trusted, ip("10.20.1.1"), ip("203.0.113.9")),
+            ip("203.0.113.9")
+        );
+        assert_eq!(judged_address(&trusted, ip("10.20.1.1"), None), None);
+        // Anyone else is judged by its own address, whatever it claims.
+        assert_eq!(
+            judged_address(&trusted, ip("198.51.100.4"), ip("10.0.0.1")),
+            ip("198.51.100.4")
+        );
+        assert_eq!(
+            judged_address(&trusted, ip("198.51.100.4"), None),
+            ip("198.51.100.4")
+        );
+        assert_eq!(
+            judged_address(&[], ip("10.20.1.1"), ip("10.0.0.1")),
+            ip("10.20.1.1")
+        );
+        assert_eq!(judged_address(&trusted, None, ip("10.0.0.1")), None);
+    }
 }

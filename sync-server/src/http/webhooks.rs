@@ -78,7 +78,11 @@ pub async fn create(
 ) -> AppResult<(StatusCode, Json<CreatedWebhook>)> {
     session.require_write()?;
     let mut errs = FieldErrors::new();
-    let url = errs.check(webhooks::validate_url("url", &req.url));
+    let url = errs.check(webhooks::validate_url(
+        "url",
+        &req.url,
+        &state.config.webhook_allowed_networks,
+    ));
     let events = match webhooks::validate_events("events", req.events.as_deref()) {
         Ok(e) => Some(e),
         Err(v) => {
@@ -155,11 +159,12 @@ pub async fn delete(
 }
 
 /// Queues a `webhook.test` event for this endpoint only (whatever its event patterns); 202 with
-/// the message id its delivery carries as `webhook-id`.
+/// the message id its delivery carries as `webhook-id`. At most `webhook_tests_per_minute`
+/// (default 10) per organisation and minute: 429 with Retry-After past that.
 #[utoipa::path(post, path = "/v1/webhooks/{id}/test", tag = "webhooks", security(("session" = [])),
     params(("id" = String, Path, description = "webhook id")),
     responses((status = 202, body = WebhookTestResponse), (status = 401, body = Problem), (status = 403, body = Problem),
-              (status = 404, body = Problem)))]
+              (status = 404, body = Problem), (status = 429, body = Problem)))]
 pub async fn test(
     State(state): State<AppState>,
     session: AdminSession,
@@ -171,6 +176,16 @@ pub async fn test(
     let row = store::webhooks::find(&mut tx, session.org_id, id)
         .await?
         .ok_or_else(not_found)?;
+    if let Err(retry_after_secs) = state.webhook_tests.try_reserve(session.org_id) {
+        return Err(AppError::TooManyRequests {
+            code: "too_many_test_events",
+            detail: format!(
+                "at most {} test events per organization and minute",
+                state.config.webhook_tests_per_minute
+            ),
+            retry_after_secs,
+        });
+    }
     let queued = webhooks::enqueue_to(
         &mut tx,
         session.org_id,

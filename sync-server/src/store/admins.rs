@@ -57,3 +57,31 @@ pub async fn insert(
     .await?;
     Ok(())
 }
+
+/// Replaces the admin's password hash if it is still `old_hash` (a concurrent change wins
+/// otherwise); whether it was replaced.
+pub async fn replace_password_hash(
+    conn: &mut PgConnection,
+    id: AdminId,
+    old_hash: &str,
+    new_hash: &str,
+) -> Result<bool, sqlx::Error> {
+    let done =
+        sqlx::query("UPDATE admins SET password_hash = $3 WHERE id = $1 AND password_hash = $2")
+            .bind(id.as_uuid())
+            .bind(old_hash)
+            .bind(new_hash)
+            .execute(conn)
+            .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+pub async fn find_by_id(
+    conn: &mut PgConnection,
+    id: AdminId,
+) -> Result<Option<AdminRow>, sqlx::Error> {
+    sqlx::query_as("SELECT id, org_id, email, password_hash, role FROM admins WHERE id = $1")
+        .bind(id.as_uuid())
+        .fetch_optional(conn)
+        .await
+}

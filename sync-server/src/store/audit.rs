@@ -1,4 +1,5 @@
-use keyward_core::api::AuditEntry;
+use keyward_core::api::{AuditEntry, AuditHead, BrokenLink};
+use keyward_core::audit_head::HeadKey;
 use keyward_core::{AdminId, OrgId};
 use sqlx::{PgConnection, Postgres};
 use uuid::Uuid;
@@ -65,7 +66,8 @@ pub async fn lock_head(conn: &mut PgConnection, org: OrgId) -> Result<(i64, Stri
 }
 
 /// Appends to the organisation's chain inside the caller's transaction. The head row is locked,
-/// so concurrent appends queue instead of forking the chain.
+/// so concurrent appends queue instead of forking the chain. The new head is signed with the
+/// actor's signer (the server's audit key), or left unsigned without one.
 pub async fn append(
     conn: &mut PgConnection,
     actor: &Actor,
@@ -96,10 +98,15 @@ pub async fn append(
     .bind(&e.hash)
     .execute(&mut *conn)
     .await?;
-    sqlx::query("UPDATE audit_heads SET seq = $2, hash = $3 WHERE org_id = $1")
+    let signature = actor
+        .signer
+        .as_ref()
+        .map(|s| s.sign(actor.org_id, e.seq, &e.hash));
+    sqlx::query("UPDATE audit_heads SET seq = $2, hash = $3, signature = $4 WHERE org_id = $1")
         .bind(org)
         .bind(e.seq)
         .bind(&e.hash)
+        .bind(signature)
         .execute(conn)
         .await?;
     Ok(e)
@@ -150,11 +157,54 @@ pub async fn list(
     Ok(rows.into_iter().map(Into::into).collect())
 }
 
-/// Checks one organisation's chain, reading it in pages.
+/// The organisation's recorded chain head with its signature (none before its first entry).
+pub async fn head(conn: &mut PgConnection, org: OrgId) -> Result<Option<AuditHead>, sqlx::Error> {
+    let row: Option<(i64, String, Option<String>)> =
+        sqlx::query_as("SELECT seq, hash, signature FROM audit_heads WHERE org_id = $1")
+            .bind(org.into_uuid())
+            .fetch_optional(conn)
+            .await?;
+    Ok(row.map(|(seq, hash, signature)| AuditHead {
+        org_id: org,
+        seq,
+        hash,
+        signature,
+    }))
+}
+
+/// What [`check_chain`] found.
+#[derive(Debug, Clone)]
+pub struct ChainReport {
+    /// Entries whose links were checked.
+    pub checked: u64,
+    pub first_broken: Option<BrokenLink>,
+    /// The recorded head.
+    pub head: Option<AuditHead>,
+    /// The head's signature verified against the key checked with.
+    pub signed: bool,
+}
+
+/// Checks one organisation's chain, reading it in pages, and its recorded head: signed by `key`
+/// when given, and where the chain ends. Run it in a repeatable-read transaction so the head
+/// and the entries are one snapshot.
 pub async fn check_chain(
     conn: &mut PgConnection,
     org: OrgId,
-) -> Result<(u64, Option<keyward_core::api::BrokenLink>), sqlx::Error> {
+    key: Option<&HeadKey>,
+) -> Result<ChainReport, sqlx::Error> {
+    let head = head(&mut *conn, org).await?;
+    let signed = match (key, &head) {
+        (Some(key), Some(h)) => key
+            .verify(org, h.seq, &h.hash, h.signature.as_deref())
+            .is_ok(),
+        _ => false,
+    };
+    let report = |checked, first_broken| ChainReport {
+        checked,
+        first_broken,
+        head: head.clone(),
+        signed,
+    };
     let mut checker = audit::ChainChecker::new(org);
     let mut after = 0i64;
     loop {
@@ -169,14 +219,12 @@ pub async fn check_chain(
         after = last.seq;
         for row in rows {
             if let Err(broken) = checker.next(&row.into()) {
-                return Ok((checker.checked, Some(broken)));
+                return Ok(report(checker.checked, Some(broken)));
             }
         }
     }
-    let head: Option<(i64, String)> =
-        sqlx::query_as("SELECT seq, hash FROM audit_heads WHERE org_id = $1")
-            .bind(org.into_uuid())
-            .fetch_optional(conn)
-            .await?;
-    Ok((checker.checked, checker.finish(head).err()))
+    Ok(report(
+        checker.checked,
+        checker.finish(head.as_ref(), key).err(),
+    ))
 }

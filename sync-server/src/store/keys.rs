@@ -149,6 +149,14 @@ pub async fn find_in_org(
     .await
 }
 
+/// Keys of the organisation that are not revoked.
+pub async fn count_unrevoked(conn: &mut PgConnection, org: OrgId) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("SELECT count(*) FROM api_keys WHERE org_id = $1 AND revoked_at IS NULL")
+        .bind(org.into_uuid())
+        .fetch_one(conn)
+        .await
+}
+
 pub async fn insert(conn: &mut PgConnection, k: &KeyRow) -> Result<(), sqlx::Error> {
     super::audit::lock_head(conn, OrgId::from_uuid(k.org_id)).await?;
     sqlx::query(

@@ -21,19 +21,55 @@ pub async fn insert(
     Ok(())
 }
 
-/// The admin behind a live session.
+/// A session within its absolute lifetime, with its admin.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct LiveSession {
+    #[sqlx(flatten)]
+    pub admin: AdminRow,
+    /// Seconds since the session was last recorded as used, by the database's clock.
+    pub idle_secs: f64,
+}
+
+/// The admin behind a session that has not reached its absolute expiry (the idle timeout is the
+/// caller's to check against `idle_secs`).
 pub async fn find_admin(
     conn: &mut PgConnection,
     token_hash: &[u8; 32],
-) -> Result<Option<AdminRow>, sqlx::Error> {
+) -> Result<Option<LiveSession>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT a.id, a.org_id, a.email, a.password_hash, a.role
+        "SELECT a.id, a.org_id, a.email, a.password_hash, a.role,
+                extract(epoch FROM now() - s.last_seen_at)::float8 AS idle_secs
            FROM sessions s JOIN admins a ON a.id = s.admin_id
           WHERE s.token_hash = $1 AND s.expires_at > now()",
     )
     .bind(&token_hash[..])
     .fetch_optional(conn)
     .await
+}
+
+/// Records that the session was used now.
+pub async fn touch(conn: &mut PgConnection, token_hash: &[u8; 32]) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE sessions SET last_seen_at = now() WHERE token_hash = $1")
+        .bind(&token_hash[..])
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Ends every session of `admin` but `keep` (all of them without one); returns how many ended.
+pub async fn delete_for_admin(
+    conn: &mut PgConnection,
+    admin: AdminId,
+    keep: Option<&[u8; 32]>,
+) -> Result<u64, sqlx::Error> {
+    let done = sqlx::query(
+        "DELETE FROM sessions WHERE admin_id = $1 AND ($2::bytea IS NULL OR token_hash <> $2)",
+    )
+    .bind(admin.as_uuid())
+    .bind(keep.map(|k| &k[..]))
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected())
 }
 
 pub async fn delete(conn: &mut PgConnection, token_hash: &[u8; 32]) -> Result<bool, sqlx::Error> {
@@ -44,11 +80,14 @@ pub async fn delete(conn: &mut PgConnection, token_hash: &[u8; 32]) -> Result<bo
     Ok(done.rows_affected() > 0)
 }
 
-pub async fn delete_expired(conn: &mut PgConnection) -> Result<u64, sqlx::Error> {
-    Ok(
-        sqlx::query("DELETE FROM sessions WHERE expires_at <= now()")
-            .execute(conn)
-            .await?
-            .rows_affected(),
+/// Deletes sessions past their absolute expiry or idle for longer than `idle_secs`.
+pub async fn delete_expired(conn: &mut PgConnection, idle_secs: u64) -> Result<u64, sqlx::Error> {
+    Ok(sqlx::query(
+        "DELETE FROM sessions
+          WHERE expires_at <= now() OR last_seen_at < now() - make_interval(secs => $1)",
     )
+    .bind(idle_secs as f64)
+    .execute(conn)
+    .await?
+    .rows_affected())
 }

@@ -132,10 +132,32 @@ pub type QuotaKey = (KeyId, &'static str, NaiveDate);
 
 /// One statement each for the counts, last-used, quota units, violations and limit events, in
 /// one transaction. Returns the stored quota totals after the write (every node's units).
+/// Keeps every network (see [`write_batch_capped`]).
 pub async fn write_batch(
     pool: &PgPool,
     batch: &UsageBatch,
 ) -> Result<Vec<(QuotaKey, i64)>, sqlx::Error> {
+    write_batch_capped(pool, batch, None)
+        .await
+        .map(|w| w.totals)
+}
+
+/// What a batch write reports.
+#[derive(Debug, Default)]
+pub struct Written {
+    /// The stored quota totals after the write (every node's units).
+    pub totals: Vec<(QuotaKey, i64)>,
+    /// Networks deleted because their key went past the cap.
+    pub networks_evicted: u64,
+}
+
+/// [`write_batch`], keeping at most `max_networks_per_key` networks per key when given: a key
+/// that gained a network past it loses its least recently seen ones, in the same transaction.
+pub async fn write_batch_capped(
+    pool: &PgPool,
+    batch: &UsageBatch,
+    max_networks_per_key: Option<usize>,
+) -> Result<Written, sqlx::Error> {
     let n = batch.counts.len();
     let (mut keys, mut orgs, mut minutes, mut outcomes, mut counts) = (
         Vec::with_capacity(n),
@@ -299,7 +321,7 @@ pub async fn write_batch(
         }
     }
     write_gateway(&mut tx, batch).await?;
-    write_networks(&mut tx, batch).await?;
+    let networks_evicted = write_networks(&mut tx, batch, max_networks_per_key).await?;
     if !batch.unrecognized.is_empty() {
         let (mut hours, mut reasons, mut counts) = (Vec::new(), Vec::new(), Vec::new());
         for ((hour, reason), n) in &batch.unrecognized {
@@ -319,7 +341,10 @@ pub async fn write_batch(
         .await?;
     }
     tx.commit().await?;
-    Ok(totals)
+    Ok(Written {
+        totals,
+        networks_evicted,
+    })
 }
 
 /// Gateway cells, merged into their hour: counts and latency sums add, histograms add bucket
@@ -374,13 +399,15 @@ async fn write_gateway(tx: &mut sqlx::PgConnection, batch: &UsageBatch) -> Resul
     Ok(())
 }
 
-/// Networks keys were used from: first and last sighting and calls.
+/// Networks keys were used from: first and last sighting and calls. With a cap, the keys that
+/// gained a network lose their least recently seen ones past it; returns how many.
 async fn write_networks(
     tx: &mut sqlx::PgConnection,
     batch: &UsageBatch,
-) -> Result<(), sqlx::Error> {
+    max_per_key: Option<usize>,
+) -> Result<u64, sqlx::Error> {
     if batch.networks.is_empty() {
-        return Ok(());
+        return Ok(0);
     }
     let (mut keys, mut nets, mut orgs, mut firsts, mut lasts, mut calls) = (
         Vec::new(),
@@ -398,13 +425,17 @@ async fn write_networks(
         lasts.push(cell.last);
         calls.push(cell.calls);
     }
-    sqlx::query(
-        "INSERT INTO key_networks (key_id, network, org_id, first_seen, last_seen, calls)
-         SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::uuid[], $4::timestamptz[], $5::timestamptz[], $6::int8[])
-         ON CONFLICT (key_id, network) DO UPDATE SET
-            first_seen = least(key_networks.first_seen, EXCLUDED.first_seen),
-            last_seen = greatest(key_networks.last_seen, EXCLUDED.last_seen),
-            calls = key_networks.calls + EXCLUDED.calls",
+    // The keys that gained a network: `xmax = 0` marks a row inserted, not updated.
+    let grown: Vec<uuid::Uuid> = sqlx::query_scalar(
+        "WITH written AS (
+            INSERT INTO key_networks (key_id, network, org_id, first_seen, last_seen, calls)
+            SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::uuid[], $4::timestamptz[], $5::timestamptz[], $6::int8[])
+            ON CONFLICT (key_id, network) DO UPDATE SET
+               first_seen = least(key_networks.first_seen, EXCLUDED.first_seen),
+               last_seen = greatest(key_networks.last_seen, EXCLUDED.last_seen),
+               calls = key_networks.calls + EXCLUDED.calls
+            RETURNING key_id, (xmax = 0) AS inserted)
+         SELECT DISTINCT key_id FROM written WHERE inserted",
     )
     .bind(&keys)
     .bind(&nets)
@@ -412,9 +443,26 @@ async fn write_networks(
     .bind(&firsts)
     .bind(&lasts)
     .bind(&calls)
-    .execute(&mut *tx)
+    .fetch_all(&mut *tx)
     .await?;
-    Ok(())
+    // Only a key that gained a network can have gone past the cap.
+    let Some(max) = max_per_key.filter(|_| !grown.is_empty()) else {
+        return Ok(0);
+    };
+    let evicted = sqlx::query(
+        "DELETE FROM key_networks n
+          USING (SELECT key_id, network,
+                        row_number() OVER (PARTITION BY key_id
+                                           ORDER BY last_seen DESC, first_seen DESC, network DESC) AS rank
+                   FROM key_networks WHERE key_id = ANY($1::uuid[])) r
+          WHERE n.key_id = r.key_id AND n.network = r.network AND r.rank > $2",
+    )
+    .bind(&grown)
+    .bind(i64::try_from(max.max(1)).unwrap_or(i64::MAX))
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    Ok(evicted)
 }
 
 /// A lineage's usage (a key and every key it was rotated from or into), bucketed, with empty

@@ -259,6 +259,7 @@ pub async fn deliveries(
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Claimed {
     pub id: Uuid,
+    pub org_id: Uuid,
     pub endpoint_id: Uuid,
     pub message_id: String,
     pub body: String,
@@ -277,26 +278,48 @@ pub async fn claim_due(
     conn: &mut PgConnection,
     limit: u32,
     lease_ms: u64,
+    per_org: i32,
+    busy: &[(Uuid, i32)],
 ) -> Result<Vec<Claimed>, sqlx::Error> {
+    let (busy_orgs, busy_counts): (Vec<Uuid>, Vec<i32>) = busy.iter().copied().unzip();
+    // Each organisation offers its earliest due rows up to its free share (`per_org` minus what
+    // this node already sends for it); the earliest of those are claimed. One organisation's
+    // backlog therefore never hides another's due rows.
     sqlx::query_as(
-        "WITH due AS (
-             SELECT id FROM webhook_deliveries
-             WHERE status = 'pending' AND next_attempt_at <= now()
-             ORDER BY next_attempt_at
+        "WITH busy AS (
+             SELECT * FROM UNNEST($4::uuid[], $5::int[]) AS b (org_id, n)
+         ), offered AS (
+             SELECT x.id, x.next_attempt_at
+             FROM (SELECT DISTINCT org_id FROM webhook_deliveries
+                   WHERE status = 'pending' AND next_attempt_at <= now()) o
+             LEFT JOIN busy b ON b.org_id = o.org_id
+             CROSS JOIN LATERAL (
+                 SELECT d.id, d.next_attempt_at FROM webhook_deliveries d
+                 WHERE d.org_id = o.org_id AND d.status = 'pending' AND d.next_attempt_at <= now()
+                 ORDER BY d.next_attempt_at
+                 LIMIT GREATEST($3 - COALESCE(b.n, 0), 0)
+             ) x
+             ORDER BY x.next_attempt_at
              LIMIT $1
-             FOR UPDATE SKIP LOCKED
+         ), due AS (
+             SELECT d.id FROM webhook_deliveries d JOIN offered USING (id)
+             WHERE d.status = 'pending' AND d.next_attempt_at <= now()
+             FOR UPDATE OF d SKIP LOCKED
          ), claimed AS (
              UPDATE webhook_deliveries d
              SET next_attempt_at = now() + make_interval(secs => $2::float8 / 1000)
              FROM due WHERE d.id = due.id
-             RETURNING d.id, d.endpoint_id, d.message_id, d.body, d.attempts
+             RETURNING d.id, d.org_id, d.endpoint_id, d.message_id, d.body, d.attempts
          )
-         SELECT c.id, c.endpoint_id, c.message_id, c.body, c.attempts, e.url, e.secret_key,
-             e.secret_nonce, e.secret_ciphertext
+         SELECT c.id, c.org_id, c.endpoint_id, c.message_id, c.body, c.attempts, e.url,
+             e.secret_key, e.secret_nonce, e.secret_ciphertext
          FROM claimed c JOIN webhook_endpoints e ON e.id = c.endpoint_id",
     )
     .bind(i64::from(limit))
     .bind(lease_ms as f64)
+    .bind(per_org)
+    .bind(&busy_orgs)
+    .bind(&busy_counts)
     .fetch_all(conn)
     .await
 }

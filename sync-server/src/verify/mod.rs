@@ -63,7 +63,10 @@ pub struct Verifier {
     digests: Cache<KeyId, [u8; 32]>,
     /// One loader and one argon2 run at a time per key id.
     cold_locks: Cache<KeyId, Arc<tokio::sync::Mutex<()>>>,
-    cold_failures: FailureWindow<KeyId>,
+    /// Failed cold checks per key id and client network ([`keyward_core::ip::client_net`]).
+    cold_failures: FailureWindow<(KeyId, Option<IpAddr>)>,
+    /// The slow lane of throttled key ids and client networks, see [`Self::slow_lane`].
+    slow_lanes: Cache<KeyId, Arc<SlowLane>>,
     hasher: Hasher,
     usage: Arc<UsageRecorder>,
     /// Off only to measure what recording costs (`KEYWARD_USAGE_RECORDING=false`).
@@ -126,6 +129,10 @@ impl Verifier {
                 Duration::from_secs(config.cold_failure_window_secs),
                 capacity,
             ),
+            slow_lanes: Cache::builder()
+                .max_capacity(capacity)
+                .time_to_idle(Duration::from_secs(600))
+                .build(),
             hasher,
             usage,
             record_usage: config.usage_recording,
@@ -193,7 +200,7 @@ impl Verifier {
             }
             return Ok(not_found);
         }
-        if !self.secret_matches(&key, parsed.raw()).await? {
+        if !self.secret_matches(&key, parsed.raw(), client_ip).await? {
             self.count(VerifyCode::NotFound);
             if self.record_usage {
                 self.usage
@@ -324,7 +331,12 @@ impl Verifier {
         self.records.invalidate_all();
     }
 
-    async fn secret_matches(&self, key: &VerifiedKey, token: &str) -> Result<bool, VerifyError> {
+    async fn secret_matches(
+        &self,
+        key: &VerifiedKey,
+        token: &str,
+        client_ip: Option<IpAddr>,
+    ) -> Result<bool, VerifyError> {
         let digest = token_digest(token);
         if let Some(known) = key.digest.get() {
             return Ok(digest_eq(known, &digest));
@@ -333,21 +345,31 @@ impl Verifier {
             let _ = key.digest.set(known);
             return Ok(digest_eq(&known, &digest));
         }
-        self.cold_check(key, token, digest).await
+        self.cold_check(key, token, digest, client_ip).await
     }
 
-    /// The argon2 path: throttled per key id after repeated failures, one run at a time per id
-    /// (concurrent first uses of a key wait for that run and then compare digests, taking no
-    /// hashing capacity), bounded overall by the hasher.
+    /// The argon2 path: one run at a time per key id (concurrent first uses of a key wait for
+    /// that run and then compare digests, taking no hashing capacity), within the organisation's
+    /// share of the hashers.
+    ///
+    /// Failed checks are counted per key id *and* client network. The key id is public (it is in
+    /// the token), so refusing a key id outright after failures would let anyone lock the right
+    /// token out. A throttled caller instead goes through the key id's slow lane: at most
+    /// [`SLOW_LANE_WAITERS`] wait, and one argon2 run per [`SLOW_LANE_PACE`] is granted among
+    /// them; past that, 429. A token that verifies still succeeds once its turn comes, and
+    /// callers from other networks never wait in the lane.
     async fn cold_check(
         &self,
         key: &VerifiedKey,
         token: &str,
         digest: [u8; 32],
+        client_ip: Option<IpAddr>,
     ) -> Result<bool, VerifyError> {
-        if let Some(retry_after_secs) = self.cold_failures.blocked(&key.id) {
-            return Err(VerifyError::Throttled { retry_after_secs });
-        }
+        let who = (key.id, client_ip.map(keyward_core::ip::client_net));
+        let _lane = match self.cold_failures.blocked(&who) {
+            Some(retry_after_secs) => Some(self.slow_lane(key.id, retry_after_secs).await?),
+            None => None,
+        };
         let lock = self.cold_locks.get_with(key.id, Default::default);
         let _guard = lock.lock().await;
         if let Some(known) = key
@@ -359,10 +381,7 @@ impl Verifier {
             let _ = key.digest.set(known);
             return Ok(digest_eq(&known, &digest));
         }
-        if let Some(retry_after_secs) = self.cold_failures.blocked(&key.id) {
-            return Err(VerifyError::Throttled { retry_after_secs });
-        }
-        let admission = self.hasher.admit()?;
+        let admission = self.hasher.admit_for(key.org_id)?;
         let (token, hash) = (token.to_owned(), key.secret_hash.clone());
         let ok = admission
             .run(move || verify_token(&token, &hash).unwrap_or(false))
@@ -370,10 +389,49 @@ impl Verifier {
         if ok {
             let _ = key.digest.set(digest);
             self.digests.insert(key.id, digest);
-            self.cold_failures.reset(&key.id);
+            self.cold_failures.reset(&who);
         } else {
-            self.cold_failures.record_failure(key.id);
+            self.cold_failures.record_failure(who);
         }
         Ok(ok)
     }
+
+    /// A place in the key id's slow lane, once its turn has come; `Throttled` when the lane is
+    /// full.
+    async fn slow_lane(
+        &self,
+        id: KeyId,
+        retry_after_secs: u64,
+    ) -> Result<tokio::sync::OwnedSemaphorePermit, VerifyError> {
+        let lane = self.slow_lanes.get_with(id, || {
+            Arc::new(SlowLane {
+                waiters: Arc::new(tokio::sync::Semaphore::new(SLOW_LANE_WAITERS)),
+                next: tokio::sync::Mutex::new(tokio::time::Instant::now()),
+            })
+        });
+        let place = lane
+            .waiters
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| VerifyError::Throttled { retry_after_secs })?;
+        let turn = {
+            let mut next = lane.next.lock().await;
+            let turn = (*next).max(tokio::time::Instant::now());
+            *next = turn + SLOW_LANE_PACE;
+            turn
+        };
+        tokio::time::sleep_until(turn).await;
+        Ok(place)
+    }
+}
+
+/// Throttled callers of one key id that may wait for a turn at once.
+const SLOW_LANE_WAITERS: usize = 4;
+/// One throttled argon2 run per key id per this long.
+const SLOW_LANE_PACE: Duration = Duration::from_millis(500);
+
+struct SlowLane {
+    waiters: Arc<tokio::sync::Semaphore>,
+    /// When the next turn is granted.
+    next: tokio::sync::Mutex<tokio::time::Instant>,
 }

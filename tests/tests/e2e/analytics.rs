@@ -181,6 +181,81 @@ async fn rollups_series_top_keys_and_reports_agree_with_the_raw_counts() {
 }
 
 #[tokio::test]
+async fn report_csv_cells_cannot_be_formulas() {
+    const EVIL: &str = "=HYPERLINK(\"http://evil.example\",\"x\")";
+    let app = TestApp::spawn().await;
+    let mut tokens = Vec::new();
+    for name in [EVIL, "@SUM(A1:A9)", "-2+3", "plain"] {
+        let key = app
+            .owner
+            .create_key(&CreateKeyRequest {
+                name: name.into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        tokens.push(key.token.unwrap());
+    }
+    for token in &tokens {
+        app.anon.whoami(token).await.unwrap();
+    }
+    let flushed = eventually(Duration::from_secs(5), || async {
+        count(&app, "usage_day").await == 4
+    })
+    .await;
+    assert!(flushed, "every call counted");
+
+    let csv = app
+        .owner
+        .usage_report(&ReportQuery::default())
+        .await
+        .unwrap();
+    let names: Vec<&str> = csv
+        .lines()
+        .skip(1)
+        .filter(|l| !l.starts_with("total,"))
+        .map(|l| {
+            // day,key_id,<name>,allowed,rate_limited,rejected: the name is what lies between.
+            let rest = l.splitn(3, ',').nth(2).unwrap();
+            rest.rsplitn(4, ',').nth(3).unwrap()
+        })
+        .collect();
+    let mut names = names;
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "\"'=HYPERLINK(\"\"http://evil.example\"\",\"\"x\"\")\"",
+            "'-2+3",
+            "'@SUM(A1:A9)",
+            "plain",
+        ],
+        "{csv}"
+    );
+    assert!(csv.contains(",\"'=HYPERLINK(\"\"http://evil.example\"\",\"\"x\"\")\",1,0,0\n"));
+    assert_eq!(csv.lines().last().unwrap(), "total,,,4,0,0");
+    // JSON is no spreadsheet: names stay as they are.
+    let json: serde_json::Value = serde_json::from_str(
+        &app.owner
+            .usage_report(&ReportQuery {
+                format: Some(ReportFormat::Json),
+                ..Default::default()
+            })
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(
+        json["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["key_name"] == EVIL),
+        "{json}"
+    );
+}
+
+#[tokio::test]
 async fn retention_removes_exactly_what_is_past_each_granularity() {
     let app = TestApp::spawn().await;
     let key = app

@@ -1,7 +1,9 @@
 //! `/gw/*` against a real upstream on a random port: identity headers added, the credential
 //! removed, method/path/query kept, large bodies streamed both ways (beyond the API's 1 MiB
 //! limit), upstream errors passed through with the rate-limit fields, 504 on a slow upstream,
-//! 502 on an unreachable one, nothing forwarded for a refused key.
+//! 502 on an unreachable one, nothing forwarded for a refused key. Each environment goes to its
+//! own upstream (a test key never reaches the live one), and a body sent with a
+//! `Content-Length` reaches an upstream that cannot read chunked bodies.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -14,6 +16,7 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{any, get};
 use futures::StreamExt;
+use keyward_core::Environment;
 use keyward_core::api::{CreateKeyRequest, RateLimitRule};
 use keyward_e2e::TestApp;
 
@@ -49,6 +52,10 @@ async fn upstream() -> (String, Arc<AtomicUsize>) {
                         "authorization": h("authorization"),
                         "x_api_key": h("x-api-key"),
                         "custom": h("x-custom"),
+                        "environment": h("x-keyward-environment"),
+                        "scopes": h("x-keyward-scopes"),
+                        "content_length": h("content-length"),
+                        "transfer_encoding": h("transfer-encoding"),
                         "bytes": bytes,
                     }))
                 }
@@ -98,6 +105,8 @@ async fn upstream() -> (String, Arc<AtomicUsize>) {
 async fn plain_token(app: &TestApp) -> String {
     let req = CreateKeyRequest {
         name: "gw".into(),
+        // Every gateway route needs its scope (`echo:read`, `fail:read`, ...).
+        scopes: Some(vec!["*:*".into()]),
         ..Default::default()
     };
     app.owner.create_key(&req).await.unwrap().token.unwrap()
@@ -120,6 +129,7 @@ async fn forwards_with_identity_strips_the_credential_and_streams_bodies() {
         .owner
         .create_key(&CreateKeyRequest {
             name: "gw".into(),
+            scopes: Some(vec!["*:*".into()]),
             rate_limits: Some(vec![RateLimitRule {
                 name: None,
                 algorithm: "fixed_window".into(),
@@ -275,6 +285,7 @@ async fn gateway_traffic_is_reported_by_route_status_and_latency() {
         .owner
         .create_key(&CreateKeyRequest {
             name: "routes".into(),
+            scopes: Some(vec!["*:*".into()]),
             ..Default::default()
         })
         .await
@@ -398,4 +409,293 @@ async fn gateway_traffic_is_reported_by_route_status_and_latency() {
         metrics.contains("keyward_request_duration_seconds_count{route=\"gateway\"} 17"),
         "{metrics}"
     );
+}
+
+/// A key of an environment with the given scopes.
+async fn env_token(app: &TestApp, environment: Environment, scopes: &[&str]) -> String {
+    let req = CreateKeyRequest {
+        name: format!("gw-{environment}"),
+        environment: Some(environment),
+        scopes: Some(scopes.iter().map(|s| s.to_string()).collect()),
+        ..Default::default()
+    };
+    app.owner.create_key(&req).await.unwrap().token.unwrap()
+}
+
+#[tokio::test]
+async fn each_environment_goes_to_its_own_upstream_and_is_named_to_it() {
+    let (live, live_hits) = upstream().await;
+    let (test, test_hits) = upstream().await;
+    let app = TestApp::spawn_with(move |c| {
+        c.upstream = Some(live);
+        c.upstream_test = Some(test);
+        c.upstream_timeout_ms = 2_000;
+    })
+    .await;
+    let live_token = env_token(&app, Environment::Live, &["echo:read", "echo:write"]).await;
+    let test_token = env_token(&app, Environment::Test, &["*:*"]).await;
+    let http = reqwest::Client::new();
+    let gw = |path: &str| format!("{}/gw{path}", app.server.base_url);
+
+    let seen: serde_json::Value = http
+        .post(gw("/echo/live"))
+        .bearer_auth(&live_token)
+        .header("x-keyward-environment", "test")
+        .header("x-keyward-scopes", "*:*")
+        .body("hello")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(seen["environment"], "live", "the key's, not the client's");
+    assert_eq!(seen["scopes"], "echo:read echo:write");
+    assert_eq!(
+        (
+            live_hits.load(Ordering::SeqCst),
+            test_hits.load(Ordering::SeqCst)
+        ),
+        (1, 0)
+    );
+
+    // A test key reaches the test upstream only, whatever the method.
+    for method in [
+        reqwest::Method::GET,
+        reqwest::Method::POST,
+        reqwest::Method::DELETE,
+    ] {
+        let res = http
+            .request(method.clone(), gw("/echo/sandbox"))
+            .bearer_auth(&test_token)
+            .header("x-keyward-environment", "live")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200, "{method}");
+        let seen: serde_json::Value = res.json().await.unwrap();
+        assert_eq!(seen["method"], method.as_str());
+        assert_eq!(seen["environment"], "test");
+        assert_eq!(seen["scopes"], "*:*");
+    }
+    assert_eq!(
+        (
+            live_hits.load(Ordering::SeqCst),
+            test_hits.load(Ordering::SeqCst)
+        ),
+        (1, 3),
+        "no test call reached the live upstream"
+    );
+}
+
+#[tokio::test]
+async fn a_key_whose_environment_has_no_upstream_is_refused() {
+    // Only a live upstream: test keys are refused, never sent to it.
+    let (live, live_hits) = upstream().await;
+    let app = app_with_upstream(&live, 2_000).await;
+    let test_token = env_token(&app, Environment::Test, &["*:*"]).await;
+    let live_token = env_token(&app, Environment::Live, &["*:*"]).await;
+    let http = reqwest::Client::new();
+    let gw = |path: &str| format!("{}/gw{path}", app.server.base_url);
+    for method in [
+        reqwest::Method::GET,
+        reqwest::Method::PUT,
+        reqwest::Method::PATCH,
+    ] {
+        let res = http
+            .request(method.clone(), gw("/echo/anything"))
+            .bearer_auth(&test_token)
+            .body("payload")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 403, "{method}");
+        assert_eq!(res.headers()["content-type"], "application/problem+json");
+        let problem: serde_json::Value = res.json().await.unwrap();
+        assert_eq!(problem["code"], "wrong_environment");
+    }
+    assert_eq!(live_hits.load(Ordering::SeqCst), 0);
+    let res = http
+        .get(gw("/echo/ok"))
+        .bearer_auth(&live_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(live_hits.load(Ordering::SeqCst), 1);
+
+    // Only a test upstream: live keys get 503 `gateway_not_configured`, test keys get through.
+    let (test, test_hits) = upstream().await;
+    let app = TestApp::spawn_with(move |c| {
+        c.upstream_test = Some(test);
+        c.upstream_timeout_ms = 2_000;
+    })
+    .await;
+    let test_token = env_token(&app, Environment::Test, &["*:*"]).await;
+    let live_token = env_token(&app, Environment::Live, &["*:*"]).await;
+    let gw = |path: &str| format!("{}/gw{path}", app.server.base_url);
+    let res = http
+        .get(gw("/echo/x"))
+        .bearer_auth(&live_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 503);
+    let problem: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(problem["code"], "gateway_not_configured");
+    assert_eq!(test_hits.load(Ordering::SeqCst), 0);
+    let res = http
+        .get(gw("/echo/x"))
+        .bearer_auth(&test_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(test_hits.load(Ordering::SeqCst), 1);
+
+    // The refusal is documented.
+    let doc = app.anon.openapi().await.unwrap();
+    let forbidden = doc["paths"]["/gw/{path}"]["get"]["responses"]["403"]["description"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(forbidden.contains("wrong_environment"), "{forbidden}");
+}
+
+/// An upstream that only understands `Content-Length` bodies (as an HTTP/1.0 server): it reads
+/// the headers, refuses a request without a length (411), reads exactly that many bytes and
+/// echoes them. A chunked body would be read as its first bytes of chunk framing, or nothing.
+async fn length_only_upstream() -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut socket, _)) = listener.accept().await else {
+                return;
+            };
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut byte = [0u8; 1];
+                while !buf.ends_with(b"\r\n\r\n") {
+                    if socket.read_exact(&mut byte).await.is_err() {
+                        return;
+                    }
+                    buf.push(byte[0]);
+                }
+                let head = String::from_utf8_lossy(&buf).to_ascii_lowercase();
+                let chunked = head.contains("transfer-encoding");
+                let length = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .and_then(|v| v.trim().parse::<usize>().ok());
+                let (status, body) = match length {
+                    Some(n) => {
+                        let mut body = vec![0u8; n];
+                        if socket.read_exact(&mut body).await.is_err() {
+                            return;
+                        }
+                        ("200 OK", body)
+                    }
+                    None => ("411 Length Required", Vec::new()),
+                };
+                let head = format!(
+                    "HTTP/1.0 {status}\r\ncontent-length: {}\r\nx-saw-transfer-encoding: {chunked}\r\n\r\n",
+                    body.len()
+                );
+                let _ = socket.write_all(head.as_bytes()).await;
+                let _ = socket.write_all(&body).await;
+                let _ = socket.shutdown().await;
+                // Whatever was not read (a chunked body) is drained, so closing does not reset
+                // the connection under the answer.
+                let mut rest = [0u8; 4096];
+                while let Ok(Ok(n)) =
+                    tokio::time::timeout(Duration::from_millis(500), socket.read(&mut rest)).await
+                {
+                    if n == 0 {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    format!("http://{addr}")
+}
+
+#[tokio::test]
+async fn a_body_sent_with_a_length_keeps_it_and_a_chunked_one_stays_chunked() {
+    let length_only = length_only_upstream().await;
+    let app = app_with_upstream(&length_only, 5_000).await;
+    let token = plain_token(&app).await;
+    let http = reqwest::Client::new();
+    let gw = format!("{}/gw/echo", app.server.base_url);
+    for size in [1usize, 5_000, 3 * 1024 * 1024] {
+        let sent: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
+        let res = http
+            .post(&gw)
+            .bearer_auth(&token)
+            .body(sent.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200, "{size} bytes: the upstream saw a length");
+        assert_eq!(res.headers()["x-saw-transfer-encoding"], "false");
+        let echoed = res.bytes().await.unwrap();
+        assert_eq!(echoed.len(), size);
+        assert!(echoed[..] == sent[..], "{size} bytes echoed as sent");
+    }
+    // An empty body is sent as one: a length of 0.
+    let res = http
+        .put(&gw)
+        .bearer_auth(&token)
+        .body(Vec::new())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(res.bytes().await.unwrap().is_empty());
+
+    // A client's chunked body has no length to keep: it is forwarded chunked (this upstream
+    // cannot read it, a chunked-capable one can, below).
+    let chunks =
+        || futures::stream::iter((0..4).map(|_| Ok::<_, std::io::Error>(vec![b'c'; 1000])));
+    let res = http
+        .post(&gw)
+        .bearer_auth(&token)
+        .body(reqwest::Body::wrap_stream(chunks()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 411);
+
+    let (up, _) = upstream().await;
+    let app = app_with_upstream(&up, 5_000).await;
+    let token = plain_token(&app).await;
+    let gw = |path: &str| format!("{}/gw{path}", app.server.base_url);
+    let seen: serde_json::Value = http
+        .post(gw("/echo/chunked"))
+        .bearer_auth(&token)
+        .body(reqwest::Body::wrap_stream(chunks()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(seen["bytes"], 4000);
+    assert_eq!(seen["transfer_encoding"], "chunked");
+    assert!(seen["content_length"].is_null());
+    let seen: serde_json::Value = http
+        .post(gw("/echo/sized"))
+        .bearer_auth(&token)
+        .body(vec![1u8; 4000])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(seen["bytes"], 4000);
+    assert_eq!(seen["content_length"], "4000");
+    assert!(seen["transfer_encoding"].is_null());
 }

@@ -30,6 +30,8 @@ describe("commands", () => {
     };
     await api.setAlertSettings(t);
     await api.currentSession();
+    await api.changePassword("old password", "a new password");
+    await api.logoutEverywhere();
     expect(invokeMock.mock.calls).toEqual([
       ["login", { serverUrl: "http://127.0.0.1:8080", email: "a@b.c", password: "pw" }],
       ["rotate_key", { id: "k1", graceSeconds: 0 }],
@@ -42,6 +44,8 @@ describe("commands", () => {
       ["alert_settings", undefined],
       ["set_alert_settings", { thresholds: t }],
       ["current_session", undefined],
+      ["change_password", { currentPassword: "old password", newPassword: "a new password" }],
+      ["logout_everywhere", undefined],
     ]);
   });
 

@@ -61,6 +61,11 @@ async function call<T>(cmd: string, args?: Record<string, unknown>): Promise<T> 
 export const login = (serverUrl: string, email: string, password: string) =>
   call<Session>("login", { serverUrl, email, password });
 export const logout = () => call<void>("logout");
+/** Changes the account's password on the server (refused offline); other devices are signed out. */
+export const changePassword = (currentPassword: string, newPassword: string) =>
+  call<void>("change_password", { currentPassword, newPassword });
+/** Ends every session of the account on the server, this one included (refused offline). */
+export const logoutEverywhere = () => call<void>("logout_everywhere");
 export const currentSession = () => call<Session | null>("current_session");
 export const listKeys = (filter: KeyFilter) => call<KeyList>("list_keys", { filter });
 export const getKey = (id: string) => call<KeyDetail>("get_key", { id });

@@ -5,8 +5,9 @@ import { useApp } from "../app";
 import { Banner, Spinner } from "../components/Fields";
 import { relativeTime, shortDate } from "../lib/format";
 import { AlertSettings } from "./AlertSettings";
+import { ChangePassword, SignOutEverywhere } from "./AccountSecurity";
 
-/** Server, account, sync status; "Sync now", alert sensitivity and "Sign out". */
+/** Server, account, sync status; "Sync now", alert sensitivity, password, "Sign out" and "Sign out everywhere". */
 export function Settings() {
   const app = useApp();
   const s = app.status;
@@ -56,6 +57,7 @@ export function Settings() {
         </div>
       </div>
       <AlertSettings />
+      <ChangePassword />
       <div class="panel-box">
         <h3>Sign out</h3>
         <p class="muted">
@@ -74,6 +76,7 @@ export function Settings() {
           </div>
         )}
       </div>
+      <SignOutEverywhere />
     </section>
   );
 }

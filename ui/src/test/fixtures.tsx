@@ -17,7 +17,7 @@ export async function commandsMock() {
     syncStatus: vi.fn(), syncNow: vi.fn(), keyUsage: vi.fn(), keyLimits: vi.fn(), dashboard: vi.fn(),
     alerts: vi.fn(), ackAlert: vi.fn(), saveReport: vi.fn(), chooseReportPath: vi.fn(),
     keyGateway: vi.fn(), keyNetworks: vi.fn(), alertSettings: vi.fn(), setAlertSettings: vi.fn(),
-    onSyncStatus: vi.fn(),
+    changePassword: vi.fn(), logoutEverywhere: vi.fn(), onSyncStatus: vi.fn(),
   };
 }
 
