@@ -1,7 +1,6 @@
 //! Everything a handler needs, built once per server. No globals: tests run many servers in one
 //! process, each on its own database.
 
-use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,7 +20,8 @@ pub struct AppState {
     pub verifier: Arc<Verifier>,
     pub hasher: Hasher,
     pub usage: Arc<UsageRecorder>,
-    pub login_failures: Arc<LoginFailures>,
+    /// Failed sign-ins and wrong current passwords, shared by every node.
+    pub login_throttle: crate::login_throttle::LoginThrottle,
     /// `POST /v1/webhooks/{id}/test` calls per organisation and minute.
     pub webhook_tests: Arc<FailureWindow<keyward_core::OrgId>>,
     pub metrics: Arc<Metrics>,
@@ -29,12 +29,6 @@ pub struct AppState {
     pub gateway: Option<Arc<crate::gateway::Gateway>>,
     /// Signs audit chain heads (`audit_signing_key`); `None`: the chain is unsigned.
     pub audit_signer: Option<Arc<keyward_core::audit_head::HeadSigner>>,
-}
-
-/// Failed sign-ins, per email and per client network (an IPv4 address, an IPv6 /64).
-pub struct LoginFailures {
-    pub by_email: FailureWindow<String>,
-    pub by_ip: FailureWindow<IpAddr>,
 }
 
 impl AppState {
@@ -71,15 +65,11 @@ impl AppState {
             )
             .with_metrics(&metrics),
         );
-        let window = Duration::from_secs(config.login_failure_window_secs);
-        let login_failures = Arc::new(LoginFailures {
-            by_email: FailureWindow::new(config.login_failures_per_window, window, 100_000),
-            by_ip: FailureWindow::new(
-                config.login_failures_per_window.saturating_mul(4),
-                window,
-                100_000,
-            ),
-        });
+        let login_throttle = crate::login_throttle::LoginThrottle::new(
+            pool.clone(),
+            config.login_failures_per_window,
+            config.login_failure_window_secs,
+        );
         let gateway = crate::gateway::Gateway::from_config(&config).map(Arc::new);
         // Checked (and refused when invalid) by `serve` and `Config::load` before this.
         let audit_signer = config.audit_signer().ok().flatten().map(Arc::new);
@@ -97,7 +87,7 @@ impl AppState {
             verifier,
             hasher,
             usage,
-            login_failures,
+            login_throttle,
             audit_signer,
         }
     }

@@ -44,31 +44,17 @@ pub async fn login(
             format!("must be 1–{PASSWORD_MAX_CHARS} characters"),
         ));
     }
-    // Each check takes its place in the email's (and the client network's) window *before*
-    // argon2 runs, atomically: however many wrong passwords arrive at once, at most the
-    // configured number are ever checked per window. A success gives its places back.
-    let failures = &state.login_failures;
-    let throttled = |retry_after_secs: u64| AppError::TooManyRequests {
-        code: "too_many_attempts",
-        detail: format!("too many failed sign-ins; try again in {retry_after_secs} s"),
-        retry_after_secs,
-    };
-    let net = ip.map(keyward_core::ip::client_net);
-    let ip_place = match net {
-        Some(net) => Some(failures.by_ip.try_reserve(net).map_err(throttled)?),
-        None => None,
-    };
-    let email_place = match failures.by_email.try_reserve(email.clone()) {
-        Ok(place) => place,
-        Err(retry_after_secs) => {
-            if let Some(p) = ip_place {
-                p.release();
-            }
-            return Err(throttled(retry_after_secs));
+    // The check takes its places in the sign-in windows *before* argon2 runs, atomically and
+    // where every node sees them (see `login_throttle`).
+    let places = state.login_throttle.take(&email, ip).await?;
+    let admin = match store::admins::find_by_email(&mut *state.pool.acquire().await?, &email).await
+    {
+        Ok(admin) => admin,
+        Err(e) => {
+            places.release().await;
+            return Err(e.into());
         }
     };
-
-    let admin = store::admins::find_by_email(&mut *state.pool.acquire().await?, &email).await?;
     let hash = admin.as_ref().map_or_else(
         || dummy_password_hash().to_owned(),
         |a| a.password_hash.clone(),
@@ -89,10 +75,7 @@ pub async fn login(
         Ok(ok) => ok,
         Err(e) => {
             // Not checked: the places do not count.
-            email_place.release();
-            if let Some(p) = ip_place {
-                p.release();
-            }
+            places.release().await;
             return Err(e);
         }
     };
@@ -101,6 +84,7 @@ pub async fn login(
         Some(admin) if ok => admin,
         known => {
             // The places taken above stay taken: they are this window's failures.
+            drop(places);
             if let Some(known) = known {
                 // Audited off the response path, so a known email answers no slower than an
                 // unknown one.
@@ -123,11 +107,7 @@ pub async fn login(
             return Err(invalid_credentials());
         }
     };
-    email_place.release();
-    if let Some(p) = ip_place {
-        p.release();
-    }
-    failures.by_email.reset(&email);
+    places.succeeded().await;
 
     let token = session::new_token();
     let expires_at = store::now_micros() + Duration::seconds(state.config.session_ttl_secs as i64);

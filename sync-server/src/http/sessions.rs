@@ -16,7 +16,6 @@ use crate::http::auth::overloaded;
 use crate::session::AdminSession;
 use crate::state::AppState;
 use crate::store;
-use crate::throttle::Reserved;
 
 /// Checks the request's fields: the current password's length, the new one against the policy
 /// and against the current one. Nothing is hashed for a request that fails here.
@@ -53,44 +52,6 @@ fn check(req: &ChangePasswordRequest) -> Result<(), AppError> {
     }
 }
 
-/// The places a password check takes in the sign-in failure windows (the admin's email and the
-/// client's network), so wrong current passwords are throttled together with failed sign-ins.
-struct Places(Vec<Reserved>);
-
-impl Places {
-    fn take(state: &AppState, session: &AdminSession) -> Result<Places, AppError> {
-        let throttled = |retry_after_secs: u64| AppError::TooManyRequests {
-            code: "too_many_attempts",
-            detail: format!("too many wrong passwords; try again in {retry_after_secs} s"),
-            retry_after_secs,
-        };
-        let failures = &state.login_failures;
-        let mut places = Places(Vec::with_capacity(2));
-        if let Some(ip) = session.actor.client_ip {
-            let place = failures
-                .by_ip
-                .try_reserve(keyward_core::ip::client_net(ip))
-                .map_err(throttled)?;
-            places.0.push(place);
-        }
-        match failures.by_email.try_reserve(session.email.clone()) {
-            Ok(place) => places.0.push(place),
-            Err(retry_after_secs) => {
-                places.release();
-                return Err(throttled(retry_after_secs));
-            }
-        }
-        Ok(places)
-    }
-
-    /// The check did not fail: its places do not count.
-    fn release(self) {
-        for place in self.0 {
-            place.release();
-        }
-    }
-}
-
 /// Changes the signed-in admin's password. The current password must be given (argon2, on the
 /// server's bounded hashers); a wrong one is refused with 403 `wrong_password` and counts as a
 /// failed sign-in of the admin's email and network (429 past the limit). Every other session of
@@ -110,20 +71,24 @@ pub async fn change_password(
     AppJson(req): AppJson<ChangePasswordRequest>,
 ) -> AppResult<StatusCode> {
     check(&req)?;
-    let places = Places::take(&state, &session)?;
+    // Wrong current passwords count with failed sign-ins of the admin's email and network.
+    let places = state
+        .login_throttle
+        .take(&session.email, session.actor.client_ip)
+        .await?;
     let admin = match store::admins::find_by_id(&mut *state.pool.acquire().await?, session.admin_id)
         .await
     {
         Ok(Some(admin)) => admin,
         Ok(None) => {
-            places.release();
+            places.release().await;
             return Err(AppError::Unauthorized {
                 code: "invalid_session",
                 detail: "the session has expired or was signed out; sign in again".into(),
             });
         }
         Err(e) => {
-            places.release();
+            places.release().await;
             return Err(e.into());
         }
     };
@@ -136,9 +101,10 @@ pub async fn change_password(
         .run_for(session.org_id, move || verify_password(&current, &old_hash))
         .await;
     match checked {
-        Ok(true) => places.release(),
+        Ok(true) => places.succeeded().await,
         Ok(false) => {
             // The places stay taken: this window's failures.
+            drop(places);
             let mut tx = state.pool.begin().await?;
             store::audit::append(
                 &mut tx,
@@ -153,11 +119,10 @@ pub async fn change_password(
             });
         }
         Err(_) => {
-            places.release();
+            places.release().await;
             return Err(overloaded());
         }
     }
-    state.login_failures.by_email.reset(&session.email);
 
     let new = SecretString::from(req.new_password);
     let new_hash = state

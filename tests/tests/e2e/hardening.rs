@@ -6,7 +6,7 @@
 use keyward_core::api::{CreateKeyRequest, Quota, RateLimitRule};
 use keyward_core::hash::hash_token;
 use keyward_core::{ApiKeyToken, Environment, KeyId};
-use keyward_e2e::TestApp;
+use keyward_e2e::{PASSWORD, TestApp, TestServer};
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use proptest::test_runner::{Config as PropConfig, TestRunner};
@@ -402,5 +402,62 @@ async fn the_openapi_document_puts_query_parameters_in_the_query() {
             .iter()
             .any(|p| p["name"] == "limit" && p["in"] == "query"),
         "{list}"
+    );
+}
+
+/// A sign-in through the trusted proxy on 127.0.0.1, as if from `from`.
+async fn login_from(base_url: &str, from: &str, password: &str) -> u16 {
+    reqwest::Client::new()
+        .post(format!("{base_url}/v1/auth/login"))
+        .header("x-forwarded-for", from)
+        .json(&json!({"email": "owner@acme.test", "password": password}))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[tokio::test]
+async fn the_sign_in_throttle_is_shared_by_nodes_survives_restarts_and_keeps_the_owner_in() {
+    let trust = |c: &mut keyward_server::Config| {
+        c.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
+        c.login_failures_per_window = 5;
+    };
+    let app = TestApp::spawn_with(trust).await;
+    let second = TestServer::start(&app.db, trust).await;
+    let attacker = "203.0.113.66";
+    // Five wrong passwords spread over two nodes: the window is one.
+    for base in [
+        &app.server.base_url,
+        &second.base_url,
+        &app.server.base_url,
+        &second.base_url,
+        &app.server.base_url,
+    ] {
+        assert_eq!(
+            login_from(base, attacker, "wrong password guess").await,
+            401
+        );
+    }
+    assert_eq!(
+        login_from(&second.base_url, attacker, "wrong password guess").await,
+        429
+    );
+    // A node started afterwards remembers.
+    let third = TestServer::start(&app.db, trust).await;
+    assert_eq!(
+        login_from(&third.base_url, attacker, PASSWORD).await,
+        429,
+        "even the right password from the guessing address"
+    );
+    // The owner, from a network with no failures, signs in on any node.
+    assert_eq!(
+        login_from(&third.base_url, "198.51.100.7", PASSWORD).await,
+        200
+    );
+    assert_eq!(
+        login_from(&app.server.base_url, "2001:db8:5::1", PASSWORD).await,
+        200
     );
 }
