@@ -314,6 +314,32 @@ impl SharedState {
         }
     }
 
+    /// The state for `new_rules` of a key whose rules were `old_rules` with state `old`: each new
+    /// rule takes over the counter of the old rule of the same kind and window (the n-th such
+    /// rule, when several share them), so changing a limit, adding a rule or rotating the key
+    /// forgives nothing already used; rules with no such predecessor start empty.
+    pub fn carried(old_rules: &[Rule], old: &SharedState, new_rules: &[Rule]) -> SharedState {
+        let nth = |rules: &[Rule], i: usize| {
+            rules[..i]
+                .iter()
+                .filter(|r| r.kind == rules[i].kind && r.window_ms == rules[i].window_ms)
+                .count()
+        };
+        let cells = (0..new_rules.len())
+            .map(|i| {
+                let rule = &new_rules[i];
+                let want = nth(new_rules, i);
+                let from = (0..old_rules.len().min(old.cells.len())).find(|&j| {
+                    old_rules[j].kind == rule.kind
+                        && old_rules[j].window_ms == rule.window_ms
+                        && nth(old_rules, j) == want
+                });
+                AtomicU64::new(from.map_or(0, |j| old.cells[j].load(Ordering::Acquire)))
+            })
+            .collect();
+        SharedState { cells }
+    }
+
     /// Heap bytes this state holds (for the memory figure).
     pub fn heap_bytes(&self) -> usize {
         std::mem::size_of_val(&*self.cells)
@@ -421,6 +447,25 @@ mod tests {
             "the hourly rule lost nothing to the refusal"
         );
         assert!(s.check(&rules, 1000, 1, 0.8).allowed);
+    }
+
+    #[test]
+    fn edited_rules_keep_what_was_used() {
+        let before = [fixed(5, 3600), fixed(100, 60)];
+        let s = SharedState::new(2);
+        for _ in 0..5 {
+            assert!(s.check(&before, 1_000, 1, 0.8).allowed);
+        }
+        assert!(!s.check(&before, 1_000, 1, 0.8).allowed);
+        // The hourly limit raised to 6 and a new daily rule: one more call, not six.
+        let after = [fixed(100, 60), fixed(6, 3600), fixed(1000, 86_400)];
+        let carried = SharedState::carried(&before, &s, &after);
+        assert!(carried.check(&after, 1_000, 1, 0.8).allowed);
+        let o = carried.check(&after, 1_000, 1, 0.8);
+        assert!(!o.allowed);
+        assert_eq!(o.deciding, 1);
+        // The new rule started empty: 999 of 1000 left after the one allowed call.
+        assert_eq!(carried.peek(&after, 1_000)[2].remaining, 999);
     }
 
     #[test]

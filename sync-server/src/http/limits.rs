@@ -77,7 +77,7 @@ pub async fn key_limits(
         let outcome = state
             .verifier
             .limiter
-            .check(id, KeyId::from_uuid(row.lineage_id), &limits, 0, now)
+            .check(KeyId::from_uuid(row.lineage_id), &limits, 0, now)
             .await;
         for (rule, d) in limits.rules.iter().zip(outcome.decisions()) {
             rules.push(LimitUsage {

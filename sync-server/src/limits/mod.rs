@@ -89,8 +89,12 @@ impl Mode {
     }
 }
 
+/// A rotation lineage's limiter state and the rules it was made for.
+type StateEntry = (u64, Arc<[Rule]>, Arc<SharedState>);
+
 pub struct Limiter {
-    states: Cache<KeyId, (u64, Arc<SharedState>)>,
+    /// By rotation lineage: a key's successor goes on from its predecessor's counters.
+    states: Cache<KeyId, StateEntry>,
     redis: Option<redis::RedisLimiter>,
     refusals: Family<CodeLabel, Counter>,
 }
@@ -144,25 +148,36 @@ impl Limiter {
         }
     }
 
-    /// The effective limits of a key being loaded, with its state (kept from before when the
-    /// rules are unchanged) seeded from the stored quota counts.
-    pub fn build(&self, id: KeyId, src: LimitSource, now: DateTime<Utc>) -> Option<Arc<KeyLimits>> {
+    /// The effective limits of a key being loaded, with its state seeded from the stored quota
+    /// counts. The state belongs to the key's rotation lineage and outlives edits: unchanged
+    /// rules keep it as it is, changed ones carry each counter over to the rule of the same kind
+    /// and window ([`SharedState::carried`]), so neither a rotation nor a limit edit forgives
+    /// units already used on this node (even those not yet flushed).
+    pub fn build(
+        &self,
+        lineage: KeyId,
+        src: LimitSource,
+        now: DateTime<Utc>,
+    ) -> Option<Arc<KeyLimits>> {
         let rate = src.key_rules.or(src.tier_rules).unwrap_or_default();
         let quota = src.key_quota.or(src.tier_quota);
         let rules = effective(&rate, quota.as_ref());
         if rules.is_empty() {
-            self.states.invalidate(&id);
             return None;
         }
         let mut h = std::hash::DefaultHasher::new();
         rules.hash(&mut h);
         let fingerprint = h.finish();
-        let entry = self.states.get(&id).filter(|(f, _)| *f == fingerprint);
-        let state = match entry {
-            Some((_, state)) => state,
-            None => {
-                let state = Arc::new(SharedState::new(rules.len()));
-                self.states.insert(id, (fingerprint, state.clone()));
+        let state = match self.states.get(&lineage) {
+            Some((f, _, state)) if f == fingerprint => state,
+            previous => {
+                let state = Arc::new(match &previous {
+                    Some((_, old_rules, old)) => SharedState::carried(old_rules, old, &rules),
+                    None => SharedState::new(rules.len()),
+                });
+                let shared: Arc<[Rule]> = rules.clone().into();
+                self.states
+                    .insert(lineage, (fingerprint, shared, state.clone()));
                 state
             }
         };
@@ -201,10 +216,10 @@ impl Limiter {
             .check(&limits.rules, now_ms(now), cost, limits.soft_threshold)
     }
 
-    /// Checks and consumes `cost` from every rule of the key.
+    /// Checks and consumes `cost` from every rule of the key (its counters are its rotation
+    /// lineage's).
     pub async fn check(
         &self,
-        key: KeyId,
         lineage: KeyId,
         limits: &KeyLimits,
         cost: u64,
@@ -213,7 +228,7 @@ impl Limiter {
         let t = now_ms(now);
         if let Some(redis) = &self.redis
             && redis.healthy()
-            && let Some(outcome) = redis.check(key, lineage, limits, cost, t).await
+            && let Some(outcome) = redis.check(lineage, limits, cost, t).await
         {
             return outcome;
         }

@@ -93,7 +93,6 @@ impl RedisLimiter {
     /// The shared answer, or `None` (Redis failed or was too slow: the caller goes local).
     pub async fn check(
         &self,
-        key: KeyId,
         lineage: KeyId,
         limits: &KeyLimits,
         cost: u64,
@@ -109,10 +108,17 @@ impl RedisLimiter {
         };
         job.args.extend([cost, n as u64]);
         for (i, rule) in limits.rules.iter().enumerate() {
+            // Counters belong to the rotation lineage and to the rule's kind and window (the
+            // n-th such rule), as in local mode: rotating the key or changing a limit goes on
+            // from what was used.
+            let nth = limits.rules[..i]
+                .iter()
+                .filter(|r| r.kind == rule.kind && r.window_ms == rule.window_ms)
+                .count();
             let (kind, base) = match rule.kind {
                 Kind::Rate(a) => (
                     a.as_str(),
-                    format!("kw:rl:{key}:{:x}:{i}", limits.fingerprint),
+                    format!("kw:rl:{lineage}:{}:{}:{nth}", a.as_str(), rule.window_ms),
                 ),
                 Kind::Daily => ("daily", format!("kw:q:{lineage}:d")),
                 Kind::Monthly => ("monthly", format!("kw:q:{lineage}:m")),

@@ -214,9 +214,7 @@ impl Verifier {
             && let Some(limits) = &key.limits
         {
             let o = if self.limiter.shared() {
-                self.limiter
-                    .check(key.id, key.lineage_id, limits, cost, now)
-                    .await
+                self.limiter.check(key.lineage_id, limits, cost, now).await
             } else {
                 Limiter::check_local(limits, cost, now)
             };
@@ -293,7 +291,8 @@ impl Verifier {
                     used_today: row.used_today.unwrap_or(0),
                     used_this_month: row.used_this_month.unwrap_or(0),
                 };
-                let limits = self.limiter.build(id, source, Utc::now());
+                let lineage = KeyId::from_uuid(row.key.lineage_id);
+                let limits = self.limiter.build(lineage, source, Utc::now());
                 Some(Arc::new(VerifiedKey::from_row(row.key, limits)?))
             }
             None => None,

@@ -461,3 +461,93 @@ async fn the_sign_in_throttle_is_shared_by_nodes_survives_restarts_and_keeps_the
         200
     );
 }
+
+/// `/v1/whoami` with `token`: its status.
+async fn whoami_status(app: &TestApp, token: &str) -> u16 {
+    match app.anon.whoami(token).await {
+        Ok(_) => 200,
+        Err(e) => e.status().map_or(0, |s| s.as_u16()),
+    }
+}
+
+#[tokio::test]
+async fn neither_a_rotation_nor_a_limit_edit_forgives_what_was_used() {
+    // Flushes an hour apart: only this node's memory knows what was used.
+    let app = TestApp::spawn_with(|c| c.usage_flush_interval_ms = 3_600_000).await;
+    let created = app
+        .owner
+        .create_key(&CreateKeyRequest {
+            name: "quota".into(),
+            quota: Some(Quota {
+                daily: Some(5),
+                monthly: None,
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let token = created.token.unwrap();
+    for _ in 0..5 {
+        assert_eq!(whoami_status(&app, &token).await, 200);
+    }
+    assert_eq!(whoami_status(&app, &token).await, 429);
+    // An immediate rotation: the successor goes on from the same count.
+    let (status, rotated) = send(
+        &app,
+        "POST",
+        &format!("/v1/keys/{}/rotate", created.key.id),
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(status, 201, "{rotated}");
+    let successor = rotated["token"].as_str().unwrap().to_owned();
+    assert_eq!(
+        whoami_status(&app, &successor).await,
+        429,
+        "the successor's quota is spent too"
+    );
+    let successor_id = rotated["id"].as_str().unwrap().to_owned();
+    // Raising the quota to 6 allows one more call, not six.
+    let (status, body) = send(
+        &app,
+        "PATCH",
+        &format!("/v1/keys/{successor_id}"),
+        Some(json!({"quota": {"daily": 6}})),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(whoami_status(&app, &successor).await, 200);
+    assert_eq!(whoami_status(&app, &successor).await, 429);
+
+    // An exhausted fixed window survives an edit of its limit.
+    let windowed = app
+        .owner
+        .create_key(&CreateKeyRequest {
+            name: "window".into(),
+            rate_limits: Some(vec![RateLimitRule {
+                name: None,
+                algorithm: "fixed_window".into(),
+                limit: 3,
+                window_seconds: 3600,
+                burst: None,
+            }]),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let token = windowed.token.unwrap();
+    for _ in 0..3 {
+        assert_eq!(whoami_status(&app, &token).await, 200);
+    }
+    assert_eq!(whoami_status(&app, &token).await, 429);
+    let (status, body) = send(
+        &app,
+        "PATCH",
+        &format!("/v1/keys/{}", windowed.key.id),
+        Some(json!({"rate_limits": [{"algorithm": "fixed_window", "limit": 4, "window_seconds": 3600}]})),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(whoami_status(&app, &token).await, 200);
+    assert_eq!(whoami_status(&app, &token).await, 429);
+}
