@@ -140,6 +140,30 @@ where
     }
 }
 
+/// Path parameters whose rejection (invalid UTF-8 after percent-decoding, a value that does not
+/// parse) is problem+json like every other error, not axum's plain text.
+#[derive(Debug, Clone)]
+pub struct AppPath<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for AppPath<T>
+where
+    T: DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(v)) => Ok(AppPath(v)),
+            Err(_) => Err(AppError::BadRequest {
+                code: "invalid_path",
+                detail: "the path could not be decoded (it must be UTF-8 after percent-decoding)"
+                    .into(),
+            }),
+        }
+    }
+}
+
 /// The address of the client: the TCP peer, or, when the peer is a trusted proxy, the nearest
 /// untrusted address in `X-Forwarded-For`.
 #[derive(Debug, Clone, Copy)]

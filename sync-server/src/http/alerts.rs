@@ -1,7 +1,7 @@
 //! `/v1/alerts`: what the anomaly detectors found, and acknowledging it.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use chrono::{DateTime, Utc};
 use keyward_core::KeyId;
 use keyward_core::anomaly::Thresholds;
@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use crate::audit::AuditEvent;
 use crate::error::{AppError, AppResult};
-use crate::extract::{AppJson, AppQuery};
+use crate::extract::{AppJson, AppPath, AppQuery};
 use crate::session::AdminSession;
 use crate::state::AppState;
 use crate::store::now_micros;
@@ -98,7 +98,7 @@ pub async fn list(
 pub async fn ack(
     State(state): State<AppState>,
     session: AdminSession,
-    Path(id): Path<String>,
+    AppPath(id): AppPath<String>,
 ) -> AppResult<Json<Alert>> {
     session.require_write()?;
     let not_found = || AppError::NotFound {

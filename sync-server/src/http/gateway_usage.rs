@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use chrono::{DateTime, Duration, Utc};
 use keyward_core::KeyId;
 use keyward_core::api::{
@@ -14,7 +14,7 @@ use keyward_core::api::{
 use keyward_core::latency::Histogram;
 
 use crate::error::{AppError, AppResult};
-use crate::extract::AppQuery;
+use crate::extract::{AppPath, AppQuery};
 use crate::http::usage::period;
 use crate::session::AdminSession;
 use crate::state::AppState;
@@ -113,7 +113,7 @@ pub async fn org_gateway(
 pub async fn key_gateway(
     State(state): State<AppState>,
     session: AdminSession,
-    Path(id): Path<String>,
+    AppPath(id): AppPath<String>,
     AppQuery(q): AppQuery<GatewayQuery>,
 ) -> AppResult<Json<GatewayUsage>> {
     let id: KeyId = id.parse().map_err(|_| AppError::key_not_found())?;
@@ -163,7 +163,7 @@ pub async fn key_gateway(
 pub async fn key_networks(
     State(state): State<AppState>,
     session: AdminSession,
-    Path(id): Path<String>,
+    AppPath(id): AppPath<String>,
 ) -> AppResult<Json<KeyNetworkList>> {
     let id: KeyId = id.parse().map_err(|_| AppError::key_not_found())?;
     let mut conn = state.pool.acquire().await?;

@@ -2,7 +2,7 @@
 //! transaction, run one operation of [`crate::keys`] in a transaction and answer.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -16,7 +16,7 @@ use keyward_core::validate::{self, FieldErrors};
 use keyward_core::{ApiKeyToken, Environment, KeyId};
 
 use crate::error::{AppError, AppResult};
-use crate::extract::{AppJson, AppJsonOrEmpty, AppQuery};
+use crate::extract::{AppJson, AppJsonOrEmpty, AppPath, AppQuery};
 use crate::http::auth::overloaded;
 use crate::keys::{self, DEFAULT_ROTATION_GRACE_SECS};
 use crate::session::AdminSession;
@@ -148,7 +148,7 @@ pub async fn list(
 pub async fn get(
     State(state): State<AppState>,
     session: AdminSession,
-    Path(id): Path<String>,
+    AppPath(id): AppPath<String>,
 ) -> AppResult<Json<ApiKey>> {
     let id = key_id(&id)?;
     let row =
@@ -167,7 +167,7 @@ pub async fn get(
 pub async fn update(
     State(state): State<AppState>,
     session: AdminSession,
-    Path(id): Path<String>,
+    AppPath(id): AppPath<String>,
     AppJson(req): AppJson<UpdateKeyRequest>,
 ) -> AppResult<Json<ApiKey>> {
     session.require_write()?;
@@ -189,7 +189,7 @@ pub async fn update(
 pub async fn revoke(
     State(state): State<AppState>,
     session: AdminSession,
-    Path(id): Path<String>,
+    AppPath(id): AppPath<String>,
     AppJsonOrEmpty(req): AppJsonOrEmpty<RevokeKeyRequest>,
 ) -> AppResult<Json<ApiKey>> {
     session.require_write()?;
@@ -211,7 +211,7 @@ pub async fn revoke(
 pub async fn rotate(
     State(state): State<AppState>,
     session: AdminSession,
-    Path(id): Path<String>,
+    AppPath(id): AppPath<String>,
     AppJsonOrEmpty(req): AppJsonOrEmpty<RotateKeyRequest>,
 ) -> AppResult<(StatusCode, Json<RotatedKey>)> {
     session.require_write()?;
@@ -259,7 +259,7 @@ pub async fn rotate(
 pub async fn usage(
     State(state): State<AppState>,
     session: AdminSession,
-    Path(id): Path<String>,
+    AppPath(id): AppPath<String>,
     AppQuery(q): AppQuery<keyward_core::api::UsageQuery>,
 ) -> AppResult<Json<keyward_core::api::UsageResponse>> {
     let id = key_id(&id)?;

@@ -2,14 +2,14 @@
 //! `GET /v1/ratelimits/violations`.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use chrono::{Duration, Utc};
 use keyward_core::KeyId;
 use keyward_core::api::{FieldError, KeyLimits, LimitUsage, ViolationList, ViolationsQuery};
 use keyward_core::limit::{Kind, headers};
 
 use crate::error::{AppError, AppResult};
-use crate::extract::AppQuery;
+use crate::extract::{AppPath, AppQuery};
 use crate::http::verify::verify_error;
 use crate::session::AdminSession;
 use crate::state::AppState;
@@ -60,7 +60,7 @@ pub async fn violations(
 pub async fn key_limits(
     State(state): State<AppState>,
     session: AdminSession,
-    Path(id): Path<String>,
+    AppPath(id): AppPath<String>,
 ) -> AppResult<Json<KeyLimits>> {
     let id: KeyId = id.parse().map_err(|_| AppError::key_not_found())?;
     let mut conn = state.pool.acquire().await?;

@@ -2,7 +2,7 @@
 //! node's cached keys through the same NOTIFY path as a key change.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use keyward_core::api::{CreateTierRequest, Page, Tier, UpdateTierRequest};
 use keyward_core::requests::{TierSpec, parse_tier_create, parse_tier_update};
@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use crate::audit::AuditEvent;
 use crate::error::{AppError, AppResult, on_constraint};
-use crate::extract::AppJson;
+use crate::extract::{AppJson, AppPath};
 use crate::session::AdminSession;
 use crate::state::AppState;
 use crate::store::tiers::TierRow;
@@ -64,7 +64,7 @@ pub async fn list(
 pub async fn get(
     State(state): State<AppState>,
     session: AdminSession,
-    Path(name): Path<String>,
+    AppPath(name): AppPath<String>,
 ) -> AppResult<Json<Tier>> {
     let name = tier_name(name)?;
     let row = store::tiers::find(
@@ -132,12 +132,15 @@ pub async fn create(
 pub async fn update(
     State(state): State<AppState>,
     session: AdminSession,
-    Path(name): Path<String>,
+    AppPath(name): AppPath<String>,
     AppJson(req): AppJson<UpdateTierRequest>,
 ) -> AppResult<Json<Tier>> {
     let name = tier_name(name)?;
     session.require_write()?;
     let mut tx = state.pool.begin().await?;
+    // The audit head first, like every other write (key creation included): one lock order,
+    // so a key creation racing this edit cannot deadlock with it.
+    store::audit::lock_head(&mut tx, session.org_id).await?;
     let before = store::tiers::find(&mut tx, session.org_id, &name, true)
         .await?
         .ok_or_else(not_found)?;
@@ -176,11 +179,12 @@ pub async fn update(
 pub async fn delete(
     State(state): State<AppState>,
     session: AdminSession,
-    Path(name): Path<String>,
+    AppPath(name): AppPath<String>,
 ) -> AppResult<StatusCode> {
     let name = tier_name(name)?;
     session.require_write()?;
     let mut tx = state.pool.begin().await?;
+    store::audit::lock_head(&mut tx, session.org_id).await?;
     let row = store::tiers::find(&mut tx, session.org_id, &name, true)
         .await?
         .ok_or_else(not_found)?;

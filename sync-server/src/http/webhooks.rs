@@ -2,7 +2,7 @@
 //! is in the creation answer and nowhere else (see [`crate::webhooks`] for how it is kept).
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use crate::audit::AuditEvent;
 use crate::error::{AppError, AppResult};
-use crate::extract::{AppJson, AppQuery};
+use crate::extract::{AppJson, AppPath, AppQuery};
 use crate::session::AdminSession;
 use crate::state::AppState;
 use crate::store::webhooks::EndpointRow;
@@ -57,7 +57,7 @@ pub async fn list(
 pub async fn get(
     State(state): State<AppState>,
     session: AdminSession,
-    Path(id): Path<String>,
+    AppPath(id): AppPath<String>,
 ) -> AppResult<Json<Webhook>> {
     let id = webhook_id(&id)?;
     let row = store::webhooks::find(&mut *state.pool.acquire().await?, session.org_id, id)
@@ -139,7 +139,7 @@ pub async fn create(
 pub async fn delete(
     State(state): State<AppState>,
     session: AdminSession,
-    Path(id): Path<String>,
+    AppPath(id): AppPath<String>,
 ) -> AppResult<StatusCode> {
     session.require_write()?;
     let id = webhook_id(&id)?;
@@ -168,7 +168,7 @@ pub async fn delete(
 pub async fn test(
     State(state): State<AppState>,
     session: AdminSession,
-    Path(id): Path<String>,
+    AppPath(id): AppPath<String>,
 ) -> AppResult<(StatusCode, Json<WebhookTestResponse>)> {
     session.require_write()?;
     let id = webhook_id(&id)?;
@@ -240,7 +240,7 @@ fn decode_cursor(raw: &str) -> Result<Uuid, FieldError> {
 pub async fn deliveries(
     State(state): State<AppState>,
     session: AdminSession,
-    Path(id): Path<String>,
+    AppPath(id): AppPath<String>,
     AppQuery(q): AppQuery<PageQuery>,
 ) -> AppResult<Json<Page<WebhookDelivery>>> {
     let id = webhook_id(&id)?;

@@ -551,3 +551,76 @@ async fn neither_a_rotation_nor_a_limit_edit_forgives_what_was_used() {
     assert_eq!(whoami_status(&app, &token).await, 200);
     assert_eq!(whoami_status(&app, &token).await, 429);
 }
+
+#[tokio::test]
+async fn a_path_that_is_not_utf8_answers_problem_json() {
+    let app = TestApp::spawn().await;
+    for path in ["/v1/keys/%ff%fe", "/v1/tiers/%c3%28", "/v1/webhooks/%80"] {
+        let res = reqwest::Client::new()
+            .get(format!("{}{path}", app.server.base_url))
+            .bearer_auth(session(&app))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 400, "{path}");
+        assert_eq!(
+            res.headers()["content-type"],
+            "application/problem+json",
+            "{path}"
+        );
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(body["code"], "invalid_path", "{path}: {body}");
+    }
+}
+
+#[tokio::test]
+async fn key_creations_racing_tier_deletions_never_deadlock() {
+    let app = TestApp::spawn().await;
+    for round in 0..10 {
+        let name = format!("race{round}");
+        app.owner
+            .create_tier(&keyward_core::api::CreateTierRequest {
+                name: name.clone(),
+                rate_limits: Some(vec![RateLimitRule {
+                    name: None,
+                    algorithm: "fixed_window".into(),
+                    limit: 10,
+                    window_seconds: 60,
+                    burst: None,
+                }]),
+                quota: None,
+                soft_threshold: None,
+            })
+            .await
+            .unwrap();
+        let creates = (0..4).map(|i| {
+            let owner = app.owner.clone();
+            let tier = name.clone();
+            async move {
+                owner
+                    .create_key(&CreateKeyRequest {
+                        name: format!("k{i}"),
+                        tier: Some(tier),
+                        ..Default::default()
+                    })
+                    .await
+                    .map(|_| ())
+            }
+        });
+        let delete = app.owner.delete_tier(&name);
+        let (created, deleted) = tokio::join!(futures::future::join_all(creates), delete);
+        for r in created
+            .iter()
+            .map(|r| r.as_ref().err())
+            .chain([deleted.as_ref().err()])
+        {
+            if let Some(e) = r {
+                let status = e.status().map(|s| s.as_u16());
+                assert!(
+                    matches!(status, Some(409 | 422)),
+                    "round {round}: only a clean refusal, never a 500: {e:?}"
+                );
+            }
+        }
+    }
+}
