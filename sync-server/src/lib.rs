@@ -16,6 +16,7 @@ pub mod invalidate;
 pub mod jobs;
 pub mod keys;
 pub mod limits;
+pub mod login_throttle;
 pub mod metrics;
 pub mod notices;
 pub mod openapi;
@@ -84,6 +85,7 @@ pub async fn serve(
     tasks.spawn(sweep_sessions(
         pool.clone(),
         state.config.session_idle_secs,
+        state.login_throttle.clone(),
         background.clone(),
     ));
     tasks.spawn(alerts::run(
@@ -129,9 +131,17 @@ pub async fn serve(
     Ok(())
 }
 
-/// Deletes expired and idle sessions hourly.
-async fn sweep_sessions(pool: sqlx::PgPool, idle_secs: u64, shutdown: CancellationToken) {
+/// Deletes expired and idle sessions, and ended sign-in throttle windows, hourly.
+async fn sweep_sessions(
+    pool: sqlx::PgPool,
+    idle_secs: u64,
+    login_throttle: login_throttle::LoginThrottle,
+    shutdown: CancellationToken,
+) {
     jobs::every(Duration::from_secs(3600), shutdown, || async {
+        if let Err(e) = login_throttle.sweep().await {
+            tracing::warn!(error = %e, "sign-in throttle sweep failed");
+        }
         let swept = match pool.acquire().await {
             Ok(mut conn) => store::sessions::delete_expired(&mut conn, idle_secs).await,
             Err(e) => Err(e),
