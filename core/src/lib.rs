@@ -16,6 +16,7 @@ pub mod scope;
 pub mod status;
 pub mod token;
 pub mod validate;
+pub mod verifier;
 pub mod webhook_url;
 
 pub use ids::{AdminId, KeyId, OrgId};

@@ -65,6 +65,9 @@ pub struct Config {
     /// Failed logins per email (and 4x that per client address) within the window.
     pub login_failures_per_window: u32,
     pub login_failure_window_secs: u64,
+    /// Keys the fast verifier (`keyward_core::verifier`): 32 bytes, base64. Unset: every node
+    /// runs argon2 once per key after each start.
+    pub verifier_key: Option<SecretString>,
     /// Peers whose `X-Forwarded-For` is trusted to carry the client address.
     #[serde(deserialize_with = "cidr_list")]
     pub trusted_proxies: Vec<IpNet>,
@@ -158,6 +161,7 @@ impl Default for Config {
             negative_cache_ttl_secs: 10,
             login_failures_per_window: 5,
             login_failure_window_secs: 900,
+            verifier_key: None,
             trusted_proxies: Vec::new(),
             verify_trusted_callers: Vec::new(),
             max_networks_per_key: 256,
@@ -198,6 +202,8 @@ pub enum ConfigError {
     MissingFile(String),
     #[error("KEYWARD_WEBHOOK_KEY is not 32 bytes in base64")]
     BadWebhookKey,
+    #[error("KEYWARD_VERIFIER_KEY is not 32 bytes in base64")]
+    BadVerifierKey,
     #[error(
         "KEYWARD_AUDIT_SIGNING_KEY {0}: it must be a 32-byte ed25519 seed in base64 (`openssl rand -base64 32`)"
     )]
@@ -237,6 +243,7 @@ impl Config {
         "negative_cache_ttl_secs",
         "login_failures_per_window",
         "login_failure_window_secs",
+        "verifier_key",
         "trusted_proxies",
         "verify_trusted_callers",
         "max_networks_per_key",
@@ -296,6 +303,11 @@ impl Config {
             && crate::webhooks::parse_key(key).is_none()
         {
             return Err(ConfigError::BadWebhookKey);
+        }
+        if let Some(key) = &config.verifier_key
+            && crate::webhooks::parse_key(key).is_none()
+        {
+            return Err(ConfigError::BadVerifierKey);
         }
         config.audit_signer()?;
         Ok(config)

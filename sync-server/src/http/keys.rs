@@ -80,6 +80,12 @@ pub async fn create(
         state.config.max_keys_per_org,
     )
     .await?;
+    if let Some(sealed) = token
+        .as_ref()
+        .and_then(|t| state.verifier.seal(t.expose_secret()))
+    {
+        store::keys::set_verifier(&mut *tx, id, &sealed).await?;
+    }
     tx.commit().await?;
     // This node sees its own write at once; the others through NOTIFY.
     state.verifier.invalidate(id);
@@ -238,6 +244,9 @@ pub async fn rotate(
         now_micros(),
     )
     .await?;
+    if let Some(sealed) = state.verifier.seal(token.expose_secret()) {
+        store::keys::set_verifier(&mut *tx, new_id, &sealed).await?;
+    }
     tx.commit().await?;
     state.verifier.invalidate(id);
     state.verifier.invalidate(new_id);

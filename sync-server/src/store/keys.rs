@@ -92,6 +92,8 @@ pub struct VerifyRow {
     pub tier_soft_threshold: Option<f64>,
     pub used_today: Option<i64>,
     pub used_this_month: Option<i64>,
+    /// The fast verifier (`keyward_core::verifier`), when one was stored.
+    pub verifier: Option<Vec<u8>>,
 }
 
 static VERIFY_QUERY: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
@@ -104,7 +106,8 @@ static VERIFY_QUERY: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
             (SELECT used FROM quota_usage q WHERE q.lineage_id = k.lineage_id AND q.period = 'day'
                 AND q.period_start = (now() AT TIME ZONE 'UTC')::date) AS used_today,
             (SELECT used FROM quota_usage q WHERE q.lineage_id = k.lineage_id AND q.period = 'month'
-                AND q.period_start = date_trunc('month', now() AT TIME ZONE 'UTC')::date) AS used_this_month
+                AND q.period_start = date_trunc('month', now() AT TIME ZONE 'UTC')::date) AS used_this_month,
+            k.verifier
          FROM api_keys k LEFT JOIN tiers t ON t.org_id = k.org_id AND t.name = k.tier
          WHERE k.id = $1",
         columns.join(", ")
@@ -147,6 +150,19 @@ pub async fn find_in_org(
     .bind(org.as_uuid())
     .fetch_optional(conn)
     .await
+}
+
+/// Stores a key's fast verifier (no change to its `seq`: nothing to sync).
+pub async fn set_verifier<'e, E>(ex: E, id: KeyId, verifier: &[u8]) -> Result<(), sqlx::Error>
+where
+    E: sqlx::Executor<'e, Database = Postgres>,
+{
+    sqlx::query("UPDATE api_keys SET verifier = $2 WHERE id = $1")
+        .bind(id.as_uuid())
+        .bind(verifier)
+        .execute(ex)
+        .await?;
+    Ok(())
 }
 
 /// Keys of the organisation that are not revoked.

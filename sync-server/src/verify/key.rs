@@ -28,6 +28,8 @@ pub struct VerifiedKey {
     pub(super) secret_hash: String,
     /// SHA-256 of the token, set once argon2 has accepted it.
     pub(super) digest: OnceLock<[u8; 32]>,
+    /// The stored fast verifier (`keyward_core::verifier`), if any.
+    pub(super) verifier: Option<Vec<u8>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -58,6 +60,7 @@ impl VerifiedKey {
             revoked_at: row.revoked_at,
             secret_hash: row.secret_hash,
             digest: OnceLock::new(),
+            verifier: None,
         })
     }
 

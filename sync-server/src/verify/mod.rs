@@ -81,6 +81,9 @@ pub struct Verifier {
     counters: VerifyCounters,
     /// Per [`Unrecognized`] reason, in declaration order.
     unrecognized: Vec<Counter>,
+    /// The fast verifier's key (`KEYWARD_VERIFIER_KEY`): known-good tokens skip argon2 on
+    /// every node, after restarts too.
+    fast: Option<keyward_core::verifier::VerifierKey>,
 }
 
 struct RecordExpiry {
@@ -146,6 +149,11 @@ impl Verifier {
             feed_live: AtomicBool::new(false),
             counters: VerifyCounters::default(),
             unrecognized: Vec::new(),
+            fast: config
+                .verifier_key
+                .as_ref()
+                .and_then(crate::webhooks::parse_key)
+                .map(keyward_core::verifier::VerifierKey::new),
         }
     }
 
@@ -293,7 +301,9 @@ impl Verifier {
                 };
                 let lineage = KeyId::from_uuid(row.key.lineage_id);
                 let limits = self.limiter.build(lineage, source, Utc::now());
-                Some(Arc::new(VerifiedKey::from_row(row.key, limits)?))
+                let mut key = VerifiedKey::from_row(row.key, limits)?;
+                key.verifier = row.verifier;
+                Some(Arc::new(key))
             }
             None => None,
         };
@@ -344,7 +354,24 @@ impl Verifier {
             let _ = key.digest.set(known);
             return Ok(digest_eq(&known, &digest));
         }
+        // A stored verifier decides without argon2, either way: a token that matches it is the
+        // token argon2 once accepted, one that does not cannot be (HMAC is deterministic).
+        if let (Some(fast), Some(stored)) = (&self.fast, key.verifier.as_deref())
+            && let Some(ok) = fast.check(stored, token)
+        {
+            if ok {
+                let _ = key.digest.set(digest);
+                self.digests.insert(key.id, digest);
+            }
+            return Ok(ok);
+        }
         self.cold_check(key, token, digest, client_ip).await
+    }
+
+    /// The verifier to store for a token the server just minted (so even its first use needs no
+    /// argon2), when the fast verifier is configured.
+    pub fn seal(&self, token: &str) -> Option<[u8; keyward_core::verifier::VERIFIER_LEN]> {
+        self.fast.as_ref().map(|f| f.seal(token))
     }
 
     /// The argon2 path: one run at a time per key id (concurrent first uses of a key wait for
@@ -381,18 +408,34 @@ impl Verifier {
             return Ok(digest_eq(&known, &digest));
         }
         let admission = self.hasher.admit_for(key.org_id)?;
-        let (token, hash) = (token.to_owned(), key.secret_hash.clone());
+        let (owned, hash) = (token.to_owned(), key.secret_hash.clone());
         let ok = admission
-            .run(move || verify_token(&token, &hash).unwrap_or(false))
+            .run(move || verify_token(&owned, &hash).unwrap_or(false))
             .await?;
         if ok {
             let _ = key.digest.set(digest);
             self.digests.insert(key.id, digest);
             self.cold_failures.reset(&who);
+            self.store_verifier(key, token);
         } else {
             self.cold_failures.record_failure(who);
         }
         Ok(ok)
+    }
+
+    /// After argon2 accepted `token`: stores its fast verifier (off the request path), unless
+    /// one made with the current key is there already.
+    fn store_verifier(&self, key: &VerifiedKey, token: &str) {
+        let Some(fast) = &self.fast else { return };
+        if key.verifier.as_deref().is_some_and(|v| fast.owns(v)) {
+            return;
+        }
+        let (pool, id, sealed) = (self.pool.clone(), key.id, fast.seal(token));
+        tokio::spawn(async move {
+            if let Err(e) = store::keys::set_verifier(&pool, id, &sealed).await {
+                tracing::warn!(key_id = %id, error = %e, "could not store a key's fast verifier");
+            }
+        });
     }
 
     /// A place in the key id's slow lane, once its turn has come; `Throttled` when the lane is

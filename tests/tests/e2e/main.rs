@@ -16,6 +16,7 @@ mod lifecycle;
 mod limits;
 mod limits_redis;
 mod protection;
+mod resilience;
 mod secrets;
 mod security;
 mod sessions;
