@@ -7,6 +7,7 @@
 # Environment (all optional):
 #   KEYWARD_SKIP_LINT=1      skip cargo fmt and clippy (fast local loops)
 #   KEYWARD_SKIP_DESKTOP_E2E=1  skip the desktop WebDriver test
+#   KEYWARD_SKIP_FUZZ=1      skip the fuzz smoke run
 #   KEYWARD_TEST_PG_URL      PostgreSQL server for the tests (default postgres://postgres@127.0.0.1:5432)
 #   KEYWARD_TEST_REDIS_URL   Redis for the tests (default redis://127.0.0.1:6379)
 set -euo pipefail
@@ -58,6 +59,14 @@ else
 fi
 
 step "tests ($KW_TEST_RUNNER)" run_tests --workspace "${locked[@]}" --no-fail-fast "$@"
+
+# Coverage-guided fuzzing (afl.rs on stable): a short run of every target; 0 crashes required.
+# The long run is scripts/fuzz.sh [SECONDS_PER_TARGET] (skip here: KEYWARD_SKIP_FUZZ=1).
+if [ "${KEYWARD_SKIP_FUZZ:-0}" = 1 ]; then
+    results+=("fuzz smoke skipped")
+else
+    step "fuzz smoke" "$KW_ROOT/scripts/fuzz.sh" --smoke
+fi
 
 # The real app in a real window under Xvfb, driven by WebDriver (skip: KEYWARD_SKIP_DESKTOP_E2E=1).
 if [ "${KEYWARD_SKIP_DESKTOP_E2E:-0}" = 1 ]; then

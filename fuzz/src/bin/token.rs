@@ -1,0 +1,5 @@
+//! afl.rs harness for [`keyward_fuzz::token`]: `scripts/fuzz.sh` builds and runs it.
+
+fn main() {
+    afl::fuzz!(|data: &[u8]| keyward_fuzz::token::run(data));
+}
