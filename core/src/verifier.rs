@@ -91,7 +91,11 @@ mod tests {
         assert_eq!(k.check(&v, "kw_live_tokeN"), Some(false));
         assert!(k.owns(&v));
         let rotated = VerifierKey::new([8u8; 32]);
-        assert_eq!(rotated.check(&v, "kw_live_token"), None, "another key's verifier");
+        assert_eq!(
+            rotated.check(&v, "kw_live_token"),
+            None,
+            "another key's verifier"
+        );
         assert!(!rotated.owns(&v));
         assert_eq!(k.check(&v[..39], "kw_live_token"), None);
         assert_ne!(k.kid(), rotated.kid());

@@ -32,7 +32,9 @@ async fn start(db_url: &str, verifier: bool) -> anyhow::Result<Node> {
     let mut config = Config::for_database(db_url.to_owned());
     config.bind = addr;
     if verifier {
-        config.verifier_key = Some(SecretString::from("B1lTcGnd5J6iXzP1xR1F0m9Rz3gq0w1Yb0x9Hk0t9lA="));
+        config.verifier_key = Some(SecretString::from(
+            "B1lTcGnd5J6iXzP1xR1F0m9Rz3gq0w1Yb0x9Hk0t9lA=",
+        ));
     }
     let shutdown = CancellationToken::new();
     let handle = tokio::spawn(keyward_server::serve(config, listener, shutdown.clone()));
@@ -156,9 +158,15 @@ async fn run(db_url: &str, keys: usize) -> anyhow::Result<()> {
         tokens.push(k?);
     }
     drop(made);
-    println!("{keys} keys created in {:.1} s", created.elapsed().as_secs_f64());
+    println!(
+        "{keys} keys created in {:.1} s",
+        created.elapsed().as_secs_f64()
+    );
     let warm = verify_all(&node.base, &tokens).await?;
-    println!("first verification of all {keys} (warm-up): {:.2} s", warm.as_secs_f64());
+    println!(
+        "first verification of all {keys} (warm-up): {:.2} s",
+        warm.as_secs_f64()
+    );
     node.stop().await?;
 
     let fast = start(db_url, true).await?;

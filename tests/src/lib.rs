@@ -134,6 +134,16 @@ impl TestServer {
         KeywardClient::new(&self.base_url).expect("client")
     }
 
+    /// The server's `/metrics` text.
+    pub async fn metrics(&self) -> String {
+        reqwest::get(format!("{}/metrics", self.base_url))
+            .await
+            .expect("GET /metrics")
+            .text()
+            .await
+            .expect("metrics text")
+    }
+
     /// Graceful stop: in-flight requests finish, usage is flushed.
     pub async fn stop(mut self) {
         self.shutdown.cancel();

@@ -574,14 +574,7 @@ async fn networks_and_unrecognized_keys_are_counted() {
             ("unknown".to_owned(), 1)
         ]
     );
-    let metrics = http
-        .get(format!("{}/metrics", app.server.base_url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.server.metrics().await;
     for line in [
         "keyward_unrecognized_keys_total{reason=\"unknown\"} 1",
         "keyward_unrecognized_keys_total{reason=\"missing\"} 1",

@@ -397,14 +397,7 @@ async fn gateway_traffic_is_reported_by_route_status_and_latency() {
     assert_eq!(other.status().map(|s| s.as_u16()), Some(404));
 
     // Latency is in /metrics too.
-    let metrics = http
-        .get(format!("{}/metrics", app.server.base_url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.server.metrics().await;
     assert!(
         metrics.contains("keyward_request_duration_seconds_count{route=\"gateway\"} 17"),
         "{metrics}"

@@ -617,12 +617,7 @@ async fn violations_soft_thresholds_and_current_standing_are_reported() {
         (4, 0, 4)
     );
     assert_eq!(standing.violations.len(), 1);
-    let metrics = reqwest::get(format!("{}/metrics", app.server.base_url))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.server.metrics().await;
     assert!(
         metrics.contains("keyward_limit_refusals_total{code=\"rate_limited\"} 3"),
         "{metrics}"

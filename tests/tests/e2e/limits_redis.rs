@@ -241,12 +241,7 @@ async fn a_node_falls_back_when_redis_dies_and_returns_when_it_is_back() {
     // probe interval (that is the design); with the load stopped the node settles on Redis.
     let mut metrics = String::new();
     for _ in 0..50 {
-        metrics = reqwest::get(format!("{}/metrics", app.server.base_url))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        metrics = app.server.metrics().await;
         if metrics.contains("keyward_limiter_mode{mode=\"redis\"} 1") {
             break;
         }

@@ -4,7 +4,7 @@
 use keyward_core::api::CreateKeyRequest;
 use keyward_core::{ApiKeyToken, Environment};
 use keyward_e2e::{TestApp, TestServer};
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 
 const VERIFIER_KEY: &str = "B1lTcGnd5J6iXzP1xR1F0m9Rz3gq0w1Yb0x9Hk0t9lA=";
 const OTHER_VERIFIER_KEY: &str = "q0w1Yb0x9Hk0t9lAB1lTcGnd5J6iXzP1xR1F0m9Rz3g=";
@@ -66,7 +66,11 @@ async fn a_restarted_node_verifies_known_keys_without_argon2() {
     for _ in 0..20 {
         let forged = ApiKeyToken::generate(Environment::Live, id);
         assert_eq!(
-            client.whoami(forged.expose_secret()).await.unwrap_err().code(),
+            client
+                .whoami(forged.expose_secret())
+                .await
+                .unwrap_err()
+                .code(),
             Some("invalid_key")
         );
     }

@@ -201,12 +201,7 @@ async fn a_name_that_resolves_into_the_network_is_never_connected_to() {
         "{d:?}"
     );
     assert_eq!(sink.connections(), 0);
-    let metrics = reqwest::get(format!("{}/metrics", app.server.base_url))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.server.metrics().await;
     assert!(
         metrics
             .lines()

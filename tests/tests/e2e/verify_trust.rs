@@ -185,12 +185,7 @@ async fn past_the_cap_the_least_recently_seen_network_is_forgotten_and_counted()
         ["198.18.0.0/24", "198.18.1.0/24", "198.51.100.0/24"],
         "the two least recently seen were forgotten"
     );
-    let metrics = reqwest::get(format!("{}/metrics", app.server.base_url))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.server.metrics().await;
     assert!(
         metrics.contains("keyward_key_networks_evicted_total 2\n"),
         "{}",
