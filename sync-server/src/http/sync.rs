@@ -169,6 +169,13 @@ fn rejected(op_id: uuid::Uuid, e: &AppError) -> OpResult {
             .collect::<Vec<_>>()
             .join("; "),
     };
+    // The result is stored (replays answer it) and a parser's message may quote the hostile
+    // input: no control characters (PostgreSQL cannot store NUL), and a bounded length.
+    let detail: String = detail
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(REJECTION_DETAIL_MAX_CHARS)
+        .collect();
     OpResult {
         op_id,
         status: OpStatus::Rejected,
@@ -177,6 +184,9 @@ fn rejected(op_id: uuid::Uuid, e: &AppError) -> OpResult {
         record: None,
     }
 }
+
+/// The longest rejection detail kept with an operation's result.
+const REJECTION_DETAIL_MAX_CHARS: usize = 1000;
 
 async fn apply(state: &AppState, session: &AdminSession, op: PushOp) -> AppResult<OpResult> {
     if op.op_id.get_version_num() != 7 {

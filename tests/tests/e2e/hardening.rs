@@ -120,11 +120,32 @@ async fn a_hostile_op_in_a_push_is_refused_alone_and_the_outbox_moves_on() {
     assert_eq!(results[1]["code"], "validation_failed");
     assert_eq!(results[2]["status"], "applied");
     assert_eq!(key_count(&app).await, 2);
+    // A value the parser quotes back in its message (here with a NUL) is refused like any other.
+    let quoted = json!({
+        "op_id": Uuid::now_v7(),
+        "kind": "revoke_key",
+        "key_id": KeyId::new(),
+        "data": {"grace_seconds": "a\u{0}b"},
+    });
+    let batch = json!({ "ops": [quoted, create_op("last", json!({}))] });
+    let (status, answered) = send(&app, "POST", "/v1/sync/push", Some(batch)).await;
+    assert_eq!(status, 200, "{answered}");
+    assert_eq!(
+        answered["results"].as_array().unwrap().len(),
+        2,
+        "{answered}"
+    );
+    assert_eq!(answered["results"][0]["status"], "rejected");
+    assert_eq!(answered["results"][1]["status"], "applied");
     // Sending the same batch again (the client lost the answer) answers the same results.
     let (status, again) = send(&app, "POST", "/v1/sync/push", Some(json!({ "ops": ops }))).await;
     assert_eq!(status, 200);
     assert_eq!(again["results"], body["results"]);
-    assert_eq!(key_count(&app).await, 2);
+    assert_eq!(
+        key_count(&app).await,
+        3,
+        "the two earlier batches' creates, nothing doubled"
+    );
 }
 
 /// Hostile values for any field of an op.
