@@ -167,8 +167,37 @@ impl From<Vec<FieldError>> for AppError {
     }
 }
 
+/// Whether a database error says the database cannot be reached (a connection, the pool's
+/// timeout, a server shutting down or out of connections) rather than that a query was wrong:
+/// the caller gets 503 `database_unavailable` and may retry, never a bare 500.
+pub fn database_unreachable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|c| {
+            // connection exception; too many connections; admin/crash shutdown, cannot connect now
+            c.starts_with("08") || c == "53300" || c.starts_with("57P")
+        }),
+        _ => false,
+    }
+}
+
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
+        if let AppError::Database(e) = &self
+            && database_unreachable(e)
+        {
+            tracing::warn!(error = %e, "database unavailable");
+            return AppError::Unavailable {
+                code: "database_unavailable",
+                detail: "the database cannot be reached right now; retry shortly".into(),
+                retry_after_secs: Some(2),
+            }
+            .into_response();
+        }
         match &self {
             AppError::Database(e) => tracing::error!(error = %e, "database error"),
             AppError::Internal(e) => tracing::error!(error = format!("{e:#}"), "internal error"),

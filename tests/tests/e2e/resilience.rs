@@ -92,3 +92,101 @@ async fn a_restarted_node_verifies_known_keys_without_argon2() {
     let text = serde_json::to_string(&pulled).unwrap();
     assert!(!text.contains("verifier"), "{text}");
 }
+
+/// A TCP proxy to PostgreSQL that the test can cut (every connection closed, new ones closed at
+/// once) and restore.
+struct CutProxy {
+    addr: std::net::SocketAddr,
+    cut: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    links: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>>,
+}
+
+impl CutProxy {
+    async fn start(target: String) -> CutProxy {
+        use std::sync::atomic::Ordering;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let proxy = CutProxy {
+            addr,
+            cut: Default::default(),
+            links: Default::default(),
+        };
+        let (cut, links) = (proxy.cut.clone(), proxy.links.clone());
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                if cut.load(Ordering::SeqCst) {
+                    continue; // dropped: the connection closes at once
+                }
+                let target = target.clone();
+                let link = tokio::spawn(async move {
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+                links.lock().unwrap().push(link.abort_handle());
+            }
+        });
+        proxy
+    }
+
+    fn cut(&self) {
+        self.cut.store(true, std::sync::atomic::Ordering::SeqCst);
+        for link in self.links.lock().unwrap().drain(..) {
+            link.abort();
+        }
+    }
+
+    fn restore(&self) {
+        self.cut.store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[tokio::test]
+async fn a_database_outage_answers_503_database_unavailable_not_500() {
+    let app = TestApp::spawn().await;
+    let mut url = reqwest::Url::parse(&app.db.url).unwrap();
+    let target = format!("{}:{}", url.host_str().unwrap(), url.port().unwrap_or(5432));
+    let proxy = CutProxy::start(target).await;
+    url.set_port(Some(proxy.addr.port())).unwrap();
+    url.set_host(Some("127.0.0.1")).unwrap();
+    let proxied = url.to_string();
+    let node = TestServer::start(&app.db, move |c| {
+        c.database_url = Some(SecretString::from(proxied));
+    })
+    .await;
+    let session = app.owner.session().unwrap().clone();
+    let owner = node.client().with_session(session);
+    owner.list_keys(&Default::default()).await.unwrap();
+
+    proxy.cut();
+    assert!(
+        keyward_e2e::eventually(std::time::Duration::from_secs(20), || async {
+            owner
+                .list_keys(&Default::default())
+                .await
+                .is_err_and(|e| e.code() == Some("database_unavailable"))
+        })
+        .await,
+        "an admin read during the outage answers database_unavailable: {:?}",
+        owner.list_keys(&Default::default()).await
+    );
+    let e = owner.list_keys(&Default::default()).await.unwrap_err();
+    assert_eq!(e.status().unwrap().as_u16(), 503, "{e:?}");
+    match &e {
+        keyward_client::ClientError::Api { retry_after, .. } => assert!(retry_after.is_some()),
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        node.client().readyz().await.is_err(),
+        "not ready while the database is away"
+    );
+
+    proxy.restore();
+    assert!(
+        keyward_e2e::eventually(std::time::Duration::from_secs(30), || async {
+            owner.list_keys(&Default::default()).await.is_ok()
+        })
+        .await,
+        "admin reads work again once the database is back"
+    );
+}
