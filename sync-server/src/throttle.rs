@@ -56,44 +56,27 @@ impl<K: Hash + Eq + Send + Sync + Clone + 'static> FailureWindow<K> {
         self.windows.invalidate(key);
     }
 
-    /// Takes one of the window's places atomically, before the work it guards: `Err(seconds
-    /// until the window ends)` when all are taken. Concurrent callers can never take more than
-    /// the limit between them (unlike [`Self::blocked`] followed by [`Self::record_failure`]).
-    pub fn try_reserve(&self, key: K) -> Result<Reserved, u64> {
+    /// Takes one of the window's places atomically: `Err(seconds until the window ends)` when
+    /// all are taken. Concurrent callers never take more than the limit between them (unlike
+    /// [`Self::blocked`] followed by [`Self::record_failure`]).
+    pub fn try_take(&self, key: K) -> Result<(), u64> {
         let w = self.windows.get_with(key, || {
             Arc::new(Window {
                 started: Instant::now(),
                 failures: AtomicU32::new(0),
             })
         });
-        let taken = w
-            .failures
+        w.failures
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
                 (n < self.limit).then_some(n + 1)
-            });
-        match taken {
-            Ok(_) => Ok(Reserved { window: w }),
-            Err(_) => Err(self
-                .window
-                .saturating_sub(w.started.elapsed())
-                .as_secs()
-                .max(1)),
-        }
-    }
-}
-
-/// A place taken by [`FailureWindow::try_reserve`]: kept (it counts) unless given back.
-pub struct Reserved {
-    window: Arc<Window>,
-}
-
-impl Reserved {
-    /// The guarded work succeeded: the place does not count.
-    pub fn release(self) {
-        let _ = self
-            .window
-            .failures
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
+            })
+            .map(|_| ())
+            .map_err(|_| {
+                self.window
+                    .saturating_sub(w.started.elapsed())
+                    .as_secs()
+                    .max(1)
+            })
     }
 }
 
@@ -123,22 +106,13 @@ mod tests {
             let handles: Vec<_> = (0..40)
                 .map(|_| {
                     let w = w.clone();
-                    s.spawn(move || w.try_reserve("k").map(std::mem::forget).is_ok())
+                    s.spawn(move || w.try_take("k").is_ok())
                 })
                 .collect();
             handles.into_iter().map(|h| h.join().unwrap()).collect()
         });
         assert_eq!(taken.iter().filter(|t| **t).count(), 5);
-        assert!(w.try_reserve("k").is_err());
-        assert!(w.try_reserve("other").is_ok());
-    }
-
-    #[test]
-    fn a_released_place_is_free_again() {
-        let w = FailureWindow::new(1, Duration::from_secs(60), 100);
-        let r = w.try_reserve("k").expect("first");
-        assert!(w.try_reserve("k").is_err());
-        r.release();
-        assert!(w.try_reserve("k").is_ok());
+        assert!(w.try_take("k").is_err());
+        assert!(w.try_take("other").is_ok());
     }
 }

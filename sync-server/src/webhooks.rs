@@ -262,11 +262,6 @@ fn bad(field: &str, code: &str, message: impl Into<String>) -> FieldError {
     FieldError::new(field, code, message)
 }
 
-/// An endpoint URL, checked against the destination policy (see [`keyward_core::webhook_url`]).
-pub fn validate_url(field: &str, raw: &str, allowed: &[IpNet]) -> Result<String, FieldError> {
-    keyward_core::webhook_url::validate(field, raw, allowed)
-}
-
 /// Event patterns: `*` when absent; otherwise 1–50 valid patterns, duplicates dropped.
 pub fn validate_events(
     field: &str,

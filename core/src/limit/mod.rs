@@ -301,6 +301,18 @@ fn pick_deciding(decisions: &[Decision]) -> usize {
     })
 }
 
+/// Where rule `i`'s counter belongs across edits of a key's rules: its kind, its window and
+/// how many earlier rules share both. A changed rule set keeps each counter in its slot (local
+/// state, [`SharedState::carried`]; the Redis keys are named by it).
+pub fn slot(rules: &[Rule], i: usize) -> (Kind, u64, usize) {
+    let rule = &rules[i];
+    let nth = rules[..i]
+        .iter()
+        .filter(|r| r.kind == rule.kind && r.window_ms == rule.window_ms)
+        .count();
+    (rule.kind, rule.window_ms, nth)
+}
+
 /// One key's limiter state: an atomic per rule, checked without a lock.
 #[derive(Debug)]
 pub struct SharedState {
@@ -319,21 +331,11 @@ impl SharedState {
     /// rule, when several share them), so changing a limit, adding a rule or rotating the key
     /// forgives nothing already used; rules with no such predecessor start empty.
     pub fn carried(old_rules: &[Rule], old: &SharedState, new_rules: &[Rule]) -> SharedState {
-        let nth = |rules: &[Rule], i: usize| {
-            rules[..i]
-                .iter()
-                .filter(|r| r.kind == rules[i].kind && r.window_ms == rules[i].window_ms)
-                .count()
-        };
         let cells = (0..new_rules.len())
             .map(|i| {
-                let rule = &new_rules[i];
-                let want = nth(new_rules, i);
-                let from = (0..old_rules.len().min(old.cells.len())).find(|&j| {
-                    old_rules[j].kind == rule.kind
-                        && old_rules[j].window_ms == rule.window_ms
-                        && nth(old_rules, j) == want
-                });
+                let want = slot(new_rules, i);
+                let from =
+                    (0..old_rules.len().min(old.cells.len())).find(|&j| slot(old_rules, j) == want);
                 AtomicU64::new(from.map_or(0, |j| old.cells[j].load(Ordering::Acquire)))
             })
             .collect();

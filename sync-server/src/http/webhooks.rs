@@ -78,7 +78,7 @@ pub async fn create(
 ) -> AppResult<(StatusCode, Json<CreatedWebhook>)> {
     session.require_write()?;
     let mut errs = FieldErrors::new();
-    let url = errs.check(webhooks::validate_url(
+    let url = errs.check(keyward_core::webhook_url::validate(
         "url",
         &req.url,
         &state.config.webhook_allowed_networks,
@@ -176,7 +176,7 @@ pub async fn test(
     let row = store::webhooks::find(&mut tx, session.org_id, id)
         .await?
         .ok_or_else(not_found)?;
-    if let Err(retry_after_secs) = state.webhook_tests.try_reserve(session.org_id) {
+    if let Err(retry_after_secs) = state.webhook_tests.try_take(session.org_id) {
         return Err(AppError::TooManyRequests {
             code: "too_many_test_events",
             detail: format!(

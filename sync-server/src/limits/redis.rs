@@ -108,17 +108,13 @@ impl RedisLimiter {
         };
         job.args.extend([cost, n as u64]);
         for (i, rule) in limits.rules.iter().enumerate() {
-            // Counters belong to the rotation lineage and to the rule's kind and window (the
-            // n-th such rule), as in local mode: rotating the key or changing a limit goes on
-            // from what was used.
-            let nth = limits.rules[..i]
-                .iter()
-                .filter(|r| r.kind == rule.kind && r.window_ms == rule.window_ms)
-                .count();
+            // Counters belong to the rotation lineage and the rule's slot, as in local mode:
+            // rotating the key or changing a limit goes on from what was used.
+            let (_, window_ms, nth) = keyward_core::limit::slot(&limits.rules, i);
             let (kind, base) = match rule.kind {
                 Kind::Rate(a) => (
                     a.as_str(),
-                    format!("kw:rl:{lineage}:{}:{}:{nth}", a.as_str(), rule.window_ms),
+                    format!("kw:rl:{lineage}:{}:{window_ms}:{nth}", a.as_str()),
                 ),
                 Kind::Daily => ("daily", format!("kw:q:{lineage}:d")),
                 Kind::Monthly => ("monthly", format!("kw:q:{lineage}:m")),
