@@ -1,6 +1,9 @@
 //! Tokens for the load run's floods (scripts/bench.sh), one per line:
 //!
-//! - `flood_tokens unknown N`: well-formed tokens (valid checksum) for ids that do not exist;
+//! - `flood_tokens unknown N`: well-formed tokens (valid checksum) for random ids that do not
+//!   exist (UUIDv4: no timestamp, as an attacker guessing ids would send);
+//! - `flood_tokens recent N`: the same with ids forged to look just minted (UUIDv7 of now), which
+//!   the filter of known ids cannot rule out, so they go through its global lookup budget;
 //! - `flood_tokens wrong TOKEN N`: tokens with TOKEN's key id and a wrong secret.
 
 use std::io::Write;
@@ -11,10 +14,10 @@ use keyward_core::{ApiKeyToken, Environment, KeyId};
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let (mode, target, count) = match args.as_slice() {
-        [m, n] if m == "unknown" => (m.as_str(), None, n),
+        [m, n] if m == "unknown" || m == "recent" => (m.as_str(), None, n),
         [m, t, n] if m == "wrong" => (m.as_str(), Some(t.as_str()), n),
         _ => {
-            eprintln!("usage: flood_tokens unknown N | flood_tokens wrong TOKEN N");
+            eprintln!("usage: flood_tokens unknown|recent N | flood_tokens wrong TOKEN N");
             return ExitCode::from(2);
         }
     };
@@ -32,11 +35,14 @@ fn main() -> ExitCode {
     };
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     for _ in 0..count {
-        let token = ApiKeyToken::generate(environment, id.unwrap_or_else(KeyId::new));
+        let id = id.unwrap_or_else(|| match mode {
+            "recent" => KeyId::new(),
+            _ => KeyId::from_uuid(uuid::Uuid::new_v4()),
+        });
+        let token = ApiKeyToken::generate(environment, id);
         if writeln!(out, "{}", token.expose_secret()).is_err() {
             return ExitCode::FAILURE;
         }
     }
-    let _ = mode;
     ExitCode::SUCCESS
 }

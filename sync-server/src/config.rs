@@ -36,6 +36,10 @@ pub struct Config {
     /// How long the gateway waits for the upstream's response headers (504 after that).
     pub upstream_timeout_ms: u64,
     pub db_max_connections: u32,
+    /// Pool connections usage reports may hold at once (default: a quarter of the pool, at
+    /// least one). A report reads its rows page by page, holding a connection only for a page's
+    /// query, never while its client reads; past the share it answers 503 `reports_busy`.
+    pub report_db_connections: Option<u32>,
     /// Lifetime of an admin session.
     pub session_ttl_secs: u64,
     /// An admin session unused for this long ends (`session_expired`), whatever its lifetime.
@@ -62,6 +66,13 @@ pub struct Config {
     pub key_cache_ttl_secs: u64,
     /// How long an unknown key id is remembered as unknown.
     pub negative_cache_ttl_secs: u64,
+    /// While PostgreSQL cannot be reached, a key whose record was known current within this
+    /// many seconds keeps answering from memory (limits enforced, usage counted in memory).
+    /// Revocations made meanwhile apply when the node reconnects. Zero: never (503 instead).
+    pub fail_static_secs: u64,
+    /// Refuse key ids that exist nowhere from an in-memory filter of the ids that exist,
+    /// without a database query.
+    pub key_filter: bool,
     /// Failed logins per email (and 4x that per client address) within the window.
     pub login_failures_per_window: u32,
     pub login_failure_window_secs: u64,
@@ -144,6 +155,7 @@ impl Default for Config {
             upstream_test: None,
             upstream_timeout_ms: 30_000,
             db_max_connections: 16,
+            report_db_connections: None,
             session_ttl_secs: 12 * 3600,
             session_idle_secs: 30 * 60,
             argon2_max_concurrent: None,
@@ -159,6 +171,8 @@ impl Default for Config {
             key_cache_capacity: 200_000,
             key_cache_ttl_secs: 300,
             negative_cache_ttl_secs: 10,
+            fail_static_secs: 60,
+            key_filter: true,
             login_failures_per_window: 5,
             login_failure_window_secs: 900,
             verifier_key: None,
@@ -226,6 +240,7 @@ impl Config {
         "upstream_test",
         "upstream_timeout_ms",
         "db_max_connections",
+        "report_db_connections",
         "session_ttl_secs",
         "session_idle_secs",
         "argon2_max_concurrent",
@@ -241,6 +256,8 @@ impl Config {
         "key_cache_capacity",
         "key_cache_ttl_secs",
         "negative_cache_ttl_secs",
+        "fail_static_secs",
+        "key_filter",
         "login_failures_per_window",
         "login_failure_window_secs",
         "verifier_key",
@@ -348,6 +365,15 @@ impl Config {
         self.argon2_max_per_org
             .unwrap_or(permits / 2)
             .clamp(1, permits)
+    }
+
+    /// Pool connections usage reports may hold at once: `report_db_connections`, by default a
+    /// quarter of the pool; at least one, at most the pool.
+    pub fn report_db_permits(&self) -> usize {
+        let pool = self.db_max_connections.max(1);
+        self.report_db_connections
+            .unwrap_or(pool / 4)
+            .clamp(1, pool) as usize
     }
 }
 
@@ -482,6 +508,13 @@ mod tests {
                 ]
             );
             assert_eq!(c.max_networks_per_key, 32);
+            assert_eq!(c.report_db_permits(), 4, "a quarter of the default pool");
+            jail.set_env("KEYWARD_DB_MAX_CONNECTIONS", "2");
+            assert_eq!(Config::load(None).unwrap().report_db_permits(), 1);
+            jail.set_env("KEYWARD_REPORT_DB_CONNECTIONS", "6");
+            assert_eq!(Config::load(None).unwrap().report_db_permits(), 2);
+            jail.set_env("KEYWARD_DB_MAX_CONNECTIONS", "16");
+            assert_eq!(Config::load(None).unwrap().report_db_permits(), 6);
             jail.set_env("KEYWARD_UPSTREAM_TEST", "ftp://sandbox.internal");
             let err = Config::load(None).unwrap_err();
             assert!(matches!(err, ConfigError::BadUpstreamTest(_)), "{err}");

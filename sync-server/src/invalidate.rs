@@ -1,7 +1,10 @@
 //! Cross-node cache invalidation: every key change is announced with `pg_notify` inside its
 //! transaction; each node listens and drops its cached copy. A node that loses the listener
 //! connection stops trusting its cache until it is listening again, then drops it whole, so it
-//! never serves a key that changed while it was not listening.
+//! never serves a key that changed while it was not listening, except, while the database itself
+//! cannot be reached, records known current within the fail-static window
+//! ([`Verifier`]'s `fail_static`). The same notifications keep the filter of known key ids
+//! current; it is reloaded on every (re)connection.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,15 +22,29 @@ pub async fn run_listener(pool: PgPool, verifier: Arc<Verifier>, shutdown: Cance
     while !shutdown.is_cancelled() {
         match listen(&pool).await {
             Ok(mut listener) => {
-                verifier.set_feed_live(true);
-                verifier.invalidate_all();
-                tracing::info!("listening for key changes");
+                match verifier.feed_connected().await {
+                    Ok(ids) => tracing::info!(known_ids = ids, "listening for key changes"),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot load the known key ids; retrying");
+                        verifier.feed_lost();
+                        continue_after(&shutdown, &mut backoff).await;
+                        continue;
+                    }
+                }
                 backoff = Duration::from_millis(100);
                 loop {
                     let next = tokio::select! {
                         _ = shutdown.cancelled() => return,
                         next = listener.try_recv() => next,
                     };
+                    if verifier.known_ids_outgrown() {
+                        match verifier.reload_known_ids().await {
+                            Ok(ids) => {
+                                tracing::info!(known_ids = ids, "known key ids reloaded (outgrown)")
+                            }
+                            Err(e) => tracing::warn!(error = %e, "cannot reload the known key ids"),
+                        }
+                    }
                     match next {
                         Ok(Some(n)) => match n.payload().parse::<KeyId>() {
                             Ok(id) => verifier.invalidate(id),
@@ -36,18 +53,26 @@ pub async fn run_listener(pool: PgPool, verifier: Arc<Verifier>, shutdown: Cance
                         Ok(None) | Err(_) => break,
                     }
                 }
-                verifier.set_feed_live(false);
-                verifier.invalidate_all();
-                tracing::warn!("lost the key-change listener; cache bypassed until it is back");
+                verifier.feed_lost();
+                tracing::warn!(
+                    "lost the key-change listener; cache bypassed (fail-static while the database is away) until it is back"
+                );
             }
-            Err(e) => tracing::warn!(error = %e, "cannot listen for key changes; retrying"),
+            Err(e) => {
+                verifier.feed_lost();
+                tracing::warn!(error = %e, "cannot listen for key changes; retrying");
+            }
         }
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(backoff) => {}
-        }
-        backoff = (backoff * 2).min(Duration::from_secs(5));
+        continue_after(&shutdown, &mut backoff).await;
     }
+}
+
+async fn continue_after(shutdown: &CancellationToken, backoff: &mut Duration) {
+    tokio::select! {
+        _ = shutdown.cancelled() => {}
+        _ = tokio::time::sleep(*backoff) => {}
+    }
+    *backoff = (*backoff * 2).min(Duration::from_secs(5));
 }
 
 async fn listen(pool: &PgPool) -> Result<PgListener, sqlx::Error> {

@@ -50,6 +50,24 @@ pub struct VerifyCounters {
     pub outcomes: Vec<Counter>,
     pub cache_hits: Counter,
     pub cache_misses: Counter,
+    pub lookups: LookupCounters,
+}
+
+/// Key record lookups by result (`keyward_key_lookups_total{result}`), resolved once.
+#[derive(Clone, Debug, Default)]
+pub struct LookupCounters {
+    /// Answered from the cache.
+    pub cache: Counter,
+    /// Refused by the filter of known ids: no query.
+    pub filtered: Counter,
+    /// A just-minted-looking id the filter does not know, past the global lookup budget.
+    pub deferred: Counter,
+    pub database_found: Counter,
+    pub database_absent: Counter,
+    /// Answered from memory while the database could not be reached (fail static).
+    pub stale: Counter,
+    /// The database could not be reached and no fail-static record was at hand.
+    pub unavailable: Counter,
 }
 
 impl VerifyCounters {
@@ -69,6 +87,10 @@ pub struct Metrics {
     pub key_cache_misses: Counter,
     /// Calls whose key named no organisation, by reason.
     pub unrecognized_keys: Family<ReasonLabel, Counter>,
+    /// Key record lookups by result.
+    pub key_lookups: Family<ResultLabel, Counter>,
+    /// Ids in the filter of known key ids (set when scraped; 0 while it is not loaded).
+    pub known_key_ids: Gauge,
     /// Webhook delivery attempts by result (delivered, retry, failed, refused).
     pub webhook_attempts: Family<ResultLabel, Counter>,
     /// Seconds since usage was last written (set when scraped).
@@ -102,6 +124,8 @@ impl Default for Metrics {
             key_cache_hits: Counter::default(),
             key_cache_misses: Counter::default(),
             unrecognized_keys: Family::default(),
+            key_lookups: Family::default(),
+            known_key_ids: Gauge::default(),
             webhook_attempts: Family::default(),
             usage_flush_lag: Gauge::default(),
             usage_pending: Gauge::default(),
@@ -190,6 +214,16 @@ impl Default for Metrics {
             m.unrecognized_keys.clone(),
         );
         registry.register(
+            "key_lookups",
+            "Key record lookups by result: cache, filtered (unknown to the filter of known ids, no query), deferred (past the budget for just-minted ids), database_found, database_absent, stale (answered from memory while the database is away), unavailable",
+            m.key_lookups.clone(),
+        );
+        registry.register(
+            "known_key_ids",
+            "Key ids in the filter of known ids (0 while it is not loaded)",
+            m.known_key_ids.clone(),
+        );
+        registry.register(
             "webhook_attempts",
             "Webhook delivery attempts by result (delivered, retry, failed, refused)",
             m.webhook_attempts.clone(),
@@ -235,6 +269,22 @@ impl Metrics {
                 .collect(),
             cache_hits: self.key_cache_hits.clone(),
             cache_misses: self.key_cache_misses.clone(),
+            lookups: {
+                let c = |result| {
+                    self.key_lookups
+                        .get_or_create(&ResultLabel { result })
+                        .clone()
+                };
+                LookupCounters {
+                    cache: c("cache"),
+                    filtered: c("filtered"),
+                    deferred: c("deferred"),
+                    database_found: c("database_found"),
+                    database_absent: c("database_absent"),
+                    stale: c("stale"),
+                    unavailable: c("unavailable"),
+                }
+            },
         }
     }
 

@@ -342,3 +342,70 @@ impl Drop for ServerProcess {
         let _ = std::fs::remove_file(&self.log);
     }
 }
+
+/// A TCP proxy to PostgreSQL that the test can cut (every connection closed, new ones closed at
+/// once) and restore.
+pub struct CutProxy {
+    pub addr: std::net::SocketAddr,
+    cut: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    links: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>>,
+}
+
+impl CutProxy {
+    pub async fn start(target: String) -> CutProxy {
+        use std::sync::atomic::Ordering;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let proxy = CutProxy {
+            addr,
+            cut: Default::default(),
+            links: Default::default(),
+        };
+        let (cut, links) = (proxy.cut.clone(), proxy.links.clone());
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                if cut.load(Ordering::SeqCst) {
+                    continue; // dropped: the connection closes at once
+                }
+                let target = target.clone();
+                let link = tokio::spawn(async move {
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+                links.lock().unwrap().push(link.abort_handle());
+            }
+        });
+        proxy
+    }
+
+    pub fn cut(&self) {
+        self.cut.store(true, std::sync::atomic::Ordering::SeqCst);
+        for link in self.links.lock().unwrap().drain(..) {
+            link.abort();
+        }
+    }
+
+    pub fn restore(&self) {
+        self.cut.store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// `db`'s URL with this proxy in front of it.
+    pub fn url_for(&self, db: &TestDb) -> String {
+        let mut url = reqwest::Url::parse(&db.url).expect("database url");
+        url.set_port(Some(self.addr.port())).expect("port");
+        url.set_host(Some("127.0.0.1")).expect("host");
+        url.to_string()
+    }
+
+    /// A proxy in front of `db`'s server.
+    pub async fn in_front_of(db: &TestDb) -> CutProxy {
+        let url = reqwest::Url::parse(&db.url).expect("database url");
+        let target = format!(
+            "{}:{}",
+            url.host_str().unwrap_or("127.0.0.1"),
+            url.port().unwrap_or(5432)
+        );
+        CutProxy::start(target).await
+    }
+}

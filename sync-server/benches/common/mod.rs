@@ -82,7 +82,7 @@ pub async fn fixture(rate_limits: Option<Vec<RateLimitRule>>) -> Fixture {
     )
     // As served: outcome and cache counters for /metrics bumped on every call.
     .with_metrics(&keyward_server::metrics::Metrics::default());
-    verifier.set_feed_live(true);
+    verifier.feed_connected().await.unwrap();
     Fixture {
         verifier,
         token,

@@ -78,6 +78,10 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         .metrics
         .usage_pending
         .set(i64::try_from(state.usage.pending_rows()).unwrap_or(i64::MAX));
+    state
+        .metrics
+        .known_key_ids
+        .set(i64::try_from(state.verifier.known_ids()).unwrap_or(i64::MAX));
     (
         [(
             axum::http::header::CONTENT_TYPE,

@@ -1,12 +1,14 @@
 //! The verification pipeline shared by `/v1/whoami`, `/v1/verify` and (later) the gateway:
 //!
-//! parse + checksum → key record from the cache (Postgres on a miss; unknown ids remembered
-//! briefly) → secret: SHA-256 digest compared in constant time once argon2 has accepted the
+//! parse + checksum → key record from the cache (ids that exist nowhere refused by the filter of
+//! known ids, [`known`]; Postgres on a miss; unknown ids remembered briefly; while the database
+//! cannot be reached, records verified within the fail-static window answer from memory) → secret: SHA-256 digest compared in constant time once argon2 has accepted the
 //! token on this node, argon2 otherwise (bounded, coalesced per key id, throttled on failure)
 //! → state, client address, scope.
 
 pub mod hasher;
 pub mod key;
+pub mod known;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -22,6 +24,7 @@ use moka::sync::Cache;
 use sqlx::PgPool;
 
 use crate::config::Config;
+use crate::error::database_unreachable;
 use crate::limits::{LimitSource, Limiter};
 use crate::metrics::{Metrics, ReasonLabel, VerifyCounters};
 use crate::store;
@@ -29,6 +32,7 @@ use crate::throttle::FailureWindow;
 use crate::usage::{Unrecognized, UsageRecorder};
 pub use hasher::{Hasher, Overloaded};
 pub use key::VerifiedKey;
+use known::{KnownIds, Membership};
 use prometheus_client::metrics::counter::Counter;
 
 /// The answer for a well-formed request.
@@ -55,9 +59,27 @@ pub enum VerifyError {
 
 type Record = Option<Arc<VerifiedKey>>;
 
+/// A cached record and when it was read from the database.
+#[derive(Clone)]
+struct Entry {
+    record: Record,
+    loaded: Instant,
+}
+
 pub struct Verifier {
     pool: PgPool,
-    records: Cache<KeyId, Record>,
+    records: Cache<KeyId, Entry>,
+    /// The key ids that exist ([`known`]).
+    known: KnownIds,
+    /// How long after it was last known current a record still answers while the database
+    /// cannot be reached (`KEYWARD_FAIL_STATIC_SECS`; zero: never).
+    fail_static: Duration,
+    /// When the change feed was lost: records cached before then were current until then.
+    feed_lost_at: std::sync::Mutex<Option<Instant>>,
+    /// Until when (ms since `epoch`) the database is taken as unreachable, so calls with a
+    /// fail-static record answer at once instead of waiting for the pool.
+    db_down_until: AtomicU64,
+    epoch: Instant,
     /// Digests argon2 has accepted, kept across record reloads so a settings change does not
     /// send a busy key back through argon2.
     digests: Cache<KeyId, [u8; 32]>,
@@ -91,9 +113,9 @@ struct RecordExpiry {
     negative: Duration,
 }
 
-impl Expiry<KeyId, Record> for RecordExpiry {
-    fn expire_after_create(&self, _: &KeyId, value: &Record, _: Instant) -> Option<Duration> {
-        Some(if value.is_some() {
+impl Expiry<KeyId, Entry> for RecordExpiry {
+    fn expire_after_create(&self, _: &KeyId, value: &Entry, _: Instant) -> Option<Duration> {
+        Some(if value.record.is_some() {
             self.positive
         } else {
             self.negative
@@ -119,6 +141,11 @@ impl Verifier {
                     negative: Duration::from_secs(config.negative_cache_ttl_secs),
                 })
                 .build(),
+            known: KnownIds::new(config.key_filter),
+            fail_static: Duration::from_secs(config.fail_static_secs),
+            feed_lost_at: std::sync::Mutex::new(None),
+            db_down_until: AtomicU64::new(0),
+            epoch: Instant::now(),
             digests: Cache::builder()
                 .max_capacity(capacity)
                 .time_to_idle(Duration::from_secs(3600))
@@ -195,7 +222,7 @@ impl Verifier {
             self.unrecognized(Unrecognized::Malformed, now);
             return Ok(not_found);
         };
-        let Some(key) = self.record(parsed.key_id).await? else {
+        let Some(key) = self.record(parsed.key_id, now).await? else {
             self.unrecognized(Unrecognized::Unknown, now);
             return Ok(not_found);
         };
@@ -262,25 +289,127 @@ impl Verifier {
         }
     }
 
-    async fn record(&self, id: KeyId) -> Result<Record, VerifyError> {
+    async fn record(&self, id: KeyId, now: DateTime<Utc>) -> Result<Record, VerifyError> {
         let live = self.feed_live.load(Ordering::Acquire);
         if live && let Some(hit) = self.records.get(&id) {
             self.counters.cache_hits.inc();
-            return Ok(hit);
+            self.counters.lookups.cache.inc();
+            return Ok(hit.record);
+        }
+        match self.known.check(id, now) {
+            Membership::Absent => {
+                self.counters.lookups.filtered.inc();
+                return Ok(None);
+            }
+            Membership::Recent if !self.known.admit_recent() => {
+                self.counters.lookups.deferred.inc();
+                return Ok(None);
+            }
+            Membership::Maybe | Membership::Recent | Membership::Unknown => {}
         }
         let lock = self.cold_locks.get_with(id, Default::default);
         let _guard = lock.lock().await;
         if live && let Some(hit) = self.records.get(&id) {
             self.counters.cache_hits.inc();
-            return Ok(hit);
+            self.counters.lookups.cache.inc();
+            return Ok(hit.record);
+        }
+        let fallback = self.fail_static_record(id);
+        if fallback.is_some() && self.db_known_down() {
+            self.counters.lookups.stale.inc();
+            return Ok(fallback.flatten());
         }
         self.counters.cache_misses.inc();
-        self.load(id).await
+        let loaded = match fallback {
+            // With an answer in hand, a database that does not answer promptly is taken as away.
+            Some(_) => tokio::time::timeout(FAIL_STATIC_PROBE, self.load(id))
+                .await
+                .unwrap_or(Err(VerifyError::Store(sqlx::Error::PoolTimedOut))),
+            None => self.load(id).await,
+        };
+        match loaded {
+            Err(VerifyError::Store(e)) if database_unreachable(&e) => {
+                self.db_down();
+                match fallback {
+                    Some(record) => {
+                        self.counters.lookups.stale.inc();
+                        Ok(record)
+                    }
+                    None => {
+                        self.counters.lookups.unavailable.inc();
+                        Err(VerifyError::Store(e))
+                    }
+                }
+            }
+            Ok(record) => {
+                let lookups = &self.counters.lookups;
+                match &record {
+                    Some(_) => lookups.database_found.inc(),
+                    None => lookups.database_absent.inc(),
+                };
+                Ok(record)
+            }
+            other => other,
+        }
     }
 
-    /// Whether the change feed (LISTEN/NOTIFY) is connected, so cached records can be trusted.
-    pub fn set_feed_live(&self, live: bool) {
-        self.feed_live.store(live, Ordering::Release);
+    /// The record to answer with while the database cannot be reached: the cached one, if it was
+    /// known current within the fail-static window. A record cached while the change feed was
+    /// live was current until the feed was lost; one loaded since, until it was loaded.
+    fn fail_static_record(&self, id: KeyId) -> Option<Record> {
+        if self.fail_static.is_zero() {
+            return None;
+        }
+        let entry = self.records.get(&id)?;
+        let lost = *self.feed_lost_at.lock().unwrap_or_else(|p| p.into_inner());
+        let current_at = lost.map_or(entry.loaded, |lost| lost.max(entry.loaded));
+        (current_at.elapsed() <= self.fail_static).then_some(entry.record)
+    }
+
+    fn db_known_down(&self) -> bool {
+        (self.epoch.elapsed().as_millis() as u64) < self.db_down_until.load(Ordering::Relaxed)
+    }
+
+    fn db_down(&self) {
+        let until = (self.epoch.elapsed() + DB_DOWN_HOLD).as_millis() as u64;
+        self.db_down_until.store(until, Ordering::Relaxed);
+    }
+
+    /// The change feed (LISTEN/NOTIFY) is connected again: the filter of known ids is reloaded
+    /// (after LISTEN, so nothing created since is missed), every cached record is dropped (any
+    /// of them may have changed unseen) and the cache is trusted again.
+    pub async fn feed_connected(&self) -> Result<u64, sqlx::Error> {
+        let ids = self.known.reload(&self.pool).await?;
+        self.invalidate_all();
+        *self.feed_lost_at.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        self.db_down_until.store(0, Ordering::Relaxed);
+        self.feed_live.store(true, Ordering::Release);
+        Ok(ids)
+    }
+
+    /// The change feed is lost: cached records are no longer trusted while the database answers
+    /// (they are re-read), but stay for the fail-static window in case it does not; the filter
+    /// of known ids may miss new keys from now on, so it is dropped.
+    pub fn feed_lost(&self) {
+        self.feed_live.store(false, Ordering::Release);
+        let mut lost = self.feed_lost_at.lock().unwrap_or_else(|p| p.into_inner());
+        lost.get_or_insert_with(Instant::now);
+        self.known.clear();
+    }
+
+    /// Whether the filter of known ids has outgrown its size (the listener reloads it).
+    pub fn known_ids_outgrown(&self) -> bool {
+        self.known.needs_reload()
+    }
+
+    /// Reloads the filter of known ids.
+    pub async fn reload_known_ids(&self) -> Result<u64, sqlx::Error> {
+        self.known.reload(&self.pool).await
+    }
+
+    /// Key ids in the filter (0 while it is not loaded).
+    pub fn known_ids(&self) -> u64 {
+        self.known.loaded_ids()
     }
 
     /// Loads a record and caches it, unless it was invalidated while the query ran: the insert
@@ -307,7 +436,16 @@ impl Verifier {
             }
             None => None,
         };
-        self.records.insert(id, record.clone());
+        if record.is_some() {
+            self.known.insert(id);
+        }
+        self.records.insert(
+            id,
+            Entry {
+                record: record.clone(),
+                loaded: Instant::now(),
+            },
+        );
         let stale = self.invalidated.get(&id).is_some_and(|at| at >= started)
             || self.invalidated_all.load(Ordering::SeqCst) >= started;
         if stale {
@@ -318,6 +456,8 @@ impl Verifier {
 
     /// Drops a key's cached record (after a change on any node).
     pub fn invalidate(&self, id: KeyId) {
+        // Creations are announced the same way: the id exists.
+        self.known.insert(id);
         let now = self.clock.fetch_add(1, Ordering::SeqCst);
         self.invalidated.insert(id, now);
         self.records.invalidate(&id);
@@ -325,12 +465,12 @@ impl Verifier {
 
     /// The cached record of a key, if any (no load).
     pub fn cached(&self, id: KeyId) -> Option<Arc<VerifiedKey>> {
-        self.records.get(&id).flatten()
+        self.records.get(&id).and_then(|e| e.record)
     }
 
     /// The record of a key, loaded when not cached.
     pub async fn key(&self, id: KeyId) -> Result<Option<Arc<VerifiedKey>>, VerifyError> {
-        self.record(id).await
+        self.record(id, Utc::now()).await
     }
 
     /// Drops every cached record (the change feed was interrupted).
@@ -466,6 +606,11 @@ impl Verifier {
         Ok(place)
     }
 }
+
+/// How long a lookup with a fail-static answer in hand waits for the database.
+const FAIL_STATIC_PROBE: Duration = Duration::from_millis(500);
+/// After the database failed to answer, how long calls with a fail-static answer skip it.
+const DB_DOWN_HOLD: Duration = Duration::from_secs(1);
 
 /// Throttled callers of one key id that may wait for a turn at once.
 const SLOW_LANE_WAITERS: usize = 4;
