@@ -118,8 +118,6 @@ run_wrk() {
 }
 rps() { awk '/^Requests\/sec:/ { print $2 }' "$OUT/$1.txt"; }
 p99() { awk '$1 == "99%" { print $2; exit }' "$OUT/$1.txt"; }
-# ms VALUE — a wrk latency (850.00us, 1.23ms, 1.02s) in milliseconds.
-ms() { awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) n /= 1000; else if (v ~ /ms$/) n += 0; else if (v ~ /s$/) n *= 1000; print n }'; }
 non2xx() { awk '/Non-2xx or 3xx responses:/ { n = $NF } END { print n + 0 }' "$OUT/$1.txt"; }
 total() { awk '/requests in/ { print $1; exit }' "$OUT/$1.txt"; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.3f", a / b; else print "n/a" }'; }
@@ -131,7 +129,7 @@ run_wrk whoami -t2 -c64 -d"${SECS}s" --latency -H "$AUTH" "$URL/v1/whoami"
 run_wrk healthz-2 -t2 -c64 -d"${SECS}s" --latency "$URL/healthz"
 
 log "generating flood tokens"
-cargo run -q --release -p keyward-server --example flood_tokens -- unknown 50000 >"$OUT/unknown.txt"
+cargo run -q --release -p keyward-server --example flood_tokens -- unknown 20000 >"$OUT/unknown.txt"
 cargo run -q --release -p keyward-server --example flood_tokens -- wrong "$KEY" 20000 >"$OUT/wrong.txt"
 
 run_wrk valid-alone -t1 -c16 -d"${SECS}s" --latency -H "$AUTH" "$URL/v1/whoami"
@@ -150,20 +148,8 @@ with_flood() {
     FLOOD_PID=""
     cat "$OUT/flood-$kind.txt"
 }
-# Key lookups that reached PostgreSQL so far (keyward_key_lookups_total by result).
-db_lookups() {
-    curl -fsS "$URL/metrics" | awk '/^keyward_key_lookups_total\{result="database_(found|absent)"\}/ { n += $2 } END { print n + 0 }'
-}
-LOOKUPS_0="$(db_lookups)"
 with_flood unknown
-LOOKUPS_UNKNOWN="$(( $(db_lookups) - LOOKUPS_0 ))"
 with_flood wrong
-log "generating forged just-minted ids (UUIDv7 of now) and flooding them for ${SECS} s"
-cargo run -q --release -p keyward-server --example flood_tokens -- recent 50000 >"$OUT/recent.txt"
-LOOKUPS_1="$(db_lookups)"
-TOKENS_FILE="$OUT/recent.txt" wrk -t1 -c48 -d"${SECS}s" --latency -s "$TOKENS_LUA" \
-    "$URL/v1/whoami" >"$OUT/flood-recent.txt" 2>&1 || die "recent flood failed"
-LOOKUPS_RECENT="$(( $(db_lookups) - LOOKUPS_1 ))"
 fi
 
 # --- rate limits: off / local / Redis ---------------------------------------------------------
@@ -223,7 +209,6 @@ h1="$(rps healthz-1)" h2="$(rps healthz-2)" who="$(rps whoami)"
     row "  unknown-key flood itself" "-t1 -c48" flood-unknown
     row "valid key beside wrong-secret flood" "-t1 -c16" valid-with-wrong
     row "  wrong-secret flood itself" "-t1 -c48" flood-wrong
-    row "forged just-minted ids flood" "-t1 -c48" flood-recent
     fi
     row "whoami, key without limits" "-t2 -c64" limits-off
     row "whoami, 2 rules, local limits" "-t2 -c64" limits-local
@@ -239,11 +224,6 @@ h1="$(rps healthz-1)" h2="$(rps healthz-2)" who="$(rps whoami)"
     echo "- healthz drift (second / first run): $(ratio "$h2" "$h1")"
     echo "- valid key req/s beside unknown flood / alone: $(ratio "$(rps valid-with-unknown)" "$(rps valid-alone)")"
     echo "- valid key req/s beside wrong-secret flood / alone: $(ratio "$(rps valid-with-wrong)" "$(rps valid-alone)")"
-    echo "- valid key p99 beside unknown flood / alone: $(ratio "$(ms "$(p99 valid-with-unknown)")" "$(ms "$(p99 valid-alone)")") (target <= 1.5)"
-    flooded="$(total flood-unknown)"
-    distinct=$((flooded < 50000 ? flooded : 50000))
-    echo "- unknown-id flood: $flooded requests over 50,000 distinct random ids; $LOOKUPS_UNKNOWN reached PostgreSQL ($(awk -v a="$LOOKUPS_UNKNOWN" -v b="$distinct" 'BEGIN { printf "%.3f", 100 * a / b }') % of the distinct ids; target <= 1 %)"
-    echo "- forged just-minted ids: $(total flood-recent) requests in ${SECS} s; $LOOKUPS_RECENT reached PostgreSQL ($(awk -v a="$LOOKUPS_RECENT" -v s="$SECS" 'BEGIN { printf "%.0f", a / s }')/s; the budget is 50/s plus a burst of 100)"
     fi
     off="$(awk -v a="$(rps limits-off)" -v b="$(rps limits-off-2)" 'BEGIN { print (a + b) / 2 }')"
     echo "- limits local / off req/s: $(ratio "$(rps limits-local)" "$off") (target >= 0.9; off = mean of both runs)"

@@ -20,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::webhooks;
+use keyward_core::api::webhooks::{AlertOpenedData, AlertResolvedData};
 
 /// A new key's detectors start from this much history (what the minute rollup keeps at most).
 const LOOKBACK: chrono::Duration = chrono::Duration::days(7);
@@ -212,12 +213,17 @@ async fn open_or_refresh(
     .bind(now)
     .execute(&mut *conn)
     .await?;
-    let data = serde_json::json!({
-        "alert_id": id, "key_id": key, "kind": f.kind.as_str(), "observed": f.observed,
-        "expected": f.expected, "window_start": f.window_start, "window_secs": f.window_secs,
-        "detail": f.detail,
+    let event = webhooks::WebhookEvent::AlertOpened(AlertOpenedData {
+        alert_id: id,
+        key_id: key,
+        kind: f.kind.as_str().to_owned(),
+        observed: f.observed,
+        expected: f.expected,
+        window_start: f.window_start,
+        window_secs: f.window_secs,
+        detail: f.detail.clone(),
     });
-    webhooks::enqueue(conn, org, webhooks::ALERT_OPENED, data).await?;
+    webhooks::enqueue(conn, org, &event).await?;
     Ok(true)
 }
 
@@ -238,8 +244,12 @@ async fn resolve(
     .fetch_all(&mut *conn)
     .await?;
     for id in ids {
-        let data = serde_json::json!({"alert_id": id, "key_id": key, "kind": kind});
-        webhooks::enqueue(conn, org, webhooks::ALERT_RESOLVED, data).await?;
+        let event = webhooks::WebhookEvent::AlertResolved(AlertResolvedData {
+            alert_id: id,
+            key_id: key,
+            kind: kind.to_owned(),
+        });
+        webhooks::enqueue(conn, org, &event).await?;
     }
     Ok(())
 }

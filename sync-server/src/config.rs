@@ -70,6 +70,8 @@ pub struct Config {
     /// many seconds keeps answering from memory (limits enforced, usage counted in memory).
     /// Revocations made meanwhile apply when the node reconnects. Zero: never (503 instead).
     pub fail_static_secs: u64,
+    /// How often expiries and delayed revocations are looked for (`key.expired`, `key.revoked`).
+    pub key_events_interval_secs: u64,
     /// Refuse key ids that exist nowhere from an in-memory filter of the ids that exist,
     /// without a database query.
     pub key_filter: bool,
@@ -172,6 +174,7 @@ impl Default for Config {
             key_cache_ttl_secs: 300,
             negative_cache_ttl_secs: 10,
             fail_static_secs: 60,
+            key_events_interval_secs: 30,
             key_filter: true,
             login_failures_per_window: 5,
             login_failure_window_secs: 900,
@@ -257,6 +260,7 @@ impl Config {
         "key_cache_ttl_secs",
         "negative_cache_ttl_secs",
         "fail_static_secs",
+        "key_events_interval_secs",
         "key_filter",
         "login_failures_per_window",
         "login_failure_window_secs",

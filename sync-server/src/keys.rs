@@ -4,6 +4,7 @@
 
 use chrono::{DateTime, Duration, Utc};
 use keyward_core::api::ApiKey;
+use keyward_core::api::webhooks::{KeyRotatedData, WebhookEvent};
 pub use keyward_core::requests::{
     DEFAULT_ROTATION_GRACE_SECS, KeyPatch, NewKey, offline_secret, parse_create, parse_revoke,
     parse_update,
@@ -304,6 +305,13 @@ pub async fn rotate(
     retired.replaced_by = Some(successor.id);
     retired.updated_at = now;
     store::keys::update(conn, &retired).await?;
+    let rotated = WebhookEvent::KeyRotated(KeyRotatedData {
+        key_id: id,
+        name: retired.name.clone(),
+        new_key_id: new_id,
+        retires_at: retired.revoked_at.unwrap_or(now),
+    });
+    crate::webhooks::enqueue(conn, actor.org_id, &rotated).await?;
     let (key, previous) = (successor.to_api(now), retired.to_api(now));
     let event = AuditEvent::new("key.rotate", "key", id)
         .before(before.to_api(now))

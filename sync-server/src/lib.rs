@@ -98,6 +98,11 @@ pub async fn serve(
         Duration::from_secs(3600),
         background.clone(),
     ));
+    tasks.spawn(notices::run_due(
+        pool.clone(),
+        Duration::from_secs(state.config.key_events_interval_secs.max(1)),
+        background.clone(),
+    ));
     tasks.spawn(usage::run_retention(
         usage::Retention::from_config(&state.config),
         pool.clone(),

@@ -1,37 +1,73 @@
-//! Notices about keys before their users notice: expiring within 7 days and within 1 day
-//! (`key.expiring`), unused for 90 days (`key.unused`). A sweep (hourly, on every node) records
-//! each notice once per key and kind and enqueues its webhook event in the same transaction, so
-//! concurrent sweeps on several nodes notify once.
+//! Events about keys that happen by the passage of time, recorded once per key and kind in
+//! `key_notices` with their webhook event enqueued in the same transaction, so sweeps on any
+//! number of nodes, any number of times, notify once:
+//!
+//! * every `KEYWARD_KEY_EVENTS_INTERVAL_SECS` (default 30 s): a key whose expiry passed
+//!   (`key.expired`), a key whose revocation took effect after a grace period — a rotated key's
+//!   too (`key.revoked`; an immediate revocation is announced by the change itself, see
+//!   [`announce_revoked`]);
+//! * hourly: expiring within 7 days and within 1 day (`key.expiring`), unused for 90 days
+//!   (`key.unused`).
+//!
+//! Expiries and revocations are looked for within the last day only, so an upgrade does not
+//! announce history and a node down for longer than that does not flood endpoints.
 
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use keyward_core::api::webhooks::{KeyExpiredData, KeyNoticeData, KeyRevokedData, WebhookEvent};
 use keyward_core::{KeyId, OrgId};
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use crate::store::keys::KeyRow;
 use crate::webhooks;
 
-/// (kind, event type, the condition on `k` as of `$1`, days before expiry it is about).
-const NOTICES: [(&str, &str, &str, Option<i64>); 3] = [
+/// What a notice announces.
+#[derive(Clone, Copy)]
+enum Notice {
+    Expiring(i64),
+    Unused,
+    Expired,
+    Revoked,
+}
+
+/// A key that is neither disabled, revoked nor expired as of `$1`.
+const ALIVE: &str = "NOT k.disabled AND (k.revoked_at IS NULL OR k.revoked_at > $1) \
+                     AND (k.expires_at IS NULL OR k.expires_at > $1)";
+
+/// (kind in `key_notices`, what it announces, the condition on `k` as of `$1`).
+const HOURLY: [(&str, Notice, &str); 3] = [
     (
         "expiring_7d",
-        webhooks::KEY_EXPIRING,
+        Notice::Expiring(7),
         "k.expires_at > $1 AND k.expires_at <= $1 + interval '7 days'",
-        Some(7),
     ),
     (
         "expiring_1d",
-        webhooks::KEY_EXPIRING,
+        Notice::Expiring(1),
         "k.expires_at > $1 AND k.expires_at <= $1 + interval '1 day'",
-        Some(1),
     ),
     (
         "unused_90d",
-        webhooks::KEY_UNUSED,
+        Notice::Unused,
         "coalesce(k.last_used_at, k.created_at) < $1 - interval '90 days'",
-        None,
+    ),
+];
+
+const DUE: [(&str, Notice, &str); 2] = [
+    (
+        "expired",
+        Notice::Expired,
+        // Expired, unless a revocation took effect first.
+        "k.expires_at <= $1 AND k.expires_at > $1 - interval '1 day'
+         AND (k.revoked_at IS NULL OR k.revoked_at > k.expires_at)",
+    ),
+    (
+        "revoked",
+        Notice::Revoked,
+        "k.revoked_at <= $1 AND k.revoked_at > $1 - interval '1 day'",
     ),
 ];
 
@@ -42,62 +78,150 @@ struct DueKey {
     name: String,
     expires_at: Option<DateTime<Utc>>,
     last_used_at: Option<DateTime<Utc>>,
+    revoked_at: Option<DateTime<Utc>>,
+    revoke_reason: Option<String>,
+    replaced_by: Option<uuid::Uuid>,
 }
 
-/// Records and enqueues the notices due at `now`; returns how many were new.
-pub async fn sweep(pool: &PgPool, now: DateTime<Utc>) -> Result<usize, sqlx::Error> {
+impl DueKey {
+    fn event(self, notice: Notice) -> Option<WebhookEvent> {
+        let key_id = KeyId::from_uuid(self.id);
+        let notice_data = |within_days| KeyNoticeData {
+            key_id,
+            name: self.name.clone(),
+            expires_at: self.expires_at,
+            last_used_at: self.last_used_at,
+            within_days,
+        };
+        Some(match notice {
+            Notice::Expiring(days) => WebhookEvent::KeyExpiring(notice_data(Some(days))),
+            Notice::Unused => WebhookEvent::KeyUnused(notice_data(None)),
+            Notice::Expired => WebhookEvent::KeyExpired(KeyExpiredData {
+                key_id,
+                name: self.name,
+                expires_at: self.expires_at?,
+            }),
+            Notice::Revoked => WebhookEvent::KeyRevoked(KeyRevokedData {
+                key_id,
+                name: self.name,
+                revoked_at: self.revoked_at?,
+                reason: self.revoke_reason,
+                replaced_by: self.replaced_by.map(KeyId::from_uuid),
+            }),
+        })
+    }
+}
+
+async fn sweep(
+    pool: &PgPool,
+    now: DateTime<Utc>,
+    notices: &[(&str, Notice, &str)],
+) -> Result<usize, sqlx::Error> {
     let mut sent = 0;
-    for (kind, event, condition, within_days) in NOTICES {
+    for &(kind, notice, condition) in notices {
+        let alive = match notice {
+            Notice::Expiring(_) | Notice::Unused => ALIVE,
+            Notice::Expired | Notice::Revoked => "true",
+        };
         let mut tx = pool.begin().await?;
         let rows: Vec<DueKey> = sqlx::query_as(&format!(
-                "WITH due AS (
-                    SELECT k.id, k.org_id, k.name, k.expires_at, k.last_used_at FROM api_keys k
-                     WHERE {condition}
-                       AND NOT k.disabled
-                       AND (k.revoked_at IS NULL OR k.revoked_at > $1)
-                       AND (k.expires_at IS NULL OR k.expires_at > $1)
-                 ), fresh AS (
-                    INSERT INTO key_notices (key_id, kind, created_at)
-                    SELECT id, $2, $1 FROM due ON CONFLICT DO NOTHING RETURNING key_id
-                 )
-                 SELECT d.id, d.org_id, d.name, d.expires_at, d.last_used_at FROM due d JOIN fresh f ON f.key_id = d.id"
-            ))
-            .bind(now)
-            .bind(kind)
-            .fetch_all(&mut *tx)
-            .await?;
-        for DueKey {
-            id: key,
-            org_id: org,
-            name,
-            expires_at,
-            last_used_at,
-        } in rows
-        {
-            let data = serde_json::json!({
-                "key_id": KeyId::from_uuid(key),
-                "name": name,
-                "expires_at": expires_at,
-                "last_used_at": last_used_at,
-                "within_days": within_days,
-            });
-            webhooks::enqueue(&mut tx, OrgId::from_uuid(org), event, data).await?;
-            sent += 1;
+            "WITH due AS (
+                SELECT k.id, k.org_id, k.name, k.expires_at, k.last_used_at, k.revoked_at,
+                       k.revoke_reason, k.replaced_by
+                  FROM api_keys k
+                 WHERE ({condition}) AND {alive}
+                 LIMIT 1000
+             ), fresh AS (
+                INSERT INTO key_notices (key_id, kind, created_at)
+                SELECT id, $2, $1 FROM due ON CONFLICT DO NOTHING RETURNING key_id
+             )
+             SELECT d.* FROM due d JOIN fresh f ON f.key_id = d.id"
+        ))
+        .bind(now)
+        .bind(kind)
+        .fetch_all(&mut *tx)
+        .await?;
+        for row in rows {
+            let org = OrgId::from_uuid(row.org_id);
+            if let Some(event) = row.event(notice) {
+                webhooks::enqueue(&mut tx, org, &event).await?;
+                sent += 1;
+            }
         }
         tx.commit().await?;
     }
     Ok(sent)
 }
 
-/// The sweep task: at start and every `interval`.
-pub async fn run(pool: PgPool, interval: Duration, shutdown: CancellationToken) {
+/// Records and enqueues the hourly notices due at `now`; returns how many were new.
+pub async fn sweep_hourly(pool: &PgPool, now: DateTime<Utc>) -> Result<usize, sqlx::Error> {
+    sweep(pool, now, &HOURLY).await
+}
+
+/// Records and enqueues the expiries and delayed revocations that took effect by `now`.
+pub async fn sweep_due(pool: &PgPool, now: DateTime<Utc>) -> Result<usize, sqlx::Error> {
+    sweep(pool, now, &DUE).await
+}
+
+/// Called with every key write (inside its transaction): a revocation in effect as of the
+/// write is announced once (`key.revoked`), whatever made it (an admin, a desktop's push, a
+/// policy). One that takes effect later is the due sweep's.
+pub async fn announce_revoked(conn: &mut PgConnection, k: &KeyRow) -> Result<(), sqlx::Error> {
+    let Some(revoked_at) = k.revoked_at.filter(|r| *r <= k.updated_at) else {
+        return Ok(());
+    };
+    let fresh = sqlx::query(
+        "INSERT INTO key_notices (key_id, kind, created_at) VALUES ($1, 'revoked', $2)
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(k.id)
+    .bind(k.updated_at)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected()
+        == 1;
+    if fresh {
+        let event = WebhookEvent::KeyRevoked(KeyRevokedData {
+            key_id: KeyId::from_uuid(k.id),
+            name: k.name.clone(),
+            revoked_at,
+            reason: k.revoke_reason.clone(),
+            replaced_by: k.replaced_by.map(KeyId::from_uuid),
+        });
+        webhooks::enqueue(conn, OrgId::from_uuid(k.org_id), &event).await?;
+    }
+    Ok(())
+}
+
+/// The sweep task for `sweep` every `interval`, from start.
+async fn run_every<F, Fut>(
+    name: &'static str,
+    interval: Duration,
+    shutdown: CancellationToken,
+    pass: F,
+) where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<usize, sqlx::Error>>,
+{
     crate::jobs::every(interval, shutdown, || async {
-        let pass = sweep(&pool, Utc::now()).instrument(tracing::info_span!("key_notices"));
-        match pass.await {
+        match pass().instrument(tracing::info_span!("key_notices", sweep = name)).await {
             Ok(0) => {}
-            Ok(n) => tracing::info!(notices = n, "key notices sent"),
-            Err(e) => tracing::warn!(error = %e, "key notice sweep failed; retrying next interval"),
+            Ok(n) => tracing::info!(notices = n, sweep = name, "key notices sent"),
+            Err(e) => tracing::warn!(error = %e, sweep = name, "key notice sweep failed; retrying next interval"),
         }
     })
     .await;
+}
+
+/// The hourly sweep (expiring, unused).
+pub async fn run(pool: PgPool, interval: Duration, shutdown: CancellationToken) {
+    run_every("hourly", interval, shutdown, || {
+        sweep_hourly(&pool, Utc::now())
+    })
+    .await;
+}
+
+/// The due sweep (expired, delayed revocations).
+pub async fn run_due(pool: PgPool, interval: Duration, shutdown: CancellationToken) {
+    run_every("due", interval, shutdown, || sweep_due(&pool, Utc::now())).await;
 }

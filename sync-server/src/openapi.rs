@@ -1,5 +1,6 @@
 //! `/openapi.json`, generated from the handlers' annotations and the core wire types.
 
+use keyward_core::api::webhooks as wh;
 use keyward_core::api;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -41,6 +42,10 @@ use crate::http;
         api::GatewayUsage, api::GatewayGroup, api::StatusCounts, api::KeyNetwork, api::KeyNetworkList,
         api::Webhook, api::CreateWebhookRequest, api::CreatedWebhook, api::WebhookTestResponse,
         api::WebhookDelivery, api::WebhookAttempt, api::DeliveryStatus,
+        // The events deliveries carry: `{"type", "timestamp", "data"}` with these payloads.
+        wh::WebhookEvent, wh::AlertOpenedData, wh::AlertAckedData, wh::AlertResolvedData,
+        wh::KeyCreatedData, wh::KeyRevokedData, wh::KeyRotatedData, wh::KeyExpiredData,
+        wh::KeyNoticeData, wh::LimitEventData, wh::WebhookTestData,
     )),
     modifiers(&Security),
 )]

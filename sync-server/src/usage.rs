@@ -44,6 +44,9 @@ pub struct UsageBatch {
     pub violations: Map<ViolationKey, (OrgId, i64, DateTime<Utc>)>,
     /// First crossings of a soft threshold.
     pub events: Vec<LimitEvent>,
+    /// Used-up quotas: (key, rule, period index) → the first refusal (`limit.quota_exceeded`
+    /// once per key, quota and period; the database keeps it once across nodes).
+    pub exceeded: Map<(KeyId, String, i64), LimitEvent>,
     /// Gateway calls: (key, hour, route group, status class) → cell.
     pub gateway: Map<GatewayKey, GatewayCell>,
     /// Networks successful calls came from: (key, network) → (org, first, last, calls).
@@ -101,9 +104,11 @@ pub const MAX_PENDING_NETWORKS: usize = 100_000;
 /// (key, rule name, minute).
 pub type ViolationKey = (KeyId, String, DateTime<Utc>);
 
-/// A rule's soft threshold was reached in a window.
+/// A rule's soft threshold was reached in a window, or a quota was used up in its period.
 #[derive(Debug, Clone)]
 pub struct LimitEvent {
+    /// `soft_threshold` or `quota_exceeded` (`limit_events.kind`).
+    pub kind: &'static str,
     pub org_id: OrgId,
     pub key_id: KeyId,
     pub rule: String,
@@ -137,6 +142,11 @@ impl UsageBatch {
         }
         let room = MAX_PENDING_EVENTS.saturating_sub(self.events.len());
         self.events.extend(other.events.into_iter().take(room));
+        for (k, e) in other.exceeded {
+            if self.exceeded.len() < MAX_PENDING_EVENTS {
+                self.exceeded.entry(k).or_insert(e);
+            }
+        }
         for (k, cell) in other.gateway {
             match self.gateway.get_mut(&k) {
                 Some(slot) => {
@@ -209,6 +219,7 @@ impl UsageBatch {
             && self.quota.is_empty()
             && self.violations.is_empty()
             && self.events.is_empty()
+            && self.exceeded.is_empty()
             && self.gateway.is_empty()
             && self.networks.is_empty()
             && self.unrecognized.is_empty()
@@ -413,10 +424,33 @@ impl UsageRecorder {
             let minute = now.duration_trunc(TimeDelta::minutes(1)).unwrap_or(now);
             let slot = batch
                 .violations
-                .entry((key.id, rule, minute))
+                .entry((key.id, rule.clone(), minute))
                 .or_insert((key.org_id, 0, now));
             slot.1 += 1;
             slot.2 = slot.2.max(now);
+            if let Some(r) = limits.rules.get(outcome.deciding).filter(|r| r.is_quota()) {
+                let d = outcome.deciding();
+                let window_index = r.window_index(now_ms(now)) as i64;
+                let room = batch.exceeded.len() < MAX_PENDING_EVENTS;
+                match batch.exceeded.entry((key.id, rule, window_index)) {
+                    std::collections::hash_map::Entry::Vacant(v) if room => {
+                        v.insert(LimitEvent {
+                            kind: "quota_exceeded",
+                            org_id: key.org_id,
+                            key_id: key.id,
+                            rule: r.name.clone(),
+                            window_index,
+                            used: d.used() as i64,
+                            limit: d.limit as i64,
+                            at: now,
+                        });
+                    }
+                    std::collections::hash_map::Entry::Vacant(_) => {
+                        self.dropped_events.inc();
+                    }
+                    std::collections::hash_map::Entry::Occupied(_) => {}
+                }
+            }
             return;
         }
         for index in [limits.daily, limits.monthly].into_iter().flatten() {
@@ -440,6 +474,7 @@ impl UsageRecorder {
                 continue;
             }
             batch.events.push(LimitEvent {
+                kind: "soft_threshold",
                 org_id: key.org_id,
                 key_id: key.id,
                 rule: rule.name.clone(),

@@ -8,7 +8,7 @@
 //! ```ignore
 //! let mut tx = state.pool.begin().await?;
 //! // ... the change itself ...
-//! webhooks::enqueue(&mut tx, org, webhooks::KEY_EXPIRING, json!({"key_id": id})).await?;
+//! webhooks::enqueue(&mut tx, org, &WebhookEvent::KeyExpired(KeyExpiredData { .. })).await?;
 //! tx.commit().await?;
 //! ```
 //!
@@ -70,7 +70,7 @@ use uuid::Uuid;
 pub use keyward_core::api::webhooks::{
     ALERT_ACKED, ALERT_OPENED, ALERT_RESOLVED, EVENT_TYPES, KEY_CREATED, KEY_EXPIRED, KEY_EXPIRING,
     KEY_REVOKED, KEY_ROTATED, KEY_UNUSED, LIMIT_QUOTA_EXCEEDED, LIMIT_SOFT_THRESHOLD,
-    MAX_EVENT_PATTERNS, MAX_WEBHOOKS_PER_ORG, URL_MAX_CHARS, WEBHOOK_TEST,
+    MAX_EVENT_PATTERNS, MAX_WEBHOOKS_PER_ORG, URL_MAX_CHARS, WEBHOOK_TEST, WebhookEvent,
 };
 
 use ipnet::IpNet;
@@ -370,19 +370,15 @@ async fn queue(
     })
 }
 
-/// Queues event `event_type` (one of the constants of this module) with `data` for every enabled
-/// endpoint of `org` subscribed to it, inside the caller's transaction: the deliveries exist if
-/// and only if the caller commits. Never put a secret in `data`.
+/// Queues `event` for every enabled endpoint of `org` subscribed to its type, inside the
+/// caller's transaction: the deliveries exist if and only if the caller commits. Payloads are
+/// the typed structs of [`WebhookEvent`]; none carries a secret.
 pub async fn enqueue(
     conn: &mut PgConnection,
     org: OrgId,
-    event_type: &str,
-    data: serde_json::Value,
+    event: &WebhookEvent,
 ) -> Result<Enqueued, sqlx::Error> {
-    debug_assert!(
-        EVENT_TYPES.contains(&event_type),
-        "unknown webhook event type {event_type}"
-    );
+    let (event_type, data) = (event.event_type(), event.data());
     let patterns = keyward_core::api::webhooks::patterns_matching(event_type);
     let endpoints = store::subscribed(conn, org, &patterns).await?;
     if endpoints.is_empty() {
@@ -399,10 +395,9 @@ pub async fn enqueue_to(
     conn: &mut PgConnection,
     org: OrgId,
     endpoint: Uuid,
-    event_type: &str,
-    data: serde_json::Value,
+    event: &WebhookEvent,
 ) -> Result<Enqueued, sqlx::Error> {
-    queue(conn, org, event_type, &data, &[endpoint]).await
+    queue(conn, org, event.event_type(), &event.data(), &[endpoint]).await
 }
 
 // --- destinations ---

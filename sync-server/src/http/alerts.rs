@@ -147,8 +147,12 @@ pub async fn ack(
     webhooks::enqueue(
         &mut tx,
         session.org_id,
-        webhooks::ALERT_ACKED,
-        serde_json::json!({"alert_id": id, "key_id": after.key_id, "kind": after.kind, "acked_by": session.email}),
+        &webhooks::WebhookEvent::AlertAcked(keyward_core::api::webhooks::AlertAckedData {
+            alert_id: id,
+            key_id: after.key_id,
+            kind: after.kind.as_str().to_owned(),
+            acked_by: session.email.clone(),
+        }),
     )
     .await?;
     tx.commit().await?;

@@ -20,7 +20,8 @@ use crate::session::AdminSession;
 use crate::state::AppState;
 use crate::store::webhooks::EndpointRow;
 use crate::store::{self, now_micros};
-use crate::webhooks::{self, Keyring, MAX_WEBHOOKS_PER_ORG, WEBHOOK_TEST};
+use crate::webhooks::{self, Keyring, MAX_WEBHOOKS_PER_ORG};
+use keyward_core::api::webhooks::{WebhookEvent, WebhookTestData};
 
 type Problem = keyward_core::api::Problem;
 
@@ -190,11 +191,10 @@ pub async fn test(
         &mut tx,
         session.org_id,
         row.id,
-        WEBHOOK_TEST,
-        serde_json::json!({
-            "webhook_id": row.id,
-            "org_id": session.org_id,
-            "message": "a test event sent from Keyward",
+        &WebhookEvent::WebhookTest(WebhookTestData {
+            webhook_id: row.id,
+            org_id: session.org_id,
+            message: "a test event sent from Keyward".into(),
         }),
     )
     .await?;

@@ -1,4 +1,5 @@
 use chrono::{DateTime, Utc};
+use keyward_core::api::webhooks::{KeyCreatedData, WebhookEvent};
 use keyward_core::api::{ApiKey, KeyStatusFilter, Quota, RateLimitRule};
 use keyward_core::{AdminId, Environment, IpAllowList, KeyId, KeyStatus, OrgId, ScopeSet};
 use sqlx::types::Json;
@@ -205,7 +206,18 @@ pub async fn insert(conn: &mut PgConnection, k: &KeyRow) -> Result<(), sqlx::Err
     .bind(&k.quota)
     .execute(&mut *conn)
     .await?;
-    notify(conn, KeyId::from_uuid(k.id)).await
+    notify(&mut *conn, KeyId::from_uuid(k.id)).await?;
+    // Every key is created here (API, sync push, a rotation's successor): announced once.
+    let event = WebhookEvent::KeyCreated(KeyCreatedData {
+        key_id: KeyId::from_uuid(k.id),
+        name: k.name.clone(),
+        environment: k.environment.clone(),
+        created_at: k.created_at,
+        expires_at: k.expires_at,
+        rotated_from: k.rotated_from.map(KeyId::from_uuid),
+    });
+    crate::webhooks::enqueue(conn, OrgId::from_uuid(k.org_id), &event).await?;
+    Ok(())
 }
 
 /// Writes back every field an admin can change.
@@ -234,7 +246,9 @@ pub async fn update(conn: &mut PgConnection, k: &KeyRow) -> Result<(), sqlx::Err
     .bind(&k.quota)
     .execute(&mut *conn)
     .await?;
-    notify(conn, KeyId::from_uuid(k.id)).await
+    notify(&mut *conn, KeyId::from_uuid(k.id)).await?;
+    // Every change is written here: a revocation in effect now is announced once.
+    crate::notices::announce_revoked(conn, k).await
 }
 
 /// Tells every node (this one included) to drop its cached copy; delivered at commit.

@@ -1,6 +1,7 @@
 use chrono::NaiveDate;
 use keyward_core::KeyId;
 use keyward_core::api::Granularity;
+use keyward_core::api::webhooks::{LimitEventData, WebhookEvent};
 use keyward_core::latency::BUCKETS;
 use sqlx::PgPool;
 
@@ -121,6 +122,7 @@ struct StoredEvent {
     org_id: uuid::Uuid,
     key_id: uuid::Uuid,
     rule: String,
+    kind: String,
     window_index: i64,
     used: i64,
     lim: i64,
@@ -285,17 +287,19 @@ pub async fn write_batch_capped(
         .execute(&mut *tx)
         .await?;
     }
-    if !batch.events.is_empty() {
-        let e = &batch.events;
-        // Only the first crossing per key, rule and window is stored; each stored one becomes a
-        // `limit.soft_threshold` notification in the same transaction.
+    if !batch.events.is_empty() || !batch.exceeded.is_empty() {
+        let e: Vec<&crate::usage::LimitEvent> =
+            batch.events.iter().chain(batch.exceeded.values()).collect();
+        // Only the first per key, rule, kind and window (quota period) is stored; each stored
+        // one becomes a `limit.soft_threshold` or `limit.quota_exceeded` event in the same
+        // transaction.
         let stored: Vec<StoredEvent> = sqlx::query_as(
             "INSERT INTO limit_events (id, org_id, key_id, rule, kind, window_index, used, lim, created_at)
-             SELECT gen_random_uuid(), o, k, r, 'soft_threshold', w, u, l, t
-               FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::int8[], $5::int8[], $6::int8[], $7::timestamptz[])
-                    AS x(o, k, r, w, u, l, t)
+             SELECT gen_random_uuid(), o, k, r, kd, w, u, l, t
+               FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::int8[], $5::int8[], $6::int8[], $7::timestamptz[], $8::text[])
+                    AS x(o, k, r, w, u, l, t, kd)
              ON CONFLICT ON CONSTRAINT limit_events_once_key DO NOTHING
-             RETURNING org_id, key_id, rule, window_index, used, lim, created_at",
+             RETURNING org_id, key_id, rule, kind, window_index, used, lim, created_at",
         )
         .bind(e.iter().map(|e| e.org_id.into_uuid()).collect::<Vec<_>>())
         .bind(e.iter().map(|e| e.key_id.into_uuid()).collect::<Vec<_>>())
@@ -307,17 +311,20 @@ pub async fn write_batch_capped(
         .fetch_all(&mut *tx)
         .await?;
         for ev in stored {
-            let data = serde_json::json!({
-                "key_id": KeyId::from_uuid(ev.key_id),
-                "rule": ev.rule,
-                "window_index": ev.window_index,
-                "used": ev.used,
-                "limit": ev.lim,
-                "at": ev.created_at,
-            });
+            let data = LimitEventData {
+                key_id: KeyId::from_uuid(ev.key_id),
+                rule: ev.rule,
+                window_index: ev.window_index,
+                used: ev.used,
+                limit: ev.lim,
+                at: ev.created_at,
+            };
+            let event = match ev.kind.as_str() {
+                "quota_exceeded" => WebhookEvent::LimitQuotaExceeded(data),
+                _ => WebhookEvent::LimitSoftThreshold(data),
+            };
             let org = keyward_core::OrgId::from_uuid(ev.org_id);
-            crate::webhooks::enqueue(&mut tx, org, crate::webhooks::LIMIT_SOFT_THRESHOLD, data)
-                .await?;
+            crate::webhooks::enqueue(&mut tx, org, &event).await?;
         }
     }
     write_gateway(&mut tx, batch).await?;

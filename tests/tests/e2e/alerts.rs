@@ -8,13 +8,13 @@ use keyward_core::api::{
 };
 use keyward_e2e::TestApp;
 
-fn align(t: DateTime<Utc>) -> DateTime<Utc> {
+pub(crate) fn align(t: DateTime<Utc>) -> DateTime<Utc> {
     let ts = t.timestamp();
     DateTime::from_timestamp(ts - ts.rem_euclid(300), 0).unwrap()
 }
 
 /// Per-minute `valid` counts for `[from, to)`: `per_minute(i)` for the i-th minute.
-async fn seed(
+pub(crate) async fn seed(
     app: &TestApp,
     key: &keyward_core::api::ApiKey,
     from: DateTime<Utc>,

@@ -455,13 +455,13 @@ async fn keys_expiring_or_unused_are_notified_once() {
         .await
         .unwrap();
     assert_eq!(
-        keyward_server::notices::sweep(app.pool(), now)
+        keyward_server::notices::sweep_hourly(app.pool(), now)
             .await
             .unwrap(),
         4
     );
     assert_eq!(
-        keyward_server::notices::sweep(app.pool(), now)
+        keyward_server::notices::sweep_hourly(app.pool(), now)
             .await
             .unwrap(),
         0,

@@ -414,6 +414,40 @@ async fn deliveries_give_up_after_max_attempts() {
     }
 }
 
+/// An event of type `ty` (key.expiring, alert.opened, limit.soft_threshold) carrying `n` in a
+/// numeric field of its payload.
+fn marked(ty: &str, n: i64) -> keyward_core::api::webhooks::WebhookEvent {
+    use keyward_core::api::webhooks::*;
+    let (key_id, at) = (keyward_core::KeyId::new(), chrono::Utc::now());
+    match ty {
+        KEY_EXPIRING => WebhookEvent::KeyExpiring(KeyNoticeData {
+            key_id,
+            name: "k".into(),
+            expires_at: Some(at),
+            last_used_at: None,
+            within_days: Some(n),
+        }),
+        ALERT_OPENED => WebhookEvent::AlertOpened(AlertOpenedData {
+            alert_id: Uuid::now_v7(),
+            key_id,
+            kind: "rate_spike".into(),
+            observed: 1.0,
+            expected: 1.0,
+            window_start: at,
+            window_secs: n as u32,
+            detail: "d".into(),
+        }),
+        _ => WebhookEvent::LimitSoftThreshold(LimitEventData {
+            key_id,
+            rule: "r".into(),
+            window_index: n,
+            used: 1,
+            limit: 1,
+            at,
+        }),
+    }
+}
+
 #[tokio::test]
 async fn events_reach_only_subscribed_enabled_endpoints_and_only_on_commit() {
     let app = TestApp::spawn().await;
@@ -451,7 +485,7 @@ async fn events_reach_only_subscribed_enabled_endpoints_and_only_on_commit() {
     use keyward_server::webhooks::{self, ALERT_OPENED, KEY_EXPIRING, LIMIT_SOFT_THRESHOLD};
     // Rolled back: nothing is queued.
     let mut tx = app.pool().begin().await.unwrap();
-    let q = webhooks::enqueue(&mut tx, org, ALERT_OPENED, serde_json::json!({"n": 0}))
+    let q = webhooks::enqueue(&mut tx, org, &marked(ALERT_OPENED, 0))
         .await
         .unwrap();
     assert_eq!(q.deliveries, 2);
@@ -463,7 +497,7 @@ async fn events_reach_only_subscribed_enabled_endpoints_and_only_on_commit() {
         .enumerate()
     {
         let mut tx = app.pool().begin().await.unwrap();
-        let q = webhooks::enqueue(&mut tx, org, event, serde_json::json!({"n": n + 1}))
+        let q = webhooks::enqueue(&mut tx, org, &marked(event, n as i64 + 1))
             .await
             .unwrap();
         tx.commit().await.unwrap();
@@ -477,7 +511,7 @@ async fn events_reach_only_subscribed_enabled_endpoints_and_only_on_commit() {
     app.admin("Other", "owner@other.test", Role::Owner).await;
     let other = org_id(&app, "Other").await;
     let mut tx = app.pool().begin().await.unwrap();
-    let q = webhooks::enqueue(&mut tx, other, KEY_EXPIRING, serde_json::json!({}))
+    let q = webhooks::enqueue(&mut tx, other, &marked(KEY_EXPIRING, 9))
         .await
         .unwrap();
     tx.commit().await.unwrap();
@@ -493,10 +527,12 @@ async fn events_reach_only_subscribed_enabled_endpoints_and_only_on_commit() {
             .filter(|r| r.path == path)
             .map(|r| {
                 let b: serde_json::Value = serde_json::from_str(&r.body).unwrap();
-                (
-                    b["type"].as_str().unwrap().to_owned(),
-                    b["data"]["n"].as_i64().unwrap(),
-                )
+                let d = &b["data"];
+                let n = ["within_days", "window_secs", "window_index"]
+                    .iter()
+                    .find_map(|f| d[f].as_i64())
+                    .unwrap();
+                (b["type"].as_str().unwrap().to_owned(), n)
             })
             .collect();
         v.sort();
@@ -821,4 +857,216 @@ async fn bad_input_is_refused_and_nothing_is_stored() {
         .await
         .unwrap_err();
     assert_eq!(e.status().map(|s| s.as_u16()), Some(422));
+}
+
+/// Every documented event type is sent by some code path, once per happening, signed: an
+/// endpoint subscribed to `*` sees each action of the list below exactly once, and the set of
+/// types it receives is exactly `EVENT_TYPES` (so a type listed and never sent fails here).
+#[tokio::test]
+async fn every_documented_event_is_sent_exactly_once() {
+    use keyward_core::api::webhooks::EVENT_TYPES;
+    use keyward_core::api::{
+        CreateKeyRequest, CreateTierRequest, Quota, RevokeKeyRequest, RotateKeyRequest,
+    };
+    let app = TestApp::spawn_with(|c| {
+        c.key_events_interval_secs = 1;
+        c.usage_flush_interval_ms = 200;
+    })
+    .await;
+    let receiver = Receiver::start(0).await;
+    let hook = create(&app.owner, &format!("{}/all", receiver.url), Some(&["*"])).await;
+    let mint = |name: &str| CreateKeyRequest {
+        name: name.into(),
+        ..Default::default()
+    };
+    let key = |req: CreateKeyRequest| {
+        let owner = app.owner.clone();
+        async move { owner.create_key(&req).await.unwrap() }
+    };
+    let now = chrono::Utc::now();
+    // key.created (every key below), key.revoked at once.
+    let revoked = key(mint("revoked")).await;
+    app.owner
+        .revoke_key(revoked.key.id, &RevokeKeyRequest::default())
+        .await
+        .unwrap();
+    // key.rotated, and key.revoked for the old key when its 1 s grace ends.
+    let rotated = key(mint("rotated")).await;
+    let successor = app
+        .owner
+        .rotate_key(
+            rotated.key.id,
+            &RotateKeyRequest {
+                grace_seconds: Some(1),
+            },
+        )
+        .await
+        .unwrap();
+    // key.expired, by the due sweep.
+    let expired = key(CreateKeyRequest {
+        expires_at: Some(now + chrono::Duration::seconds(2)),
+        ..mint("expired")
+    })
+    .await;
+    // limit.soft_threshold at the first call (1 of 2), limit.quota_exceeded at the third, once.
+    app.owner
+        .create_tier(&CreateTierRequest {
+            name: "two".into(),
+            quota: Some(Quota {
+                daily: Some(2),
+                monthly: None,
+            }),
+            soft_threshold: Some(0.5),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let quota = key(CreateKeyRequest {
+        tier: Some("two".into()),
+        ..mint("quota")
+    })
+    .await;
+    let client = app.server.client();
+    let statuses: Vec<u16> = {
+        let mut v = Vec::new();
+        for _ in 0..4 {
+            v.push(match client.whoami(quota.token.as_deref().unwrap()).await {
+                Ok(_) => 200,
+                Err(e) => e.status().map_or(0, |s| s.as_u16()),
+            });
+        }
+        v
+    };
+    assert_eq!(statuses, [200, 200, 429, 429]);
+    // key.expiring and key.unused, by the hourly sweep.
+    let expiring = key(CreateKeyRequest {
+        expires_at: Some(now + chrono::Duration::days(3)),
+        ..mint("expiring")
+    })
+    .await;
+    let unused = key(mint("unused")).await;
+    sqlx::query("UPDATE api_keys SET created_at = $2 WHERE id = $1")
+        .bind(unused.key.id.into_uuid())
+        .bind(now - chrono::Duration::days(100))
+        .execute(app.pool())
+        .await
+        .unwrap();
+    keyward_server::notices::sweep_hourly(app.pool(), chrono::Utc::now())
+        .await
+        .unwrap();
+    // alert.opened, alert.acked, alert.resolved, from the detector.
+    let spiky = key(mint("spiky")).await;
+    let end = crate::alerts::align(now) - chrono::Duration::minutes(10);
+    let spike = end - chrono::Duration::minutes(15);
+    let day4 = end - chrono::Duration::days(4);
+    crate::alerts::seed(&app, &spiky.key, day4, spike, "38 + (i % 5)").await;
+    crate::alerts::seed(&app, &spiky.key, spike, end, "400").await;
+    keyward_server::alerts::run_once(app.pool(), end + chrono::Duration::seconds(5))
+        .await
+        .unwrap();
+    let alert = app.owner.alerts(&Default::default()).await.unwrap()[0].id;
+    app.owner.ack_alert(alert).await.unwrap();
+    let settled = end + chrono::Duration::minutes(5);
+    crate::alerts::seed(&app, &spiky.key, end, settled, "40").await;
+    keyward_server::alerts::run_once(app.pool(), settled + chrono::Duration::seconds(5))
+        .await
+        .unwrap();
+    // webhook.test.
+    app.owner.test_webhook(hook.webhook.id).await.unwrap();
+
+    let types = |got: &[Received]| {
+        let mut t: Vec<String> = got
+            .iter()
+            .map(|r| {
+                serde_json::from_str::<serde_json::Value>(&r.body).unwrap()["type"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            })
+            .collect();
+        t.sort();
+        t.dedup();
+        t
+    };
+    let mut listed: Vec<String> = EVENT_TYPES.iter().map(|t| t.to_string()).collect();
+    listed.sort();
+    assert!(
+        eventually(Duration::from_secs(20), || async {
+            types(&receiver.requests()) == listed
+        })
+        .await,
+        "received {:?}, documented {listed:?}",
+        types(&receiver.requests())
+    );
+    // Two more due sweeps and flushes: nothing is sent twice.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let got = receiver.requests();
+    let mut seen = std::collections::HashMap::<(String, String), usize>::new();
+    for r in &got {
+        assert!(signature_verifies(&hook.secret, r), "signed: {r:?}");
+        let b: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+        let who = b["data"]["key_id"].as_str().unwrap_or("-").to_owned();
+        *seen
+            .entry((b["type"].as_str().unwrap().to_owned(), who))
+            .or_default() += 1;
+    }
+    let twice: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "sent more than once: {twice:?}");
+    let once = |ty: &str, k: &keyward_core::api::CreatedKey| {
+        assert_eq!(
+            seen.get(&(ty.to_owned(), k.key.id.to_string())),
+            Some(&1),
+            "{ty} for {}",
+            k.key.name
+        );
+    };
+    for k in [
+        &revoked, &rotated, &expired, &quota, &expiring, &unused, &spiky,
+    ] {
+        once("key.created", k);
+    }
+    once("key.revoked", &revoked);
+    once("key.revoked", &rotated);
+    once("key.rotated", &rotated);
+    once("key.expired", &expired);
+    once("limit.quota_exceeded", &quota);
+    once("limit.soft_threshold", &quota);
+    once("key.expiring", &expiring);
+    once("key.unused", &unused);
+    assert_eq!(
+        seen.get(&("key.created".to_owned(), successor.key.id.to_string())),
+        Some(&1),
+        "the successor's creation"
+    );
+    let rotated_body = got
+        .iter()
+        .map(|r| serde_json::from_str::<serde_json::Value>(&r.body).unwrap())
+        .find(|b| b["type"] == "key.rotated")
+        .unwrap();
+    assert_eq!(
+        rotated_body["data"]["new_key_id"].as_str(),
+        Some(successor.key.id.to_string().as_str())
+    );
+    // Each payload is documented in /openapi.json, the event itself names every type.
+    let doc = app.anon.openapi().await.unwrap();
+    let schemas = &doc["components"]["schemas"];
+    for name in [
+        "WebhookEvent",
+        "KeyCreatedData",
+        "KeyRevokedData",
+        "KeyRotatedData",
+        "KeyExpiredData",
+        "KeyNoticeData",
+        "LimitEventData",
+        "AlertOpenedData",
+        "AlertAckedData",
+        "AlertResolvedData",
+        "WebhookTestData",
+    ] {
+        assert!(schemas[name].is_object(), "{name} documented");
+    }
+    let event_schema = schemas["WebhookEvent"].to_string();
+    for t in EVENT_TYPES {
+        assert!(event_schema.contains(&format!("\"{t}\"")), "{t} in WebhookEvent");
+    }
 }
