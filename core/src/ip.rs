@@ -4,6 +4,8 @@
 //! An empty list allows every address. IPv4-mapped IPv6 (`::ffff:1.2.3.4`) is treated as the
 //! IPv4 address it carries, both in rules and in the addresses checked.
 
+pub mod client;
+
 use std::net::IpAddr;
 
 use ipnet::{IpNet, Ipv4Net};

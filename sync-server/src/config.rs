@@ -81,9 +81,12 @@ pub struct Config {
     /// Keys the fast verifier (`keyward_core::verifier`): 32 bytes, base64. Unset: every node
     /// runs argon2 once per key after each start.
     pub verifier_key: Option<SecretString>,
-    /// Peers whose `X-Forwarded-For` is trusted to carry the client address.
+    /// Peers whose `client_ip_header` is trusted to carry the client address.
     #[serde(deserialize_with = "cidr_list")]
     pub trusted_proxies: Vec<IpNet>,
+    /// The header those proxies write the chain of addresses into: `x-forwarded-for` (default)
+    /// or RFC 7239 `forwarded`. Only this one is read (see `keyward_core::ip::client`).
+    pub client_ip_header: keyward_core::ip::client::ClientIpHeader,
     /// Callers of `POST /v1/verify` whose `client_ip` is believed (a platform service verifying
     /// on behalf of its own callers must be listed). From any other caller the body's address
     /// is ignored: IP rules, analytics and alerts use the connection's address.
@@ -180,6 +183,7 @@ impl Default for Config {
             login_failure_window_secs: 900,
             verifier_key: None,
             trusted_proxies: Vec::new(),
+            client_ip_header: Default::default(),
             verify_trusted_callers: Vec::new(),
             max_networks_per_key: 256,
             webhook_allowed_networks: Vec::new(),
@@ -266,6 +270,7 @@ impl Config {
         "login_failure_window_secs",
         "verifier_key",
         "trusted_proxies",
+        "client_ip_header",
         "verify_trusted_callers",
         "max_networks_per_key",
         "webhook_allowed_networks",
@@ -525,6 +530,23 @@ mod tests {
             assert!(err.to_string().contains("KEYWARD_UPSTREAM_TEST"));
             jail.set_env("KEYWARD_UPSTREAM_TEST", "http://sandbox.internal");
             jail.set_env("KEYWARD_VERIFY_TRUSTED_CALLERS", "10.1.0.0/99");
+            assert!(matches!(Config::load(None), Err(ConfigError::Invalid(_))));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn client_ip_header_is_one_of_two_names() {
+        use keyward_core::ip::client::ClientIpHeader;
+        figment::Jail::expect_with(|jail| {
+            jail.clear_env();
+            jail.set_env("DATABASE_URL", "postgres://x@localhost/db");
+            let c = Config::load(None).expect("loads");
+            assert_eq!(c.client_ip_header, ClientIpHeader::XForwardedFor);
+            jail.set_env("KEYWARD_CLIENT_IP_HEADER", "Forwarded");
+            let c = Config::load(None).expect("loads");
+            assert_eq!(c.client_ip_header, ClientIpHeader::Forwarded);
+            jail.set_env("KEYWARD_CLIENT_IP_HEADER", "x-real-ip");
             assert!(matches!(Config::load(None), Err(ConfigError::Invalid(_))));
             Ok(())
         });

@@ -204,7 +204,8 @@ impl IntoResponse for AppError {
             other => tracing::debug!(code = other.code(), "request refused"),
         }
         let status = self.status();
-        let body = serde_json::to_vec(&self.to_problem()).unwrap_or_default();
+        let problem = self.to_problem();
+        let body = serde_json::to_vec(&problem).unwrap_or_default();
         let mut response = (status, body).into_response();
         let headers = response.headers_mut();
         headers.insert(
@@ -240,12 +241,21 @@ impl IntoResponse for AppError {
         }
         response.extensions_mut().insert(ProblemCode(self.code()));
         response
+            .extensions_mut()
+            .insert(ProblemBody(std::sync::Arc::new(problem)));
+        response
     }
 }
 
 /// Attached to error responses so the request span can log the code once.
 #[derive(Debug, Clone, Copy)]
 pub struct ProblemCode(pub &'static str);
+
+/// Attached to error responses: their problem document, so the router's outer layer can write it
+/// again with the request's id (`request_id`) once that is known
+/// (`crate::http::request_id::fill_problems`).
+#[derive(Debug, Clone)]
+pub struct ProblemBody(pub std::sync::Arc<Problem>);
 
 /// Maps a named constraint violation to a 409 with our code, any other database error to 500.
 pub fn on_constraint(e: sqlx::Error, map: &[(&str, &'static str, &'static str)]) -> AppError {

@@ -8,6 +8,7 @@ use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use keyward_core::api::FieldError;
+use keyward_core::ip::client::ClientIpHeader;
 use serde::de::DeserializeOwned;
 
 use crate::error::AppError;
@@ -164,8 +165,10 @@ where
     }
 }
 
-/// The address of the client: the TCP peer, or, when the peer is a trusted proxy, the nearest
-/// untrusted address in `X-Forwarded-For`.
+/// The address of the client: the TCP peer, or, when the peer is a trusted proxy, the entry of
+/// the configured header (`X-Forwarded-For` or `Forwarded`) that
+/// [`keyward_core::ip::client::resolve`] chooses: walking from the right, the nearest untrusted
+/// address, or the last trusted hop when an entry does not parse (never a value left of it).
 #[derive(Debug, Clone, Copy)]
 pub struct ClientIp(pub Option<IpAddr>);
 
@@ -179,35 +182,34 @@ impl FromRequestParts<AppState> for ClientIp {
         let peer = parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.ip().to_canonical());
+            .map(|c| c.0.ip());
         Ok(ClientIp(peer.map(|peer| {
-            resolve_client_ip(peer, parts, &state.config.trusted_proxies)
+            resolve_client_ip(
+                peer,
+                parts,
+                state.config.client_ip_header,
+                &state.config.trusted_proxies,
+            )
         })))
     }
 }
 
-fn resolve_client_ip(peer: IpAddr, parts: &Parts, trusted: &[ipnet::IpNet]) -> IpAddr {
-    let is_trusted = |ip: &IpAddr| trusted.iter().any(|n| n.contains(ip));
-    if !is_trusted(&peer) {
-        return peer;
-    }
-    let forwarded = parts
+fn resolve_client_ip(
+    peer: IpAddr,
+    parts: &Parts,
+    header: ClientIpHeader,
+    trusted: &[ipnet::IpNet],
+) -> IpAddr {
+    let lines = parts
         .headers
-        .get_all("x-forwarded-for")
+        .get_all(header.name())
         .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|s| s.trim().parse::<IpAddr>().ok())
-        .map(|ip| ip.to_canonical())
-        .collect::<Vec<_>>();
-    forwarded
-        .into_iter()
-        .rev()
-        .find(|ip| !is_trusted(ip))
-        .unwrap_or(peer)
+        .map(|v| v.as_bytes());
+    keyward_core::ip::client::resolve(header, peer, lines, trusted)
 }
 
-/// The `x-request-id` set by the request-id layer, for the audit log.
+/// The `x-request-id` set by the request-id layer (a client's own only when it passed
+/// [`crate::http::request_id::is_safe`]), for the audit log.
 #[derive(Debug, Clone)]
 pub struct RequestId(pub Option<String>);
 
@@ -218,9 +220,10 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestId {
         Ok(RequestId(
             parts
                 .headers
-                .get("x-request-id")
+                .get(crate::http::request_id::X_REQUEST_ID)
+                .filter(|v| crate::http::request_id::is_safe(v.as_bytes()))
                 .and_then(|v| v.to_str().ok())
-                .map(|s| s.chars().take(64).collect()),
+                .map(str::to_owned),
         ))
     }
 }
@@ -257,15 +260,37 @@ mod tests {
         let trusted: Vec<ipnet::IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
         let req = axum::http::Request::builder()
             .header("x-forwarded-for", "203.0.113.9, 10.1.1.1")
+            .header("forwarded", "for=198.51.100.4")
             .body(())
             .unwrap();
         let (parts, _) = req.into_parts();
         let proxy: IpAddr = "10.0.0.2".parse().unwrap();
         let stranger: IpAddr = "198.51.100.1".parse().unwrap();
+        let xff = ClientIpHeader::XForwardedFor;
         assert_eq!(
-            resolve_client_ip(proxy, &parts, &trusted),
+            resolve_client_ip(proxy, &parts, xff, &trusted),
             "203.0.113.9".parse::<IpAddr>().unwrap()
         );
-        assert_eq!(resolve_client_ip(stranger, &parts, &trusted), stranger);
+        assert_eq!(resolve_client_ip(stranger, &parts, xff, &trusted), stranger);
+        assert_eq!(
+            resolve_client_ip(proxy, &parts, ClientIpHeader::Forwarded, &trusted),
+            "198.51.100.4".parse::<IpAddr>().unwrap()
+        );
+    }
+
+    #[test]
+    fn forwarded_for_stops_at_an_entry_that_does_not_parse() {
+        let trusted: Vec<ipnet::IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        let req = axum::http::Request::builder()
+            .header("x-forwarded-for", "203.0.113.9, unknown")
+            .header("x-forwarded-for", "10.1.1.1")
+            .body(())
+            .unwrap();
+        let (parts, _) = req.into_parts();
+        let proxy: IpAddr = "10.0.0.2".parse().unwrap();
+        assert_eq!(
+            resolve_client_ip(proxy, &parts, ClientIpHeader::XForwardedFor, &trusted),
+            "10.1.1.1".parse::<IpAddr>().unwrap()
+        );
     }
 }

@@ -8,6 +8,7 @@ pub mod gateway_usage;
 pub mod keys;
 pub mod limits;
 pub mod ops;
+pub mod request_id;
 pub mod sessions;
 pub mod sync;
 pub mod tiers;
@@ -104,6 +105,7 @@ pub fn router(state: AppState) -> Router {
         crate::connections::Limits::from_config(&state.config).body,
     ))
     .layer(axum::middleware::from_fn(no_store))
+    .layer(axum::middleware::from_fn(request_id::fill_problems))
     .layer(
         TraceLayer::new_for_http()
             .make_span_with(|req: &Request<_>| {
@@ -120,5 +122,8 @@ pub fn router(state: AppState) -> Router {
     )
     .layer(PropagateRequestIdLayer::new(request_id.clone()))
     .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+    // Before anything logs or echoes it: a client's id that is too long or holds anything
+    // outside [A-Za-z0-9._:-] is replaced with a fresh one.
+    .layer(axum::middleware::from_fn(request_id::sanitise))
     .with_state(state)
 }

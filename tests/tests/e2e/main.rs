@@ -7,6 +7,7 @@ mod audit_chain;
 mod audit_tamper;
 mod bad_input;
 mod cli;
+mod client_address;
 mod cross_node;
 mod desktop;
 mod gateway;
