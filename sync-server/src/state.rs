@@ -29,6 +29,10 @@ pub struct AppState {
     pub gateway: Option<Arc<crate::gateway::Gateway>>,
     /// Signs audit chain heads (`audit_signing_key`); `None`: the chain is unsigned.
     pub audit_signer: Option<Arc<keyward_core::audit_head::HeadSigner>>,
+    /// The share of the pool usage reports may hold at once (`report_db_connections`): a
+    /// report page's query takes a permit, then a connection, and gives both back before its
+    /// rows are written to the client.
+    pub reports: Arc<tokio::sync::Semaphore>,
 }
 
 impl AppState {
@@ -78,7 +82,9 @@ impl AppState {
             Duration::from_secs(60),
             100_000,
         ));
+        let reports = Arc::new(tokio::sync::Semaphore::new(config.report_db_permits()));
         AppState {
+            reports,
             webhook_tests,
             metrics,
             gateway,

@@ -1,6 +1,7 @@
 //! Usage for admins: `GET /v1/usage` (the organisation's traffic, top keys, shares) and
-//! `GET /v1/reports/usage` (per key and day, CSV or JSON, streamed). Every query reads the
-//! rollup of its granularity; long periods never scan minutes.
+//! `GET /v1/reports/usage` (per key and day, CSV or JSON, streamed page by page: no database
+//! connection is held while a client reads). Every query reads the rollup of its granularity;
+//! long periods never scan minutes.
 
 use std::collections::BTreeMap;
 
@@ -10,13 +11,13 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Duration, Utc};
-use futures::StreamExt;
 use keyward_core::KeyId;
 use keyward_core::api::{
     CountPoint, KeySeries, OrgUsage, OrgUsageQuery, OutcomeSeries, ReportFormat, ReportQuery,
     ReportRow, UsageGroupBy, UsageTotals,
 };
 use keyward_core::csv::safe_cell;
+use tracing::Instrument;
 
 use crate::error::{AppError, AppResult};
 use crate::extract::AppQuery;
@@ -161,12 +162,88 @@ pub async fn org_usage(
     }))
 }
 
+/// How long a report waits for the reports' share of the pool before its first page: past it,
+/// 503 `reports_busy` with `Retry-After`, rather than a request left hanging.
+const REPORT_ADMISSION_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// How long a report already under way waits for the share for its next page (the response
+/// has begun: past it the body ends early, and the client sees an incomplete response).
+const REPORT_PAGE_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Formatted text handed to the response body at once.
+const REPORT_CHUNK_BYTES: usize = 32 * 1024;
+
+/// Why a page of a report could not be read.
+#[derive(Debug)]
+enum PageError {
+    /// The reports' share of the pool stayed taken for the whole wait.
+    Busy {
+        waited: std::time::Duration,
+    },
+    Database(sqlx::Error),
+}
+
+impl From<PageError> for AppError {
+    fn from(e: PageError) -> AppError {
+        match e {
+            PageError::Busy { .. } => AppError::Unavailable {
+                code: "reports_busy",
+                detail: "too many reports are being read right now; retry shortly".into(),
+                retry_after_secs: Some(1),
+            },
+            PageError::Database(e) => AppError::Database(e),
+        }
+    }
+}
+
+impl std::fmt::Display for PageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PageError::Busy { waited } => {
+                write!(
+                    f,
+                    "the reports' share of the pool stayed busy for {waited:?}"
+                )
+            }
+            PageError::Database(e) => std::fmt::Display::fmt(e, f),
+        }
+    }
+}
+
+/// One page of a report, read on a pooled connection held for that query only: a permit of
+/// the reports' share first (waiting at most `wait`), then a connection; both are given back
+/// before the caller writes a byte of it, so a slow client never holds either.
+async fn report_page(
+    share: &tokio::sync::Semaphore,
+    pool: &sqlx::PgPool,
+    org: uuid::Uuid,
+    after: store::usage::ReportCursor,
+    to: DateTime<Utc>,
+    wait: std::time::Duration,
+) -> Result<Vec<store::usage::ReportRecord>, PageError> {
+    let _permit = match tokio::time::timeout(wait, share.acquire()).await {
+        Ok(Ok(permit)) => permit,
+        // Timed out, or closed (never: the state owns it).
+        _ => return Err(PageError::Busy { waited: wait }),
+    };
+    let mut conn = pool.acquire().await.map_err(PageError::Database)?;
+    store::usage::report_page(&mut conn, org, after, to, store::usage::REPORT_PAGE_ROWS)
+        .await
+        .map_err(PageError::Database)
+}
+
 /// Calls per key and UTC day over any period (default the last 30 days), with a total, as CSV
-/// (default) or JSON; streamed from the day rollup, so a year of a thousand keys never sits in
-/// memory.
+/// (default) or JSON. Streamed: the rows are read page by page (keyset, 2,000 rows), each page on
+/// a pooled connection held only for its query, so a year of a thousand keys never sits in
+/// memory and a client reading slowly never holds a database connection. The reports together
+/// hold at most `report_db_connections` (a quarter of the pool by default); a report that cannot
+/// get one for its first page within a second is refused with 503 `reports_busy` and
+/// `Retry-After`. Each page is read as of its own moment: past days do not change, today's rows
+/// may have grown between pages; the total is the sum of the rows sent.
 #[utoipa::path(get, path = "/v1/reports/usage", tag = "usage", security(("session" = [])), params(ReportQuery),
     responses((status = 200, description = "text/csv or application/json", body = [ReportRow]),
-              (status = 401, body = Problem), (status = 422, body = Problem)))]
+              (status = 401, body = Problem), (status = 422, body = Problem),
+              (status = 503, description = "`reports_busy`: too many reports at once (see `Retry-After`)", body = Problem)))]
 pub async fn report(
     State(state): State<AppState>,
     session: AdminSession,
@@ -181,10 +258,34 @@ pub async fn report(
     )?;
     let format = q.format.unwrap_or_default();
     let org = session.org_id.into_uuid();
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<String, std::io::Error>>(8);
+    let started = std::time::Instant::now();
+    // The first page before the answer, so a busy share or a database failure is a proper
+    // problem+json instead of a response cut short.
+    let first = report_page(
+        &state.reports,
+        &state.pool,
+        org,
+        store::usage::report_start(from),
+        to,
+        REPORT_ADMISSION_WAIT,
+    )
+    .await
+    .inspect_err(|e| {
+        // The request's own log line carries the code (`reports_busy`); this says why.
+        if let PageError::Busy { .. } = e {
+            tracing::debug!(
+                share = state.config.report_db_permits(),
+                error = %e,
+                "usage report refused: the reports' share of the pool is busy"
+            );
+        }
+    })?;
+    // Two chunks ahead of the client at most: what a stalled report holds, beside its page.
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<String, std::io::Error>>(2);
+    let share = state.reports.clone();
     let pool = state.pool.clone();
-    tokio::spawn(async move {
-        let mut rows = store::usage::report_rows(&pool, org, from, to);
+    // In the request's span, so that what it logs carries the request id.
+    let producer = async move {
         let mut out = match format {
             ReportFormat::Csv => "day,key_id,key_name,allowed,rate_limited,rejected\n".to_owned(),
             ReportFormat::Json => format!(
@@ -194,42 +295,52 @@ pub async fn report(
             ),
         };
         let mut total = UsageTotals::default();
-        let mut first = true;
-        while let Some(row) = rows.next().await {
-            let (day, key, name, allowed, rate_limited, rejected) = match row {
-                Ok(r) => r,
+        let (mut rows, mut pages) = (0u64, 1u64);
+        let mut page = first;
+        loop {
+            // No connection is held from here on: the page is ours, in memory.
+            let next = store::usage::report_next(&page, store::usage::REPORT_PAGE_ROWS);
+            for (day, key, name, allowed, rate_limited, rejected) in page {
+                total.allowed += allowed;
+                total.rate_limited += rate_limited;
+                total.rejected += rejected;
+                let row = ReportRow {
+                    day: day.date_naive(),
+                    key_id: KeyId::from_uuid(key),
+                    key_name: name,
+                    allowed,
+                    rate_limited,
+                    rejected,
+                };
+                match format {
+                    ReportFormat::Csv => out.push_str(&csv_line(&row)),
+                    ReportFormat::Json => {
+                        if rows > 0 {
+                            out.push(',');
+                        }
+                        out.push_str(&serde_json::to_string(&row).unwrap_or_default());
+                    }
+                }
+                rows += 1;
+                if out.len() > REPORT_CHUNK_BYTES
+                    && tx.send(Ok(std::mem::take(&mut out))).await.is_err()
+                {
+                    tracing::debug!(rows, pages, "usage report abandoned by the client");
+                    return;
+                }
+            }
+            let Some(after) = next else { break };
+            page = match report_page(&share, &pool, org, after, to, REPORT_PAGE_WAIT).await {
+                Ok(page) => page,
                 Err(e) => {
-                    tracing::error!(error = %e, "usage report query failed");
+                    tracing::error!(error = %e, rows, pages, "usage report cut short");
                     let _ = tx
                         .send(Err(std::io::Error::other("report query failed")))
                         .await;
                     return;
                 }
             };
-            total.allowed += allowed;
-            total.rate_limited += rate_limited;
-            total.rejected += rejected;
-            let row = ReportRow {
-                day: day.date_naive(),
-                key_id: KeyId::from_uuid(key),
-                key_name: name,
-                allowed,
-                rate_limited,
-                rejected,
-            };
-            match format {
-                ReportFormat::Csv => out.push_str(&csv_line(&row)),
-                ReportFormat::Json => {
-                    if !first {
-                        out.push(',');
-                    }
-                    out.push_str(&serde_json::to_string(&row).unwrap_or_default());
-                }
-            }
-            first = false;
-            if out.len() > 32 * 1024 && tx.send(Ok(std::mem::take(&mut out))).await.is_err() {
-                return; // the client went away
-            }
+            pages += 1;
         }
         match format {
             ReportFormat::Csv => out.push_str(&format!(
@@ -240,8 +351,16 @@ pub async fn report(
                 out.push_str(&format!("],\"total\":{}}}", serde_json::json!(total)))
             }
         }
-        let _ = tx.send(Ok(out)).await;
-    });
+        if tx.send(Ok(out)).await.is_ok() {
+            tracing::debug!(
+                rows,
+                pages,
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "usage report sent"
+            );
+        }
+    };
+    tokio::spawn(producer.in_current_span());
     let body = Body::from_stream(futures::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|chunk| (chunk, rx))
     }));
@@ -317,6 +436,59 @@ mod tests {
         assert!(csv_line(&row("@SUM(A1)")).contains(",'@SUM(A1),3,1,0"));
         assert!(csv_line(&row("-2+3")).contains(",'-2+3,3,1,0"));
         assert!(csv_line(&row("plain")).contains(",plain,3,1,0"));
+    }
+
+    #[tokio::test]
+    async fn a_report_beyond_the_share_is_refused_quickly_with_retry_after() {
+        // Every permit taken: the page never reaches the pool (which could not connect anyway).
+        let share = tokio::sync::Semaphore::new(0);
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .connect_lazy("postgres://nobody@127.0.0.1:1/none")
+            .unwrap();
+        let started = std::time::Instant::now();
+        let now = Utc::now();
+        let err = report_page(
+            &share,
+            &pool,
+            uuid::Uuid::nil(),
+            store::usage::report_start(now),
+            now,
+            std::time::Duration::from_millis(50),
+        )
+        .await
+        .unwrap_err();
+        assert!(matches!(err, PageError::Busy { .. }), "{err}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(1));
+        let response = AppError::from(err).into_response();
+        assert_eq!(
+            response.status(),
+            axum::http::StatusCode::SERVICE_UNAVAILABLE
+        );
+        assert_eq!(response.headers()[header::RETRY_AFTER], "1");
+        assert_eq!(
+            response.headers()[header::CONTENT_TYPE],
+            "application/problem+json"
+        );
+    }
+
+    #[test]
+    fn report_pages_follow_their_last_row() {
+        let day = |d: u32| {
+            chrono::NaiveDate::from_ymd_opt(2026, 11, d)
+                .unwrap()
+                .and_time(chrono::NaiveTime::MIN)
+                .and_utc()
+        };
+        let start = store::usage::report_start(day(25) + Duration::hours(13));
+        assert_eq!(start, (day(25), uuid::Uuid::nil()));
+        let key = uuid::Uuid::now_v7();
+        let row = |d| (day(d), key, String::new(), 1, 0, 0);
+        assert_eq!(
+            store::usage::report_next(&[row(25), row(26)], 2),
+            Some((day(26), key))
+        );
+        assert_eq!(store::usage::report_next(&[row(25)], 2), None);
+        assert_eq!(store::usage::report_next(&[], 2), None);
     }
 
     #[test]

@@ -23,6 +23,7 @@ mod security;
 mod sessions;
 mod sigterm;
 mod slow_clients;
+mod slow_readers;
 mod sync_api;
 mod sync_engine;
 mod tower_layer;
