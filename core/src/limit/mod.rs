@@ -142,6 +142,16 @@ impl Rule {
         matches!(self.kind, Kind::Daily | Kind::Monthly)
     }
 
+    /// GCRA's parameters in nanoseconds: the emission interval (per unit) and the tolerance
+    /// (how far past now the theoretical arrival time may run). The Redis script runs the same
+    /// arithmetic on them; zero for other kinds.
+    pub fn gcra_ns(&self) -> (u64, u64) {
+        match self.kind {
+            Kind::Rate(Algorithm::Gcra) => (self.emission_ns, self.tolerance_ns),
+            _ => (0, 0),
+        }
+    }
+
     /// The quota (most units per window) the rule advertises.
     pub fn quota(&self) -> u64 {
         match self.kind {

@@ -6,14 +6,19 @@
 //! record is (re)loaded, so a settings change or a cache expiry does not reset a key's counters.
 //!
 //! Redis mode (`REDIS_URL`): one script call per request checks every rule of the key against
-//! shared counters; if Redis fails or is slower than `redis_timeout_ms`, the node uses its local
-//! state at once and probes Redis in the background until it answers again.
+//! shared counters (requests that queue up meanwhile share a call; [`wire`] is the batch
+//! layout), at the node's clock, with core's arithmetic; if Redis fails or is slower than
+//! `redis_timeout_ms`, the node uses its local state at once and probes Redis in the
+//! background until it answers again.
 //!
 //! Quotas are durable: allowed units are added to `quota_usage` by the usage flusher, which
 //! feeds the totals (every node's) back into the local state; a loaded record starts from the
 //! stored count.
 
+#[cfg(test)]
+mod differential;
 pub mod redis;
+pub mod wire;
 
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;

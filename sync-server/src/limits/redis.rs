@@ -3,6 +3,8 @@
 //! that queued up while its previous call was in flight as one script call, so under load a
 //! single round trip and a single script run serve many requests (the script checks each
 //! request's rules atomically, in order). At low load a batch is one request: no added wait.
+//! The batch layout is [`super::wire`]'s; time is the node's clock, sent with every request,
+//! so a shared check counts in the same windows a local one would (see `wire`).
 //!
 //! Every request waits at most `redis_timeout_ms`. A failure or timeout marks Redis unhealthy:
 //! requests use local limits at once, and a background probe pings Redis and restores shared
@@ -13,7 +15,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use keyward_core::KeyId;
-use keyward_core::limit::{Decision, Kind, Outcome};
+use keyward_core::limit::{Decision, Outcome};
 use prometheus_client::metrics::counter::Counter;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use secrecy::ExposeSecret;
@@ -21,20 +23,16 @@ use tokio::sync::{OnceCell, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use super::KeyLimits;
+use super::wire::{self, Request};
 use crate::config::Config;
-
-static SCRIPT: &str = include_str!("check.lua");
 
 /// Requests per script call at most.
 const MAX_BATCH: usize = 128;
 
-/// One request's part of a batch: its keys and arguments, and where its answer goes.
+/// One request's part of a batch, and where its decisions go.
 struct Job {
-    keys: Vec<String>,
-    /// cost, rule count, then 7 values per rule (see check.lua).
-    args: Vec<u64>,
-    kinds: Vec<&'static str>,
-    reply: oneshot::Sender<Option<Vec<i64>>>,
+    request: Request,
+    reply: oneshot::Sender<Option<Vec<Decision>>>,
 }
 
 pub struct RedisLimiter {
@@ -76,7 +74,7 @@ impl RedisLimiter {
             next: AtomicUsize::new(0),
             pool_size: config.redis_pool_size.max(1),
             timeout: Duration::from_millis(config.redis_timeout_ms.max(1)),
-            script: Arc::new(redis::Script::new(SCRIPT)),
+            script: Arc::new(redis::Script::new(wire::SCRIPT)),
             healthy: Arc::new(AtomicBool::new(false)),
             counters,
         })
@@ -91,6 +89,7 @@ impl RedisLimiter {
     }
 
     /// The shared answer, or `None` (Redis failed or was too slow: the caller goes local).
+    /// `now` is this node's clock: the script counts in the windows it names.
     pub async fn check(
         &self,
         lineage: KeyId,
@@ -99,80 +98,25 @@ impl RedisLimiter {
         now: u64,
     ) -> Option<Outcome> {
         let batchers = self.batchers.get()?;
-        let n = limits.rules.len();
-        let mut job = Job {
-            keys: Vec::with_capacity(n),
-            args: Vec::with_capacity(2 + 6 * n),
-            kinds: Vec::with_capacity(n),
-            reply: oneshot::channel().0,
-        };
-        job.args.extend([cost, n as u64]);
-        for (i, rule) in limits.rules.iter().enumerate() {
-            // Counters belong to the rotation lineage and the rule's slot, as in local mode:
-            // rotating the key or changing a limit goes on from what was used.
-            let (_, window_ms, nth) = keyward_core::limit::slot(&limits.rules, i);
-            let (kind, base) = match rule.kind {
-                Kind::Rate(a) => (
-                    a.as_str(),
-                    format!("kw:rl:{lineage}:{}:{window_ms}:{nth}", a.as_str()),
-                ),
-                Kind::Daily => ("daily", format!("kw:q:{lineage}:d")),
-                Kind::Monthly => ("monthly", format!("kw:q:{lineage}:m")),
-            };
-            let (period, reset, seed) = if rule.is_quota() {
-                (
-                    rule.window_index(now),
-                    rule.peek(0, now, 0).reset_ms,
-                    limits.quota_used(i, now),
-                )
-            } else {
-                (0, 0, 0)
-            };
-            job.keys.push(base);
-            job.kinds.push(kind);
-            job.args
-                .extend([rule.limit, rule.window_ms, rule.burst, period, reset, seed]);
-        }
         let (tx, rx) = oneshot::channel();
-        job.reply = tx;
+        let job = Job {
+            request: Request::for_key(wire::NAMESPACE, lineage, limits, cost, now),
+            reply: tx,
+        };
         let i = self.next.fetch_add(1, Ordering::Relaxed) % batchers.len();
         if batchers[i].try_send(job).is_err() {
             self.mark_unhealthy("batch queue full");
             return None;
         }
-        let values = match tokio::time::timeout(self.timeout, rx).await {
-            Ok(Ok(Some(v))) if v.len() == n * 5 => v,
-            Ok(Ok(Some(_))) => {
-                self.mark_unhealthy("unexpected script answer");
-                return None;
-            }
+        let decisions = match tokio::time::timeout(self.timeout, rx).await {
+            Ok(Ok(Some(d))) => d,
             Ok(Ok(None) | Err(_)) => return None, // the batcher recorded the failure
             Err(_) => {
                 self.mark_unhealthy("timed out");
                 return None;
             }
         };
-        let decisions: Vec<Decision> = values
-            .chunks_exact(5)
-            .map(|c| Decision {
-                allowed: c[0] == 1,
-                limit: c[1].max(0) as u64,
-                remaining: c[2].max(0) as u64,
-                reset_ms: c[3].max(0) as u64,
-                retry_after_ms: if c[4] < 0 { u64::MAX } else { c[4] as u64 },
-            })
-            .collect();
-        let outcome =
-            Outcome::from_decisions(&limits.rules, &decisions, limits.soft_threshold, cost);
-        if outcome.allowed {
-            // Keep the local quota state current, so a fallback starts from the shared count.
-            for i in [limits.daily, limits.monthly].into_iter().flatten() {
-                if let Some(d) = decisions.get(i) {
-                    limits.state.raise_to(&limits.rules, i, now, d.used());
-                }
-            }
-        }
-        Some(outcome)
+        Some(shared_outcome(limits, &decisions, cost, now))
     }
 
     /// Opens the connections and starts one batcher per connection (once).
@@ -240,6 +184,26 @@ fn mark_unhealthy(healthy: &AtomicBool, counters: &RedisCounters, why: &str) {
     }
 }
 
+/// The outcome of a key's check from the script's decisions (the same rules as a local check:
+/// a refusal consumed nothing), with the key's local quota counts raised to the shared ones so
+/// a fallback starts from them.
+pub(super) fn shared_outcome(
+    limits: &KeyLimits,
+    decisions: &[Decision],
+    cost: u64,
+    now: u64,
+) -> Outcome {
+    let outcome = Outcome::from_decisions(&limits.rules, decisions, limits.soft_threshold, cost);
+    if outcome.allowed {
+        for i in [limits.daily, limits.monthly].into_iter().flatten() {
+            if let Some(d) = decisions.get(i) {
+                limits.state.raise_to(&limits.rules, i, now, d.used());
+            }
+        }
+    }
+    outcome
+}
+
 /// Sends whatever queued up as one script call, answers each request, repeats.
 async fn run_batcher(
     mut rx: mpsc::Receiver<Job>,
@@ -251,36 +215,24 @@ async fn run_batcher(
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        let mut call = script.prepare_invoke();
-        call.arg(batch.len());
-        for job in &batch {
-            for k in &job.keys {
-                call.key(k);
-            }
-            let (head, rules) = job.args.split_at(2);
-            call.arg(head[0]).arg(head[1]);
-            for (kind, values) in job.kinds.iter().zip(rules.chunks_exact(6)) {
-                call.arg(*kind);
-                for v in values {
-                    call.arg(*v);
-                }
-            }
-        }
+        let requests: Vec<&Request> = batch.iter().map(|j| &j.request).collect();
+        let call = wire::invocation(&script, &requests);
         counters.calls.inc();
         counters.requests.inc_by(batch.len() as u64);
         let answer = tokio::time::timeout(timeout, call.invoke_async::<Vec<i64>>(&mut conn)).await;
-        let want: usize = batch.iter().map(|j| j.kinds.len() * 5).sum();
-        match answer {
-            Ok(Ok(values)) if values.len() == want => {
-                let mut at = 0;
-                for job in batch.drain(..) {
-                    let n = job.kinds.len() * 5;
-                    let _ = job.reply.send(Some(values[at..at + n].to_vec()));
-                    at += n;
+        let decoded = match &answer {
+            Ok(Ok(values)) => wire::decode(values, &requests),
+            _ => None,
+        };
+        drop(requests);
+        match decoded {
+            Some(decisions) => {
+                for (job, d) in batch.drain(..).zip(decisions) {
+                    let _ = job.reply.send(Some(d));
                 }
             }
-            other => {
-                let why = match other {
+            None => {
+                let why = match answer {
                     Ok(Err(e)) => e.to_string(),
                     Err(_) => "timed out".to_owned(),
                     Ok(Ok(_)) => "unexpected script answer".to_owned(),
