@@ -14,6 +14,7 @@
 #
 # Usage: scripts/flood-bench.sh
 # Environment: FLOOD_SECONDS=15 FLOOD_VALID_RPS=300 FLOOD_DELAY_MS=10 FLOOD_PORT=18090
+#              FLOOD_SKIP_BUILD=1 (use the release binaries as built)
 set -euo pipefail
 
 # shellcheck source=scripts/lib.sh
@@ -27,6 +28,7 @@ ADDR="127.0.0.1:${FLOOD_PORT:-18090}"
 URL="http://$ADDR"
 OUT="$KW_ROOT/artifacts/flood"
 BIN="$CARGO_TARGET_DIR/release/keyward-server"
+TOKENS="$CARGO_TARGET_DIR/release/examples/flood_tokens"
 OHA_ROOT="${OHA_ROOT:-/var/tmp/oha}"
 OHA="$OHA_ROOT/bin/oha"
 mkdir -p "$OUT"
@@ -39,8 +41,12 @@ if [ ! -x "$OHA" ]; then
     cargo install oha --locked --root "$OHA_ROOT"
 fi
 
-log "building keyward-server and flood_tokens (release)"
-cargo build --release -p keyward-server --bin keyward-server --example flood_tokens
+if [ "${FLOOD_SKIP_BUILD:-0}" = 1 ] && [ -x "$BIN" ] && [ -x "$TOKENS" ]; then
+    log "FLOOD_SKIP_BUILD=1: using the release binaries already built"
+else
+    log "building keyward-server and flood_tokens (release)"
+    cargo build --release -p keyward-server --bin keyward-server --example flood_tokens
+fi
 
 recreate_db keyward_flood
 export DATABASE_URL="$KEYWARD_PG_URL/keyward_flood"
@@ -72,7 +78,7 @@ wait_until 30 "the filter of known ids" bash -c "curl -fsS '$URL/metrics' | grep
 curl -fsS -o /dev/null -H "Authorization: Bearer $KEY" "$URL/v1/whoami" || die "the demo key failed"
 
 log "generating 50,000 random and 50,000 just-minted-looking tokens"
-cargo run -q --release -p keyward-server --example flood_tokens -- unknown 50000 >"$OUT/unknown.txt"
+"$TOKENS" unknown 50000 >"$OUT/unknown.txt"
 
 db_lookups() {
     curl -fsS "$URL/metrics" |
@@ -107,7 +113,7 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 valid valid-alone
 flood unknown
 # Just-minted-looking ids are made right before their flood (their timestamps must be recent).
-cargo run -q --release -p keyward-server --example flood_tokens -- recent 50000 >"$OUT/recent.txt"
+"$TOKENS" recent 50000 >"$OUT/recent.txt"
 flood recent
 valid valid-alone-2
 

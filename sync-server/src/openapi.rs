@@ -1,7 +1,7 @@
 //! `/openapi.json`, generated from the handlers' annotations and the core wire types.
 
-use keyward_core::api::webhooks as wh;
 use keyward_core::api;
+use keyward_core::api::webhooks as wh;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 

@@ -1067,6 +1067,9 @@ async fn every_documented_event_is_sent_exactly_once() {
     }
     let event_schema = schemas["WebhookEvent"].to_string();
     for t in EVENT_TYPES {
-        assert!(event_schema.contains(&format!("\"{t}\"")), "{t} in WebhookEvent");
+        assert!(
+            event_schema.contains(&format!("\"{t}\"")),
+            "{t} in WebhookEvent"
+        );
     }
 }
