@@ -6,8 +6,8 @@
 //!   (`key.expired`), a key whose revocation took effect after a grace period — a rotated key's
 //!   too (`key.revoked`; an immediate revocation is announced by the change itself, see
 //!   [`announce_revoked`]);
-//! * hourly: expiring within 7 days and within 1 day (`key.expiring`), unused for 90 days
-//!   (`key.unused`).
+//! * hourly: expiring within 7 days and within 1 day (`key.expiring`; a key found with a day
+//!   or less left gets the 1-day notice only), unused for 90 days (`key.unused`).
 //!
 //! Expiries and revocations are looked for within the last day only, so an upgrade does not
 //! announce history and a node down for longer than that does not flood endpoints.
@@ -42,7 +42,8 @@ const HOURLY: [(&str, Notice, &str); 3] = [
     (
         "expiring_7d",
         Notice::Expiring(7),
-        "k.expires_at > $1 AND k.expires_at <= $1 + interval '7 days'",
+        // A key with a day or less left hears only the nearer notice.
+        "k.expires_at > $1 + interval '1 day' AND k.expires_at <= $1 + interval '7 days'",
     ),
     (
         "expiring_1d",
