@@ -2,7 +2,8 @@
 //! deserialised from the input, and what deserialises goes through the checks core gives the
 //! server and the desktop for it (`requests::parse_*`, `validate::*`, the offline-secret and
 //! password policies, webhook URLs and event patterns, alert thresholds). Sync pushes are taken
-//! apart as the server does: each operation's `data` as its kind's request.
+//! apart as the server does: each operation read on its own (`PushOp::parse`), then its `data`
+//! as its kind's request.
 //!
 //! Invariants:
 //! - nothing panics, whatever deserialises;
@@ -18,8 +19,9 @@ use chrono::{DateTime, Utc};
 use keyward_core::anomaly::Thresholds;
 use keyward_core::api::{
     ChangePasswordRequest, CreateKeyRequest, CreateTierRequest, CreateWebhookRequest, FieldError,
-    LoginRequest, OpKind, PushRequest, Quota, RateLimitRule, RevokeKeyRequest, RotateKeyRequest,
-    RotateOfflineRequest, UpdateKeyRequest, UpdateTierRequest, VerifyRequest,
+    LoginRequest, OpParseError, PushOp, PushRequest, Quota, RateLimitRule, ReceivedPush,
+    RevokeKeyRequest, RotateKeyRequest, RotateOfflineRequest, UpdateKeyRequest, UpdateTierRequest,
+    VerifyRequest,
 };
 use keyward_core::hash::check_password_policy;
 use keyward_core::limit::rules::effective;
@@ -55,7 +57,12 @@ pub fn run(data: &[u8]) {
         rotate_offline(&req);
     }
     if let Some(req) = body::<PushRequest>(data) {
-        push(&req, now);
+        for op in req.ops {
+            push_op(op, now);
+        }
+    }
+    if let Ok(req) = serde_json::from_slice::<ReceivedPush>(data) {
+        push(req, now);
     }
     if let Some(req) = body::<CreateTierRequest>(data) {
         create_tier(&req);
@@ -173,46 +180,31 @@ fn rotate_offline(req: &RotateOfflineRequest) {
     grace(req.grace_seconds.unwrap_or(DEFAULT_ROTATION_GRACE_SECS));
 }
 
-/// The server's reading of a push: each operation's data as its kind's request.
-fn push(req: &PushRequest, now: DateTime<Utc>) {
-    for op in &req.ops {
-        match op.kind {
-            OpKind::CreateKey => {
-                if let Some(r) = value::<CreateKeyRequest>(op.data.clone()) {
-                    create_key(&r, now);
-                }
+/// The server's reading of a push: each operation read on its own (`PushOp::parse`, refused
+/// alone with a code and a detail naming the field when unknown or malformed), then its data
+/// checked as its kind's request.
+fn push(req: ReceivedPush, now: DateTime<Utc>) {
+    for value in req.ops {
+        match PushOp::parse(value) {
+            Ok(op) => {
+                round_trips(&op);
+                push_op(op, now);
             }
-            OpKind::UpdateKey => {
-                if let Some(r) = value::<UpdateKeyRequest>(op.data.clone()) {
-                    update_key(&r, now);
-                }
+            Err(OpParseError::Refused { code, detail, .. }) => {
+                assert!(!code.as_str().is_empty() && !detail.is_empty(), "{detail}");
             }
-            OpKind::RevokeKey => {
-                let r = if op.data.is_null() {
-                    Some(RevokeKeyRequest::default())
-                } else {
-                    value::<RevokeKeyRequest>(op.data.clone())
-                };
-                if let Some(r) = r {
-                    revoke_key(&r);
-                }
-            }
-            OpKind::RotateKey => {
-                if let Some(r) = value::<RotateOfflineRequest>(op.data.clone()) {
-                    rotate_offline(&r);
-                }
-            }
+            Err(OpParseError::NoOpId(why)) => assert!(!why.is_empty()),
         }
     }
 }
 
-fn value<T>(v: serde_json::Value) -> Option<T>
-where
-    T: DeserializeOwned + Serialize + PartialEq + Debug,
-{
-    let req: T = serde_json::from_value(v).ok()?;
-    round_trips(&req);
-    Some(req)
+fn push_op(op: PushOp, now: DateTime<Utc>) {
+    match op {
+        PushOp::CreateKey { data, .. } => create_key(&data, now),
+        PushOp::UpdateKey { data, .. } => update_key(&data, now),
+        PushOp::RevokeKey { data, .. } => revoke_key(&data),
+        PushOp::RotateKey { data, .. } => rotate_offline(&data),
+    }
 }
 
 fn quota_rules(quota: Option<&Quota>) -> usize {

@@ -1,5 +1,6 @@
 //! [`SyncEngine`]: push the outbox, then pull, over the real client.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,7 +11,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::analytics::{AnalyticsSnapshot, KeyHourly, TopKeys, USAGE_RETENTION};
-use crate::backoff::backoff_delay;
+use crate::backoff::next_wait;
 use crate::error::SyncError;
 use crate::push::Batch;
 use crate::replica::Replica;
@@ -35,6 +36,43 @@ pub struct SyncReport {
     pub dropped: usize,
     /// Changes pulled.
     pub pulled: usize,
+}
+
+/// How [`SyncEngine::run_with`] paces its rounds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoopPolicy {
+    /// The wait between rounds while they succeed.
+    pub interval: Duration,
+    /// The longest wait after failed rounds: the wait doubles with each consecutive failure up
+    /// to this, jittered ([`crate::jittered_backoff`]).
+    pub max_backoff: Duration,
+}
+
+impl LoopPolicy {
+    /// Rounds every `interval`, backing off up to five minutes.
+    pub fn every(interval: Duration) -> LoopPolicy {
+        LoopPolicy {
+            interval,
+            max_backoff: MAX_BACKOFF,
+        }
+    }
+}
+
+/// What an app does around the rounds of [`SyncEngine::run_with`]: show the sync status, pull
+/// what it shows besides keys, notify. The loop waits for each hook before pacing on.
+pub trait SyncHooks: Send + Sync {
+    /// After every round, with its outcome; also after the last one, whose
+    /// [`SyncError::Unauthorized`] ends the loop.
+    fn after_round(
+        &self,
+        engine: &SyncEngine,
+        outcome: &Result<SyncReport, SyncError>,
+    ) -> impl Future<Output = ()> + Send;
+}
+
+/// No hooks: the loop only syncs.
+impl SyncHooks for () {
+    async fn after_round(&self, _: &SyncEngine, _: &Result<SyncReport, SyncError>) {}
 }
 
 /// Synchronises a [`Replica`] with the server through a signed-in [`KeywardClient`].
@@ -241,33 +279,53 @@ impl SyncEngine {
         Ok(())
     }
 
-    /// Syncs every `interval` (or sooner after [`SyncEngine::sync_soon`]) until `shutdown`.
-    /// Failed rounds back off exponentially up to five minutes. Returns `Ok` on shutdown and
-    /// [`SyncError::Unauthorized`] when the session is no longer valid (sign in again, then
-    /// start a new loop); the outbox is intact either way.
+    /// Syncs every `interval` (or sooner after [`SyncEngine::sync_soon`]) until `shutdown`,
+    /// backing off up to five minutes: [`SyncEngine::run_with`] without hooks.
     pub async fn run(
         &self,
         shutdown: CancellationToken,
         interval: Duration,
+    ) -> Result<(), SyncError> {
+        self.run_with(shutdown, LoopPolicy::every(interval), &())
+            .await
+    }
+
+    /// The desktop's one sync loop: a round ([`SyncEngine::sync_once`]) every
+    /// `policy.interval`, then `hooks` with its outcome. Failed rounds back off (the wait doubles
+    /// with each, up to `policy.max_backoff`, jittered so that desktops cut off together do not
+    /// return together). [`SyncEngine::sync_soon`] (a local edit) starts a round at once, even
+    /// while backing off: someone is waiting for it. Returns `Ok` on `shutdown` and
+    /// [`SyncError::Unauthorized`] when the session is no longer valid (sign in again, then
+    /// start a new loop); the outbox is intact either way.
+    pub async fn run_with<H: SyncHooks>(
+        &self,
+        shutdown: CancellationToken,
+        policy: LoopPolicy,
+        hooks: &H,
     ) -> Result<(), SyncError> {
         let mut failures: u32 = 0;
         loop {
             if shutdown.is_cancelled() {
                 return Ok(());
             }
-            match self.sync_once().await {
+            let outcome = self.sync_once().await;
+            match &outcome {
                 Ok(_) => failures = 0,
-                Err(SyncError::Unauthorized) => return Err(SyncError::Unauthorized),
+                Err(SyncError::Unauthorized) => {}
                 Err(e) => {
                     failures = failures.saturating_add(1);
-                    tracing::warn!(error = %e, failures, "sync failed; will retry");
+                    tracing::info!(error = %e, failures, "sync failed; will retry");
                 }
             }
-            let wait = backoff_delay(interval, failures, MAX_BACKOFF);
+            hooks.after_round(self, &outcome).await;
+            if let Err(SyncError::Unauthorized) = outcome {
+                return Err(SyncError::Unauthorized);
+            }
+            let wait = next_wait(policy.interval, failures, policy.max_backoff);
             tokio::select! {
                 () = shutdown.cancelled() => return Ok(()),
                 () = tokio::time::sleep(wait) => {}
-                () = self.wake.notified(), if failures == 0 => {}
+                () = self.wake.notified() => {}
             }
         }
     }
@@ -314,6 +372,83 @@ mod tests {
         assert_eq!(replica.outbox_len().await.unwrap(), 1);
         let status = replica.status().await.unwrap();
         assert!(status.last_error.unwrap().contains("sign in"));
+    }
+
+    /// Records each round's outcome as the loop reports it.
+    #[derive(Default)]
+    struct Rounds(std::sync::Mutex<Vec<String>>, Notify);
+
+    impl SyncHooks for Rounds {
+        async fn after_round(&self, engine: &SyncEngine, outcome: &Result<SyncReport, SyncError>) {
+            // The round's outcome is recorded in the replica before the hook runs.
+            let noted = engine.replica().status().await.unwrap().last_error;
+            assert_eq!(noted.is_some(), outcome.is_err());
+            let what = match outcome {
+                Ok(_) => "ok".to_owned(),
+                Err(SyncError::Unauthorized) => "unauthorized".to_owned(),
+                Err(SyncError::Offline(_)) => "offline".to_owned(),
+                Err(e) => e.to_string(),
+            };
+            self.0.lock().unwrap().push(what);
+            self.1.notify_one();
+        }
+    }
+
+    impl Rounds {
+        fn seen(&self) -> Vec<String> {
+            self.0.lock().unwrap().clone()
+        }
+    }
+
+    #[tokio::test]
+    async fn hooks_see_every_round_and_the_unauthorized_one_that_ends_the_loop() {
+        let replica = replica_with_one_op().await;
+        let client = KeywardClient::new("http://127.0.0.1:9").unwrap();
+        let engine = SyncEngine::new(replica.clone(), client);
+        let rounds = Rounds::default();
+        let result = engine
+            .run_with(
+                CancellationToken::new(),
+                LoopPolicy::every(Duration::from_millis(1)),
+                &rounds,
+            )
+            .await;
+        assert!(matches!(result, Err(SyncError::Unauthorized)), "{result:?}");
+        assert_eq!(rounds.seen(), ["unauthorized"]);
+    }
+
+    #[tokio::test]
+    async fn a_local_edit_wakes_the_loop_even_while_it_backs_off() {
+        let replica = replica_with_one_op().await;
+        let engine = SyncEngine::new(replica.clone(), unreachable());
+        let rounds = Arc::new(Rounds::default());
+        let shutdown = CancellationToken::new();
+        // A failed round waits at least the interval (5 s) before the next one...
+        let policy = LoopPolicy {
+            interval: Duration::from_secs(5),
+            max_backoff: Duration::from_secs(60),
+        };
+        let looping = tokio::spawn({
+            let (engine, rounds, shutdown) = (engine.clone(), rounds.clone(), shutdown.clone());
+            async move { engine.run_with(shutdown, policy, &*rounds).await }
+        });
+        tokio::time::timeout(Duration::from_secs(5), rounds.1.notified())
+            .await
+            .expect("a first round");
+        assert_eq!(rounds.seen(), ["offline"]);
+        // ... unless a local edit asks for one.
+        engine.sync_soon();
+        tokio::time::timeout(Duration::from_secs(3), rounds.1.notified())
+            .await
+            .expect("woken at once, not after the backoff");
+        assert_eq!(rounds.seen(), ["offline", "offline"]);
+        shutdown.cancel();
+        let ended = tokio::time::timeout(Duration::from_secs(5), looping)
+            .await
+            .expect("the loop stops on shutdown")
+            .unwrap();
+        assert!(ended.is_ok());
+        assert_eq!(replica.outbox_len().await.unwrap(), 1);
     }
 
     #[tokio::test]

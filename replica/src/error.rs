@@ -16,6 +16,8 @@ pub enum ReplicaError {
     Corrupt(#[from] serde_json::Error),
     #[error("replica holds an invalid id {0:?}")]
     BadId(String),
+    #[error("replica holds an operation of unknown kind {0:?}")]
+    BadKind(String),
 }
 
 /// Why a local operation was refused. A refused operation writes nothing.

@@ -7,7 +7,9 @@
 //!   transaction.
 //! - [`SyncEngine`] pushes the outbox in order (each operation idempotent by its UUIDv7
 //!   `op_id`), records each result on the affected key, then pulls what changed since the
-//!   replica's cursor.
+//!   replica's cursor. Operations are typed ([`keyward_core::api::PushOp`]) from the moment
+//!   they are queued. [`SyncEngine::run_with`] is the desktop's one sync loop (jittered
+//!   backoff; the app's status, analytics and notifications hang off its [`SyncHooks`]).
 //!
 //! - Analytics ([`Replica::store_analytics`]): the organisation's and the busiest keys' hourly
 //!   usage over 30 days, top keys, alerts and limit standings, pulled by the app after sync
@@ -47,8 +49,8 @@ mod view;
 pub mod witness;
 
 pub use analytics::{AnalyticsSnapshot, KeyHourly, StoredAlert, TopKeys, USAGE_RETENTION};
-pub use backoff::backoff_delay;
-pub use engine::{MAX_PUSH_BATCH, SyncEngine, SyncReport};
+pub use backoff::{backoff_delay, jittered_backoff};
+pub use engine::{LoopPolicy, MAX_PUSH_BATCH, SyncEngine, SyncHooks, SyncReport};
 pub use error::{LocalOpError, ReplicaError, SyncError};
 pub use filter::{KeyFilter, KeySort};
 pub use local::DEFAULT_ROTATION_GRACE_SECS;

@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use keyward_core::api::{
-    ApiKey, CreateKeyRequest, OpKind, RevokeKeyRequest, RotateOfflineRequest, UpdateKeyRequest,
+    ApiKey, CreateKeyRequest, PushOp, RevokeKeyRequest, RotateOfflineRequest, UpdateKeyRequest,
 };
 use keyward_core::hash::hash_token;
 use keyward_core::{ApiKeyToken, Environment, KeyId, KeyStatus, OrgId};
@@ -26,20 +26,6 @@ async fn mint(environment: Environment, id: KeyId) -> Result<(ApiKeyToken, Strin
     let for_hash = token.clone();
     let hash = tokio::task::spawn_blocking(move || hash_token(&for_hash)).await?;
     Ok((token, hash))
-}
-
-fn new_op(kind: OpKind, key_id: KeyId, data: serde_json::Value, at: DateTime<Utc>) -> QueuedOp {
-    QueuedOp {
-        position: 0,
-        op_id: Uuid::now_v7(),
-        kind,
-        key_id,
-        new_key_id: None,
-        base_seq: None,
-        chained: false,
-        data,
-        created_at: at,
-    }
 }
 
 /// Key `id`'s row, refusing keys the replica does not have or that are revoked now.
@@ -93,8 +79,11 @@ impl Replica {
         .await?;
         req.id = Some(id);
         req.secret_hash = Some(hash);
-        let op = new_op(OpKind::CreateKey, id, serde_json::to_value(&req)?, now);
-        store::outbox::push(&mut tx, &op).await?;
+        let op = PushOp::CreateKey {
+            op_id: Uuid::now_v7(),
+            data: req,
+        };
+        store::outbox::push(&mut tx, &QueuedOp::new(op, id, now)).await?;
         tx.commit().await?;
         Ok((view, token))
     }
@@ -113,9 +102,14 @@ impl Replica {
         let mut tx = self.write().await?;
         let mut row = editable(&mut tx, id, now).await?;
         let chained = !store::outbox::for_key(&mut tx, id).await?.is_empty();
-        let mut op = new_op(OpKind::UpdateKey, id, serde_json::to_value(&patch)?, now);
+        let op = PushOp::UpdateKey {
+            op_id: Uuid::now_v7(),
+            key_id: id,
+            base_seq: (!chained).then_some(row.seq),
+            data: patch,
+        };
+        let mut op = QueuedOp::new(op, id, now);
         op.chained = chained;
-        op.base_seq = (!chained).then_some(row.seq);
         queue(&mut tx, &mut row, op).await?;
         tx.commit().await?;
         Ok(row.into_local(now))
@@ -132,8 +126,12 @@ impl Replica {
         let req = rules::revoke(&req).map_err(LocalOpError::Invalid)?;
         let mut tx = self.write().await?;
         let mut row = editable(&mut tx, id, now).await?;
-        let op = new_op(OpKind::RevokeKey, id, serde_json::to_value(&req)?, now);
-        queue(&mut tx, &mut row, op).await?;
+        let op = PushOp::RevokeKey {
+            op_id: Uuid::now_v7(),
+            key_id: id,
+            data: req,
+        };
+        queue(&mut tx, &mut row, QueuedOp::new(op, id, now)).await?;
         tx.commit().await?;
         Ok(row.into_local(now))
     }
@@ -179,14 +177,16 @@ impl Replica {
             },
         )
         .await?;
-        let req = RotateOfflineRequest {
-            new_id,
-            secret_hash: hash,
-            grace_seconds: Some(grace),
+        let op = PushOp::RotateKey {
+            op_id: Uuid::now_v7(),
+            key_id: id,
+            data: RotateOfflineRequest {
+                new_id,
+                secret_hash: hash,
+                grace_seconds: Some(grace),
+            },
         };
-        let mut op = new_op(OpKind::RotateKey, id, serde_json::to_value(&req)?, now);
-        op.new_key_id = Some(new_id);
-        queue(&mut tx, &mut row, op).await?;
+        queue(&mut tx, &mut row, QueuedOp::new(op, id, now)).await?;
         tx.commit().await?;
         Ok((successor, token))
     }
@@ -198,7 +198,7 @@ async fn queue(
     row: &mut KeyRow,
     op: QueuedOp,
 ) -> Result<(), LocalOpError> {
-    project::apply(&mut row.view, &op)?;
+    project::apply(&mut row.view, &op);
     row.pending = true;
     row.rejection = None;
     store::outbox::push(conn, &op).await?;

@@ -3,9 +3,7 @@
 //! server record, so the UI never shows an edit vanish and come back.
 
 use chrono::{DateTime, Duration, Utc};
-use keyward_core::api::{
-    ApiKey, CreateKeyRequest, OpKind, RevokeKeyRequest, RotateOfflineRequest, UpdateKeyRequest,
-};
+use keyward_core::api::{ApiKey, CreateKeyRequest, PushOp, UpdateKeyRequest};
 use keyward_core::{Environment, IpAllowList, KeyId, KeyStatus, OrgId, ScopeSet};
 
 use crate::store::outbox::QueuedOp;
@@ -154,50 +152,40 @@ pub(crate) fn successor(old: &ApiKey, new_id: KeyId, at: DateTime<Utc>) -> ApiKe
 
 /// Applies one queued operation to the key it acts on. Operations that create `key` (its
 /// `create_key`, the rotation that made it) do nothing here: `key` exists already.
-pub(crate) fn apply(key: &mut ApiKey, op: &QueuedOp) -> Result<(), serde_json::Error> {
+pub(crate) fn apply(key: &mut ApiKey, op: &QueuedOp) {
     if op.key_id != key.id {
-        return Ok(());
+        return;
     }
-    match op.kind {
-        OpKind::CreateKey => {}
-        OpKind::UpdateKey => {
-            let patch: UpdateKeyRequest = serde_json::from_value(op.data.clone())?;
-            update(key, &patch, op.created_at);
-        }
-        OpKind::RevokeKey => {
-            let req: RevokeKeyRequest = serde_json::from_value(op.data.clone())?;
+    let at = op.created_at;
+    match &op.op {
+        PushOp::CreateKey { .. } => {}
+        PushOp::UpdateKey { data, .. } => update(key, data, at),
+        PushOp::RevokeKey { data, .. } => {
             revoke(
                 key,
-                req.grace_seconds.unwrap_or(0),
-                req.reason,
-                op.created_at,
+                data.grace_seconds.unwrap_or(0),
+                data.reason.clone(),
+                at,
             );
         }
-        OpKind::RotateKey => {
-            let req: RotateOfflineRequest = serde_json::from_value(op.data.clone())?;
-            retire(
-                key,
-                req.new_id,
-                req.grace_seconds.unwrap_or(0),
-                op.created_at,
-            );
+        PushOp::RotateKey { data, .. } => {
+            retire(key, data.new_id, data.grace_seconds.unwrap_or(0), at);
         }
     }
-    Ok(())
 }
 
 /// `base` (a server record) with `ops` replayed in order.
-pub(crate) fn replay(mut base: ApiKey, ops: &[QueuedOp]) -> Result<ApiKey, serde_json::Error> {
+pub(crate) fn replay(mut base: ApiKey, ops: &[QueuedOp]) -> ApiKey {
     for op in ops {
-        apply(&mut base, op)?;
+        apply(&mut base, op);
     }
-    Ok(base)
+    base
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use keyward_core::api::{RevokeKeyRequest, RotateOfflineRequest};
     use uuid::Uuid;
 
     fn key(at: DateTime<Utc>) -> ApiKey {
@@ -214,18 +202,14 @@ mod tests {
         )
     }
 
-    fn op(kind: OpKind, key_id: KeyId, data: serde_json::Value, at: DateTime<Utc>) -> QueuedOp {
-        QueuedOp {
-            position: 0,
+    fn rename(key_id: KeyId, patch: UpdateKeyRequest, at: DateTime<Utc>) -> QueuedOp {
+        let op = PushOp::UpdateKey {
             op_id: Uuid::now_v7(),
-            kind,
             key_id,
-            new_key_id: None,
             base_seq: None,
-            chained: false,
-            data,
-            created_at: at,
-        }
+            data: patch,
+        };
+        QueuedOp::new(op, key_id, at)
     }
 
     #[test]
@@ -234,28 +218,43 @@ mod tests {
         let base = key(t0);
         let t1 = t0 + Duration::minutes(1);
         let t2 = t0 + Duration::minutes(2);
+        let revoke = PushOp::RevokeKey {
+            op_id: Uuid::now_v7(),
+            key_id: base.id,
+            data: RevokeKeyRequest {
+                grace_seconds: Some(60),
+                reason: Some("leak".into()),
+            },
+        };
         let ops = [
-            op(
-                OpKind::UpdateKey,
+            rename(
                 base.id,
-                json!({"name": "renamed", "scopes": ["b:write"]}),
+                UpdateKeyRequest {
+                    name: Some("renamed".into()),
+                    scopes: Some(vec!["b:write".into()]),
+                    ..Default::default()
+                },
                 t1,
             ),
-            op(
-                OpKind::UpdateKey,
+            rename(
                 KeyId::new(),
-                json!({"name": "other key"}),
+                UpdateKeyRequest {
+                    name: Some("other key".into()),
+                    ..Default::default()
+                },
                 t1,
             ),
-            op(
-                OpKind::RevokeKey,
+            QueuedOp::new(revoke, base.id, t2),
+            rename(
                 base.id,
-                json!({"grace_seconds": 60, "reason": "leak"}),
+                UpdateKeyRequest {
+                    description: Some(Some("d".into())),
+                    ..Default::default()
+                },
                 t2,
             ),
-            op(OpKind::UpdateKey, base.id, json!({"description": "d"}), t2),
         ];
-        let view = replay(base.clone(), &ops).unwrap();
+        let view = replay(base.clone(), &ops);
         assert_eq!(view.name, "renamed");
         assert_eq!(view.scopes.to_strings(), ["b:write"]);
         assert_eq!(view.description.as_deref(), Some("d"));
@@ -263,7 +262,7 @@ mod tests {
         assert_eq!(view.revoke_reason.as_deref(), Some("leak"));
         assert_eq!(view.updated_at, t2);
         assert_eq!(view.status, KeyStatus::Active, "still in its grace period");
-        assert_eq!(replay(base.clone(), &[]).unwrap(), base);
+        assert_eq!(replay(base.clone(), &[]), base);
     }
 
     #[test]
@@ -296,20 +295,23 @@ mod tests {
         assert_eq!(new.scopes, old.scopes);
         assert_eq!(new.expires_at, Some(t1 + Duration::days(90)));
         let mut retired = old.clone();
-        let rotate = op(
-            OpKind::RotateKey,
-            old.id,
-            json!({"new_id": new_id, "secret_hash": "h", "grace_seconds": 0}),
-            t1,
-        );
-        apply(&mut retired, &rotate).unwrap();
+        let rotate = PushOp::RotateKey {
+            op_id: Uuid::now_v7(),
+            key_id: old.id,
+            data: RotateOfflineRequest {
+                new_id,
+                secret_hash: "h".into(),
+                grace_seconds: Some(0),
+            },
+        };
+        apply(&mut retired, &QueuedOp::new(rotate.clone(), old.id, t1));
         assert_eq!(retired.replaced_by, Some(new_id));
         assert_eq!(retired.status, KeyStatus::Revoked);
         // The rotation that made `new` leaves it as it is.
         let mut same = new.clone();
-        let mut made = rotate.clone();
-        made.new_key_id = Some(new_id);
-        apply(&mut same, &made).unwrap();
+        let made = QueuedOp::new(rotate, old.id, t1);
+        assert_eq!(made.new_key_id(), Some(new_id));
+        apply(&mut same, &made);
         assert_eq!(same, new);
     }
 }

@@ -28,27 +28,16 @@ impl Batch {
     }
 
     pub fn op_ids(&self) -> Vec<uuid::Uuid> {
-        self.ops.iter().map(|op| op.op_id).collect()
+        self.ops.iter().map(QueuedOp::op_id).collect()
     }
 
     /// The operations as the server takes them.
     pub fn to_push(&self) -> Vec<PushOp> {
-        self.ops
-            .iter()
-            .map(|op| PushOp {
-                op_id: op.op_id,
-                kind: op.kind,
-                key_id: (op.kind != OpKind::CreateKey).then_some(op.key_id),
-                base_seq: op.base_seq,
-                data: op.data.clone(),
-            })
-            .collect()
+        self.ops.iter().map(|op| op.op.clone()).collect()
     }
 
     fn carries_hash(&self) -> bool {
-        self.ops
-            .iter()
-            .any(|op| matches!(op.kind, OpKind::CreateKey | OpKind::RotateKey))
+        self.ops.iter().any(|op| op.op.carries_hash())
     }
 }
 
@@ -70,17 +59,17 @@ impl Replica {
         let mut batch = Batch::default();
         let mut touched: HashSet<KeyId> = HashSet::new();
         for mut op in store::outbox::head(&mut conn, max).await? {
-            if op.kind == OpKind::UpdateKey && op.chained {
+            if op.kind() == OpKind::UpdateKey && op.chained {
                 if touched.contains(&op.key_id) {
                     break;
                 }
                 // Every operation it was chained to is done: it is based on the key as it is.
                 let row = store::keys::get(&mut conn, op.key_id).await?;
-                op.base_seq = row.map(|r| r.seq);
+                op.set_base_seq(row.map(|r| r.seq));
                 batch.resolves_chained = true;
             }
             touched.insert(op.key_id);
-            touched.extend(op.new_key_id);
+            touched.extend(op.new_key_id());
             batch.ops.push(op);
         }
         Ok(batch)
@@ -101,15 +90,15 @@ impl Replica {
         let mut flagged: HashSet<KeyId> = HashSet::new();
         let mut stale: BTreeSet<KeyId> = BTreeSet::new();
         for result in results {
-            let Some(op) = batch.ops.iter().find(|op| op.op_id == result.op_id) else {
+            let Some(op) = batch.ops.iter().find(|op| op.op_id() == result.op_id) else {
                 tracing::warn!(op_id = %result.op_id, "answer to an operation not sent");
                 continue;
             };
-            if !store::outbox::remove(&mut tx, op.op_id).await? {
+            if !store::outbox::remove(&mut tx, op.op_id()).await? {
                 continue; // dropped with an earlier refused operation
             }
             stale.insert(op.key_id);
-            stale.extend(op.new_key_id);
+            stale.extend(op.new_key_id());
             match result.status {
                 OpStatus::Applied => {
                     outcome.applied += 1;
@@ -121,12 +110,12 @@ impl Replica {
                 }
                 OpStatus::Rejected => {
                     outcome.rejected += 1;
-                    tracing::info!(op_id = %op.op_id, kind = ?op.kind, code = ?result.code, "operation refused");
+                    tracing::info!(op_id = %op.op_id(), kind = %op.kind(), code = ?result.code, "operation refused");
                     let rejection = Rejection {
                         code: result.code.clone().unwrap_or_else(|| "rejected".into()),
                         detail: result.detail.clone().unwrap_or_default(),
                     };
-                    for id in std::iter::once(op.key_id).chain(op.new_key_id) {
+                    for id in std::iter::once(op.key_id).chain(op.new_key_id()) {
                         // The first refusal of a batch on a key is the one that explains it.
                         if flagged.insert(id) {
                             store::keys::set_rejection(&mut tx, id, Some(&rejection)).await?;
@@ -136,7 +125,7 @@ impl Replica {
                     outcome.dropped += dropped.len();
                     for d in dropped {
                         stale.insert(d.key_id);
-                        stale.extend(d.new_key_id);
+                        stale.extend(d.new_key_id());
                     }
                 }
             }
@@ -174,7 +163,7 @@ async fn drop_dependents(
     rejection: &Rejection,
     flagged: &mut HashSet<KeyId>,
 ) -> Result<Vec<QueuedOp>, ReplicaError> {
-    let mut never_made: Vec<KeyId> = match (op.kind, op.new_key_id) {
+    let mut never_made: Vec<KeyId> = match (op.kind(), op.new_key_id()) {
         (OpKind::CreateKey, _) => vec![op.key_id],
         (OpKind::RotateKey, Some(new_id)) => vec![new_id],
         (OpKind::UpdateKey, _) => {
@@ -192,9 +181,9 @@ async fn drop_dependents(
     let mut dropped = Vec::new();
     while let Some(id) = never_made.pop() {
         for d in store::outbox::take_touching(conn, id).await? {
-            let made = match d.kind {
+            let made = match d.kind() {
                 OpKind::CreateKey => Some(d.key_id),
-                OpKind::RotateKey => d.new_key_id,
+                OpKind::RotateKey => d.new_key_id(),
                 _ => None,
             };
             if let Some(made) = made.filter(|m| *m != id) {
@@ -216,7 +205,7 @@ mod tests {
 
     fn applied(op: &QueuedOp, record: Option<&ApiKey>) -> OpResult {
         OpResult {
-            op_id: op.op_id,
+            op_id: op.op_id(),
             status: OpStatus::Applied,
             code: None,
             detail: None,
@@ -226,7 +215,7 @@ mod tests {
 
     fn rejected(op: &QueuedOp, code: &str) -> OpResult {
         OpResult {
-            op_id: op.op_id,
+            op_id: op.op_id(),
             status: OpStatus::Rejected,
             code: Some(code.into()),
             detail: Some(format!("{code} detail")),
@@ -261,7 +250,7 @@ mod tests {
         replica.revoke_key(b.id, Default::default()).await.unwrap();
 
         let batch = replica.next_batch(100).await.unwrap();
-        let kinds: Vec<_> = batch.ops.iter().map(|op| op.kind).collect();
+        let kinds: Vec<_> = batch.ops.iter().map(QueuedOp::kind).collect();
         assert_eq!(
             kinds,
             [OpKind::CreateKey, OpKind::CreateKey],
@@ -269,16 +258,26 @@ mod tests {
         );
         assert!(!batch.resolves_chained);
         let push = batch.to_push();
-        assert!(
-            push.iter().all(|op| op.key_id.is_none()),
+        let ids: Vec<_> = push
+            .iter()
+            .map(|op| match op {
+                PushOp::CreateKey { data, .. } => {
+                    let hash = data.secret_hash.as_deref().unwrap_or_default();
+                    assert!(hash.starts_with("$argon2id$"), "the hash, never a token");
+                    data.id
+                }
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            ids,
+            [Some(a.id), Some(b.id)],
             "create_key names its id in data"
         );
-        assert!(
-            push[0].data["secret_hash"]
-                .as_str()
-                .unwrap()
-                .starts_with("$argon2id$")
-        );
+        // What goes on the wire: no key_id on a create.
+        let wire = serde_json::to_value(&push[0]).unwrap();
+        assert_eq!(wire["kind"], "create_key");
+        assert!(wire.get("key_id").is_none());
 
         // The server applies both creates; the rename is now first and based on the key as is.
         let results: Vec<_> = batch
@@ -292,9 +291,16 @@ mod tests {
         let next = replica.next_batch(100).await.unwrap();
         assert_eq!(next.ops.len(), 2);
         assert!(next.resolves_chained);
-        assert_eq!(next.ops[0].kind, OpKind::UpdateKey);
-        assert_eq!(next.ops[0].base_seq, Some(0), "the seq the replica has now");
-        assert_eq!(next.to_push()[0].key_id, Some(a.id));
+        assert_eq!(next.ops[0].kind(), OpKind::UpdateKey);
+        assert_eq!(
+            next.ops[0].base_seq(),
+            Some(0),
+            "the seq the replica has now"
+        );
+        assert!(matches!(
+            next.to_push()[0],
+            PushOp::UpdateKey { key_id, base_seq: Some(0), .. } if key_id == a.id
+        ));
     }
 
     #[tokio::test]
@@ -436,7 +442,8 @@ mod tests {
         assert_eq!(replica.outbox_len().await.unwrap(), 1);
         let left = replica.next_batch(100).await.unwrap();
         assert_eq!(
-            left.ops[0].op_id, batch.ops[1].op_id,
+            left.ops[0].op_id(),
+            batch.ops[1].op_id(),
             "same operation id on retry"
         );
     }

@@ -183,7 +183,7 @@ pub(crate) async fn refresh(conn: &mut SqliteConnection, id: KeyId) -> Result<()
     let ops = store::outbox::for_key(conn, id).await?;
     row.pending = !ops.is_empty();
     if let Some(server) = &row.server {
-        row.view = project::replay(server.clone(), &ops)?;
+        row.view = project::replay(server.clone(), &ops);
     }
     store::keys::put(conn, &row).await
 }
@@ -206,7 +206,7 @@ pub(crate) async fn put_server_record(
     };
     let ops = store::outbox::for_key(conn, id).await?;
     let row = KeyRow {
-        view: project::replay(record.clone(), &ops)?,
+        view: project::replay(record.clone(), &ops),
         server: Some(record),
         seq: seq.unwrap_or(old_seq),
         pending: !ops.is_empty(),

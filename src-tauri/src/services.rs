@@ -15,10 +15,11 @@ use keyward_core::api::{
     OrgUsage, RevokeKeyRequest, UpdateKeyRequest, UsageQuery, UsageTotals,
 };
 use keyward_replica::{
-    LocalKey, LocalOpError, Notice, Replica, SyncEngine, SyncError, USAGE_RETENTION,
+    LocalKey, LocalOpError, LoopPolicy, Notice, Replica, SyncEngine, SyncError, SyncHooks,
+    SyncReport, USAGE_RETENTION,
 };
 use secrecy::SecretString;
-use tokio::sync::{Mutex, Notify, watch};
+use tokio::sync::{Mutex, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::credentials::Keychain;
@@ -33,8 +34,10 @@ type Result<T> = std::result::Result<T, CommandError>;
 
 /// How often the background loop syncs when all is well, and the longest it waits after
 /// failures (short, so the app notices a returning server quickly).
-const SYNC_INTERVAL: Duration = Duration::from_secs(2);
-const MAX_BACKOFF: Duration = Duration::from_secs(10);
+const SYNC_LOOP: LoopPolicy = LoopPolicy {
+    interval: Duration::from_secs(2),
+    max_backoff: Duration::from_secs(10),
+};
 pub const MAX_PAGE: u32 = 500;
 
 pub struct Desktop {
@@ -50,7 +53,6 @@ struct Connected {
     replica: Replica,
     engine: SyncEngine,
     keychain: Keychain,
-    wake: Arc<Notify>,
     stop: CancellationToken,
     /// Cleared when the server says the session is over: commands then answer `unauthenticated`.
     valid: Arc<std::sync::atomic::AtomicBool>,
@@ -290,15 +292,17 @@ impl Desktop {
             .map_err(CommandError::from)?
             .with_session(token);
         let engine = SyncEngine::new(replica.clone(), client.clone());
-        let (wake, stop) = (Arc::new(Notify::new()), CancellationToken::new());
+        let stop = CancellationToken::new();
         let valid = Arc::new(std::sync::atomic::AtomicBool::new(true));
         tokio::spawn(sync_loop(
             engine.clone(),
-            self.status.clone(),
-            wake.clone(),
             stop.clone(),
-            valid.clone(),
-            self.notifier.clone(),
+            AppHooks {
+                status: self.status.clone(),
+                valid: valid.clone(),
+                notifier: self.notifier.clone(),
+                analytics_at: std::sync::Mutex::new(None),
+            },
         ));
         *slot = Some(Connected {
             session,
@@ -306,7 +310,6 @@ impl Desktop {
             replica,
             engine,
             keychain,
-            wake,
             stop,
             valid,
         });
@@ -393,7 +396,7 @@ impl Desktop {
     }
 
     fn sync_soon(c: &Connected) {
-        c.wake.notify_one();
+        c.engine.sync_soon();
     }
 
     pub async fn list_keys(&self, filter: KeyFilter) -> Result<KeyList> {
@@ -912,46 +915,61 @@ async fn publish(
     });
 }
 
-/// Syncs every [`SYNC_INTERVAL`] (and at once after a local change), backing off up to
-/// [`MAX_BACKOFF`] while the server is away, until stopped or the session ends. After a
-/// successful round, pulls analytics at most every [`ANALYTICS_INTERVAL`] and notifies what is
-/// new.
-async fn sync_loop(
-    engine: SyncEngine,
+/// What the app does after each round of the engine's sync loop: after a successful round,
+/// pulls analytics at most every [`ANALYTICS_INTERVAL`] and notifies what is new; when the
+/// server says the session is over, marks it so (commands then answer `unauthenticated`); and
+/// after every round, publishes the status to the UI.
+struct AppHooks {
     status: watch::Sender<SyncStatus>,
-    wake: Arc<Notify>,
-    stop: CancellationToken,
     valid: Arc<std::sync::atomic::AtomicBool>,
     notifier: NotifierSlot,
-) {
-    let mut failures: u32 = 0;
-    let mut analytics_at: Option<tokio::time::Instant> = None;
-    loop {
-        let outcome = engine.sync_once().await;
-        match &outcome {
-            Ok(_) => {
-                failures = 0;
-                if analytics_at.is_none_or(|t| t.elapsed() >= ANALYTICS_INTERVAL) {
-                    refresh_analytics(&engine, &notifier).await;
-                    analytics_at = Some(tokio::time::Instant::now());
-                }
+    analytics_at: std::sync::Mutex<Option<tokio::time::Instant>>,
+}
+
+impl AppHooks {
+    /// Whether the last analytics pull ended [`ANALYTICS_INTERVAL`] ago or more.
+    fn analytics_due(&self) -> bool {
+        self.analytics_at.lock().map_or(true, |at| {
+            at.is_none_or(|t| t.elapsed() >= ANALYTICS_INTERVAL)
+        })
+    }
+
+    fn analytics_done(&self) {
+        if let Ok(mut at) = self.analytics_at.lock() {
+            *at = Some(tokio::time::Instant::now());
+        }
+    }
+}
+
+impl SyncHooks for AppHooks {
+    async fn after_round(
+        &self,
+        engine: &SyncEngine,
+        outcome: &std::result::Result<SyncReport, SyncError>,
+    ) {
+        match outcome {
+            Ok(_) if self.analytics_due() => {
+                refresh_analytics(engine, &self.notifier).await;
+                self.analytics_done();
             }
+            Ok(_) => {}
             Err(SyncError::Unauthorized) => {
-                valid.store(false, std::sync::atomic::Ordering::Relaxed);
-                publish(&engine, &status, &outcome, false).await;
-                return;
+                self.valid
+                    .store(false, std::sync::atomic::Ordering::Relaxed);
             }
-            Err(e) => {
-                failures = failures.saturating_add(1);
-                tracing::info!(error = %e, failures, "sync failed; retrying");
-            }
+            // Logged by the loop, which also backs off.
+            Err(_) => {}
         }
-        publish(&engine, &status, &outcome, false).await;
-        let wait = keyward_replica::backoff_delay(SYNC_INTERVAL, failures, MAX_BACKOFF);
-        tokio::select! {
-            () = stop.cancelled() => return,
-            () = tokio::time::sleep(wait) => {}
-            () = wake.notified() => {}
-        }
+        publish(engine, &self.status, outcome, false).await;
+    }
+}
+
+/// The signed-in account's sync loop: the engine's own ([`SyncEngine::run_with`]), every
+/// [`SYNC_LOOP`] interval (and at once after a local change), backing off with jitter while
+/// the server is away, until stopped or the session ends; [`AppHooks`] after each round.
+async fn sync_loop(engine: SyncEngine, stop: CancellationToken, hooks: AppHooks) {
+    match engine.run_with(stop, SYNC_LOOP, &hooks).await {
+        Ok(()) => tracing::debug!("sync loop stopped"),
+        Err(e) => tracing::info!(error = %e, "sync loop ended; sign in again"),
     }
 }

@@ -33,8 +33,8 @@ pub use limits::{
 pub use page::{Page, PageQuery};
 pub use problem::{FieldError, Problem};
 pub use sync::{
-    Change, ChangeOp, Entity, OpKind, OpResult, OpStatus, PullQuery, PullResponse, PushOp,
-    PushRequest, PushResponse, RotateOfflineRequest,
+    Change, ChangeOp, Entity, OpKind, OpParseError, OpResult, OpStatus, PullQuery, PullResponse,
+    PushOp, PushRequest, PushResponse, ReceivedPush, RefusalCode, RotateOfflineRequest,
 };
 pub use usage::{
     CountPoint, Granularity, KeySeries, KeyUsageTotal, OrgUsage, OrgUsageQuery, OutcomeSeries,

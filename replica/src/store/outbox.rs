@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use keyward_core::KeyId;
-use keyward_core::api::OpKind;
+use keyward_core::api::{OpKind, PushOp};
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqliteConnection};
 use uuid::Uuid;
@@ -10,75 +10,109 @@ use uuid::Uuid;
 use super::{from_micros, micros};
 use crate::error::ReplicaError;
 
-/// One queued operation.
-#[derive(Clone, PartialEq)]
+/// One queued operation: the typed operation as it will be pushed, and where it stands in the
+/// outbox. `Debug` shows no hash (the request types redact theirs).
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) struct QueuedOp {
     pub position: i64,
-    pub op_id: Uuid,
-    pub kind: OpKind,
+    /// The operation as pushed. For `create_key`/`rotate_key` it holds the argon2id hash. A
+    /// chained edit's `base_seq` is resolved when its batch is made.
+    pub op: PushOp,
     /// The key acted on (for `create_key`, the new key).
     pub key_id: KeyId,
-    /// `rotate_key`: the successor.
-    pub new_key_id: Option<KeyId>,
-    pub base_seq: Option<i64>,
     /// An `update_key` based on earlier queued operations on the same key.
     pub chained: bool,
-    /// The request as pushed. For `create_key`/`rotate_key` it holds the argon2id hash.
-    pub data: serde_json::Value,
     pub created_at: DateTime<Utc>,
 }
 
-impl std::fmt::Debug for QueuedOp {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("QueuedOp")
-            .field("position", &self.position)
-            .field("op_id", &self.op_id)
-            .field("kind", &self.kind)
-            .field("key_id", &self.key_id)
-            .field("new_key_id", &self.new_key_id)
-            .field("base_seq", &self.base_seq)
-            .field("chained", &self.chained)
-            .field("data", &"[not shown: may hold a hash]")
-            .finish()
+impl QueuedOp {
+    /// A new operation on key `key_id` made at `at` (its place is assigned when queued).
+    pub fn new(op: PushOp, key_id: KeyId, at: DateTime<Utc>) -> QueuedOp {
+        QueuedOp {
+            position: 0,
+            op,
+            key_id,
+            chained: false,
+            created_at: at,
+        }
     }
-}
 
-pub(crate) fn kind_str(kind: OpKind) -> &'static str {
-    match kind {
-        OpKind::CreateKey => "create_key",
-        OpKind::UpdateKey => "update_key",
-        OpKind::RevokeKey => "revoke_key",
-        OpKind::RotateKey => "rotate_key",
+    pub fn op_id(&self) -> Uuid {
+        self.op.op_id()
     }
-}
 
-fn parse_kind(s: &str) -> Result<OpKind, ReplicaError> {
-    Ok(serde_json::from_value(serde_json::Value::String(
-        s.to_owned(),
-    ))?)
+    pub fn kind(&self) -> OpKind {
+        self.op.kind()
+    }
+
+    /// `rotate_key`: the successor.
+    pub fn new_key_id(&self) -> Option<KeyId> {
+        self.op.new_key_id()
+    }
+
+    pub fn base_seq(&self) -> Option<i64> {
+        match &self.op {
+            PushOp::UpdateKey { base_seq, .. } => *base_seq,
+            _ => None,
+        }
+    }
+
+    /// Bases an `update_key` on the key's change `seq` (other kinds carry none).
+    pub fn set_base_seq(&mut self, seq: Option<i64>) {
+        if let PushOp::UpdateKey { base_seq, .. } = &mut self.op {
+            *base_seq = seq;
+        }
+    }
 }
 
 fn parse_id(s: &str) -> Result<KeyId, ReplicaError> {
     s.parse().map_err(|_| ReplicaError::BadId(s.to_owned()))
 }
 
+/// The `data` column: the operation's request, as the `data` it is pushed with.
+fn data_json(op: &PushOp) -> Result<String, serde_json::Error> {
+    match op {
+        PushOp::CreateKey { data, .. } => serde_json::to_string(data),
+        PushOp::UpdateKey { data, .. } => serde_json::to_string(data),
+        PushOp::RevokeKey { data, .. } => serde_json::to_string(data),
+        PushOp::RotateKey { data, .. } => serde_json::to_string(data),
+    }
+}
+
 fn decode(row: &SqliteRow) -> Result<QueuedOp, ReplicaError> {
     let op_id: String = row.try_get("op_id")?;
+    let op_id: Uuid = op_id.parse().map_err(|_| ReplicaError::BadId(op_id))?;
     let kind: String = row.try_get("kind")?;
-    let key_id: String = row.try_get("key_id")?;
-    let new_key_id: Option<String> = row.try_get("new_key_id")?;
+    let key_id = parse_id(&row.try_get::<String, _>("key_id")?)?;
     let data: String = row.try_get("data")?;
+    let op = match OpKind::from_name(&kind) {
+        Some(OpKind::CreateKey) => PushOp::CreateKey {
+            op_id,
+            data: serde_json::from_str(&data)?,
+        },
+        Some(OpKind::UpdateKey) => PushOp::UpdateKey {
+            op_id,
+            key_id,
+            base_seq: row.try_get("base_seq")?,
+            data: serde_json::from_str(&data)?,
+        },
+        Some(OpKind::RevokeKey) => PushOp::RevokeKey {
+            op_id,
+            key_id,
+            data: serde_json::from_str(&data)?,
+        },
+        Some(OpKind::RotateKey) => PushOp::RotateKey {
+            op_id,
+            key_id,
+            data: serde_json::from_str(&data)?,
+        },
+        None => return Err(ReplicaError::BadKind(kind)),
+    };
     Ok(QueuedOp {
         position: row.try_get("position")?,
-        op_id: op_id
-            .parse()
-            .map_err(|_| ReplicaError::BadId(op_id.clone()))?,
-        kind: parse_kind(&kind)?,
-        key_id: parse_id(&key_id)?,
-        new_key_id: new_key_id.as_deref().map(parse_id).transpose()?,
-        base_seq: row.try_get("base_seq")?,
+        op,
+        key_id,
         chained: row.try_get("chained")?,
-        data: serde_json::from_str(&data)?,
         created_at: from_micros(row.try_get("created_at")?),
     })
 }
@@ -92,13 +126,13 @@ pub(crate) async fn push(conn: &mut SqliteConnection, op: &QueuedOp) -> Result<(
         "INSERT INTO outbox (op_id, kind, key_id, new_key_id, base_seq, chained, data, created_at)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
     )
-    .bind(op.op_id.to_string())
-    .bind(kind_str(op.kind))
+    .bind(op.op_id().to_string())
+    .bind(op.kind().as_str())
     .bind(op.key_id.to_string())
-    .bind(op.new_key_id.map(|id| id.to_string()))
-    .bind(op.base_seq)
+    .bind(op.new_key_id().map(|id| id.to_string()))
+    .bind(op.base_seq())
     .bind(op.chained)
-    .bind(serde_json::to_string(&op.data)?)
+    .bind(data_json(&op.op)?)
     .bind(micros(op.created_at))
     .execute(conn)
     .await?;
@@ -178,7 +212,7 @@ pub(crate) async fn take_touching(
 ) -> Result<Vec<QueuedOp>, ReplicaError> {
     let ops = for_key(conn, id).await?;
     for op in &ops {
-        remove(conn, op.op_id).await?;
+        remove(conn, op.op_id()).await?;
     }
     Ok(ops)
 }
@@ -193,11 +227,14 @@ pub(crate) async fn take_chained_after(
         .await?
         .into_iter()
         .filter(|op| {
-            op.key_id == id && op.kind == OpKind::UpdateKey && op.chained && op.position > position
+            op.key_id == id
+                && op.kind() == OpKind::UpdateKey
+                && op.chained
+                && op.position > position
         })
         .collect();
     for op in &ops {
-        remove(conn, op.op_id).await?;
+        remove(conn, op.op_id()).await?;
     }
     Ok(ops)
 }

@@ -6,13 +6,12 @@ use keyward_core::KeyId;
 use keyward_core::api::ApiKey;
 use keyward_core::api::sync::{DEFAULT_PULL_LIMIT, MAX_PULL_LIMIT, MAX_PUSH_OPS};
 use keyward_core::api::{
-    Change, ChangeOp, CreateKeyRequest, Entity, FieldError, OpKind, OpResult, OpStatus, PullQuery,
-    PullResponse, PushOp, PushRequest, PushResponse, RevokeKeyRequest, RotateOfflineRequest,
-    UpdateKeyRequest,
+    Change, ChangeOp, Entity, FieldError, OpParseError, OpResult, OpStatus, PullQuery,
+    PullResponse, PushOp, PushRequest, PushResponse, ReceivedPush, RefusalCode,
 };
 use keyward_core::validate::FieldErrors;
-use serde::de::DeserializeOwned;
 use sqlx::PgConnection;
+use uuid::Uuid;
 
 use crate::error::{AppError, AppResult};
 use crate::extract::{AppJson, AppQuery};
@@ -111,13 +110,16 @@ fn change(
 
 /// Applies queued operations in order, each in its own transaction with its result, so a
 /// replay (or a retry after a cut connection) returns the first result and changes nothing.
+/// Each operation is read on its own ([`PushOp::parse`]): an unknown kind is rejected
+/// `unknown_operation`, a malformed one `malformed_operation`, and the others still apply. Only
+/// an operation without a UUID `op_id` (nothing to answer it by) refuses the whole push (422).
 #[utoipa::path(post, path = "/v1/sync/push", tag = "sync", security(("session" = [])), request_body = PushRequest,
     responses((status = 200, body = PushResponse), (status = 401, body = Problem), (status = 403, body = Problem),
               (status = 422, body = Problem)))]
 pub async fn push(
     State(state): State<AppState>,
     session: AdminSession,
-    AppJson(req): AppJson<PushRequest>,
+    AppJson(req): AppJson<ReceivedPush>,
 ) -> AppResult<Json<PushResponse>> {
     session.require_write()?;
     if req.ops.len() > MAX_PUSH_OPS {
@@ -127,8 +129,9 @@ pub async fn push(
             format!("at most {MAX_PUSH_OPS} operations per push"),
         ));
     }
-    let mut results = Vec::with_capacity(req.ops.len());
-    for op in req.ops {
+    let ops = receive(req)?;
+    let mut results = Vec::with_capacity(ops.len());
+    for op in ops {
         match apply(&state, &session, op).await {
             Ok(result) => results.push(result),
             // The ops before this one are committed: their results must reach the client. It
@@ -142,6 +145,56 @@ pub async fn push(
         }
     }
     Ok(Json(PushResponse { results }))
+}
+
+/// One operation of a push, read: typed, or refused before anything of it applies.
+enum Received {
+    Op(Box<PushOp>),
+    Refused {
+        op_id: Uuid,
+        /// Its `kind` as sent (for the record of the op id), when it was a string.
+        kind: Option<String>,
+        code: RefusalCode,
+        detail: String,
+    },
+}
+
+impl Received {
+    fn op_id(&self) -> Uuid {
+        match self {
+            Received::Op(op) => op.op_id(),
+            Received::Refused { op_id, .. } => *op_id,
+        }
+    }
+}
+
+/// Reads every operation of the push (the one place the wire form becomes [`PushOp`]). An
+/// operation without a usable `op_id` cannot be answered: the push is refused, naming it,
+/// before anything applies.
+fn receive(req: ReceivedPush) -> AppResult<Vec<Received>> {
+    req.ops
+        .into_iter()
+        .enumerate()
+        .map(|(i, value)| match PushOp::parse(value) {
+            Ok(op) => Ok(Received::Op(Box::new(op))),
+            Err(OpParseError::Refused {
+                op_id,
+                kind,
+                code,
+                detail,
+            }) => Ok(Received::Refused {
+                op_id,
+                kind,
+                code,
+                detail,
+            }),
+            Err(OpParseError::NoOpId(why)) => Err(AppError::field(
+                &format!("ops[{i}].op_id"),
+                "invalid",
+                format!("{why}: every operation needs its UUIDv7 op_id"),
+            )),
+        })
+        .collect()
 }
 
 /// Whether a database error is about the server's state (connection, resources, a lost race)
@@ -159,7 +212,7 @@ fn is_transient(e: &sqlx::Error) -> bool {
     }
 }
 
-fn rejected(op_id: uuid::Uuid, e: &AppError) -> OpResult {
+fn rejected(op_id: Uuid, e: &AppError) -> OpResult {
     let problem = e.to_problem();
     let detail = match problem.errors.as_slice() {
         [] => problem.detail,
@@ -169,36 +222,46 @@ fn rejected(op_id: uuid::Uuid, e: &AppError) -> OpResult {
             .collect::<Vec<_>>()
             .join("; "),
     };
-    // The result is stored (replays answer it) and a parser's message may quote the hostile
-    // input: no control characters (PostgreSQL cannot store NUL), and a bounded length.
-    let detail: String = detail
-        .chars()
-        .filter(|c| !c.is_control())
-        .take(REJECTION_DETAIL_MAX_CHARS)
-        .collect();
+    refusal(op_id, problem.code, &detail)
+}
+
+/// A rejected result with `code` and `detail`. The result is stored (replays answer it) and a
+/// parser's message may quote the hostile input: no control characters (PostgreSQL cannot
+/// store NUL), and a bounded length.
+fn refusal(op_id: Uuid, code: String, detail: &str) -> OpResult {
     OpResult {
         op_id,
         status: OpStatus::Rejected,
-        code: Some(problem.code),
-        detail: Some(detail),
+        code: Some(code),
+        detail: Some(printable(detail, REJECTION_DETAIL_MAX_CHARS)),
         record: None,
     }
 }
 
+/// `text` without control characters, at most `max` characters.
+fn printable(text: &str, max: usize) -> String {
+    text.chars().filter(|c| !c.is_control()).take(max).collect()
+}
+
 /// The longest rejection detail kept with an operation's result.
 const REJECTION_DETAIL_MAX_CHARS: usize = 1000;
+/// The longest `kind` kept with a refused operation's id.
+const KIND_MAX_CHARS: usize = 64;
 
-async fn apply(state: &AppState, session: &AdminSession, op: PushOp) -> AppResult<OpResult> {
-    if op.op_id.get_version_num() != 7 {
+async fn apply(state: &AppState, session: &AdminSession, op: Received) -> AppResult<OpResult> {
+    let op_id = op.op_id();
+    if op_id.get_version_num() != 7 {
         let e = AppError::field("op_id", "invalid_id", "must be a UUIDv7");
-        return Ok(rejected(op.op_id, &e));
+        return Ok(rejected(op_id, &e));
     }
-    let kind = serde_json::to_value(op.kind)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_default();
+    let kind = match &op {
+        Received::Op(op) => op.kind().as_str().to_owned(),
+        Received::Refused { kind, .. } => kind
+            .as_deref()
+            .map_or_else(String::new, |k| printable(k, KIND_MAX_CHARS)),
+    };
     let mut tx = state.pool.begin().await?;
-    match store::sync::claim(&mut tx, op.op_id, session.org_id, session.admin_id, &kind).await? {
+    match store::sync::claim(&mut tx, op_id, session.org_id, session.admin_id, &kind).await? {
         store::sync::Claim::New => {}
         store::sync::Claim::Done { org_id, result } => {
             let e = AppError::Conflict {
@@ -207,9 +270,20 @@ async fn apply(state: &AppState, session: &AdminSession, op: PushOp) -> AppResul
             };
             return Ok(result
                 .filter(|_| org_id == session.org_id)
-                .unwrap_or_else(|| rejected(op.op_id, &e)));
+                .unwrap_or_else(|| rejected(op_id, &e)));
         }
     }
+    let op = match op {
+        Received::Op(op) => *op,
+        Received::Refused { code, detail, .. } => {
+            // Nothing of it applies; its refusal is its result, answered again on a replay.
+            tracing::info!(%op_id, %code, "sync operation refused unread");
+            let result = refusal(op_id, code.as_str().to_owned(), &detail);
+            store::sync::record(&mut tx, &result).await?;
+            tx.commit().await?;
+            return Ok(result);
+        }
+    };
     let mut savepoint = sqlx::Acquire::begin(&mut *tx).await?;
     let outcome = run(&mut savepoint, state, session, &op).await;
     let (result, touched) = match outcome {
@@ -218,7 +292,7 @@ async fn apply(state: &AppState, session: &AdminSession, op: PushOp) -> AppResul
             let record = serde_json::to_value(key).ok();
             (
                 OpResult {
-                    op_id: op.op_id,
+                    op_id,
                     status: OpStatus::Applied,
                     code: None,
                     detail: None,
@@ -230,18 +304,18 @@ async fn apply(state: &AppState, session: &AdminSession, op: PushOp) -> AppResul
         Err(AppError::Database(db)) if !is_transient(&db) => {
             // The database refused this operation's data (a value it cannot store, a
             // constraint): the operation is refused, the batch goes on.
-            tracing::warn!(op_id = %op.op_id, error = %db, "sync operation refused by the database");
+            tracing::warn!(%op_id, error = %db, "sync operation refused by the database");
             savepoint.rollback().await?;
             let e = AppError::Conflict {
                 code: "unprocessable_operation",
                 detail: "the operation holds data the server cannot store".into(),
             };
-            (rejected(op.op_id, &e), Vec::new())
+            (rejected(op_id, &e), Vec::new())
         }
         Err(e @ (AppError::Database(_) | AppError::Internal(_))) => return Err(e),
         Err(e) => {
             savepoint.rollback().await?;
-            (rejected(op.op_id, &e), Vec::new())
+            (rejected(op_id, &e), Vec::new())
         }
     };
     store::sync::record(&mut tx, &result).await?;
@@ -252,22 +326,8 @@ async fn apply(state: &AppState, session: &AdminSession, op: PushOp) -> AppResul
     Ok(result)
 }
 
-fn data<T: DeserializeOwned>(op: &PushOp) -> AppResult<T> {
-    serde_json::from_value(op.data.clone())
-        .map_err(|e| AppError::field("data", "invalid", e.to_string()))
-}
-
-fn target(op: &PushOp) -> AppResult<KeyId> {
-    op.key_id.ok_or_else(|| {
-        AppError::field(
-            "key_id",
-            "required",
-            "is required for this kind of operation",
-        )
-    })
-}
-
-/// One operation; returns the resulting key and the ids whose cached records it changed.
+/// One operation, read and typed already: here only the server's rules judge its values.
+/// Returns the resulting key and the ids whose cached records it changed.
 async fn run(
     conn: &mut PgConnection,
     state: &AppState,
@@ -276,10 +336,9 @@ async fn run(
 ) -> AppResult<(ApiKey, Vec<KeyId>)> {
     let actor = &session.actor;
     let now = now_micros();
-    match op.kind {
-        OpKind::CreateKey => {
-            let req: CreateKeyRequest = data(op)?;
-            let new = keys::parse_create(&req, now)?;
+    match op {
+        PushOp::CreateKey { data, .. } => {
+            let new = keys::parse_create(data, now)?;
             let Some((id, hash)) = new.offline.clone() else {
                 return Err(AppError::field(
                     "data.secret_hash",
@@ -301,44 +360,48 @@ async fn run(
                 vec![id],
             ))
         }
-        OpKind::UpdateKey => {
-            let id = target(op)?;
-            let patch = keys::parse_update(&data::<UpdateKeyRequest>(op)?, now)?;
+        PushOp::UpdateKey {
+            key_id,
+            base_seq,
+            data,
+            ..
+        } => {
+            let patch = keys::parse_update(data, now)?;
             Ok((
-                keys::update(conn, actor, id, patch, op.base_seq, now).await?,
-                vec![id],
+                keys::update(conn, actor, *key_id, patch, *base_seq, now).await?,
+                vec![*key_id],
             ))
         }
-        OpKind::RevokeKey => {
-            let id = target(op)?;
-            let req: RevokeKeyRequest = if op.data.is_null() {
-                RevokeKeyRequest::default()
-            } else {
-                data(op)?
-            };
-            let (grace, reason) = keys::parse_revoke(&req)?;
+        PushOp::RevokeKey { key_id, data, .. } => {
+            let (grace, reason) = keys::parse_revoke(data)?;
             Ok((
-                keys::revoke(conn, actor, id, grace, reason, now).await?,
-                vec![id],
+                keys::revoke(conn, actor, *key_id, grace, reason, now).await?,
+                vec![*key_id],
             ))
         }
-        OpKind::RotateKey => {
-            let id = target(op)?;
-            let req: RotateOfflineRequest = data(op)?;
+        PushOp::RotateKey { key_id, data, .. } => {
             keys::offline_secret(
                 "data.new_id",
-                req.new_id,
+                data.new_id,
                 "data.secret_hash",
-                &req.secret_hash,
+                &data.secret_hash,
             )?;
-            keyward_core::requests::offline_id_time("data.new_id", req.new_id, now)?;
+            keyward_core::requests::offline_id_time("data.new_id", data.new_id, now)?;
             let grace = keyward_core::validate::grace_seconds(
                 "data.grace_seconds",
-                req.grace_seconds.unwrap_or(DEFAULT_ROTATION_GRACE_SECS),
+                data.grace_seconds.unwrap_or(DEFAULT_ROTATION_GRACE_SECS),
             )?;
-            let (key, _previous) =
-                keys::rotate(conn, actor, id, grace, req.new_id, req.secret_hash, now).await?;
-            Ok((key, vec![id, req.new_id]))
+            let (key, _previous) = keys::rotate(
+                conn,
+                actor,
+                *key_id,
+                grace,
+                data.new_id,
+                data.secret_hash.clone(),
+                now,
+            )
+            .await?;
+            Ok((key, vec![*key_id, data.new_id]))
         }
     }
 }

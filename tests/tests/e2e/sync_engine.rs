@@ -6,8 +6,7 @@ use std::time::Duration;
 
 use keyward_client::KeywardClient;
 use keyward_core::api::{
-    ApiKey, CreateKeyRequest, ListKeysQuery, OpKind, OpStatus, PushOp, RevokeKeyRequest,
-    UpdateKeyRequest,
+    ApiKey, CreateKeyRequest, ListKeysQuery, OpStatus, PushOp, RevokeKeyRequest, UpdateKeyRequest,
 };
 use keyward_core::hash::hash_token;
 use keyward_core::{ApiKeyToken, Environment, KeyId, KeyStatus};
@@ -136,32 +135,25 @@ async fn pushing_the_same_batch_twice_returns_the_same_answers_and_applies_once(
     let id = KeyId::new();
     let token = ApiKeyToken::generate(Environment::Live, id);
     let ops = vec![
-        PushOp {
+        PushOp::CreateKey {
             op_id: Uuid::now_v7(),
-            kind: OpKind::CreateKey,
-            key_id: None,
-            base_seq: None,
-            data: serde_json::to_value(CreateKeyRequest {
+            data: CreateKeyRequest {
                 name: "offline".into(),
                 id: Some(id),
                 secret_hash: Some(hash_token(&token)),
                 ..Default::default()
-            })
-            .unwrap(),
+            },
         },
-        PushOp {
+        PushOp::UpdateKey {
             op_id: Uuid::now_v7(),
-            kind: OpKind::UpdateKey,
-            key_id: Some(existing.id),
+            key_id: existing.id,
             base_seq: None,
-            data: serde_json::to_value(rename("renamed")).unwrap(),
+            data: rename("renamed"),
         },
-        PushOp {
+        PushOp::RevokeKey {
             op_id: Uuid::now_v7(),
-            kind: OpKind::RevokeKey,
-            key_id: Some(existing.id),
-            base_seq: None,
-            data: serde_json::json!({}),
+            key_id: existing.id,
+            data: RevokeKeyRequest::default(),
         },
     ];
 
