@@ -26,6 +26,7 @@ mod slow_clients;
 mod slow_readers;
 mod sync_api;
 mod sync_engine;
+mod tenancy;
 mod tower_layer;
 mod usage_api;
 mod verify_trust;
