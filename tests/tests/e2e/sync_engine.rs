@@ -431,32 +431,37 @@ async fn an_expired_session_is_unauthorized_and_keeps_the_outbox() {
 const NAMES: [&str; 4] = ["alpha", "Beta", "gamma ray", "delta"];
 const SCOPES: [&str; 3] = ["a:read", "b:write", "c:*"];
 
+/// Two desktops (0 and 1) of one organisation and the server's own admin act in turn; a
+/// desktop's actions stay local until its `Sync`.
 #[derive(Debug, Clone)]
 enum Action {
-    LocalCreate(usize, usize),
-    LocalRename(usize, usize),
-    LocalScopes(usize, Vec<usize>),
-    LocalDisable(usize, bool),
-    LocalRevoke(usize),
-    LocalRotate(usize),
+    LocalCreate(usize, usize, usize),
+    LocalRename(usize, usize, usize),
+    LocalScopes(usize, usize, Vec<usize>),
+    LocalDisable(usize, usize, bool),
+    LocalRevoke(usize, usize),
+    LocalRotate(usize, usize),
     ServerCreate(usize),
     ServerRename(usize, usize),
     ServerRevoke(usize),
+    Sync(usize),
 }
 
 fn action() -> impl Strategy<Value = Action> {
     let i = 0..16usize;
+    let r = 0..2usize;
     prop_oneof![
-        (0..4usize, 0..3usize).prop_map(|(n, s)| Action::LocalCreate(n, s)),
-        (i.clone(), 0..4usize).prop_map(|(k, n)| Action::LocalRename(k, n)),
-        (i.clone(), prop::collection::vec(0..3usize, 0..3))
-            .prop_map(|(k, s)| Action::LocalScopes(k, s)),
-        (i.clone(), any::<bool>()).prop_map(|(k, d)| Action::LocalDisable(k, d)),
-        i.clone().prop_map(Action::LocalRevoke),
-        i.clone().prop_map(Action::LocalRotate),
-        (0..4usize).prop_map(Action::ServerCreate),
-        (i.clone(), 0..4usize).prop_map(|(k, n)| Action::ServerRename(k, n)),
-        i.prop_map(Action::ServerRevoke),
+        1 => (r.clone(), 0..4usize, 0..3usize).prop_map(|(r, n, s)| Action::LocalCreate(r, n, s)),
+        3 => (r.clone(), i.clone(), 0..4usize).prop_map(|(r, k, n)| Action::LocalRename(r, k, n)),
+        1 => (r.clone(), i.clone(), prop::collection::vec(0..3usize, 0..3))
+            .prop_map(|(r, k, s)| Action::LocalScopes(r, k, s)),
+        1 => (r.clone(), i.clone(), any::<bool>()).prop_map(|(r, k, d)| Action::LocalDisable(r, k, d)),
+        1 => (r.clone(), i.clone()).prop_map(|(r, k)| Action::LocalRevoke(r, k)),
+        1 => (r.clone(), i.clone()).prop_map(|(r, k)| Action::LocalRotate(r, k)),
+        1 => (0..4usize).prop_map(Action::ServerCreate),
+        1 => (i.clone(), 0..4usize).prop_map(|(k, n)| Action::ServerRename(k, n)),
+        1 => i.prop_map(Action::ServerRevoke),
+        3 => r.prop_map(Action::Sync),
     ]
 }
 
@@ -465,24 +470,103 @@ fn pick(ids: &[KeyId], k: usize) -> Option<KeyId> {
     (!ids.is_empty()).then(|| ids[k % ids.len()])
 }
 
-async fn run_actions(actions: Vec<Action>) {
+/// What a local edit of `key` must answer, from the replica's own view of it: a key revoked
+/// now refuses every edit, a rotated one a second rotation; anything else is accepted.
+fn check_local<T: std::fmt::Debug>(
+    what: &str,
+    key: &LocalKey,
+    rotating: bool,
+    got: &Result<T, keyward_replica::LocalOpError>,
+) {
+    use keyward_replica::LocalOpError;
+    let id = key.key.id;
+    match got {
+        Err(LocalOpError::KeyRevoked(k)) if *k == id => {
+            assert_eq!(
+                key.key.status,
+                KeyStatus::Revoked,
+                "{what}: refused as revoked"
+            )
+        }
+        Err(LocalOpError::AlreadyRotated { id: k, .. }) if rotating && *k == id => {
+            assert!(key.key.replaced_by.is_some(), "{what}: refused as rotated")
+        }
+        Ok(_) => {
+            assert_ne!(
+                key.key.status,
+                KeyStatus::Revoked,
+                "{what}: a revoked key edited"
+            );
+            if rotating {
+                assert!(key.key.replaced_by.is_none(), "{what}: rotated twice");
+            }
+        }
+        Err(e) => panic!("{what} of {key:?}: unexpected {e:?}"),
+    }
+}
+
+/// The server's change sequence value of each key.
+async fn server_seqs(app: &TestApp) -> std::collections::HashMap<KeyId, i64> {
+    let rows: Vec<(Uuid, i64)> = sqlx::query_as("SELECT id, seq FROM api_keys")
+        .fetch_all(app.pool())
+        .await
+        .unwrap();
+    rows.into_iter()
+        .map(|(id, seq)| (KeyId::from_uuid(id), seq))
+        .collect()
+}
+
+/// What a desktop did to a key since its last sync.
+#[derive(Default, Debug)]
+struct Edits {
+    /// Only edits (rename, scopes, disable): the kind of operation that names its base `seq`.
+    only_updates: bool,
+    /// The last name it gave the key.
+    name: Option<String>,
+}
+
+/// Runs `actions`, checking every outcome; returns how many edits were refused as stale and how
+/// many applied as asked (the "who wins" checks that ran).
+async fn run_actions(actions: Vec<Action>) -> (usize, usize) {
+    use std::collections::HashMap;
+    let (mut stale, mut won) = (0, 0);
     let app = TestApp::spawn().await;
     for n in 0..3 {
         create(&app.owner, NAMES[n], &[SCOPES[n]]).await;
     }
-    let engine = engine(&app).await;
-    let replica = engine.replica();
-    engine.sync_once().await.unwrap();
+    let engines = [engine(&app).await, engine(&app).await];
+    for e in &engines {
+        e.sync_once().await.unwrap();
+    }
+    let mut edits: [HashMap<KeyId, Edits>; 2] = Default::default();
+
+    // Records a local edit's outcome and what it asked for.
+    fn note(edits: &mut HashMap<KeyId, Edits>, id: KeyId, update: bool, name: Option<&str>) {
+        let e = edits.entry(id).or_insert(Edits {
+            only_updates: true,
+            name: None,
+        });
+        e.only_updates &= update;
+        if let Some(n) = name {
+            e.name = Some(n.to_owned());
+        }
+    }
 
     for action in actions {
-        let mut local: Vec<KeyId> = all_local(replica).await.iter().map(|k| k.key.id).collect();
-        local.sort();
+        let local = |r: usize| {
+            let replica = engines[r].replica().clone();
+            async move {
+                let mut keys = all_local(&replica).await;
+                keys.sort_by_key(|k| k.key.id);
+                keys
+            }
+        };
         let mut remote: Vec<KeyId> = all_server(&app.owner).await.iter().map(|k| k.id).collect();
         remote.sort();
-        // Refusals (a revoked key, a rotated one) are part of the game: both sides decide.
         match action {
-            Action::LocalCreate(n, s) => {
-                replica
+            Action::LocalCreate(r, n, s) => {
+                engines[r]
+                    .replica()
                     .create_key_offline(CreateKeyRequest {
                         name: NAMES[n].into(),
                         scopes: Some(vec![SCOPES[s].into()]),
@@ -491,38 +575,65 @@ async fn run_actions(actions: Vec<Action>) {
                     .await
                     .unwrap();
             }
-            Action::LocalRename(k, n) => {
-                if let Some(id) = pick(&local, k) {
-                    let _ = replica.update_key(id, rename(NAMES[n])).await;
+            Action::LocalRename(r, k, _)
+            | Action::LocalScopes(r, k, _)
+            | Action::LocalDisable(r, k, _)
+            | Action::LocalRevoke(r, k)
+            | Action::LocalRotate(r, k) => {
+                let keys = local(r).await;
+                if keys.is_empty() {
+                    continue;
                 }
-            }
-            Action::LocalScopes(k, s) => {
-                if let Some(id) = pick(&local, k) {
-                    let scopes = s.iter().map(|i| SCOPES[*i].to_string()).collect();
-                    let patch = UpdateKeyRequest {
-                        scopes: Some(scopes),
-                        ..Default::default()
-                    };
-                    let _ = replica.update_key(id, patch).await;
-                }
-            }
-            Action::LocalDisable(k, disabled) => {
-                if let Some(id) = pick(&local, k) {
-                    let patch = UpdateKeyRequest {
-                        disabled: Some(disabled),
-                        ..Default::default()
-                    };
-                    let _ = replica.update_key(id, patch).await;
-                }
-            }
-            Action::LocalRevoke(k) => {
-                if let Some(id) = pick(&local, k) {
-                    let _ = replica.revoke_key(id, RevokeKeyRequest::default()).await;
-                }
-            }
-            Action::LocalRotate(k) => {
-                if let Some(id) = pick(&local, k) {
-                    let _ = replica.rotate_key_offline(id, None).await;
+                let key = &keys[k % keys.len()];
+                let id = key.key.id;
+                let replica = engines[r].replica();
+                let what = format!("{action:?}");
+                match &action {
+                    Action::LocalRename(_, _, n) => {
+                        let n = *n;
+                        let got = replica.update_key(id, rename(NAMES[n])).await;
+                        check_local(&what, key, false, &got);
+                        if got.is_ok() {
+                            note(&mut edits[r], id, true, Some(NAMES[n]));
+                        }
+                    }
+                    Action::LocalScopes(_, _, s) => {
+                        let scopes = s.iter().map(|i| SCOPES[*i].to_string()).collect();
+                        let patch = UpdateKeyRequest {
+                            scopes: Some(scopes),
+                            ..Default::default()
+                        };
+                        let got = replica.update_key(id, patch).await;
+                        check_local(&what, key, false, &got);
+                        if got.is_ok() {
+                            note(&mut edits[r], id, true, None);
+                        }
+                    }
+                    Action::LocalDisable(_, _, disabled) => {
+                        let patch = UpdateKeyRequest {
+                            disabled: Some(*disabled),
+                            ..Default::default()
+                        };
+                        let got = replica.update_key(id, patch).await;
+                        check_local(&what, key, false, &got);
+                        if got.is_ok() {
+                            note(&mut edits[r], id, true, None);
+                        }
+                    }
+                    Action::LocalRevoke(..) => {
+                        let got = replica.revoke_key(id, RevokeKeyRequest::default()).await;
+                        check_local(&what, key, false, &got);
+                        if got.is_ok() {
+                            note(&mut edits[r], id, false, None);
+                        }
+                    }
+                    _ => {
+                        let got = replica.rotate_key_offline(id, None).await;
+                        check_local(&what, key, true, &got);
+                        if got.is_ok() {
+                            note(&mut edits[r], id, false, None);
+                        }
+                    }
                 }
             }
             Action::ServerCreate(n) => {
@@ -530,31 +641,111 @@ async fn run_actions(actions: Vec<Action>) {
             }
             Action::ServerRename(k, n) => {
                 if let Some(id) = pick(&remote, k) {
-                    let _ = app.owner.update_key(id, &rename(NAMES[n])).await;
+                    // Refused only for a revoked key.
+                    if let Err(e) = app.owner.update_key(id, &rename(NAMES[n])).await {
+                        assert_eq!(e.code(), Some("key_revoked"), "{e:?}");
+                    }
                 }
             }
             Action::ServerRevoke(k) => {
                 if let Some(id) = pick(&remote, k) {
-                    let _ = app.owner.revoke_key(id, &RevokeKeyRequest::default()).await;
+                    if let Err(e) = app.owner.revoke_key(id, &RevokeKeyRequest::default()).await {
+                        assert_eq!(e.code(), Some("already_revoked"), "{e:?}");
+                    }
+                }
+            }
+            Action::Sync(r) => {
+                let replica = engines[r].replica();
+                let queued = replica.outbox_len().await.unwrap() as usize;
+                let before: HashMap<KeyId, LocalKey> =
+                    local(r).await.into_iter().map(|k| (k.key.id, k)).collect();
+                let seqs = server_seqs(&app).await;
+                let report = engines[r].sync_once().await.unwrap();
+                assert_eq!(
+                    report.applied + report.rejected + report.dropped,
+                    queued,
+                    "every queued operation answered: {report:?}"
+                );
+                assert_eq!(replica.outbox_len().await.unwrap(), 0);
+                let after: HashMap<KeyId, LocalKey> =
+                    local(r).await.into_iter().map(|k| (k.key.id, k)).collect();
+                // Right after its sync, the desktop shows exactly what the server holds.
+                assert_eq!(
+                    summary(after.values().filter(|k| k.on_server).map(|k| &k.key)),
+                    summary(all_server(&app.owner).await.iter()),
+                    "desktop {r} after its sync"
+                );
+                let server: HashMap<KeyId, ApiKey> = all_server(&app.owner)
+                    .await
+                    .into_iter()
+                    .map(|k| (k.id, k))
+                    .collect();
+                // Who wins: an edit based on the copy the server still holds applies; an edit
+                // of a key the server changed since (another desktop's sync, an admin) is
+                // refused and the server's version stays.
+                for (id, e) in std::mem::take(&mut edits[r]) {
+                    let (Some(was), Some(now)) = (before.get(&id), after.get(&id)) else {
+                        continue;
+                    };
+                    if !e.only_updates || was.seq == 0 {
+                        continue;
+                    }
+                    let moved_on = seqs.get(&id).is_some_and(|s| *s > was.seq);
+                    if moved_on {
+                        let code = now.rejection.as_ref().map(|j| j.code.as_str());
+                        assert!(
+                            matches!(code, Some("conflict" | "key_revoked")),
+                            "desktop {r}'s stale edit of {id} is refused: {now:?}"
+                        );
+                        stale += 1;
+                    } else {
+                        assert_eq!(now.rejection, None, "desktop {r}'s edit of {id} applies");
+                        if let Some(name) = e.name {
+                            assert_eq!(server[&id].name, name, "desktop {r}'s rename of {id}");
+                        }
+                        won += 1;
+                    }
                 }
             }
         }
     }
 
-    engine.sync_once().await.unwrap();
-
-    assert_eq!(replica.outbox_len().await.unwrap(), 0);
-    let local = all_local(replica).await;
-    for k in local.iter().filter(|k| !k.on_server) {
-        assert!(
-            k.rejection.is_some(),
-            "a key only in the replica was refused: {k:?}"
+    // Everyone syncs until both have seen everything.
+    for r in [0, 1, 0] {
+        engines[r].sync_once().await.unwrap();
+    }
+    let server = summary(all_server(&app.owner).await.iter());
+    for (r, engine) in engines.iter().enumerate() {
+        let replica = engine.replica();
+        assert_eq!(replica.outbox_len().await.unwrap(), 0);
+        let local = all_local(replica).await;
+        for k in local.iter().filter(|k| !k.on_server) {
+            assert!(
+                k.rejection.is_some(),
+                "a key only in desktop {r}'s replica was refused: {k:?}"
+            );
+        }
+        assert_eq!(
+            summary(local.iter().filter(|k| k.on_server).map(|k| &k.key)),
+            server,
+            "desktop {r}"
         );
     }
-    assert_eq!(
-        summary(local.iter().filter(|k| k.on_server).map(|k| &k.key)),
-        summary(all_server(&app.owner).await.iter())
-    );
+    (stale, won)
+}
+
+#[tokio::test]
+async fn two_desktops_rename_one_key_offline_and_the_first_to_sync_wins() {
+    use Action::*;
+    // Key 0 of the three seeded: both desktops rename it; desktop 1 syncs first.
+    let (stale, won) = run_actions(vec![
+        LocalRename(0, 0, 1),
+        LocalRename(1, 0, 3),
+        Sync(1),
+        Sync(0),
+    ])
+    .await;
+    assert_eq!((stale, won), (1, 1));
 }
 
 proptest! {
@@ -567,8 +758,8 @@ proptest! {
     })]
 
     #[test]
-    fn after_a_full_sync_the_replica_matches_the_server(
-        actions in prop::collection::vec(action(), 1..24)
+    fn two_desktops_and_an_admin_converge_and_the_first_to_sync_wins(
+        actions in prop::collection::vec(action(), 1..32)
     ) {
         tokio::runtime::Builder::new_multi_thread()
             .enable_all()
