@@ -69,7 +69,7 @@ dbus-run-session -- bash -euo pipefail -c '
     driver=$!
     trap "kill $driver $dunst 2>/dev/null || true" EXIT
     for _ in $(seq 50); do curl -fs "$KEYWARD_WEBDRIVER_URL/status" >/dev/null 2>&1 && break; sleep 0.2; done
-    cargo nextest run -p keyward-desktop -p keyward-e2e --run-ignored only \
+    cargo nextest run --profile "${NEXTEST_PROFILE:-ci}" -p keyward-desktop -p keyward-e2e --run-ignored only \
         -E "test(keychain_round_trip) | (binary(e2e) & test(/^desktop::/))" --no-fail-fast --no-capture
 '
 log "screenshots: artifacts/desktop/"

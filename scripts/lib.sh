@@ -166,11 +166,13 @@ ensure_nextest() {
 }
 
 # run_tests ARGS... — run the workspace's tests (no doc tests) with nextest or cargo test.
-# ARGS are passed to both (e.g. --workspace --locked --no-fail-fast).
+# ARGS are passed to both (e.g. --workspace --locked --no-fail-fast). nextest runs the `ci`
+# profile of .config/nextest.toml (NEXTEST_PROFILE picks another): a hung test is terminated and
+# fails the run instead of eating CI's time limit.
 run_tests() {
     [ -n "$KW_TEST_RUNNER" ] || ensure_nextest
     if [ "$KW_TEST_RUNNER" = nextest ]; then
-        cargo nextest run "$@"
+        cargo nextest run --profile "${NEXTEST_PROFILE:-ci}" "$@"
     else
         # lib, bins and integration tests: what nextest runs (doc tests skipped).
         cargo test --lib --bins --tests "$@"

@@ -60,6 +60,13 @@ fi
 
 step "tests ($KW_TEST_RUNNER)" run_tests --workspace "${locked[@]}" --no-fail-fast "$@"
 
+# chart/ is a workspace of its own (it builds for wasm32): its host-side tests, in the target
+# directory scripts/build-chart.sh builds it in.
+step "chart tests" cargo test --manifest-path chart/Cargo.toml --locked --target-dir "$CARGO_TARGET_DIR/chart"
+
+# /openapi.json against a live server: schemathesis with all its checks (scripts/schemathesis.sh).
+step schemathesis "$KW_ROOT/scripts/schemathesis.sh"
+
 # Coverage-guided fuzzing (afl.rs on stable): a short run of every target; 0 crashes required.
 # The long run is scripts/fuzz.sh [SECONDS_PER_TARGET] (skip here: KEYWARD_SKIP_FUZZ=1).
 if [ "${KEYWARD_SKIP_FUZZ:-0}" = 1 ]; then

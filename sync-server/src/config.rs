@@ -72,6 +72,12 @@ pub struct Config {
     pub fail_static_secs: u64,
     /// How often expiries and delayed revocations are looked for (`key.expired`, `key.revoked`).
     pub key_events_interval_secs: u64,
+    /// Runs the periodic jobs: the alert detector, key notices (the hourly `key.expiring` /
+    /// `key.unused` sweep and the due sweep of expiries and delayed revocations) and usage
+    /// retention. Off only for tests that run those passes themselves (`alerts::run_once`,
+    /// `notices::sweep_hourly`, `notices::sweep_due`), so no job races them; a node serving
+    /// traffic needs them on.
+    pub background_jobs: bool,
     /// Refuse key ids that exist nowhere from an in-memory filter of the ids that exist,
     /// without a database query.
     pub key_filter: bool,
@@ -178,6 +184,7 @@ impl Default for Config {
             negative_cache_ttl_secs: 10,
             fail_static_secs: 60,
             key_events_interval_secs: 30,
+            background_jobs: true,
             key_filter: true,
             login_failures_per_window: 5,
             login_failure_window_secs: 900,
@@ -265,6 +272,7 @@ impl Config {
         "negative_cache_ttl_secs",
         "fail_static_secs",
         "key_events_interval_secs",
+        "background_jobs",
         "key_filter",
         "login_failures_per_window",
         "login_failure_window_secs",
@@ -530,6 +538,20 @@ mod tests {
             assert!(err.to_string().contains("KEYWARD_UPSTREAM_TEST"));
             jail.set_env("KEYWARD_UPSTREAM_TEST", "http://sandbox.internal");
             jail.set_env("KEYWARD_VERIFY_TRUSTED_CALLERS", "10.1.0.0/99");
+            assert!(matches!(Config::load(None), Err(ConfigError::Invalid(_))));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn background_jobs_are_on_unless_turned_off() {
+        figment::Jail::expect_with(|jail| {
+            jail.clear_env();
+            jail.set_env("DATABASE_URL", "postgres://x@localhost/db");
+            assert!(Config::load(None).expect("loads").background_jobs);
+            jail.set_env("KEYWARD_BACKGROUND_JOBS", "false");
+            assert!(!Config::load(None).expect("loads").background_jobs);
+            jail.set_env("KEYWARD_BACKGROUND_JOBS", "sometimes");
             assert!(matches!(Config::load(None), Err(ConfigError::Invalid(_))));
             Ok(())
         });

@@ -88,27 +88,34 @@ pub async fn serve(
         state.login_throttle.clone(),
         background.clone(),
     ));
-    tasks.spawn(alerts::run(
-        pool.clone(),
-        Duration::from_secs(60),
-        background.clone(),
-    ));
-    tasks.spawn(notices::run(
-        pool.clone(),
-        Duration::from_secs(3600),
-        background.clone(),
-    ));
-    tasks.spawn(notices::run_due(
-        pool.clone(),
-        Duration::from_secs(state.config.key_events_interval_secs.max(1)),
-        background.clone(),
-    ));
-    tasks.spawn(usage::run_retention(
-        usage::Retention::from_config(&state.config),
-        pool.clone(),
-        Duration::from_secs(state.config.usage_retention_interval_secs.max(1)),
-        background.clone(),
-    ));
+    if state.config.background_jobs {
+        tasks.spawn(alerts::run(
+            pool.clone(),
+            Duration::from_secs(60),
+            background.clone(),
+        ));
+        tasks.spawn(notices::run(
+            pool.clone(),
+            Duration::from_secs(3600),
+            background.clone(),
+        ));
+        tasks.spawn(notices::run_due(
+            pool.clone(),
+            Duration::from_secs(state.config.key_events_interval_secs.max(1)),
+            background.clone(),
+        ));
+        tasks.spawn(usage::run_retention(
+            usage::Retention::from_config(&state.config),
+            pool.clone(),
+            Duration::from_secs(state.config.usage_retention_interval_secs.max(1)),
+            background.clone(),
+        ));
+    } else {
+        tracing::warn!(
+            "background jobs are off (KEYWARD_BACKGROUND_JOBS=false): no alert detection, \
+             key notices, due expiries or usage retention"
+        );
+    }
     tasks.spawn(webhooks::run_worker(
         pool.clone(),
         webhook_worker,

@@ -52,26 +52,64 @@ impl TestDb {
     }
 }
 
+/// Test databases whose drop failed in this process (each is also reported on stderr).
+pub static LEAKED_DATABASES: std::sync::atomic::AtomicUsize =
+    std::sync::atomic::AtomicUsize::new(0);
+
+impl TestDb {
+    /// Drops the database (closing its connections); the error says what failed.
+    fn drop_database(name: &str) -> Result<(), String> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| format!("runtime: {e}"))?;
+        rt.block_on(async {
+            let admin = PgPool::connect(&format!("{}/postgres", pg_url()))
+                .await
+                .map_err(|e| format!("connect: {e}"))?;
+            // A pool of a server still stopping may reconnect between FORCE's termination and
+            // the drop ("being accessed by other users"): a few attempts before giving up.
+            let mut dropped = Ok(());
+            for attempt in 0..5 {
+                if attempt > 0 {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                dropped = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .execute(&admin)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| format!("DROP DATABASE: {e}"));
+                if dropped.is_ok() {
+                    break;
+                }
+            }
+            admin.close().await;
+            dropped
+        })
+    }
+}
+
 impl Drop for TestDb {
+    /// Drops the database. A database that cannot be dropped is never silent: it is reported
+    /// on stderr and counted in [`LEAKED_DATABASES`], and the test fails (unless it is already
+    /// failing, when a second panic would abort the process and hide the first).
     fn drop(&mut self) {
         let name = self.name.clone();
         // Async drop is not a thing: a small runtime on a plain thread drops the database.
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .ok()?;
-            rt.block_on(async {
-                let admin = PgPool::connect(&format!("{}/postgres", pg_url()))
-                    .await
-                    .ok()?;
-                sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                    .execute(&admin)
-                    .await
-                    .ok()
-            })
-        })
-        .join();
+        let outcome = std::thread::spawn(move || Self::drop_database(&name))
+            .join()
+            .unwrap_or_else(|_| Err("the dropping thread panicked".to_owned()));
+        if let Err(e) = outcome {
+            let leaked = LEAKED_DATABASES.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+            eprintln!(
+                "LEAKED test database {} ({leaked} in this process): {e}; drop it with \
+                 `DROP DATABASE {} WITH (FORCE)`",
+                self.name, self.name
+            );
+            if !std::thread::panicking() {
+                panic!("test database {} was not dropped: {e}", self.name);
+            }
+        }
     }
 }
 
@@ -121,13 +159,12 @@ impl TestServer {
 
     async fn wait_ready(&self) {
         let client = self.client();
-        for _ in 0..200 {
-            if client.readyz().await.is_ok() {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        panic!("server at {} did not become ready", self.base_url);
+        // A deadline for a broken start, not a timing claim: generous on a busy machine.
+        let ready = eventually(Duration::from_secs(60), || async {
+            client.readyz().await.is_ok()
+        })
+        .await;
+        assert!(ready, "server at {} did not become ready", self.base_url);
     }
 
     pub fn client(&self) -> KeywardClient {
@@ -254,6 +291,66 @@ where
     }
 }
 
+/// The address in the server's `serving` log line (`... serving addr=127.0.0.1:PORT ...`, text
+/// or JSON logs, colours stripped).
+fn serving_address(logs: &str) -> Option<std::net::SocketAddr> {
+    logs.lines()
+        .map(strip_ansi)
+        .filter(|line| line.contains("serving"))
+        .find_map(|line| {
+            let rest = &line[line.find("addr")? + "addr".len()..];
+            let rest = rest.trim_start_matches(['=', '"', ':', ' ']);
+            let end = rest
+                .find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '.' | ':' | '[' | ']')))
+                .unwrap_or(rest.len());
+            rest[..end].parse().ok()
+        })
+}
+
+/// `line` without ANSI escape sequences (`ESC [ ... letter`).
+fn strip_ansi(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Waits, if needed, until at least `margin` remains before the next UTC midnight, so a test
+/// counting against a daily window finishes inside the day it started in. A test that still
+/// sees the day change must fail (see [`assert_same_utc_day`]), never pass silently.
+pub async fn clear_of_utc_midnight(margin: Duration) {
+    let now = chrono::Utc::now();
+    let midnight = (now.date_naive() + chrono::Days::new(1))
+        .and_hms_opt(0, 0, 0)
+        .expect("midnight")
+        .and_utc();
+    let left = (midnight - now).to_std().unwrap_or_default();
+    if left < margin {
+        eprintln!("waiting {left:?} for UTC midnight to pass before counting a daily window");
+        tokio::time::sleep(left + Duration::from_secs(1)).await;
+    }
+}
+
+/// Fails when the UTC day changed since `day`: a daily window turned over mid-test, so its
+/// counts cannot be compared (raise the margin given to [`clear_of_utc_midnight`]).
+pub fn assert_same_utc_day(day: chrono::NaiveDate) {
+    let today = chrono::Utc::now().date_naive();
+    assert_eq!(
+        today, day,
+        "the daily window turned over mid-test despite clear_of_utc_midnight's margin"
+    );
+}
+
 /// The real `keyward-server serve` binary as a child process, its logs captured to a file.
 pub struct ServerProcess {
     pub base_url: String,
@@ -262,18 +359,18 @@ pub struct ServerProcess {
 }
 
 impl ServerProcess {
+    /// Starts the binary on `127.0.0.1:0`: the server binds the port itself and the address is
+    /// read from its `serving` log line, so no port is probed and hoped to stay free (a child
+    /// process cannot be handed a listener without socket activation, which the server lacks).
     pub async fn start(db: &TestDb, env: &[(&str, &str)]) -> ServerProcess {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
         let log = std::env::temp_dir().join(format!("{}-server.log", db.name));
         let file = std::fs::File::create(&log).unwrap();
         let mut cmd = std::process::Command::new(server_binary());
         cmd.arg("serve")
             .env("DATABASE_URL", &db.url)
-            .env("KEYWARD_BIND", format!("127.0.0.1:{port}"))
+            .env("KEYWARD_BIND", "127.0.0.1:0")
+            // Plain text logs, so the `serving` line can be read.
+            .env("NO_COLOR", "1")
             .stdin(std::process::Stdio::null())
             .stdout(file.try_clone().unwrap())
             .stderr(file);
@@ -281,22 +378,41 @@ impl ServerProcess {
             cmd.env(k, v);
         }
         let child = cmd.spawn().expect("start keyward-server");
-        let server = ServerProcess {
-            base_url: format!("http://127.0.0.1:{port}"),
+        let mut server = ServerProcess {
+            base_url: String::new(),
             child,
             log,
         };
-        let client = server.client();
-        for _ in 0..400 {
-            if client.readyz().await.is_ok() {
-                return server;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        let addr = loop {
+            if let Some(addr) = serving_address(&server.logs()) {
+                break addr;
             }
+            if let Some(status) = server.child.try_wait().expect("wait") {
+                panic!(
+                    "keyward-server exited ({status}) before serving; log:\n{}",
+                    server.logs()
+                );
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "keyward-server logged no `serving` address; log:\n{}",
+                server.logs()
+            );
             tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        panic!(
+        };
+        server.base_url = format!("http://{addr}");
+        let client = server.client();
+        let ready = eventually(Duration::from_secs(60), || async {
+            client.readyz().await.is_ok()
+        })
+        .await;
+        assert!(
+            ready,
             "keyward-server did not become ready; log:\n{}",
             server.logs()
         );
+        server
     }
 
     pub fn client(&self) -> KeywardClient {
@@ -309,17 +425,28 @@ impl ServerProcess {
 
     /// Sends SIGTERM and waits for the exit; returns whether it exited 0, and its logs.
     pub async fn terminate(self) -> (bool, String) {
-        self.terminate_within(Duration::from_secs(10)).await
+        // A deadline for a hung process, not a timing claim.
+        self.terminate_within(Duration::from_secs(60)).await
     }
 
     /// Like [`ServerProcess::terminate`], waiting up to `within` for the exit.
-    pub async fn terminate_within(mut self, within: Duration) -> (bool, String) {
+    pub async fn terminate_within(self, within: Duration) -> (bool, String) {
+        self.sigterm();
+        self.wait_exit(within).await
+    }
+
+    /// Sends SIGTERM and returns at once (the server drains meanwhile).
+    pub fn sigterm(&self) {
         let pid = self.child.id().to_string();
         let sent = std::process::Command::new("kill")
             .args(["-TERM", &pid])
             .status()
             .expect("kill");
         assert!(sent.success());
+    }
+
+    /// Waits up to `within` for the process to exit; returns whether it exited 0, and its logs.
+    pub async fn wait_exit(mut self, within: Duration) -> (bool, String) {
         let deadline = tokio::time::Instant::now() + within;
         while tokio::time::Instant::now() < deadline {
             if let Some(status) = self.child.try_wait().expect("wait") {
@@ -407,5 +534,26 @@ impl CutProxy {
             url.port().unwrap_or(5432)
         );
         CutProxy::start(target).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_serving_address_is_read_from_text_and_json_logs() {
+        let text = "2026-12-07T12:00:00.000000Z  INFO keyward_server: audit log is UNSIGNED\n\
+                    2026-12-07T12:00:00.100000Z  \u{1b}[32m INFO\u{1b}[0m \u{1b}[2mkeyward_server\u{1b}[0m\u{1b}[2m:\u{1b}[0m serving \u{1b}[3maddr\u{1b}[0m\u{1b}[2m=\u{1b}[0m127.0.0.1:41234 \u{1b}[3mlimits\u{1b}[0m\u{1b}[2m=\u{1b}[0mLimits { max_connections: 1024 }\n";
+        assert_eq!(
+            serving_address(text),
+            Some("127.0.0.1:41234".parse().unwrap())
+        );
+        let json = r#"{"timestamp":"2026-12-07T12:00:00Z","level":"INFO","fields":{"message":"serving","addr":"127.0.0.1:5123","limits":"Limits"},"target":"keyward_server"}"#;
+        assert_eq!(
+            serving_address(json),
+            Some("127.0.0.1:5123".parse().unwrap())
+        );
+        assert_eq!(serving_address("INFO keyward_server: migrating\n"), None);
     }
 }

@@ -37,7 +37,8 @@ pub(crate) async fn seed(
 
 #[tokio::test]
 async fn a_spike_opens_an_alert_that_is_acked_and_resolves_when_traffic_settles() {
-    let app = TestApp::spawn().await;
+    // The test runs the detector itself: the server's own job must not race it.
+    let app = TestApp::spawn_with(|c| c.background_jobs = false).await;
     let hook = app
         .owner
         .create_webhook(&CreateWebhookRequest {
@@ -165,7 +166,8 @@ async fn a_spike_opens_an_alert_that_is_acked_and_resolves_when_traffic_settles(
 
 #[tokio::test]
 async fn steady_traffic_opens_no_alert() {
-    let app = TestApp::spawn().await;
+    // The test runs the detector itself: the server's own job must not race it.
+    let app = TestApp::spawn_with(|c| c.background_jobs = false).await;
     let key = app
         .owner
         .create_key(&CreateKeyRequest {
@@ -203,7 +205,8 @@ async fn steady_traffic_opens_no_alert() {
 
 #[tokio::test]
 async fn thresholds_are_per_organisation_and_feed_the_new_network_detector() {
-    let app = TestApp::spawn().await;
+    // The test runs the detector itself: the server's own job must not race it.
+    let app = TestApp::spawn_with(|c| c.background_jobs = false).await;
     let key = app
         .owner
         .create_key(&CreateKeyRequest {

@@ -413,7 +413,8 @@ async fn counts_wait_out_a_database_outage_and_land_exactly_once() {
 
 #[tokio::test]
 async fn keys_expiring_or_unused_are_notified_once() {
-    let app = TestApp::spawn().await;
+    // The test runs the hourly sweep itself: the server's own must not race it.
+    let app = TestApp::spawn_with(|c| c.background_jobs = false).await;
     let hook = app
         .owner
         .create_webhook(&keyward_core::api::CreateWebhookRequest {

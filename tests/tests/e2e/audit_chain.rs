@@ -51,19 +51,28 @@ async fn tampering_is_refused_or_detected() {
     );
     assert!(verify_audit_cli(&app).0);
 
-    // The database itself refuses edits and deletions.
-    assert!(
-        sqlx::query("UPDATE audit_log SET action = 'x'")
-            .execute(app.pool())
+    // The database itself refuses edits and deletions: the append-only trigger raises (not a
+    // permission, syntax or connection error), and nothing changed.
+    async fn entries(pool: &sqlx::PgPool) -> Vec<(i64, String)> {
+        sqlx::query_as("SELECT seq, action FROM audit_log ORDER BY seq")
+            .fetch_all(pool)
             .await
-            .is_err()
-    );
-    assert!(
-        sqlx::query("DELETE FROM audit_log")
-            .execute(app.pool())
-            .await
-            .is_err()
-    );
+            .unwrap()
+    }
+    let before = entries(app.pool()).await;
+    for sql in ["UPDATE audit_log SET action = 'x'", "DELETE FROM audit_log"] {
+        let err = sqlx::query(sql).execute(app.pool()).await.unwrap_err();
+        let db = err
+            .as_database_error()
+            .unwrap_or_else(|| panic!("{sql}: not a database error: {err}"));
+        assert_eq!(
+            db.code().as_deref(),
+            Some("P0001"),
+            "{sql}: raised by the trigger: {db}"
+        );
+        assert_eq!(db.message(), "audit_log is append-only", "{sql}");
+    }
+    assert_eq!(entries(app.pool()).await, before, "no entry changed");
 
     // An edit past the trigger is found at its entry.
     tamper(

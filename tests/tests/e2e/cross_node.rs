@@ -1,10 +1,16 @@
-//! Two servers on one database: a change made through one node takes effect on the other within
-//! a second (LISTEN/NOTIFY), also after the other node lost its listener connection.
+//! Two servers on one database: a change made through one node takes effect on the other
+//! through LISTEN/NOTIFY, not the key cache's TTL, also after the other node lost its listener
+//! connection.
 
 use std::time::Duration;
 
 use keyward_core::api::{CreateKeyRequest, RevokeKeyRequest, RotateKeyRequest, UpdateKeyRequest};
 use keyward_e2e::{TestApp, TestServer, eventually};
+
+/// How long a change may take to reach the other node before the test fails. LISTEN/NOTIFY
+/// carries it in milliseconds; this only bounds a broken run, and stays far below the key
+/// cache's TTL (300 s), which would bring the change without any notification.
+const PROPAGATION: Duration = Duration::from_secs(30);
 
 async fn refused_with(client: &keyward_client::KeywardClient, token: &str, code: &str) -> bool {
     client
@@ -17,7 +23,7 @@ async fn refused_with(client: &keyward_client::KeywardClient, token: &str, code:
 }
 
 #[tokio::test]
-async fn revocation_reaches_every_node_within_a_second() {
+async fn revocation_and_settings_reach_every_node() {
     let app = TestApp::spawn().await;
     let node_b = TestServer::start(&app.db, |_| {}).await;
     let b = node_b.client();
@@ -38,14 +44,7 @@ async fn revocation_reaches_every_node_within_a_second() {
         .revoke_key(created.key.id, &RevokeKeyRequest::default())
         .await
         .unwrap();
-    assert!(
-        eventually(Duration::from_secs(1), || refused_with(
-            &b,
-            &token,
-            "key_revoked"
-        ))
-        .await
-    );
+    assert!(eventually(PROPAGATION, || refused_with(&b, &token, "key_revoked")).await);
 
     // Settings changes travel the same way.
     let other = app
@@ -69,7 +68,7 @@ async fn revocation_reaches_every_node_within_a_second() {
         .await
         .unwrap();
     assert!(
-        eventually(Duration::from_secs(1), || refused_with(
+        eventually(PROPAGATION, || refused_with(
             &b,
             &other_token,
             "ip_not_allowed"
@@ -89,7 +88,7 @@ async fn revocation_reaches_every_node_within_a_second() {
         .await
         .unwrap();
     assert!(
-        eventually(Duration::from_secs(1), || async {
+        eventually(PROPAGATION, || async {
             b.whoami(&other_token).await.is_ok()
         })
         .await
@@ -105,7 +104,7 @@ async fn revocation_reaches_every_node_within_a_second() {
         .await
         .unwrap();
     assert!(
-        eventually(Duration::from_secs(1), || refused_with(
+        eventually(PROPAGATION, || refused_with(
             &b,
             &other_token,
             "key_revoked"
@@ -151,17 +150,10 @@ async fn a_node_that_lost_its_listener_does_not_serve_stale_keys() {
         .revoke_key(created.key.id, &RevokeKeyRequest::default())
         .await
         .unwrap();
-    assert!(
-        eventually(Duration::from_secs(1), || refused_with(
-            &b,
-            &token,
-            "key_revoked"
-        ))
-        .await
-    );
+    assert!(eventually(PROPAGATION, || refused_with(&b, &token, "key_revoked")).await);
 
     // And it listens again: a later change still arrives.
-    let relistening = eventually(Duration::from_secs(5), || async {
+    let relistening = eventually(PROPAGATION, || async {
         let n: i64 = sqlx::query_scalar(
             "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND query ILIKE 'LISTEN%'",
         )
@@ -187,7 +179,7 @@ async fn a_node_that_lost_its_listener_does_not_serve_stale_keys() {
         .await
         .unwrap();
     assert!(
-        eventually(Duration::from_secs(1), || refused_with(
+        eventually(PROPAGATION, || refused_with(
             &b,
             &second_token,
             "key_revoked"

@@ -445,25 +445,52 @@ async fn an_admin_manages_keys_online_and_offline() {
     let tokens = result.expect("offline part");
 
     // The app's files (replica, settings, usage cache) hold no token: the tokens were shown
-    // once and the session token lives in the keychain.
-    if let Some(dir) = std::env::var_os("KEYWARD_DESKTOP_DATA_DIR") {
-        for entry in std::fs::read_dir(dir).unwrap().flatten() {
-            let Ok(bytes) = std::fs::read(entry.path()) else {
-                continue;
-            };
-            let text = String::from_utf8_lossy(&bytes);
-            for token in &tokens {
-                assert!(
-                    !text.contains(token.as_str()),
-                    "a token in {}",
-                    entry.path().display()
-                );
-            }
+    // once and the session token lives in the keychain. Every file is read: a missing data
+    // directory or an unreadable file fails the test rather than skipping the scan.
+    let dir = std::env::var_os("KEYWARD_DESKTOP_DATA_DIR")
+        .expect("KEYWARD_DESKTOP_DATA_DIR names the app's data directory (scripts/desktop-e2e.sh)");
+    let files = files_under(std::path::Path::new(&dir));
+    assert!(
+        !files.is_empty(),
+        "the app wrote nothing under {}",
+        std::path::Path::new(&dir).display()
+    );
+    for path in files {
+        let bytes = std::fs::read(&path)
+            .unwrap_or_else(|e| panic!("cannot read {} to scan it: {e}", path.display()));
+        let text = String::from_utf8_lossy(&bytes);
+        for token in &tokens {
             assert!(
-                !text.contains("kws_"),
-                "a session token in {}",
-                entry.path().display()
+                !text.contains(token.as_str()),
+                "a token in {}",
+                path.display()
             );
         }
+        assert!(
+            !text.contains("kws_"),
+            "a session token in {}",
+            path.display()
+        );
     }
+}
+
+/// Every file under `dir`, its subdirectories' included; a directory that cannot be listed
+/// fails the test.
+fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    let entries =
+        std::fs::read_dir(dir).unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display()));
+    for entry in entries {
+        let entry = entry.unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display()));
+        let path = entry.path();
+        let kind = entry
+            .file_type()
+            .unwrap_or_else(|e| panic!("cannot stat {}: {e}", path.display()));
+        if kind.is_dir() {
+            files.extend(files_under(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
 }

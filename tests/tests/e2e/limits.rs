@@ -9,7 +9,7 @@ use keyward_core::api::{
     CreateKeyRequest, CreateTierRequest, Quota, RateLimitRule, UpdateKeyRequest, UpdateTierRequest,
     VerifyCode, VerifyRequest, ViolationsQuery,
 };
-use keyward_e2e::{TestApp, TestServer, eventually};
+use keyward_e2e::{TestApp, TestServer, assert_same_utc_day, clear_of_utc_midnight, eventually};
 
 pub fn rule(algorithm: &str, limit: i64, window_seconds: i64) -> RateLimitRule {
     RateLimitRule {
@@ -294,6 +294,8 @@ async fn one_node_allows_exactly_the_limit_with_standard_headers() {
         },
     )
     .await;
+    // The day's window must not turn over mid-run: wait out UTC midnight if it is close.
+    clear_of_utc_midnight(Duration::from_secs(120)).await;
     let day = chrono::Utc::now().date_naive();
     let base = app.server.base_url.clone();
     let mut tasks = Vec::new();
@@ -311,9 +313,7 @@ async fn one_node_allows_exactly_the_limit_with_standard_headers() {
     for t in tasks {
         answers.extend(t.await.unwrap());
     }
-    if chrono::Utc::now().date_naive() != day {
-        return; // The window turned over mid-run (UTC midnight): nothing to compare.
-    }
+    assert_same_utc_day(day);
     let allowed = answers.iter().filter(|(s, _, _)| *s == 200).count();
     assert_eq!(
         allowed, 50,
@@ -368,6 +368,8 @@ async fn one_node_allows_exactly_the_limit_with_standard_headers() {
 
 #[tokio::test]
 async fn verify_reports_limits_and_counts_costs() {
+    // Counts against daily windows: not across UTC midnight.
+    clear_of_utc_midnight(Duration::from_secs(120)).await;
     let app = TestApp::spawn().await;
     let (_, token) = key_with(
         &app.owner,
@@ -425,6 +427,8 @@ async fn verify_reports_limits_and_counts_costs() {
 
 #[tokio::test]
 async fn a_quota_survives_a_restart() {
+    // Counts against daily windows: not across UTC midnight.
+    clear_of_utc_midnight(Duration::from_secs(120)).await;
     let app = TestApp::spawn().await;
     let (id, token) = key_with(
         &app.owner,
@@ -474,7 +478,9 @@ async fn a_quota_survives_a_restart() {
 }
 
 #[tokio::test]
-async fn a_tier_change_reaches_another_node_within_a_second() {
+async fn a_tier_change_reaches_another_node() {
+    // Counts against daily windows: not across UTC midnight.
+    clear_of_utc_midnight(Duration::from_secs(120)).await;
     let app = TestApp::spawn().await;
     let other = TestServer::start(&app.db, |_| {}).await;
     app.owner
@@ -508,20 +514,21 @@ async fn a_tier_change_reaches_another_node_within_a_second() {
         )
         .await
         .unwrap();
-    let reached = eventually(Duration::from_secs(1), || async {
+    // LISTEN/NOTIFY carries it in milliseconds; the deadline only bounds a broken run (the
+    // key cache's TTL, 300 s, would bring it much later).
+    let reached = eventually(Duration::from_secs(30), || async {
         whoami(&other.base_url, &token).await.0 == 200
     })
     .await;
-    assert!(
-        reached,
-        "the other node applied the new tier within a second"
-    );
+    assert!(reached, "the other node applied the new tier");
     let (_, h, _) = whoami(&other.base_url, &token).await;
     assert!(header(&h, "ratelimit-policy").contains("q=100"));
 }
 
 #[tokio::test]
 async fn violations_soft_thresholds_and_current_standing_are_reported() {
+    // Counts against daily windows: not across UTC midnight.
+    clear_of_utc_midnight(Duration::from_secs(120)).await;
     let app = TestApp::spawn().await;
     app.owner
         .create_tier(&CreateTierRequest {

@@ -648,10 +648,10 @@ async fn run_actions(actions: Vec<Action>) -> (usize, usize) {
                 }
             }
             Action::ServerRevoke(k) => {
-                if let Some(id) = pick(&remote, k) {
-                    if let Err(e) = app.owner.revoke_key(id, &RevokeKeyRequest::default()).await {
-                        assert_eq!(e.code(), Some("already_revoked"), "{e:?}");
-                    }
+                if let Some(id) = pick(&remote, k)
+                    && let Err(e) = app.owner.revoke_key(id, &RevokeKeyRequest::default()).await
+                {
+                    assert_eq!(e.code(), Some("already_revoked"), "{e:?}");
                 }
             }
             Action::Sync(r) => {

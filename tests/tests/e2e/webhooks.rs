@@ -366,8 +366,21 @@ async fn failures_are_retried_under_one_message_id_until_delivered() {
     assert!(d.attempt_log[0].error.as_deref().unwrap().contains("500"));
     assert_eq!(d.last_status, Some(200));
     assert_eq!(d.last_error, None);
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(receiver.requests().len(), 3, "nothing after delivery");
+    assert_eq!(d.next_attempt_at, None, "nothing left to try");
+    // Nothing after delivery: a later message to the same endpoint arrives (the worker went
+    // round again), and the first one was still sent exactly three times.
+    let later = app.owner.test_webhook(created.webhook.id).await.unwrap();
+    assert_ne!(later.message_id, test.message_id);
+    let got = receiver.wait_for(4).await;
+    assert_eq!(got.len(), 4, "{got:?}");
+    assert_eq!(got[3].header("webhook-id"), later.message_id);
+    assert_eq!(
+        got.iter()
+            .filter(|r| r.header("webhook-id") == test.message_id)
+            .count(),
+        3,
+        "nothing after delivery"
+    );
 }
 
 #[tokio::test]
@@ -380,10 +393,8 @@ async fn deliveries_give_up_after_max_attempts() {
     let receiver = Receiver::start(usize::MAX).await;
     let failing = create(&app.owner, &receiver.url, None).await;
     // And an endpoint where nothing listens.
-    let closed = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        format!("http://{}/", l.local_addr().unwrap())
-    };
+    let (_reserved, closed) = crate::gateway::refusing_address();
+    let closed = format!("http://{closed}/");
     let unreachable = create(&app.owner, &closed, None).await;
     app.owner.test_webhook(failing.webhook.id).await.unwrap();
     app.owner
@@ -398,10 +409,31 @@ async fn deliveries_give_up_after_max_attempts() {
     assert_eq!(d.attempt_log.len(), 3);
     assert!(d.attempt_log.iter().all(|a| a.http_status == Some(500)));
     assert_eq!(d.last_status, Some(500));
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // No attempt after giving up: a later message's first attempt arrives (the worker went round
+    // again), and the first message was still tried exactly three times.
+    let later = app.owner.test_webhook(failing.webhook.id).await.unwrap();
+    assert_ne!(later.message_id, d.message_id);
+    assert!(
+        eventually(Duration::from_secs(30), || async {
+            receiver
+                .requests()
+                .iter()
+                .any(|r| r.header("webhook-id") == later.message_id)
+        })
+        .await,
+        "the later message arrives"
+    );
     let got = receiver.requests();
-    assert_eq!(got.len(), 3, "no attempt after giving up");
-    assert!(got.iter().all(|r| r.header("webhook-id") == d.message_id));
+    assert_eq!(
+        got.iter()
+            .filter(|r| r.header("webhook-id") == d.message_id)
+            .count(),
+        3,
+        "no attempt after giving up"
+    );
+    assert!(got.iter().all(|r| {
+        [d.message_id.as_str(), later.message_id.as_str()].contains(&r.header("webhook-id"))
+    }));
 
     let d = settled(&app.owner, unreachable.webhook.id).await;
     assert_eq!(d.status, DeliveryStatus::Failed);
@@ -518,9 +550,37 @@ async fn events_reach_only_subscribed_enabled_endpoints_and_only_on_commit() {
     assert_eq!(q.deliveries, 0);
 
     let got = receiver.wait_for(5).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let got_all = receiver.requests();
+    // Nothing more than those five: a later event, enqueued after every one above, arrives at
+    // `/all`, and still only the five came before or with it. What was never queued (the
+    // rollback, the other organisation's event, the disabled endpoint) has no delivery row.
+    let mut tx = app.pool().begin().await.unwrap();
+    let barrier = webhooks::enqueue(&mut tx, org, &marked(LIMIT_SOFT_THRESHOLD, 99))
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(barrier.deliveries, 1, "only `/all` takes it");
+    assert!(
+        eventually(Duration::from_secs(30), || async {
+            receiver
+                .requests()
+                .iter()
+                .any(|r| r.header("webhook-id") == barrier.message_id)
+        })
+        .await,
+        "the later event arrives"
+    );
+    let got_all: Vec<Received> = receiver
+        .requests()
+        .into_iter()
+        .filter(|r| r.header("webhook-id") != barrier.message_id)
+        .collect();
     assert_eq!(got_all.len(), 5, "{got:?}");
+    assert!(deliveries(&app.owner, disabled.webhook.id).await.is_empty());
+    let queued: i64 = sqlx::query_scalar("SELECT count(*) FROM webhook_deliveries")
+        .fetch_one(app.pool())
+        .await
+        .unwrap();
+    assert_eq!(queued, 6, "2 + 2 + 1 deliveries and the later event's one");
     let types_at = |path: &str| {
         let mut v: Vec<(String, i64)> = got_all
             .iter()
@@ -593,7 +653,13 @@ async fn events_reach_only_subscribed_enabled_endpoints_and_only_on_commit() {
     }
     assert_eq!(
         seen,
-        ["limit.soft_threshold", "alert.opened", "key.expiring"]
+        [
+            "limit.soft_threshold",
+            "limit.soft_threshold",
+            "alert.opened",
+            "key.expiring"
+        ],
+        "the later event first"
     );
 }
 
