@@ -2,6 +2,7 @@
 //! problem `code`, so callers match on `e.code() == Some("key_revoked")`, not on text.
 
 mod alerts;
+mod events;
 mod gateway;
 mod limits;
 mod server_url;

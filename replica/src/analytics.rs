@@ -6,7 +6,9 @@ use std::collections::HashSet;
 
 use chrono::{DateTime, Duration, Utc};
 use keyward_core::KeyId;
-use keyward_core::api::{Alert, AlertStatus, ApiKey, KeyLimits, KeyUsageTotal, UsagePoint};
+use keyward_core::api::{
+    Alert, AlertStatus, ApiKey, KeyLimits, KeyUsageTotal, OrgEvent, UsagePoint,
+};
 use sqlx::{Row, SqliteConnection};
 
 use crate::error::ReplicaError;
@@ -16,6 +18,9 @@ use crate::store::{from_micros, micros};
 
 /// How far back usage is kept.
 pub const USAGE_RETENTION: Duration = Duration::days(30);
+
+/// How many of the organisation's events the replica keeps (the newest).
+pub const EVENTS_KEPT: u32 = 500;
 
 /// The top keys of one dashboard period as the server ranked them.
 #[derive(Debug, Clone, PartialEq)]
@@ -50,6 +55,9 @@ pub struct AnalyticsSnapshot {
     pub alerts: Vec<Alert>,
     /// Limit standings fetched with it.
     pub limits: Vec<KeyLimits>,
+    /// Events of the organisation the replica did not have yet (any order). They are added to
+    /// the stored ones (by id), of which the newest [`EVENTS_KEPT`] are kept.
+    pub events: Vec<OrgEvent>,
 }
 
 /// A stored alert and whether the desktop notified it.
@@ -104,6 +112,22 @@ async fn put_alert(
     .bind(micros(a.opened_at))
     .bind(serde_json::to_string(a)?)
     .bind(notified_at.map(micros))
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+async fn put_event(conn: &mut SqliteConnection, e: &OrgEvent) -> Result<(), ReplicaError> {
+    sqlx::query(
+        "INSERT INTO events (id, type, key_id, created_at, data) VALUES (?, ?, ?, ?, ?)
+         ON CONFLICT (id) DO UPDATE SET type = excluded.type, key_id = excluded.key_id,
+            created_at = excluded.created_at, data = excluded.data",
+    )
+    .bind(e.id.to_string())
+    .bind(e.event.event_type())
+    .bind(e.key_id.map(|k| k.to_string()))
+    .bind(micros(e.created_at))
+    .bind(serde_json::to_string(e)?)
     .execute(conn)
     .await?;
     Ok(())
@@ -212,6 +236,16 @@ impl Replica {
         for l in &s.limits {
             put_limits(&mut tx, l, s.at).await?;
         }
+        for e in &s.events {
+            put_event(&mut tx, e).await?;
+        }
+        sqlx::query(
+            "DELETE FROM events WHERE id NOT IN
+                (SELECT id FROM events ORDER BY created_at DESC, id DESC LIMIT ?)",
+        )
+        .bind(i64::from(EVENTS_KEPT))
+        .execute(&mut *tx)
+        .await?;
         sqlx::query("UPDATE sync_state SET analytics_at = ? WHERE id = 1")
             .bind(micros(s.at))
             .execute(&mut *tx)
@@ -371,6 +405,26 @@ impl Replica {
                 })
             })
             .collect()
+    }
+
+    /// Stored events, newest first, at most `limit`.
+    pub async fn events(&self, limit: u32) -> Result<Vec<OrgEvent>, ReplicaError> {
+        let mut conn = self.conn().await?;
+        let rows: Vec<String> =
+            sqlx::query_scalar("SELECT data FROM events ORDER BY created_at DESC, id DESC LIMIT ?")
+                .bind(i64::from(limit))
+                .fetch_all(&mut *conn)
+                .await?;
+        rows.iter().map(|d| Ok(serde_json::from_str(d)?)).collect()
+    }
+
+    /// The ids of the stored events (what a pull need not fetch again).
+    pub async fn event_ids(&self) -> Result<HashSet<uuid::Uuid>, ReplicaError> {
+        let mut conn = self.conn().await?;
+        let rows: Vec<String> = sqlx::query_scalar("SELECT id FROM events")
+            .fetch_all(&mut *conn)
+            .await?;
+        Ok(rows.iter().filter_map(|id| id.parse().ok()).collect())
     }
 
     /// Stores one alert as the server answered it (after an acknowledgement, say), keeping its

@@ -10,7 +10,7 @@ use keyward_core::api::{AlertFilter, AlertsQuery, Granularity, OrgUsageQuery, Us
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::analytics::{AnalyticsSnapshot, KeyHourly, TopKeys, USAGE_RETENTION};
+use crate::analytics::{AnalyticsSnapshot, EVENTS_KEPT, KeyHourly, TopKeys, USAGE_RETENTION};
 use crate::backoff::next_wait;
 use crate::error::SyncError;
 use crate::push::Batch;
@@ -22,6 +22,8 @@ pub const MAX_PUSH_BATCH: usize = 100;
 const PULL_PAGE: u32 = 500;
 /// Keys in each top list of the dashboard.
 const TOP_KEYS: u32 = 5;
+/// Events asked for per page when pulling the event log.
+const EVENTS_PAGE: u32 = 100;
 /// The longest wait between failed rounds.
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
 
@@ -259,6 +261,7 @@ impl SyncEngine {
                 Err(e) => return Err(e.into()),
             }
         }
+        let events = self.pull_events().await?;
         let snapshot = AnalyticsSnapshot {
             at,
             org_hourly: usage.series,
@@ -274,9 +277,39 @@ impl SyncEngine {
             top,
             alerts,
             limits: standings,
+            events,
         };
         self.replica.store_analytics(&snapshot).await?;
         Ok(())
+    }
+
+    /// The organisation's events the replica does not have yet, newest first: pages of
+    /// [`EVENTS_PAGE`] until one reaches a stored event, the server has no more, or
+    /// [`EVENTS_KEPT`] came. The first page is always read whole, so an event whose transaction
+    /// committed a little after a newer one was pulled still arrives. A server without
+    /// `/v1/events` (older) brings none.
+    async fn pull_events(&self) -> Result<Vec<keyward_core::api::OrgEvent>, SyncError> {
+        let known = self.replica.event_ids().await?;
+        let mut out = Vec::new();
+        let mut cursor = None;
+        loop {
+            let q = keyward_core::api::EventsQuery {
+                limit: Some(EVENTS_PAGE),
+                cursor,
+                ..Default::default()
+            };
+            let page = match self.client.events(&q).await {
+                Ok(page) => page,
+                Err(e) if e.status().is_some_and(|s| s.as_u16() == 404) => return Ok(out),
+                Err(e) => return Err(e.into()),
+            };
+            let reached = page.items.iter().any(|e| known.contains(&e.id));
+            out.extend(page.items.into_iter().filter(|e| !known.contains(&e.id)));
+            if reached || out.len() >= EVENTS_KEPT as usize || page.next_cursor.is_none() {
+                return Ok(out);
+            }
+            cursor = page.next_cursor;
+        }
     }
 
     /// Syncs every `interval` (or sooner after [`SyncEngine::sync_soon`]) until `shutdown`,

@@ -48,7 +48,9 @@ mod store;
 mod view;
 pub mod witness;
 
-pub use analytics::{AnalyticsSnapshot, KeyHourly, StoredAlert, TopKeys, USAGE_RETENTION};
+pub use analytics::{
+    AnalyticsSnapshot, EVENTS_KEPT, KeyHourly, StoredAlert, TopKeys, USAGE_RETENTION,
+};
 pub use backoff::{backoff_delay, jittered_backoff};
 pub use engine::{LoopPolicy, MAX_PUSH_BATCH, SyncEngine, SyncHooks, SyncReport};
 pub use error::{LocalOpError, ReplicaError, SyncError};

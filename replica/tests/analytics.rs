@@ -6,10 +6,12 @@ mod common;
 use chrono::{DateTime, Duration, DurationRound, Utc};
 use common::*;
 use keyward_core::KeyId;
+use keyward_core::api::OrgEvent;
+use keyward_core::api::webhooks::{KeyExpiredData, KeyRevokedData, LimitEventData, WebhookEvent};
 use keyward_core::api::{
     Alert, AlertStatus, KeyLimits, KeyUsageTotal, LimitUsage, UsagePoint, UsageTotals,
 };
-use keyward_replica::{AnalyticsSnapshot, KeyHourly, NoticeKind, Replica, TopKeys};
+use keyward_replica::{AnalyticsSnapshot, EVENTS_KEPT, KeyHourly, NoticeKind, Replica, TopKeys};
 use uuid::Uuid;
 
 fn hour(at: DateTime<Utc>) -> DateTime<Utc> {
@@ -87,6 +89,7 @@ async fn analytics_are_stored_and_read_back_by_hour_and_day() {
         }],
         alerts: vec![open.clone()],
         limits: vec![],
+        events: vec![],
     };
     replica.store_analytics(&snapshot).await.unwrap();
     assert_eq!(
@@ -246,4 +249,104 @@ async fn expiry_and_limit_notices_are_shown_once() {
     assert!(replica.notices_to_show(now).await.unwrap().is_empty());
     // Still listed for the dashboard after being notified.
     assert_eq!(replica.attention(now).await.unwrap().len(), 2);
+}
+
+fn expired(key: KeyId, at: DateTime<Utc>) -> OrgEvent {
+    OrgEvent {
+        id: Uuid::now_v7(),
+        key_id: Some(key),
+        created_at: at,
+        event: WebhookEvent::KeyExpired(KeyExpiredData {
+            key_id: key,
+            name: "alpha".into(),
+            expires_at: at,
+        }),
+    }
+}
+
+fn empty_snapshot(at: DateTime<Utc>, events: Vec<OrgEvent>) -> AnalyticsSnapshot {
+    AnalyticsSnapshot {
+        at,
+        org_hourly: vec![],
+        key_hourly: vec![],
+        top: vec![],
+        alerts: vec![],
+        limits: vec![],
+        events,
+    }
+}
+
+#[tokio::test]
+async fn pulled_events_are_stored_listed_newest_first_and_capped() {
+    let replica = Replica::in_memory().await.unwrap();
+    assert!(replica.events(100).await.unwrap().is_empty());
+    let now = Utc::now()
+        .duration_trunc(Duration::microseconds(1))
+        .unwrap();
+    let key = KeyId::new();
+    let old = expired(key, now - Duration::hours(2));
+    let revoked = OrgEvent {
+        id: Uuid::now_v7(),
+        key_id: Some(key),
+        created_at: now - Duration::hours(1),
+        event: WebhookEvent::KeyRevoked(KeyRevokedData {
+            key_id: key,
+            name: "alpha".into(),
+            revoked_at: now - Duration::hours(1),
+            reason: Some("leaked".into()),
+            replaced_by: None,
+        }),
+    };
+    let quota = OrgEvent {
+        id: Uuid::now_v7(),
+        key_id: Some(key),
+        created_at: now,
+        event: WebhookEvent::LimitQuotaExceeded(LimitEventData {
+            key_id: key,
+            rule: "daily".into(),
+            window_index: 20_000,
+            used: 3,
+            limit: 3,
+            at: now,
+        }),
+    };
+    replica
+        .store_analytics(&empty_snapshot(now, vec![old.clone(), quota.clone()]))
+        .await
+        .unwrap();
+    // A later pull adds what is new; one already stored is upserted, not doubled.
+    replica
+        .store_analytics(&empty_snapshot(
+            now + Duration::minutes(1),
+            vec![revoked.clone(), quota.clone()],
+        ))
+        .await
+        .unwrap();
+    let listed = replica.events(100).await.unwrap();
+    assert_eq!(listed, vec![quota.clone(), revoked.clone(), old.clone()]);
+    assert_eq!(replica.events(1).await.unwrap(), vec![quota.clone()]);
+    let ids = replica.event_ids().await.unwrap();
+    assert!(ids.contains(&old.id) && ids.contains(&revoked.id) && ids.contains(&quota.id));
+    // Offline, the screen says when this was pulled.
+    assert_eq!(
+        replica
+            .analytics_at()
+            .await
+            .unwrap()
+            .map(|t| t.timestamp_micros()),
+        Some((now + Duration::minutes(1)).timestamp_micros())
+    );
+
+    // Only the newest EVENTS_KEPT stay.
+    let many: Vec<OrgEvent> = (0..EVENTS_KEPT + 10)
+        .map(|i| expired(key, now + Duration::seconds(i64::from(i) + 1)))
+        .collect();
+    replica
+        .store_analytics(&empty_snapshot(now + Duration::minutes(2), many.clone()))
+        .await
+        .unwrap();
+    let kept = replica.events(EVENTS_KEPT * 2).await.unwrap();
+    assert_eq!(kept.len(), EVENTS_KEPT as usize);
+    assert_eq!(kept[0], *many.last().unwrap());
+    assert!(!kept.iter().any(|e| e.id == old.id), "the oldest went");
 }

@@ -37,6 +37,8 @@ mod tests {
             Dashboard,
             Attention,
             AlertsView,
+            KeyEvent,
+            KeyEventsView,
             GatewayPeriod,
             GatewaySnapshot,
             NetworksSnapshot,

@@ -6,8 +6,8 @@ use tauri::State;
 
 use crate::dto::{
     AlertsView, Dashboard, DashboardPeriod, GatewayPeriod, GatewaySnapshot, IssuedKey, KeyDetail,
-    KeyEdit, KeyFilter, KeyList, KeyListItem, LimitsSnapshot, NetworksSnapshot, NewKeyForm,
-    ReportRequest, ReportSaved, Revocation, Session, SyncStatus, UsageSeries,
+    KeyEdit, KeyEventsView, KeyFilter, KeyList, KeyListItem, LimitsSnapshot, NetworksSnapshot,
+    NewKeyForm, ReportRequest, ReportSaved, Revocation, Session, SyncStatus, UsageSeries,
 };
 use crate::error::CommandError;
 use crate::services::Desktop;
@@ -163,6 +163,12 @@ pub async fn alerts(
     status: Option<AlertStatus>,
 ) -> Result<AlertsView> {
     desktop.alerts(status).await
+}
+
+/// The organisation's events as last synced (the Alerts screen's "Key events").
+#[tauri::command]
+pub async fn events(desktop: State<'_, Desktop>) -> Result<KeyEventsView> {
+    desktop.events().await
 }
 
 #[tauri::command]

@@ -3,8 +3,8 @@
 
 use chrono::{DateTime, Utc};
 use keyward_core::api::{
-    Alert, ApiKey, AuditEntry, GatewayUsage, Granularity, KeyLimits, KeyNetwork, OrgUsage, Role,
-    UsagePoint,
+    Alert, ApiKey, AuditEntry, GatewayUsage, Granularity, KeyLimits, KeyNetwork, OrgEvent,
+    OrgUsage, Role, UsagePoint,
 };
 use keyward_core::{Environment, KeyId, KeyStatus, OrgId};
 use serde::{Deserialize, Serialize};
@@ -191,6 +191,25 @@ pub struct Dashboard {
 pub struct AlertsView {
     pub items: Vec<Alert>,
     /// When the alert list was synced (`None`: never).
+    pub synced_at: Option<DateTime<Utc>>,
+}
+
+/// One of the organisation's events (`GET /v1/events`: `id`, `type`, `key_id`, `created_at`
+/// and the typed `data`) with the name of its key.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+pub struct KeyEvent {
+    #[serde(flatten)]
+    #[ts(flatten)]
+    pub event: OrgEvent,
+    /// The key's name in the replica, else the one the event carries (`None`: unknown).
+    pub key_name: Option<String>,
+}
+
+/// The organisation's events as last synced, newest first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+pub struct KeyEventsView {
+    pub items: Vec<KeyEvent>,
+    /// When the events were last pulled (`None`: never).
     pub synced_at: Option<DateTime<Utc>>,
 }
 

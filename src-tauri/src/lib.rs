@@ -50,6 +50,7 @@ macro_rules! handlers {
             $crate::commands::dashboard,
             $crate::commands::alerts,
             $crate::commands::ack_alert,
+            $crate::commands::events,
             $crate::commands::save_report,
         ]
     };

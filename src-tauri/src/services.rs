@@ -25,8 +25,9 @@ use tokio_util::sync::CancellationToken;
 use crate::credentials::Keychain;
 use crate::dto::{
     AlertsView, Attention, Dashboard, DashboardPeriod, GatewayPeriod, GatewaySnapshot, IssuedKey,
-    KeyDetail, KeyEdit, KeyFilter, KeyList, KeyListItem, KeySort, LimitsSnapshot, NetworksSnapshot,
-    NewKeyForm, OpError, ReportRequest, ReportSaved, Revocation, Session, SyncStatus, UsageSeries,
+    KeyDetail, KeyEdit, KeyEvent, KeyEventsView, KeyFilter, KeyList, KeyListItem, KeySort,
+    LimitsSnapshot, NetworksSnapshot, NewKeyForm, OpError, ReportRequest, ReportSaved, Revocation,
+    Session, SyncStatus, UsageSeries,
 };
 use crate::error::CommandError;
 
@@ -787,6 +788,41 @@ impl Desktop {
         Ok(AlertsView { items, synced_at })
     }
 
+    /// The organisation's events (key created, revoked, expired..., quotas, alerts) as last
+    /// synced, newest first, each with its key's name: from the replica only, so offline they
+    /// show the last pull and when it was made.
+    pub async fn events(&self) -> Result<KeyEventsView> {
+        let replica = self.replica().await?;
+        let events = replica
+            .events(keyward_replica::EVENTS_KEPT)
+            .await
+            .map_err(replica_error)?;
+        let mut names: std::collections::HashMap<KeyId, Option<String>> =
+            std::collections::HashMap::new();
+        let mut items = Vec::with_capacity(events.len());
+        for event in events {
+            let local = match event.key_id {
+                Some(id) => match names.get(&id) {
+                    Some(name) => name.clone(),
+                    None => {
+                        let name = replica
+                            .key(id)
+                            .await
+                            .map_err(replica_error)?
+                            .map(|k| k.key.name);
+                        names.insert(id, name.clone());
+                        name
+                    }
+                },
+                None => None,
+            };
+            let key_name = local.or_else(|| event_key_name(&event.event));
+            items.push(KeyEvent { event, key_name });
+        }
+        let synced_at = replica.analytics_at().await.map_err(replica_error)?;
+        Ok(KeyEventsView { items, synced_at })
+    }
+
     /// Acknowledges an open alert on the server (audited there) and stores its new state.
     /// Needs the server: offline it is refused, not queued (the outbox carries key operations
     /// only, and an acknowledgement made blind could hit an alert resolved meanwhile).
@@ -814,6 +850,19 @@ impl Desktop {
         if let Ok(mut slot) = self.notifier.notifier.write() {
             *slot = Some(notifier);
         }
+    }
+}
+
+/// The key name an event's payload carries (key events do; limit and alert events do not).
+fn event_key_name(event: &keyward_core::api::webhooks::WebhookEvent) -> Option<String> {
+    use keyward_core::api::webhooks::WebhookEvent as E;
+    match event {
+        E::KeyCreated(d) => Some(d.name.clone()),
+        E::KeyRevoked(d) => Some(d.name.clone()),
+        E::KeyRotated(d) => Some(d.name.clone()),
+        E::KeyExpired(d) => Some(d.name.clone()),
+        E::KeyExpiring(d) | E::KeyUnused(d) => Some(d.name.clone()),
+        _ => None,
     }
 }
 

@@ -16,6 +16,7 @@ use crate::http;
         http::keys::create, http::keys::list, http::keys::get, http::keys::update, http::keys::revoke, http::keys::rotate, http::keys::usage,
         http::verify::whoami, http::verify::verify,
         http::audit::list, http::audit::verify_chain,
+        http::events::list,
         http::sync::pull, http::sync::push,
         http::tiers::list, http::tiers::create, http::tiers::get, http::tiers::update, http::tiers::delete,
         http::limits::key_limits, http::limits::violations,
@@ -46,8 +47,10 @@ use crate::http;
         wh::WebhookEvent, wh::AlertOpenedData, wh::AlertAckedData, wh::AlertResolvedData,
         wh::KeyCreatedData, wh::KeyRevokedData, wh::KeyRotatedData, wh::KeyExpiredData,
         wh::KeyNoticeData, wh::LimitEventData, wh::WebhookTestData,
+        // `GET /v1/events`: the same events, recorded whether or not a webhook subscribes.
+        api::OrgEvent,
     )),
-    modifiers(&Security),
+    modifiers(&Security, &Exact),
 )]
 struct ApiDoc;
 

@@ -370,14 +370,17 @@ async fn queue(
     })
 }
 
-/// Queues `event` for every enabled endpoint of `org` subscribed to its type, inside the
-/// caller's transaction: the deliveries exist if and only if the caller commits. Payloads are
-/// the typed structs of [`WebhookEvent`]; none carries a secret.
+/// Records `event` in the organisation's event log (`events`, read by `GET /v1/events`) and
+/// queues it for every enabled endpoint of `org` subscribed to its type, inside the caller's
+/// transaction: the event and its deliveries exist if and only if the caller commits. Payloads
+/// are the typed structs of [`WebhookEvent`]; none carries a secret.
 pub async fn enqueue(
     conn: &mut PgConnection,
     org: OrgId,
     event: &WebhookEvent,
 ) -> Result<Enqueued, sqlx::Error> {
+    // Recorded whether or not any webhook subscribes: the log is what admins read.
+    crate::store::events::record(conn, org, event, now_micros()).await?;
     let (event_type, data) = (event.event_type(), event.data());
     let patterns = keyward_core::api::webhooks::patterns_matching(event_type);
     let endpoints = store::subscribed(conn, org, &patterns).await?;
@@ -887,6 +890,18 @@ impl Worker {
             Ok(n) if n > 0 => tracing::info!(deliveries = n, "old webhook deliveries deleted"),
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "webhook retention failed"),
+        }
+        // The event log keeps the same horizon as the deliveries of its events.
+        let pruned = match self.pool.acquire().await {
+            Ok(mut conn) => {
+                crate::store::events::prune(&mut conn, self.config.retention_days).await
+            }
+            Err(e) => Err(e),
+        };
+        match pruned {
+            Ok(n) if n > 0 => tracing::info!(events = n, "old events deleted"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "event log retention failed"),
         }
     }
 }

@@ -6,6 +6,7 @@
 pub mod alerts;
 pub mod audit;
 pub mod auth;
+pub mod events;
 pub mod gateway;
 pub mod keys;
 pub mod limits;
@@ -19,6 +20,7 @@ pub mod webhooks;
 pub use alerts::{Alert, AlertFilter, AlertList, AlertStatus, AlertsQuery};
 pub use audit::{AuditEntry, AuditHead, AuditVerifyReport, BrokenLink};
 pub use auth::{AdminInfo, ChangePasswordRequest, LoginRequest, LoginResponse, Role};
+pub use events::{EventsQuery, OrgEvent};
 pub use gateway::{
     GatewayGroup, GatewayQuery, GatewayUsage, KeyNetwork, KeyNetworkList, StatusCounts,
 };

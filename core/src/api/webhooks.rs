@@ -55,6 +55,7 @@ pub const EVENT_TYPES: &[&str] = &[
 /// else; no payload ever carries a secret.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(tag = "type", content = "data")]
 pub enum WebhookEvent {
     /// The anomaly detector opened an alert.
@@ -144,6 +145,7 @@ impl WebhookEvent {
 /// `alert.opened`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct AlertOpenedData {
     pub alert_id: Uuid,
     pub key_id: KeyId,
@@ -159,6 +161,7 @@ pub struct AlertOpenedData {
 /// `alert.acked`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct AlertAckedData {
     pub alert_id: Uuid,
     pub key_id: KeyId,
@@ -170,6 +173,7 @@ pub struct AlertAckedData {
 /// `alert.resolved`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct AlertResolvedData {
     pub alert_id: Uuid,
     pub key_id: KeyId,
@@ -179,6 +183,7 @@ pub struct AlertResolvedData {
 /// `key.created`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct KeyCreatedData {
     pub key_id: KeyId,
     pub name: String,
@@ -193,6 +198,7 @@ pub struct KeyCreatedData {
 /// `key.revoked`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct KeyRevokedData {
     pub key_id: KeyId,
     pub name: String,
@@ -207,6 +213,7 @@ pub struct KeyRevokedData {
 /// `key.rotated`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct KeyRotatedData {
     /// The rotated (retiring) key.
     pub key_id: KeyId,
@@ -219,6 +226,7 @@ pub struct KeyRotatedData {
 /// `key.expired`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct KeyExpiredData {
     pub key_id: KeyId,
     pub name: String,
@@ -228,6 +236,7 @@ pub struct KeyExpiredData {
 /// `key.expiring` and `key.unused`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct KeyNoticeData {
     pub key_id: KeyId,
     pub name: String,
@@ -240,6 +249,7 @@ pub struct KeyNoticeData {
 /// `limit.soft_threshold` and `limit.quota_exceeded`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct LimitEventData {
     pub key_id: KeyId,
     /// The rule's policy name (`daily`, `monthly` for quotas).
@@ -254,6 +264,7 @@ pub struct LimitEventData {
 /// `webhook.test`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct WebhookTestData {
     pub webhook_id: Uuid,
     pub org_id: OrgId,
@@ -279,6 +290,29 @@ pub fn is_valid_pattern(pattern: &str) -> bool {
             .any(|t| t.strip_prefix(prefix).is_some_and(|r| r.starts_with('.'))),
         _ => false,
     }
+}
+
+/// Every valid pattern ([`is_valid_pattern`]): `*`, each `<category>.*`, each type.
+pub fn all_patterns() -> Vec<String> {
+    let mut out = vec!["*".to_owned()];
+    for t in EVENT_TYPES {
+        for p in patterns_matching(t).into_iter().skip(1) {
+            if !out.contains(&p) {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+/// The OpenAPI schema of a pattern: a string, one of [`all_patterns`].
+#[cfg(feature = "openapi")]
+pub fn pattern_schema() -> utoipa::openapi::schema::Object {
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(all_patterns()))
+        .build()
 }
 
 /// Every pattern that selects `event_type`: `*`, the type itself and each `<prefix>.*` above it
@@ -523,6 +557,15 @@ mod tests {
             assert_eq!(json["data"], event.data());
             let back: WebhookEvent = serde_json::from_value(json).unwrap();
             assert_eq!(back, event);
+        }
+    }
+
+    #[test]
+    fn every_listed_pattern_is_valid() {
+        let all = all_patterns();
+        assert!(all.iter().all(|p| is_valid_pattern(p)), "{all:?}");
+        for p in ["*", "key.*", "key.expired", "limit.*", "alert.acked"] {
+            assert!(all.iter().any(|a| a == p), "{p}");
         }
     }
 

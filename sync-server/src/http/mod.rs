@@ -4,6 +4,7 @@
 pub mod alerts;
 pub mod audit;
 pub mod auth;
+pub mod events;
 pub mod gateway_usage;
 pub mod keys;
 pub mod limits;
@@ -88,6 +89,7 @@ pub fn router(state: AppState) -> Router {
         .route("/gw/{*path}", any(crate::gateway::forward))
         .route("/v1/whoami", get(verify::whoami))
         .route("/v1/verify", post(verify::verify))
+        .route("/v1/events", get(events::list))
         .route("/v1/audit", get(audit::list))
         .route("/v1/audit/verify", get(audit::verify_chain))
         .route("/v1/sync/pull", get(sync::pull))

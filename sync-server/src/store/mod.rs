@@ -5,6 +5,7 @@
 pub mod admins;
 pub mod alerts;
 pub mod audit;
+pub mod events;
 pub mod keys;
 pub mod limits;
 pub mod orgs;

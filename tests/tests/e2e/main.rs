@@ -10,6 +10,7 @@ mod cli;
 mod client_address;
 mod cross_node;
 mod desktop;
+mod events;
 mod gateway;
 mod hardening;
 mod isolation;

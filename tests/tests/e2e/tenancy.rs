@@ -276,6 +276,13 @@ async fn another_organisation_reaches_nothing_on_any_route() {
             Nothing,
         ),
         (Method::GET, "/v1/audit".into(), None, Nothing),
+        (Method::GET, "/v1/events".into(), None, Nothing),
+        (
+            Method::GET,
+            format!("/v1/events?key_id={id}"),
+            None,
+            Nothing,
+        ),
         (Method::GET, "/v1/sync/pull?since=0".into(), None, Nothing),
         (
             Method::POST,

@@ -10,7 +10,7 @@ import { listen, type UnlistenFn } from "@tauri-apps/api/event";
 import { save } from "@tauri-apps/plugin-dialog";
 import type {
   Alert, AlertStatus, AlertsView, AuditEntry, CommandError, Dashboard, DashboardPeriod, FieldError, GatewayPeriod, GatewaySnapshot,
-  Granularity, IssuedKey, KeyDetail, KeyEdit, KeyFilter, KeyList, KeyListItem, LimitsSnapshot, NetworksSnapshot, NewKeyForm,
+  Granularity, IssuedKey, KeyDetail, KeyEdit, KeyEventsView, KeyFilter, KeyList, KeyListItem, LimitsSnapshot, NetworksSnapshot, NewKeyForm,
   ReportFormat, ReportRequest, ReportSaved, Revocation, Session, SyncStatus, Thresholds, UsageSeries,
 } from "../bindings";
 
@@ -93,6 +93,8 @@ export const dashboard = (period: DashboardPeriod) => call<Dashboard>("dashboard
 /** Alerts as last synced; `null`: every status. */
 export const alerts = (status: AlertStatus | null) => call<AlertsView>("alerts", { status });
 export const ackAlert = (id: string) => call<Alert>("ack_alert", { id });
+/** The organisation's events (key revoked, expired, quota exceeded...) as last synced, newest first. */
+export const events = () => call<KeyEventsView>("events");
 export const saveReport = (request: ReportRequest) => call<ReportSaved>("save_report", { request });
 
 /**

@@ -8,7 +8,7 @@ vi.mock("../api/commands", async () => (await import("../test/fixtures")).comman
 import * as api from "../api/commands";
 import { App } from "../app";
 import type { AlertStatus } from "../bindings";
-import { alertOf, list, online, session, viewer } from "../test/fixtures";
+import { KEY_ID, alertOf, keyEventOf, list, online, session, viewer } from "../test/fixtures";
 
 const mocked = vi.mocked(api);
 const SYNCED = new Date(Date.now() - 2 * 60_000).toISOString();
@@ -28,6 +28,7 @@ beforeEach(() => {
     items: all.filter((a) => status === null || a.status === status),
     synced_at: SYNCED,
   }));
+  mocked.events.mockResolvedValue({ items: [], synced_at: SYNCED });
 });
 afterEach(() => {
   cleanup();
@@ -120,5 +121,73 @@ describe("alerts", () => {
     const empty = await screen.findByTestId("alerts-empty");
     expect(empty.textContent).toContain("No alerts synced yet");
     expect(screen.getByTestId("alerts-state").textContent).toBe("not synced yet");
+  });
+});
+
+const SUCCESSOR = "01a2115c-e4c9-7290-8ca9-000000000002";
+const expiredEvent = keyEventOf({ id: "ev-1", created_at: new Date(Date.now() - 60_000).toISOString() });
+const revokedEvent = keyEventOf({
+  id: "ev-2", type: "key.revoked", key_name: "Mobile app", created_at: new Date(Date.now() - 3_600_000).toISOString(),
+  data: { key_id: KEY_ID, name: "Mobile app", revoked_at: "2026-11-25T08:00:00Z", reason: "leaked in a log", replaced_by: SUCCESSOR },
+});
+const quotaEvent = keyEventOf({
+  id: "ev-3", type: "limit.quota_exceeded", key_name: "Deploy bot", created_at: new Date(Date.now() - 7_200_000).toISOString(),
+  // 20417: 2025-11-25 as days since the epoch.
+  data: { key_id: KEY_ID, rule: "daily", window_index: 20417, used: 1000, limit: 1000, at: "2025-11-25T07:00:00Z" },
+});
+
+describe("key events", () => {
+  beforeEach(() => {
+    mocked.events.mockResolvedValue({ items: [expiredEvent, revokedEvent, quotaEvent], synced_at: SYNCED });
+  });
+
+  it("lists the synced events with a readable type, the key, when and the salient payload", async () => {
+    render(<App />);
+    await screen.findByTestId("events-table");
+    expect(mocked.events).toHaveBeenCalled();
+    const rows = screen.getAllByTestId("event-row");
+    expect(rows.map((r) => r.getAttribute("data-event-type"))).toEqual(["key.expired", "key.revoked", "limit.quota_exceeded"]);
+    expect(screen.getAllByTestId("event-label").map((l) => l.textContent)).toEqual(["Expired", "Revoked", "Quota exceeded"]);
+    const details = screen.getAllByTestId("event-detail").map((d) => d.textContent);
+    expect(details[0]).toContain("expired 2026-11-25 09:59 UTC");
+    expect(details[1]).toContain("reason: leaked in a log");
+    expect(details[1]).toContain("replaced by its successor");
+    expect(details[2]).toContain("daily: 1,000 of 1,000, day 2025-11-25");
+    expect(rows[0]!.textContent).toContain("1 min ago");
+    expect(rows[1]!.textContent).toContain("Mobile app");
+    expect(screen.getByTestId("events-state").textContent).toBe("pulled 2 min ago");
+  });
+
+  it("links each event's key, and a revocation's successor", async () => {
+    render(<App />);
+    await screen.findByTestId("events-table");
+    expect(screen.getByTestId("event-replaced-by").getAttribute("href")).toBe(`#/keys/${SUCCESSOR}`);
+    fireEvent.click(screen.getAllByTestId("event-key")[0]!);
+    await waitFor(() => expect(window.location.hash).toBe(`#/keys/${KEY_ID}`));
+  });
+
+  it("filters by category", async () => {
+    render(<App />);
+    await screen.findByTestId("events-table");
+    fireEvent.click(screen.getByTestId("events-filter-limit"));
+    await waitFor(() => expect(screen.getAllByTestId("event-row").length).toBe(1));
+    expect(screen.getByTestId("event-label").textContent).toBe("Quota exceeded");
+    fireEvent.click(screen.getByTestId("events-filter-alert"));
+    await screen.findByTestId("events-empty");
+    fireEvent.click(screen.getByTestId("events-filter-all"));
+    await waitFor(() => expect(screen.getAllByTestId("event-row").length).toBe(3));
+  });
+
+  it("shows what was last pulled when offline, and says when nothing was", async () => {
+    mocked.syncStatus.mockResolvedValue({ ...online, online: false, last_error: "offline" });
+    render(<App />);
+    await screen.findByTestId("events-table");
+    expect(screen.getAllByTestId("event-row").length).toBe(3);
+    cleanup();
+    mocked.events.mockResolvedValue({ items: [], synced_at: null });
+    render(<App />);
+    const empty = await screen.findByTestId("events-empty");
+    expect(empty.textContent).toContain("No key events pulled yet");
+    expect(screen.getByTestId("events-state").textContent).toBe("not pulled yet");
   });
 });

@@ -1,7 +1,11 @@
 // Alerts as last synced (the replica): open, acknowledged and resolved, with Acknowledge for
 // open ones. Acknowledging needs the server: offline the backend refuses it with a message.
+// Below them, "Key events": the organisation's events (GET /v1/events — key revoked, expired,
+// quota exceeded...), pulled with the analytics and read from the replica, so offline they show
+// the last pull and when it was made.
+import type { ComponentChildren } from "preact";
 import { useEffect, useState } from "preact/hooks";
-import type { Alert, AlertStatus, AlertsView, CommandError } from "../bindings";
+import type { Alert, AlertStatus, AlertsView, CommandError, KeyEvent, KeyEventsView } from "../bindings";
 import * as api from "../api/commands";
 import { useApp } from "../app";
 import { Banner } from "../components/Fields";
@@ -118,6 +122,179 @@ export function AlertsScreen() {
                       </button>
                     )}
                   </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
+      )}
+      <KeyEvents />
+    </section>
+  );
+}
+
+type EventType = KeyEvent["type"];
+
+/** Each event type as the table shows it. */
+export const EVENT_LABEL: Record<EventType, string> = {
+  "key.created": "Created",
+  "key.revoked": "Revoked",
+  "key.rotated": "Rotated",
+  "key.expiring": "Expiring soon",
+  "key.expired": "Expired",
+  "key.unused": "Unused",
+  "limit.soft_threshold": "Soft limit reached",
+  "limit.quota_exceeded": "Quota exceeded",
+  "alert.opened": "Alert opened",
+  "alert.acked": "Alert acknowledged",
+  "alert.resolved": "Alert resolved",
+  "webhook.test": "Test event",
+};
+
+type Category = "key" | "limit" | "alert" | null;
+const CATEGORIES: { value: Category; label: string; testid: string }[] = [
+  { value: null, label: "All", testid: "events-filter-all" },
+  { value: "key", label: "Keys", testid: "events-filter-key" },
+  { value: "limit", label: "Limits", testid: "events-filter-limit" },
+  { value: "alert", label: "Alerts", testid: "events-filter-alert" },
+];
+
+/** The period a quota's window index names: a UTC day or month. */
+function quotaWindow(rule: string, index: number): string {
+  if (rule === "daily") return `day ${new Date(index * 86_400_000).toISOString().slice(0, 10)}`;
+  if (rule === "monthly") {
+    const year = 1970 + Math.floor(index / 12);
+    return `month ${year}-${String((index % 12) + 1).padStart(2, "0")}`;
+  }
+  return "";
+}
+
+function KeyLink(props: { id: string; children: ComponentChildren; testid?: string }) {
+  const app = useApp();
+  const href = `/keys/${encodeURIComponent(props.id)}`;
+  return (
+    <a
+      href={`#${href}`}
+      data-testid={props.testid}
+      onClick={(e) => {
+        e.preventDefault();
+        app.go(href);
+      }}
+    >
+      {props.children}
+    </a>
+  );
+}
+
+/** What matters in an event's payload, in a few words (and links). */
+function EventDetail(props: { event: KeyEvent }) {
+  const e = props.event;
+  switch (e.type) {
+    case "key.created":
+      return (
+        <>
+          {e.data.environment}
+          {e.data.expires_at && `, expires ${shortDate(e.data.expires_at)}`}
+          {e.data.rotated_from && <>, successor of <KeyLink id={e.data.rotated_from}>the rotated key</KeyLink></>}
+        </>
+      );
+    case "key.revoked":
+      return (
+        <>
+          {e.data.reason ? `reason: ${e.data.reason}` : "no reason given"}
+          {e.data.replaced_by && (
+            <>, replaced by <KeyLink id={e.data.replaced_by} testid="event-replaced-by">its successor</KeyLink></>
+          )}
+        </>
+      );
+    case "key.rotated":
+      return (
+        <>
+          retires {shortDate(e.data.retires_at)}, replaced by{" "}
+          <KeyLink id={e.data.new_key_id} testid="event-replaced-by">its successor</KeyLink>
+        </>
+      );
+    case "key.expiring":
+      return <>expires {shortDate(e.data.expires_at)}{e.data.within_days != null && ` (within ${e.data.within_days} d)`}</>;
+    case "key.expired":
+      return <>expired {shortDate(e.data.expires_at)}</>;
+    case "key.unused":
+      return <>{e.data.last_used_at ? `last used ${shortDate(e.data.last_used_at)}` : "never used"}</>;
+    case "limit.soft_threshold":
+    case "limit.quota_exceeded": {
+      const window = quotaWindow(e.data.rule, e.data.window_index);
+      return (
+        <>
+          {e.data.rule}: {measure(e.data.used)} of {measure(e.data.limit)}
+          {window ? `, ${window}` : `, at ${shortDate(e.data.at)}`}
+        </>
+      );
+    }
+    case "alert.opened":
+      return <>{e.data.kind.replace(/_/g, " ")}{e.data.detail && `: ${e.data.detail}`}</>;
+    case "alert.acked":
+      return <>{e.data.kind.replace(/_/g, " ")}, by {e.data.acked_by}</>;
+    case "alert.resolved":
+      return <>{e.data.kind.replace(/_/g, " ")}</>;
+    case "webhook.test":
+      return <>{e.data.message}</>;
+  }
+}
+
+/** The organisation's events as last pulled, newest first, filtered by category here. */
+function KeyEvents() {
+  const app = useApp();
+  const [view, setView] = useState<KeyEventsView | null>(null);
+  const [loading, setLoading] = useState(true);
+  const [error, setError] = useState<CommandError | null>(null);
+  const [category, setCategory] = useState<Category>(null);
+
+  useEffect(() => {
+    let alive = true;
+    app
+      .quiet(api.events())
+      .then((v) => alive && setView(v))
+      .catch((e: unknown) => alive && setError(api.toCommandError(e)))
+      .finally(() => alive && setLoading(false));
+    return () => {
+      alive = false;
+    };
+  }, [app.status.last_sync_at]);
+
+  const items = (view?.items ?? []).filter((e) => category === null || e.type.startsWith(`${category}.`));
+  return (
+    <section class="key-events" data-testid="key-events" aria-busy={loading} aria-labelledby="key-events-title">
+      <header class="page-head">
+        <h3 id="key-events-title">Key events</h3>
+        <Segmented label="Event category" choices={CATEGORIES} value={category} onChange={setCategory} testid={(c) => c.testid} />
+        <span class="spacer" />
+        <span class="muted small" data-testid="events-state">
+          {loading ? "loading…" : view ? (view.synced_at ? `pulled ${relativeTime(view.synced_at)}` : "not pulled yet") : ""}
+        </span>
+      </header>
+      <Banner error={error} testid="events-error" />
+      {!loading && !error && items.length === 0 && (
+        <p class="empty" data-testid="events-empty">
+          {view?.synced_at ? "No key events here." : "No key events pulled yet: they arrive with the next sync while online."}
+        </p>
+      )}
+      {items.length > 0 && (
+        <div class="table-wrap">
+          <table class="limits-table" data-testid="events-table">
+            <thead>
+              <tr>
+                <th scope="col">Event</th><th scope="col">Key</th><th scope="col">When</th><th scope="col">Details</th>
+              </tr>
+            </thead>
+            <tbody>
+              {items.map((e) => (
+                <tr key={e.id} data-testid="event-row" data-event-type={e.type}>
+                  <td><span class={`badge event-${e.type.split(".")[0]}`} data-testid="event-label">{EVENT_LABEL[e.type] ?? e.type}</span></td>
+                  <td>
+                    {e.key_id ? <KeyLink id={e.key_id} testid="event-key">{e.key_name || e.key_id}</KeyLink> : "—"}
+                  </td>
+                  <td class="nowrap" title={shortDate(e.created_at)}>{relativeTime(e.created_at)}</td>
+                  <td data-testid="event-detail"><EventDetail event={e} /></td>
                 </tr>
               ))}
             </tbody>

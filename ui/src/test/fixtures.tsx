@@ -1,7 +1,7 @@
 // Shared test data and the mocked commands module (tests substitute ../api/commands with it).
 import { vi } from "vitest";
 import type {
-  Alert, ApiKey, AuditEntry, CommandError, KeyList, KeyListItem, LimitsSnapshot, LimitUsage, Session, SyncStatus,
+  Alert, ApiKey, AuditEntry, CommandError, KeyEvent, KeyList, KeyListItem, LimitsSnapshot, LimitUsage, Session, SyncStatus,
 } from "../bindings";
 import type * as Commands from "../api/commands";
 
@@ -15,7 +15,7 @@ export async function commandsMock() {
     login: vi.fn(), logout: vi.fn(), currentSession: vi.fn(), listKeys: vi.fn(), getKey: vi.fn(),
     createKey: vi.fn(), updateKey: vi.fn(), revokeKey: vi.fn(), rotateKey: vi.fn(), auditLog: vi.fn(),
     syncStatus: vi.fn(), syncNow: vi.fn(), keyUsage: vi.fn(), keyLimits: vi.fn(), dashboard: vi.fn(),
-    alerts: vi.fn(), ackAlert: vi.fn(), saveReport: vi.fn(), chooseReportPath: vi.fn(),
+    alerts: vi.fn(), ackAlert: vi.fn(), events: vi.fn(), saveReport: vi.fn(), chooseReportPath: vi.fn(),
     keyGateway: vi.fn(), keyNetworks: vi.fn(), alertSettings: vi.fn(), setAlertSettings: vi.fn(),
     changePassword: vi.fn(), logoutEverywhere: vi.fn(), onSyncStatus: vi.fn(),
   };
@@ -93,4 +93,13 @@ export function alertOf(over: Partial<Alert> = {}): Alert {
     window_start: "2026-11-25T09:00:00Z", window_secs: 300, detail: "12x the usual rate",
     opened_at: "2026-11-25T09:10:00Z", last_seen_at: "2026-11-25T09:50:00Z", acked_at: null, resolved_at: null, ...over,
   };
+}
+
+/** A key event as `events` lists it (by default: the key expired). */
+export function keyEventOf(over: Partial<KeyEvent> = {}): KeyEvent {
+  return {
+    id: "ev-1", key_id: KEY_ID, key_name: "Deploy bot", created_at: "2026-11-25T10:00:00Z",
+    type: "key.expired", data: { key_id: KEY_ID, name: "Deploy bot", expires_at: "2026-11-25T09:59:58Z" },
+    ...over,
+  } as KeyEvent;
 }
