@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Run every test: formatting, clippy, then the workspace's unit, property and end-to-end tests
-# against a real PostgreSQL and Redis (started here if they are down). CI runs exactly this.
+# against a real PostgreSQL and Redis (started here if they are down), then schemathesis over
+# /openapi.json. CI runs exactly this.
 #
 # Usage: scripts/test.sh [TEST-RUNNER-ARGS...]   e.g. scripts/test.sh -E 'test(login)'
 #   Extra arguments go to `cargo nextest run` (or `cargo test` when nextest is unavailable).

@@ -26,11 +26,100 @@ where
     type Rejection = AppError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(req, state).await {
+        if !json_content_type(req.headers()) {
+            return Err(AppError::UnsupportedMediaType);
+        }
+        let bytes = match axum::body::Bytes::from_request(req, state).await {
+            Ok(bytes) => bytes,
+            Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                return Err(AppError::PayloadTooLarge);
+            }
+            Err(_) => return Err(AppError::MalformedBody("the body could not be read".into())),
+        };
+        // Every request body is a JSON object; serde would also read a struct from an array.
+        if bytes.trim_ascii_start().first() == Some(&b'[') {
+            return Err(AppError::field(
+                "body",
+                "invalid_type",
+                "must be a JSON object",
+            ));
+        }
+        match axum::Json::<T>::from_bytes(&bytes) {
             Ok(axum::Json(v)) => Ok(AppJson(v)),
+            Err(rejection @ JsonRejection::JsonDataError(_)) => {
+                // JSON has one number type: `5.0` is the integer 5 (and the document's `integer`
+                // admits it), but serde refuses it for an integer field. Only on that refusal
+                // (never on the common path) the body is read again with such numbers written
+                // as integers.
+                match integral_floats_as_integers(&bytes)
+                    .map(|fixed| axum::Json::<T>::from_bytes(&fixed))
+                {
+                    Some(Ok(axum::Json(v))) => Ok(AppJson(v)),
+                    _ => Err(json_rejection(rejection)),
+                }
+            }
             Err(rejection) => Err(json_rejection(rejection)),
         }
     }
+}
+
+/// `application/json` or `application/<anything>+json`, as `axum::Json` accepts.
+fn json_content_type(headers: &axum::http::HeaderMap) -> bool {
+    let Some(value) = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let essence = value
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+/// The body with every integral floating-point number (`5.0`, `1e3`) written as an integer, or
+/// `None` when it holds none (or is not JSON).
+fn integral_floats_as_integers(bytes: &[u8]) -> Option<Vec<u8>> {
+    fn walk(value: &mut serde_json::Value) -> bool {
+        match value {
+            serde_json::Value::Number(n) => {
+                let Some(f) = n.as_f64().filter(|_| n.is_f64()) else {
+                    return false;
+                };
+                // Exactly representable integers only (|f| <= 2^53).
+                if f.fract() != 0.0 || f.abs() > 9_007_199_254_740_992.0 {
+                    return false;
+                }
+                *n = serde_json::Number::from(f as i64);
+                true
+            }
+            serde_json::Value::Array(items) => {
+                // Every element, not only up to the first change.
+                let mut changed = false;
+                for v in items {
+                    changed |= walk(v);
+                }
+                changed
+            }
+            serde_json::Value::Object(map) => {
+                let mut changed = false;
+                for v in map.values_mut() {
+                    changed |= walk(v);
+                }
+                changed
+            }
+            _ => false,
+        }
+    }
+    let mut value: serde_json::Value = serde_json::from_slice(bytes).ok()?;
+    if !walk(&mut value) {
+        return None;
+    }
+    serde_json::to_vec(&value).ok()
 }
 
 /// Like [`AppJson`], but a request with no body at all means `T::default()`: `POST .../revoke`
@@ -253,6 +342,18 @@ mod tests {
             "Failed to deserialize the JSON body into the target type: missing field `name` at line 1 column 2",
         );
         assert_eq!((e.field.as_str(), e.code.as_str()), ("name", "required"));
+    }
+
+    #[test]
+    fn integral_floats_are_read_as_integers() {
+        let fixed = integral_floats_as_integers(br#"{"a": 5.0, "b": [1e3, 0.5], "c": "6.0"}"#);
+        let fixed: serde_json::Value = serde_json::from_slice(&fixed.unwrap()).unwrap();
+        assert_eq!(
+            fixed,
+            serde_json::json!({"a": 5, "b": [1000, 0.5], "c": "6.0"})
+        );
+        assert_eq!(integral_floats_as_integers(br#"{"a": 5, "b": 0.5}"#), None);
+        assert_eq!(integral_floats_as_integers(b"not json"), None);
     }
 
     #[test]

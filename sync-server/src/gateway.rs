@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, header};
 use axum::response::{IntoResponse, Response};
 use keyward_core::Environment;
 use reqwest::Url;
@@ -194,7 +194,9 @@ fn problem(status: axum::http::StatusCode, code: &'static str, detail: String) -
 /// the upstream gets `X-Keyward-Key-Id`, `X-Keyward-Org-Id`, `X-Keyward-Environment` and
 /// `X-Keyward-Scopes`, never the credential.
 #[utoipa::path(get, path = "/gw/{path}", tag = "gateway", security(("api_key" = [])),
-    params(("path" = String, Path, description = "path forwarded to the upstream")),
+    params(("path" = String, Path, pattern = r"^([^/\\.][^/\\]*|\.[^/\\.][^/\\]*|\.\.[^/\\]+)$",
+            description = "path forwarded to the upstream (one segment here; `/gw/a/b` forwards `/a/b`). \
+                           Never a dot segment (`.`, `..`) nor a backslash or an encoded slash or backslash")),
     responses((status = 200, description = "the upstream's answer, passed through with the rate-limit fields"),
               (status = 400, description = "`invalid_path`: a path that would leave the upstream's base path", body = keyward_core::api::Problem),
               (status = 401, body = keyward_core::api::Problem),
@@ -207,6 +209,24 @@ pub async fn forward(
     ClientIp(ip): ClientIp,
     req: Request,
 ) -> Response {
+    // The methods HTTP APIs serve (and the document lists); never TRACE, CONNECT or extensions.
+    if !matches!(
+        *req.method(),
+        Method::GET
+            | Method::HEAD
+            | Method::POST
+            | Method::PUT
+            | Method::PATCH
+            | Method::DELETE
+            | Method::OPTIONS
+    ) {
+        let mut refused = AppError::MethodNotAllowed.into_response();
+        refused.headers_mut().insert(
+            axum::http::header::ALLOW,
+            HeaderValue::from_static("GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"),
+        );
+        return refused;
+    }
     let Some(gw) = state.gateway.as_deref() else {
         return problem(
             axum::http::StatusCode::SERVICE_UNAVAILABLE,

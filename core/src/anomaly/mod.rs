@@ -112,39 +112,49 @@ pub const MAX_NETWORK_WARMUP_HOURS: u32 = 30 * 24;
 pub struct Thresholds {
     /// How many standard deviations from the baseline a window must be to be anomalous, in both
     /// directions. Default 4.0; must be in (0, 100].
+    #[cfg_attr(feature = "openapi", schema(exclusive_minimum = 0.0, maximum = 100.0))]
     pub z_score: f64,
     /// A spike must also be at least this multiple of the expected value (a practical, not just
     /// statistical, difference). The rejected-burst detector uses it as "far above usual" too.
     /// Default 2.0; must be in [1, 1000]. 1 turns the check off.
+    #[cfg_attr(feature = "openapi", schema(minimum = 1.0, maximum = 1000.0))]
     pub spike_ratio: f64,
     /// A drop must also fall to at most this fraction of the expected value ("a collapse to near
     /// zero"). Default 0.1; must be in [0, 1).
+    #[cfg_attr(feature = "openapi", schema(minimum = 0.0, exclusive_maximum = 1.0))]
     pub drop_fraction: f64,
     /// Requests per window below which a key is too quiet for rate findings: a spike needs at
     /// least this many observed requests, a drop at least this many expected. Default 30
     /// (per five minutes).
     #[cfg_attr(feature = "ts", ts(type = "number"))]
+    #[cfg_attr(feature = "openapi", schema(maximum = 4294967295_u64))]
     pub min_volume: u64,
     /// Weight of the newest day in the exponentially weighted hour-of-day rate baselines, which
     /// learn once a day. Default 0.2, a half-life of about 3.1 days; must be in (0, 1]. 1 means
     /// "yesterday only".
+    #[cfg_attr(feature = "openapi", schema(exclusive_minimum = 0.0, maximum = 1.0))]
     pub ewma_alpha: f64,
     /// No rate findings before the detector has learned this many windows (and every
     /// hour-of-day baseline involved has learned two days). Default 864, three days of
     /// five-minute windows; must be in 1..=[`MAX_WARMUP_WINDOWS`].
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 129600))]
     pub warmup_windows: u32,
     /// Rejected attempts of one kind in one window that are a burst (if also far above the key's
     /// usual). Default 20 (per five minutes); must be at least 1.
     #[cfg_attr(feature = "ts", ts(type = "number"))]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 4294967295_u64))]
     pub rejected_burst: u64,
     /// Half-life of the key's usual rejected rate, which learns every window. Default 24
     /// hours; must be in 1..=[`MAX_REJECTED_HALF_LIFE_HOURS`].
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 720))]
     pub rejected_half_life_hours: u32,
     /// Traffic on a key whose previous use is more than this many days ago is reported.
     /// Default 30; must be in 1..=[`MAX_IDLE_DAYS`].
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 3650))]
     pub idle_days: u32,
     /// New networks are not reported during this many hours after the key's first observed
     /// call (everything is new then). Default 24; must be at most [`MAX_NETWORK_WARMUP_HOURS`].
+    #[cfg_attr(feature = "openapi", schema(maximum = 720))]
     pub network_warmup_hours: u32,
 }
 
@@ -205,9 +215,9 @@ impl Thresholds {
                 "must be between 1 and 129600",
             ),
             (
-                self.rejected_burst >= 1,
+                (1..=u64::from(u32::MAX)).contains(&self.rejected_burst),
                 "rejected_burst",
-                "must be at least 1",
+                "must be between 1 and 4294967295",
             ),
             (
                 (1..=MAX_REJECTED_HALF_LIFE_HOURS).contains(&self.rejected_half_life_hours),

@@ -247,8 +247,12 @@ pub enum KeyStatusFilter {
 pub struct ListKeysQuery {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<KeyStatusFilter>,
+    /// 1..=500, default 50.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", param(minimum = 1, maximum = 500))]
     pub limit: Option<u32>,
+    /// `next_cursor` of the previous page (a key id, base64url without padding).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", param(pattern = r"^[A-Za-z0-9_-]{21}[AQgw]$"))]
     pub cursor: Option<String>,
 }

@@ -22,13 +22,16 @@ pub struct RateLimitRule {
     pub algorithm: String,
     /// Units per window, 1–1,000,000.
     #[cfg_attr(feature = "ts", ts(type = "number"))]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 1_000_000))]
     pub limit: i64,
     /// 1 second to 1 day.
     #[cfg_attr(feature = "ts", ts(type = "number"))]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 86_400))]
     pub window_seconds: i64,
     /// `gcra` only: units that may pass at once (default: `limit`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "ts", ts(optional, type = "number"))]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 1_000_000))]
     pub burst: Option<i64>,
 }
 
@@ -40,9 +43,17 @@ pub struct RateLimitRule {
 pub struct Quota {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "ts", ts(optional, type = "number"))]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(minimum = 1, maximum = 100_000_000_000_i64)
+    )]
     pub daily: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "ts", ts(optional, type = "number"))]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(minimum = 1, maximum = 100_000_000_000_i64)
+    )]
     pub monthly: Option<i64>,
 }
 
@@ -68,12 +79,14 @@ pub struct Tier {
 #[serde(deny_unknown_fields)]
 pub struct CreateTierRequest {
     /// Lower-case slug: `[a-z0-9][a-z0-9_-]*`, at most 32 characters.
+    #[cfg_attr(feature = "openapi", schema(pattern = r"^[a-z0-9][a-z0-9_-]{0,31}$"))]
     pub name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_limits: Option<Vec<RateLimitRule>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quota: Option<Quota>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(exclusive_minimum = 0.0, maximum = 1.0))]
     pub soft_threshold: Option<f64>,
 }
 
@@ -92,6 +105,7 @@ pub struct UpdateTierRequest {
     #[cfg_attr(feature = "openapi", schema(value_type = Option<Quota>))]
     pub quota: Option<Option<Quota>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(exclusive_minimum = 0.0, maximum = 1.0))]
     pub soft_threshold: Option<f64>,
 }
 

@@ -20,6 +20,9 @@ pub struct Page<T> {
 #[serde(deny_unknown_fields)]
 pub struct PageQuery {
     /// 1..=500, default 50.
+    #[cfg_attr(feature = "openapi", param(minimum = 1, maximum = 500))]
     pub limit: Option<u32>,
+    /// `next_cursor` of the previous page (an id, base64url without padding).
+    #[cfg_attr(feature = "openapi", param(pattern = r"^[A-Za-z0-9_-]{21}[AQgw]$"))]
     pub cursor: Option<String>,
 }

@@ -392,9 +392,29 @@ pub struct PushRequest {
 /// A push as the server receives it: each operation kept as sent until [`PushOp::parse`]
 /// reads it on its own, so an unknown or malformed operation is refused alone.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ReceivedPush {
+    /// At most 500 operations, applied in order. Each is read on its own as a [`PushOp`]: an
+    /// unknown `kind` is answered `rejected` with `unknown_operation`, a missing, extra or
+    /// ill-typed field with `malformed_operation`, in that operation's result, while the others
+    /// apply. Only an operation without a UUID `op_id` refuses the whole push.
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<ReceivedOp>, max_items = 500))]
     pub ops: Vec<serde_json::Value>,
+}
+
+/// One operation as received, before its kind is read: the `op_id` its result is answered by;
+/// the rest is one of [`PushOp`]'s kinds.
+#[cfg(feature = "openapi")]
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct ReceivedOp {
+    /// Client-made UUIDv7; replaying it returns its first result and changes nothing.
+    op_id: Uuid,
+    /// `create_key`, `update_key`, `revoke_key` or `rotate_key` with the fields of that kind
+    /// ([`PushOp`]); anything else (not a string, an unknown name) is refused in this
+    /// operation's result, not by refusing the push.
+    kind: Option<serde_json::Value>,
 }
 
 /// Rotation made offline: the client generated the successor's id and token, and sends the hash.

@@ -23,18 +23,26 @@ pub struct Whoami {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct VerifyRequest {
-    /// The API key presented to the platform service.
+    /// The API key presented to the platform service; an empty one is refused (422): there is
+    /// nothing to verify.
+    #[cfg_attr(feature = "openapi", schema(min_length = 1))]
     pub key: String,
     /// A concrete scope the call needs, e.g. `achievements:write`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(pattern = r"^[a-z][a-z0-9_.-]{0,62}:[a-z][a-z0-9_.-]{0,62}$")
+    )]
     pub scope: Option<String>,
     /// Units this call consumes from the key's limits (1 when absent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 10_000))]
     pub cost: Option<u32>,
     /// The address the platform service saw the call come from. Believed only from a caller in
     /// the server's `verify_trusted_callers`; from any other caller it is ignored and the
     /// connection's own address is used (IP rules, last-used address, networks).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(schema_with = ip_address_or_null))]
     pub client_ip: Option<String>,
 }
 
@@ -124,4 +132,21 @@ pub struct VerifyResponse {
     /// `/v1/whoami` would (`RateLimit-Policy`, `RateLimit`, `X-RateLimit-*`, `Retry-After`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub headers: Option<std::collections::BTreeMap<String, String>>,
+}
+
+/// `client_ip`: an IPv4 or IPv6 address (as `std::net::IpAddr` parses it), or null.
+#[cfg(feature = "openapi")]
+fn ip_address_or_null() -> utoipa::openapi::schema::Schema {
+    use utoipa::openapi::schema::{AnyOfBuilder, KnownFormat, ObjectBuilder, SchemaFormat, Type};
+    let ip = |format| {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(SchemaFormat::KnownFormat(format)))
+    };
+    AnyOfBuilder::new()
+        .item(ip(KnownFormat::Ipv4))
+        .item(ip(KnownFormat::Ipv6))
+        .item(ObjectBuilder::new().schema_type(Type::Null))
+        .build()
+        .into()
 }

@@ -14,7 +14,10 @@ use crate::store;
 type Problem = keyward_core::api::Problem;
 
 /// The organisation's audit log, newest first.
-#[utoipa::path(get, path = "/v1/audit", tag = "audit", security(("session" = [])), params(PageQuery),
+#[utoipa::path(get, path = "/v1/audit", tag = "audit", security(("session" = [])), params(
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 500, description = "1..=500, default 50"),
+        ("cursor" = Option<String>, Query, pattern = r"^[1-9][0-9]{0,17}$",
+         description = "`next_cursor` of the previous page (a sequence number)")),
     responses((status = 200, body = Page<AuditEntry>), (status = 401, body = Problem), (status = 422, body = Problem)))]
 pub async fn list(
     State(state): State<AppState>,
@@ -26,7 +29,13 @@ pub async fn list(
     let before = errs.check(
         q.cursor
             .as_deref()
-            .map(|c| c.parse::<i64>().ok().filter(|n| *n > 0))
+            .map(|c| {
+                // Exactly what the document's pattern allows: no sign, no leading zero.
+                let plain = (1..=18).contains(&c.len())
+                    && !c.starts_with('0')
+                    && c.bytes().all(|b| b.is_ascii_digit());
+                plain.then(|| c.parse::<i64>().ok()).flatten()
+            })
             .map(|c| {
                 c.ok_or_else(|| {
                     FieldError::new(

@@ -188,7 +188,7 @@ pub async fn update(
 
 /// Revokes now, or after a grace period. Revocation only ever moves earlier: a second call can
 /// shorten the grace, never extend it or undo it.
-#[utoipa::path(post, path = "/v1/keys/{id}/revoke", tag = "keys", security(("session" = [])), request_body = RevokeKeyRequest,
+#[utoipa::path(post, path = "/v1/keys/{id}/revoke", tag = "keys", security(("session" = [])), request_body = Option<RevokeKeyRequest>,
     params(("id" = String, Path, description = "key id")),
     responses((status = 200, body = ApiKey), (status = 401, body = Problem), (status = 403, body = Problem),
               (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
@@ -210,7 +210,7 @@ pub async fn revoke(
 
 /// Issues a successor with every setting of the old key and retires the old one after a grace
 /// period (0 for a leaked key). Both share a lineage, so their usage reads as one history.
-#[utoipa::path(post, path = "/v1/keys/{id}/rotate", tag = "keys", security(("session" = [])), request_body = RotateKeyRequest,
+#[utoipa::path(post, path = "/v1/keys/{id}/rotate", tag = "keys", security(("session" = [])), request_body = Option<RotateKeyRequest>,
     params(("id" = String, Path, description = "key id")),
     responses((status = 201, body = RotatedKey), (status = 401, body = Problem), (status = 403, body = Problem),
               (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]

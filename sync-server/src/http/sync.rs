@@ -7,7 +7,7 @@ use keyward_core::api::ApiKey;
 use keyward_core::api::sync::{DEFAULT_PULL_LIMIT, MAX_PULL_LIMIT, MAX_PUSH_OPS};
 use keyward_core::api::{
     Change, ChangeOp, Entity, FieldError, OpParseError, OpResult, OpStatus, PullQuery,
-    PullResponse, PushOp, PushRequest, PushResponse, ReceivedPush, RefusalCode,
+    PullResponse, PushOp, PushResponse, ReceivedPush, RefusalCode,
 };
 use keyward_core::validate::FieldErrors;
 use sqlx::PgConnection;
@@ -113,7 +113,7 @@ fn change(
 /// Each operation is read on its own ([`PushOp::parse`]): an unknown kind is rejected
 /// `unknown_operation`, a malformed one `malformed_operation`, and the others still apply. Only
 /// an operation without a UUID `op_id` (nothing to answer it by) refuses the whole push (422).
-#[utoipa::path(post, path = "/v1/sync/push", tag = "sync", security(("session" = [])), request_body = PushRequest,
+#[utoipa::path(post, path = "/v1/sync/push", tag = "sync", security(("session" = [])), request_body = ReceivedPush,
     responses((status = 200, body = PushResponse), (status = 401, body = Problem), (status = 403, body = Problem),
               (status = 422, body = Problem)))]
 pub async fn push(

@@ -232,6 +232,17 @@ async fn report_page(
         .map_err(PageError::Database)
 }
 
+/// The JSON report (`format=json`), written as a stream: the period, its rows and their sum.
+/// Only describes the document; the handler writes the JSON itself.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct UsageReport {
+    from: chrono::DateTime<chrono::Utc>,
+    to: chrono::DateTime<chrono::Utc>,
+    rows: Vec<ReportRow>,
+    total: keyward_core::api::UsageTotals,
+}
+
 /// Calls per key and UTC day over any period (default the last 30 days), with a total, as CSV
 /// (default) or JSON. Streamed: the rows are read page by page (keyset, 2,000 rows), each page on
 /// a pooled connection held only for its query, so a year of a thousand keys never sits in
@@ -241,7 +252,8 @@ async fn report_page(
 /// `Retry-After`. Each page is read as of its own moment: past days do not change, today's rows
 /// may have grown between pages; the total is the sum of the rows sent.
 #[utoipa::path(get, path = "/v1/reports/usage", tag = "usage", security(("session" = [])), params(ReportQuery),
-    responses((status = 200, description = "text/csv or application/json", body = [ReportRow]),
+    responses((status = 200, description = "CSV (`format=csv`, the default) or JSON rows",
+                content((String = "text/csv"), (UsageReport = "application/json"))),
               (status = 401, body = Problem), (status = 422, body = Problem),
               (status = 503, description = "`reports_busy`: too many reports at once (see `Retry-After`)", body = Problem)))]
 pub async fn report(

@@ -233,6 +233,13 @@ async fn verify_inner(
     req: VerifyRequest,
 ) -> AppResult<Json<VerifyResponse>> {
     let mut errs = FieldErrors::new();
+    if req.key.trim().is_empty() {
+        errs.push(FieldError::new(
+            "key",
+            "required",
+            "must not be empty: send the key the caller presented",
+        ));
+    }
     let scope = errs.check(
         req.scope
             .as_deref()

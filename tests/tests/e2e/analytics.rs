@@ -480,10 +480,7 @@ async fn keys_expiring_or_unused_are_notified_once() {
         .collect();
     events.retain(|e| e != "key.created");
     events.sort();
-    assert_eq!(
-        events,
-        ["key.expiring", "key.expiring", "key.unused"]
-    );
+    assert_eq!(events, ["key.expiring", "key.expiring", "key.unused"]);
 }
 
 #[tokio::test]
