@@ -262,7 +262,9 @@ build_ui() {
     "$KW_ROOT/scripts/build-chart.sh" || return 1
     (cd "$KW_ROOT/ui" && npm run typecheck) || return 1
     if [ "${KW_UI_SKIP_TESTS:-0}" != 1 ]; then
-        (cd "$KW_ROOT/ui" && npm test) || return 1
+        mkdir -p "$KW_ROOT/artifacts"
+        (cd "$KW_ROOT/ui" && npm test -- --reporter=default --reporter=json \
+            --outputFile.json="$KW_ROOT/artifacts/ui-tests.json") || return 1
     fi
     (cd "$KW_ROOT/ui" && npm run build) || return 1
 }

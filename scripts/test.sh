@@ -59,11 +59,23 @@ else
     step clippy cargo clippy --workspace --all-targets "${locked[@]}" -- -D warnings
 fi
 
+mkdir -p artifacts
+rm -f artifacts/tests-junit.xml artifacts/desktop-junit.xml artifacts/chart-tests.log
+# nextest's JUnit report of the `ci` profile (scripts/test-summary.py counts tests per layer).
+junit="$KW_ROOT/target/nextest/${NEXTEST_PROFILE:-ci}/junit.xml"
+keep_junit() { [ ! -f "$junit" ] || cp "$junit" "artifacts/$1"; }
+
+rm -f "$junit"
 step "tests ($KW_TEST_RUNNER)" run_tests --workspace "${locked[@]}" --no-fail-fast "$@"
+keep_junit tests-junit.xml
 
 # chart/ is a workspace of its own (it builds for wasm32): its host-side tests, in the target
 # directory scripts/build-chart.sh builds it in.
-step "chart tests" cargo test --manifest-path chart/Cargo.toml --locked --target-dir "$CARGO_TARGET_DIR/chart"
+chart_tests() {
+    cargo test --manifest-path chart/Cargo.toml --locked --target-dir "$CARGO_TARGET_DIR/chart" \
+        2>&1 | tee artifacts/chart-tests.log
+}
+step "chart tests" chart_tests
 
 # /openapi.json against a live server: schemathesis with all its checks (scripts/schemathesis.sh).
 step schemathesis "$KW_ROOT/scripts/schemathesis.sh"
@@ -80,8 +92,12 @@ fi
 if [ "${KEYWARD_SKIP_DESKTOP_E2E:-0}" = 1 ]; then
     results+=("desktop e2e skipped")
 else
+    rm -f "$junit"
     step "desktop e2e" "$KW_ROOT/scripts/desktop-e2e.sh"
+    keep_junit desktop-junit.xml
 fi
+
+python3 "$KW_ROOT/scripts/test-summary.py" "$KW_ROOT/artifacts" >&2 || warn "no per-layer counts"
 
 summary="$(printf '%s, ' "${results[@]}")"
 if [ "$failed" -ne 0 ]; then
