@@ -195,7 +195,9 @@ pub struct ReportQuery {
     /// First day (UTC; a time is truncated to its day). Default: 30 days before `to`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub from: Option<DateTime<Utc>>,
-    /// End (exclusive). Default: now.
+    /// End (exclusive), in whole UTC days: a time within a day takes that whole day (rounded up
+    /// to the next midnight). Default: now, so today is included. At most 3,660 days once
+    /// rounded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub to: Option<DateTime<Utc>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

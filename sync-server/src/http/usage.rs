@@ -57,6 +57,36 @@ pub fn period(
     Ok((from, to))
 }
 
+/// A report's period in whole UTC days: `from` down to its day's start, `to` up to the next
+/// midnight unless it is one (a time within a day takes that whole day, so the default `to`, now,
+/// includes today), at most [`MAX_REPORT_DAYS`] days once rounded.
+fn report_days(
+    from: Option<DateTime<Utc>>,
+    to: Option<DateTime<Utc>>,
+) -> AppResult<(DateTime<Utc>, DateTime<Utc>)> {
+    let (from, to) = period(
+        from,
+        to,
+        Duration::days(30),
+        Duration::days(MAX_REPORT_DAYS),
+        "report",
+    )?;
+    let day_start = |t: DateTime<Utc>| t.date_naive().and_time(chrono::NaiveTime::MIN).and_utc();
+    let from = day_start(from);
+    let to = match day_start(to) {
+        midnight if midnight == to => to,
+        midnight => midnight + Duration::days(1),
+    };
+    if to - from > Duration::days(MAX_REPORT_DAYS) {
+        return Err(AppError::field(
+            "from",
+            "out_of_range",
+            format!("a report spans at most {MAX_REPORT_DAYS} whole UTC days"),
+        ));
+    }
+    Ok((from, to))
+}
+
 fn share(part: i64, totals: &UsageTotals) -> f64 {
     match totals.total() {
         0 => 0.0,
@@ -261,13 +291,7 @@ pub async fn report(
     session: AdminSession,
     AppQuery(q): AppQuery<ReportQuery>,
 ) -> AppResult<Response> {
-    let (from, to) = period(
-        q.from,
-        q.to,
-        Duration::days(30),
-        Duration::days(MAX_REPORT_DAYS),
-        "report",
-    )?;
+    let (from, to) = report_days(q.from, q.to)?;
     let format = q.format.unwrap_or_default();
     let org = session.org_id.into_uuid();
     let started = std::time::Instant::now();
@@ -501,6 +525,44 @@ mod tests {
         );
         assert_eq!(store::usage::report_next(&[row(25)], 2), None);
         assert_eq!(store::usage::report_next(&[], 2), None);
+    }
+
+    #[test]
+    fn reports_cover_whole_utc_days() {
+        let t = |s: &str| s.parse::<DateTime<Utc>>().unwrap();
+        let (from, to) = report_days(
+            Some(t("2025-01-31T17:45:00Z")),
+            Some(t("2025-02-02T00:00:01Z")),
+        )
+        .unwrap();
+        assert_eq!(
+            (from, to),
+            (t("2025-01-31T00:00:00Z"), t("2025-02-03T00:00:00Z"))
+        );
+        let (_, to) = report_days(
+            Some(t("2025-01-01T00:00:00Z")),
+            Some(t("2025-01-02T00:00:00Z")),
+        )
+        .unwrap();
+        assert_eq!(to, t("2025-01-02T00:00:00Z"), "midnight stays");
+        let from = t("2015-01-01T00:00:00Z");
+        assert!(report_days(Some(from), Some(from + Duration::days(MAX_REPORT_DAYS))).is_ok());
+        // One second more is one more day once rounded.
+        assert!(
+            report_days(
+                Some(from),
+                Some(from + Duration::days(MAX_REPORT_DAYS) + Duration::seconds(1))
+            )
+            .is_err()
+        );
+        // A `from` late in its day cannot stretch the span past the cap.
+        assert!(
+            report_days(
+                Some(from + Duration::hours(23)),
+                Some(from + Duration::days(MAX_REPORT_DAYS) + Duration::hours(1))
+            )
+            .is_err()
+        );
     }
 
     #[test]

@@ -272,19 +272,54 @@ async fn revocation_with_grace_takes_effect_later_and_only_shortens() {
         .await
         .unwrap();
     assert_eq!(later.revoked_at, k.revoked_at);
-    app.owner
+    // A shorter grace brings it forward: still working when revoked, refused once the new
+    // deadline passes, with no further change made.
+    let sooner = app
+        .owner
         .revoke_key(
             created.key.id,
             &RevokeKeyRequest {
-                grace_seconds: Some(0),
+                grace_seconds: Some(3),
                 reason: None,
             },
         )
         .await
         .unwrap();
+    let deadline = sooner.revoked_at.expect("a deadline");
+    assert!(
+        deadline < k.revoked_at.expect("a deadline"),
+        "brought forward"
+    );
     assert_eq!(
-        code(app.anon.whoami(&token).await.unwrap_err()),
-        "key_revoked"
+        sooner.status,
+        KeyStatus::Active,
+        "still in its grace period"
+    );
+    // The deadline is a few seconds ahead; the wait's bound is for a broken run only.
+    let last = std::sync::Mutex::new(None);
+    let lapsed = keyward_e2e::eventually(std::time::Duration::from_secs(60), || async {
+        match app.anon.whoami(&token).await {
+            Ok(_) => false,
+            Err(e) => {
+                *last.lock().unwrap() = Some(code(e));
+                true
+            }
+        }
+    })
+    .await;
+    let last = last.into_inner().unwrap();
+    assert!(lapsed, "the key still works after its grace period");
+    assert_eq!(last.as_deref(), Some("key_revoked"));
+    assert!(
+        chrono::Utc::now() >= deadline,
+        "refused only once the deadline passed"
+    );
+    let revoked = app.owner.get_key(created.key.id).await.unwrap();
+    assert_eq!(revoked.status, KeyStatus::Revoked);
+    assert_eq!(
+        revoked.revoked_at,
+        Some(deadline),
+        "the deadline did not move"
     );
 }
 
