@@ -64,6 +64,27 @@ impl ClientError {
         }
     }
 
+    /// Whether the server could not be reached, so the call may pass later and the caller is
+    /// offline for now: no answer at all (connection refused, DNS, TLS, timeout, a connection
+    /// cut mid-answer), or a 502, 503 or 504 (a proxy with no server behind it, or the server
+    /// saying it cannot serve right now). Any other answer, a 500 or a 429 included, came from
+    /// a reachable server; and [`ClientError::NotSignedIn`] is not about the network. The one
+    /// rule for "offline" in the sync engine and the desktop.
+    pub fn is_unreachable(&self) -> bool {
+        match self {
+            ClientError::Transport(e) if e.status().is_none() => true,
+            ClientError::NotSignedIn => false,
+            _ => self.status().is_some_and(|s| {
+                matches!(
+                    s,
+                    StatusCode::BAD_GATEWAY
+                        | StatusCode::SERVICE_UNAVAILABLE
+                        | StatusCode::GATEWAY_TIMEOUT
+                )
+            }),
+        }
+    }
+
     pub fn problem(&self) -> Option<&Problem> {
         match self {
             ClientError::Api { problem, .. } => Some(problem),
@@ -403,4 +424,44 @@ async fn empty(res: Response) -> Result<()> {
         return Err(refusal(res).await);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn api(status: u16) -> ClientError {
+        let problem: Problem = serde_json::from_value(serde_json::json!({
+            "type": "about:blank", "title": "t", "status": status, "detail": "d", "code": "c",
+        }))
+        .unwrap();
+        ClientError::Api {
+            status: StatusCode::from_u16(status).unwrap(),
+            problem: Box::new(problem),
+            retry_after: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn unreachable_is_no_answer_or_a_gateway_or_unavailable_answer() {
+        // Port 1 on the loopback: nothing listens, the connection is refused.
+        let refused = reqwest::Client::new()
+            .get("http://127.0.0.1:1/")
+            .send()
+            .await
+            .unwrap_err();
+        assert!(ClientError::Transport(refused).is_unreachable());
+        for status in [502, 503, 504] {
+            assert!(api(status).is_unreachable(), "{status}");
+            let unexpected = ClientError::Unexpected {
+                status: StatusCode::from_u16(status).unwrap(),
+                message: "<html>".into(),
+            };
+            assert!(unexpected.is_unreachable(), "{status}");
+        }
+        for status in [400, 401, 403, 404, 422, 429, 500] {
+            assert!(!api(status).is_unreachable(), "{status}");
+        }
+        assert!(!ClientError::NotSignedIn.is_unreachable());
+    }
 }

@@ -23,7 +23,7 @@ use keyward_core::limit::{
 use keyward_core::validate::FieldErrors;
 
 /// The verify endpoint's largest cost per request.
-const MAX_COST: u64 = 10_000;
+const MAX_COST: u64 = keyward_core::api::MAX_COST as u64;
 /// Clocks up to 2100-01-01 (milliseconds since the epoch).
 const LATEST_NOW: u64 = 4_102_444_800_000;
 const ALGORITHMS: &[&str] = &["gcra", "fixed_window", "sliding_window", "GCRA", ""];

@@ -75,8 +75,8 @@ pub enum SyncError {
     /// The session expired or was revoked (401), or there is none: the user must sign in again.
     #[error("the session is no longer valid; sign in again")]
     Unauthorized,
-    /// The server could not be reached or is unavailable (connection failure, timeout, 5xx,
-    /// 429): retry later.
+    /// The server could not be reached ([`ClientError::is_unreachable`]: no answer, or a 502,
+    /// 503 or 504): retry later.
     #[error("server unavailable: {0}")]
     Offline(#[source] ClientError),
     /// The server refused the request itself (not one operation): e.g. `forbidden` for a
@@ -98,14 +98,44 @@ impl From<ClientError> for SyncError {
         match &e {
             ClientError::NotSignedIn => SyncError::Unauthorized,
             _ if e.status().is_some_and(|s| s.as_u16() == 401) => SyncError::Unauthorized,
-            ClientError::Transport(_) => SyncError::Offline(e),
-            _ if e
-                .status()
-                .is_some_and(|s| s.is_server_error() || s.as_u16() == 429) =>
-            {
-                SyncError::Offline(e)
-            }
+            _ if e.is_unreachable() => SyncError::Offline(e),
             _ => SyncError::Server(e),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(status: u16) -> ClientError {
+        let problem = serde_json::from_value(serde_json::json!({
+            "type": "about:blank", "title": "t", "status": status, "detail": "d", "code": "c",
+        }))
+        .unwrap();
+        ClientError::Api {
+            status: status.try_into().unwrap(),
+            problem: Box::new(problem),
+            retry_after: None,
+        }
+    }
+
+    /// Offline is [`ClientError::is_unreachable`]; a reachable server's refusal is not.
+    #[test]
+    fn a_round_is_offline_only_when_the_server_cannot_be_reached() {
+        let kind = |e: ClientError| match SyncError::from(e) {
+            SyncError::Unauthorized => "unauthorized",
+            SyncError::Offline(_) => "offline",
+            SyncError::Server(_) => "server",
+            SyncError::Replica(_) => "replica",
+        };
+        assert_eq!(kind(ClientError::NotSignedIn), "unauthorized");
+        assert_eq!(kind(answer(401)), "unauthorized");
+        for status in [502, 503, 504] {
+            assert_eq!(kind(answer(status)), "offline", "{status}");
+        }
+        for status in [403, 429, 500] {
+            assert_eq!(kind(answer(status)), "server", "{status}");
         }
     }
 }

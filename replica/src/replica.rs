@@ -14,9 +14,9 @@ use sqlx::{Sqlite, SqliteConnection, SqlitePool, Transaction};
 use crate::error::ReplicaError;
 use crate::filter::KeyFilter;
 use crate::project;
-use crate::status::SyncStatus;
 use crate::store::{self, keys::KeyRow};
 use crate::view::LocalKey;
+use keyward_core::SyncState;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -141,7 +141,7 @@ impl Replica {
         store::outbox::len(&mut conn).await
     }
 
-    pub async fn status(&self) -> Result<SyncStatus, ReplicaError> {
+    pub async fn status(&self) -> Result<SyncState, ReplicaError> {
         let mut conn = self.pool.acquire().await?;
         store::state::status(&mut conn).await
     }

@@ -20,8 +20,8 @@ mod tests {
         }
         export!(
             Session,
-            KeySort,
-            KeyFilter,
+            keyward_core::KeySort,
+            keyward_core::KeyFilter,
             OpError,
             KeyListItem,
             KeyList,
@@ -30,7 +30,7 @@ mod tests {
             KeyEdit,
             Revocation,
             IssuedKey,
-            SyncStatus,
+            keyward_core::SyncStatus,
             UsageSeries,
             LimitsSnapshot,
             DashboardPeriod,

@@ -1,13 +1,14 @@
 //! Tauri commands: one line each, into [`Desktop`]. Everything testable lives there.
 
+use keyward_core::{KeyFilter, SyncStatus};
 use keyward_core::anomaly::Thresholds;
 use keyward_core::api::{Alert, AlertStatus, AuditEntry, Granularity};
 use tauri::State;
 
 use crate::dto::{
     AlertsView, Dashboard, DashboardPeriod, GatewayPeriod, GatewaySnapshot, IssuedKey, KeyDetail,
-    KeyEdit, KeyEventsView, KeyFilter, KeyList, KeyListItem, LimitsSnapshot, NetworksSnapshot,
-    NewKeyForm, ReportRequest, ReportSaved, Revocation, Session, SyncStatus, UsageSeries,
+    KeyEdit, KeyEventsView, KeyList, KeyListItem, LimitsSnapshot, NetworksSnapshot, NewKeyForm,
+    ReportRequest, ReportSaved, Revocation, Session, UsageSeries,
 };
 use crate::error::CommandError;
 use crate::services::Desktop;

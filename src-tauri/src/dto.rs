@@ -6,7 +6,7 @@ use keyward_core::api::{
     Alert, ApiKey, AuditEntry, GatewayUsage, Granularity, KeyLimits, KeyNetwork, OrgEvent,
     OrgUsage, Role, UsagePoint,
 };
-use keyward_core::{Environment, KeyId, KeyStatus, OrgId};
+use keyward_core::{Environment, KeyId, OrgId};
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
@@ -16,28 +16,6 @@ pub struct Session {
     pub email: String,
     pub role: Role,
     pub org_id: OrgId,
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, TS)]
-#[serde(rename_all = "snake_case")]
-pub enum KeySort {
-    Name,
-    #[default]
-    Created,
-    LastUsed,
-    Expires,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, TS)]
-pub struct KeyFilter {
-    pub search: Option<String>,
-    pub status: Option<KeyStatus>,
-    pub environment: Option<Environment>,
-    pub scope: Option<String>,
-    pub sort: KeySort,
-    pub descending: bool,
-    pub limit: u32,
-    pub offset: u32,
 }
 
 /// A server rejection of a queued change, shown on the affected key.
@@ -109,15 +87,6 @@ impl std::fmt::Debug for IssuedKey {
             .field("token", &"[redacted]")
             .finish()
     }
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, TS)]
-pub struct SyncStatus {
-    pub online: bool,
-    pub syncing: bool,
-    pub last_sync_at: Option<DateTime<Utc>>,
-    pub queued: u32,
-    pub last_error: Option<String>,
 }
 
 /// A key's usage over the last 30 days, by hour or by day, from the replica.

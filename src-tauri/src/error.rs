@@ -52,14 +52,13 @@ impl From<ClientError> for CommandError {
             } if status.as_u16() == 401 && problem.code != "invalid_credentials" => {
                 CommandError::unauthenticated()
             }
+            _ if e.is_unreachable() => CommandError::new("offline", "the server cannot be reached"),
             ClientError::Api { problem, .. } => CommandError {
                 code: problem.code.clone(),
                 message: problem.detail.clone(),
                 fields: problem.errors.clone(),
             },
-            ClientError::Transport(_) => {
-                CommandError::new("offline", "the server cannot be reached")
-            }
+            ClientError::Transport(e) => CommandError::new("server_error", e.to_string()),
             ClientError::NotSignedIn => CommandError::unauthenticated(),
             ClientError::Unexpected { .. } => CommandError::new("server_error", e.to_string()),
         }

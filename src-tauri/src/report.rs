@@ -130,7 +130,7 @@ pub async fn save(
         }),
     };
     let mut download = client.usage_report_download(&q).await.map_err(|e| {
-        if matches!(e, keyward_client::ClientError::Transport(_)) {
+        if e.is_unreachable() {
             CommandError::new(
                 "offline",
                 "the server cannot be reached: reports are made by the server, so saving one needs a connection",

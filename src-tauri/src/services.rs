@@ -8,12 +8,12 @@ use std::time::Duration;
 
 use chrono::Utc;
 use keyward_client::KeywardClient;
-use keyward_core::KeyId;
 use keyward_core::anomaly::Thresholds;
 use keyward_core::api::{
     Alert, AlertStatus, AuditEntry, CreateKeyRequest, FieldError, GatewayQuery, Granularity,
     OrgUsage, RevokeKeyRequest, UpdateKeyRequest, UsageQuery, UsageTotals,
 };
+use keyward_core::{KeyFilter, KeyId, SyncStatus};
 use keyward_replica::{
     LocalKey, LocalOpError, LoopPolicy, Notice, Replica, SyncEngine, SyncError, SyncHooks,
     SyncReport, USAGE_RETENTION,
@@ -25,9 +25,9 @@ use tokio_util::sync::CancellationToken;
 use crate::credentials::Keychain;
 use crate::dto::{
     AlertsView, Attention, Dashboard, DashboardPeriod, GatewayPeriod, GatewaySnapshot, IssuedKey,
-    KeyDetail, KeyEdit, KeyEvent, KeyEventsView, KeyFilter, KeyList, KeyListItem, KeySort,
-    LimitsSnapshot, NetworksSnapshot, NewKeyForm, OpError, ReportRequest, ReportSaved, Revocation,
-    Session, SyncStatus, UsageSeries,
+    KeyDetail, KeyEdit, KeyEvent, KeyEventsView, KeyList, KeyListItem, LimitsSnapshot,
+    NetworksSnapshot, NewKeyForm, OpError, ReportRequest, ReportSaved, Revocation, Session,
+    UsageSeries,
 };
 use crate::error::CommandError;
 
@@ -96,11 +96,6 @@ fn local_error(e: LocalOpError) -> CommandError {
     }
 }
 
-/// The server could not be reached (no HTTP answer at all).
-fn unreachable(e: &keyward_client::ClientError) -> bool {
-    e.status().is_none()
-}
-
 /// `offline` for a read with no saved copy: `what` names what is missing.
 fn no_copy(what: &str) -> CommandError {
     CommandError::new(
@@ -113,7 +108,7 @@ fn no_copy(what: &str) -> CommandError {
 /// server's own refusal.
 fn needs_server(what: &str) -> impl FnOnce(keyward_client::ClientError) -> CommandError + '_ {
     move |e| match e {
-        keyward_client::ClientError::Transport(_) => CommandError::new(
+        e if e.is_unreachable() => CommandError::new(
             "offline",
             format!(
                 "the server cannot be reached: {what} needs a connection; try again when online"
@@ -402,21 +397,12 @@ impl Desktop {
 
     pub async fn list_keys(&self, filter: KeyFilter) -> Result<KeyList> {
         let replica = self.replica().await?;
-        let limit = filter.limit.clamp(1, MAX_PAGE);
-        let query = keyward_replica::KeyFilter {
+        // Blank text boxes mean "any"; a page is 1 to MAX_PAGE keys (MAX_PAGE when unsaid).
+        let query = KeyFilter {
             search: filter.search.filter(|s| !s.trim().is_empty()),
-            status: filter.status,
-            environment: filter.environment,
             scope: filter.scope.filter(|s| !s.trim().is_empty()),
-            sort: match filter.sort {
-                KeySort::Name => keyward_replica::KeySort::Name,
-                KeySort::Created => keyward_replica::KeySort::Created,
-                KeySort::LastUsed => keyward_replica::KeySort::LastUsed,
-                KeySort::Expires => keyward_replica::KeySort::Expiry,
-            },
-            descending: filter.descending,
-            limit: Some(limit),
-            offset: filter.offset,
+            limit: Some(filter.limit.unwrap_or(MAX_PAGE).clamp(1, MAX_PAGE)),
+            ..filter
         };
         let total = replica.count(&query).await.map_err(replica_error)? as u32;
         let items = replica
@@ -571,7 +557,7 @@ impl Desktop {
                     .store_key_usage(id, &answer.series, now)
                     .await
                     .map_err(replica_error)?,
-                Err(e) if unreachable(&e) => {
+                Err(e) if e.is_unreachable() => {
                     tracing::debug!(error = %e, "offline: the key's usage comes from the replica")
                 }
                 Err(e) => return Err(e.into()),
@@ -604,7 +590,7 @@ impl Desktop {
                     .map_err(replica_error)?;
                 Ok(LimitsSnapshot { limits, fetched_at })
             }
-            Err(e) if unreachable(&e) => replica
+            Err(e) if e.is_unreachable() => replica
                 .key_limits(id)
                 .await
                 .map_err(replica_error)?
@@ -633,7 +619,7 @@ impl Desktop {
                     .map_err(replica_error)?;
                 (usage, now)
             }
-            Err(e) if unreachable(&e) => replica
+            Err(e) if e.is_unreachable() => replica
                 .key_gateway(id, period.as_str())
                 .await
                 .map_err(replica_error)?
@@ -662,7 +648,7 @@ impl Desktop {
                     .map_err(replica_error)?;
                 (items, now)
             }
-            Err(e) if unreachable(&e) => replica
+            Err(e) if e.is_unreachable() => replica
                 .key_networks(id)
                 .await
                 .map_err(replica_error)?
@@ -717,13 +703,7 @@ impl Desktop {
             .org_usage(from, at, granularity == Granularity::Day)
             .await
             .map_err(replica_error)?;
-        let totals = series
-            .iter()
-            .fold(UsageTotals::default(), |t, p| UsageTotals {
-                allowed: t.allowed + p.allowed,
-                rate_limited: t.rate_limited + p.rate_limited,
-                rejected: t.rejected + p.rejected,
-            });
+        let totals = UsageTotals::of(&series);
         let share = |part: i64| match totals.total() {
             0 => 0.0,
             all => part as f64 / all as f64,
@@ -947,15 +927,10 @@ async fn publish(
     outcome: &std::result::Result<keyward_replica::SyncReport, SyncError>,
     syncing: bool,
 ) {
-    let replica = engine.replica();
-    let state = replica.status().await.ok();
-    let online = !matches!(outcome, Err(SyncError::Offline(_)));
     let status = SyncStatus {
-        online,
+        online: !matches!(outcome, Err(SyncError::Offline(_))),
         syncing,
-        last_sync_at: state.as_ref().and_then(|s| s.last_pull_at),
-        queued: state.as_ref().map_or(0, |s| s.queued as u32),
-        last_error: state.and_then(|s| s.last_error),
+        state: engine.replica().status().await.unwrap_or_default(),
     };
     tx.send_if_modified(|current| {
         let changed = *current != status;

@@ -23,7 +23,7 @@ use tracing::Instrument;
 use crate::limits::{KeyLimits, now_ms};
 use crate::store;
 use crate::store::usage::QuotaKey;
-use crate::verify::VerifiedKey;
+use crate::verify::KeyRecord;
 
 /// The batch's maps, hashed with foldhash: each request updates two or three of them under the
 /// batch lock, and SipHash over (key id, minute, outcome) was a measurable part of a verification.
@@ -402,7 +402,7 @@ impl UsageRecorder {
     /// After a limits check: quota units consumed, the refusing rule, thresholds crossed.
     pub fn record_limits(
         &self,
-        key: &VerifiedKey,
+        key: &KeyRecord,
         limits: &Arc<KeyLimits>,
         outcome: &Outcome,
         cost: u64,

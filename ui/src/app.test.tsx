@@ -98,7 +98,7 @@ describe("the session ending", () => {
     await screen.findAllByTestId("key-row");
     mocked.listKeys.mockRejectedValue(unauthenticated);
     // A sync happened: the list refreshes quietly and learns the session ended.
-    act(() => emit({ ...online, last_sync_at: "2026-11-25T12:00:00Z" }));
+    act(() => emit({ ...online, last_pull_at: "2026-11-25T12:00:00Z" }));
     await screen.findByTestId("login-note");
   });
 
@@ -166,7 +166,7 @@ describe("shell", () => {
 
   it("syncs on demand from settings", async () => {
     mocked.currentSession.mockResolvedValue(session);
-    mocked.syncNow.mockResolvedValue({ ...online, last_sync_at: new Date().toISOString(), queued: 0 });
+    mocked.syncNow.mockResolvedValue({ ...online, last_pull_at: new Date().toISOString(), queued: 0 });
     window.location.hash = "#/settings";
     render(<App />);
     fireEvent.click(await screen.findByTestId("sync-now"));
@@ -190,7 +190,7 @@ describe("status bar", () => {
   it("follows sync-status events", async () => {
     render(<App />);
     await waitFor(() => expect(screen.getByTestId("status-online").textContent).toBe("Online"));
-    act(() => emit({ online: false, syncing: false, last_sync_at: new Date(Date.now() - 5 * 60_000).toISOString(), queued: 1, last_error: null }));
+    act(() => emit({ ...online, online: false, last_pull_at: new Date(Date.now() - 5 * 60_000).toISOString(), queued: 1, last_error: null }));
     expect(screen.getByTestId("status-online").textContent).toBe("Offline");
     expect(screen.getByTestId("status-queued").textContent).toBe("1");
     expect(screen.getByTestId("status-last-sync").textContent).toBe("5 min ago");

@@ -43,7 +43,7 @@ pub use usage::{
     ReportFormat, ReportQuery, ReportRow, UsageGroupBy, UsagePoint, UsageQuery, UsageResponse,
     UsageTotals,
 };
-pub use verify::{VerifyCode, VerifyRequest, VerifyResponse, Whoami};
+pub use verify::{MAX_COST, VerifyCode, VerifyRequest, VerifyResponse, Whoami, presented_key};
 pub use webhooks::{
     CreateWebhookRequest, CreatedWebhook, DeliveryStatus, Webhook, WebhookAttempt, WebhookDelivery,
     WebhookTestResponse,

@@ -115,6 +115,17 @@ impl UsageTotals {
     pub fn total(&self) -> i64 {
         self.allowed + self.rate_limited + self.rejected
     }
+
+    /// The sums of a series' buckets.
+    pub fn of<'a>(points: impl IntoIterator<Item = &'a UsagePoint>) -> UsageTotals {
+        points
+            .into_iter()
+            .fold(UsageTotals::default(), |t, p| UsageTotals {
+                allowed: t.allowed + p.allowed,
+                rate_limited: t.rate_limited + p.rate_limited,
+                rejected: t.rejected + p.rejected,
+            })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -8,6 +8,37 @@ use crate::ids::{KeyId, OrgId};
 use crate::scope::ScopeSet;
 use crate::token::Environment;
 
+/// The largest cost one call may claim from a key's limits (`VerifyRequest::cost`).
+pub const MAX_COST: u32 = 10_000;
+
+/// The key a key-authenticated request presents, from its `Authorization` and `X-API-Key`
+/// header values: `Authorization: Bearer kw_...`, or `X-API-Key: kw_...` when there is no
+/// `Authorization` field (an `Authorization` of another scheme presents no key). White space
+/// around the key is trimmed; a blank key, or a value that is not visible ASCII, is no key.
+/// The server and the tower layer both read keys with this.
+pub fn presented_key<'a>(
+    authorization: Option<&'a [u8]>,
+    x_api_key: Option<&'a [u8]>,
+) -> Option<&'a str> {
+    // What `http::HeaderValue::to_str` accepts.
+    let text = |v: &'a [u8]| {
+        v.iter()
+            .all(|&b| b == b'\t' || (0x20..0x7f).contains(&b))
+            .then(|| std::str::from_utf8(v).ok())
+            .flatten()
+    };
+    let token = match authorization {
+        Some(v) => {
+            let (scheme, token) = text(v)?.split_once(' ')?;
+            scheme
+                .eq_ignore_ascii_case("bearer")
+                .then(|| token.trim())?
+        }
+        None => text(x_api_key?)?.trim(),
+    };
+    (!token.is_empty()).then_some(token)
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Whoami {
@@ -149,4 +180,37 @@ fn ip_address_or_null() -> utoipa::openapi::schema::Schema {
         .item(ObjectBuilder::new().schema_type(Type::Null))
         .build()
         .into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::presented_key;
+
+    fn key<'a>(authorization: Option<&'a str>, x_api_key: Option<&'a str>) -> Option<&'a str> {
+        presented_key(
+            authorization.map(str::as_bytes),
+            x_api_key.map(str::as_bytes),
+        )
+    }
+
+    #[test]
+    fn key_from_bearer_or_x_api_key() {
+        assert_eq!(key(Some("Bearer kw_abc"), None), Some("kw_abc"));
+        assert_eq!(key(Some("bearer   kw_abc  "), None), Some("kw_abc"));
+        assert_eq!(key(None, Some(" kw_xyz ")), Some("kw_xyz"));
+        // `Authorization` wins, even when it is not a bearer credential.
+        assert_eq!(key(Some("Bearer kw_a"), Some("kw_b")), Some("kw_a"));
+        assert_eq!(key(Some("Basic dXNlcg=="), Some("kw_b")), None);
+        assert_eq!(key(Some("Bearer"), None), None);
+        assert_eq!(key(None, None), None);
+        assert_eq!(key(Some("Bearer kw_\u{e9}"), None), None);
+    }
+
+    #[test]
+    fn a_blank_key_is_no_key() {
+        assert_eq!(key(Some("Bearer  "), None), None);
+        assert_eq!(key(Some("Bearer \t "), Some("kw_b")), None);
+        assert_eq!(key(None, Some("")), None);
+        assert_eq!(key(None, Some("   ")), None);
+    }
 }

@@ -189,7 +189,7 @@ pub(crate) async fn list(
     let dir = if filter.descending { "DESC" } else { "ASC" };
     q.push(format!(
         " ORDER BY {} {dir} NULLS LAST, id {dir} LIMIT ",
-        filter.sort.column()
+        crate::filter::sort_column(filter.sort)
     ))
     .push_bind(filter.limit.map_or(-1, i64::from))
     .push(" OFFSET ")

@@ -5,9 +5,9 @@ use sqlx::{Row, SqliteConnection};
 
 use super::{from_micros, micros};
 use crate::error::ReplicaError;
-use crate::status::SyncStatus;
+use keyward_core::SyncState;
 
-pub(crate) async fn status(conn: &mut SqliteConnection) -> Result<SyncStatus, ReplicaError> {
+pub(crate) async fn status(conn: &mut SqliteConnection) -> Result<SyncState, ReplicaError> {
     let row = sqlx::query(
         "SELECT cursor, last_pull_at, last_push_at, last_error,
                 (SELECT COUNT(*) FROM outbox) AS queued
@@ -15,7 +15,7 @@ pub(crate) async fn status(conn: &mut SqliteConnection) -> Result<SyncStatus, Re
     )
     .fetch_one(conn)
     .await?;
-    Ok(SyncStatus {
+    Ok(SyncState {
         cursor: row.try_get("cursor")?,
         queued: row.try_get::<i64, _>("queued")?.try_into().unwrap_or(0),
         last_pull_at: row

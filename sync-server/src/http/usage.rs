@@ -126,13 +126,7 @@ pub async fn org_usage(
     let org = session.org_id.into_uuid();
     let mut conn = state.pool.acquire().await?;
     let series = store::usage::org_series(&mut conn, org, granularity, from, to).await?;
-    let totals = series
-        .iter()
-        .fold(UsageTotals::default(), |t, p| UsageTotals {
-            allowed: t.allowed + p.allowed,
-            rate_limited: t.rate_limited + p.rate_limited,
-            rejected: t.rejected + p.rejected,
-        });
+    let totals = UsageTotals::of(&series);
     let top_by_volume =
         store::usage::top_keys(&mut conn, org, granularity, from, to, false, top).await?;
     let top_by_rejections =

@@ -9,27 +9,26 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use keyward_core::api::FieldError;
-use keyward_core::api::{VerifyCode, VerifyRequest, VerifyResponse, Whoami};
+use keyward_core::api::{MAX_COST, VerifyCode, VerifyRequest, VerifyResponse, Whoami};
 use keyward_core::validate::{self, FieldErrors};
 
 use crate::error::{AppError, AppResult};
 use crate::extract::{AppJson, ClientIp};
 use crate::limits;
 use crate::state::AppState;
-use crate::verify::{Verdict, VerifiedKey, VerifyError};
+use crate::verify::{KeyRecord, Verdict, VerifyError};
 
 type Problem = keyward_core::api::Problem;
 
-/// Costs above this are refused: one call cannot claim more than this many units.
-pub const MAX_COST: u32 = 10_000;
-
-/// The key of a request: `Authorization: Bearer kw_...`, or `X-API-Key: kw_...`.
-pub fn presented_key(headers: &HeaderMap) -> Option<&str> {
-    if let Some(v) = headers.get(axum::http::header::AUTHORIZATION) {
-        let (scheme, token) = v.to_str().ok()?.split_once(' ')?;
-        return scheme.eq_ignore_ascii_case("bearer").then(|| token.trim());
-    }
-    headers.get("x-api-key")?.to_str().ok().map(str::trim)
+/// The key of a request, by the one rule ([`keyward_core::api::presented_key`]): a blank key
+/// is no key.
+fn presented_key(headers: &HeaderMap) -> Option<&str> {
+    keyward_core::api::presented_key(
+        headers
+            .get(axum::http::header::AUTHORIZATION)
+            .map(|v| v.as_bytes()),
+        headers.get("x-api-key").map(|v| v.as_bytes()),
+    )
 }
 
 pub(crate) fn verify_error(e: VerifyError) -> AppError {
@@ -90,7 +89,7 @@ pub(crate) fn refusal(code: VerifyCode) -> AppError {
 /// A key that passed every check, with its limits' answer (when it has limits), for the
 /// caller to put the rate-limit fields on its answer with [`Authenticated::write_headers`].
 pub(crate) struct Authenticated {
-    pub key: Arc<VerifiedKey>,
+    pub key: Arc<KeyRecord>,
     outcome: Option<keyward_core::limit::Outcome>,
 }
 

@@ -29,7 +29,7 @@ use super::wire::{self, Request};
 
 const DAY: u64 = 86_400_000;
 /// The verify endpoint's largest cost.
-const MAX_COST: u64 = crate::http::verify::MAX_COST as u64;
+const MAX_COST: u64 = keyward_core::api::MAX_COST as u64;
 /// 2020-01-01 and 2100-01-01 (milliseconds since the epoch).
 const EARLIEST: Millis = 1_577_836_800_000;
 const LATEST: Millis = 4_102_444_800_000;

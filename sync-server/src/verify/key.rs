@@ -10,8 +10,11 @@ use keyward_core::{Environment, IpAllowList, KeyId, KeyStatus, OrgId, Scope, Sco
 use crate::limits::KeyLimits;
 use crate::store::keys::KeyRow;
 
+/// A stored key as the verifier caches it, whatever its state (revoked, expired and disabled
+/// keys too). Not `keyward_client::layer::VerifiedKey`, which is what a service learns of a key
+/// that passed.
 #[derive(Debug)]
-pub struct VerifiedKey {
+pub struct KeyRecord {
     pub id: KeyId,
     pub org_id: OrgId,
     pub name: String,
@@ -36,13 +39,10 @@ pub struct VerifiedKey {
 #[error("stored key {0} holds an unparsable {1}")]
 pub struct CorruptKey(KeyId, &'static str);
 
-impl VerifiedKey {
-    pub fn from_row(
-        row: KeyRow,
-        limits: Option<Arc<KeyLimits>>,
-    ) -> Result<VerifiedKey, CorruptKey> {
+impl KeyRecord {
+    pub fn from_row(row: KeyRow, limits: Option<Arc<KeyLimits>>) -> Result<KeyRecord, CorruptKey> {
         let id = KeyId::from_uuid(row.id);
-        Ok(VerifiedKey {
+        Ok(KeyRecord {
             lineage_id: KeyId::from_uuid(row.lineage_id),
             limits,
             id,

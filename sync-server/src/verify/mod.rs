@@ -31,7 +31,7 @@ use crate::store;
 use crate::throttle::FailureWindow;
 use crate::usage::{Unrecognized, UsageRecorder};
 pub use hasher::{Hasher, Overloaded};
-pub use key::VerifiedKey;
+pub use key::KeyRecord;
 use known::{KnownIds, Membership};
 use prometheus_client::metrics::counter::Counter;
 
@@ -40,7 +40,7 @@ use prometheus_client::metrics::counter::Counter;
 pub struct Verdict {
     pub code: VerifyCode,
     /// Present once the caller proved it holds the key's secret.
-    pub key: Option<Arc<VerifiedKey>>,
+    pub key: Option<Arc<KeyRecord>>,
     /// The limits' answer, for a key with limits that passed every other check.
     pub limits: Option<keyward_core::limit::Outcome>,
 }
@@ -57,7 +57,7 @@ pub enum VerifyError {
     Corrupt(#[from] key::CorruptKey),
 }
 
-type Record = Option<Arc<VerifiedKey>>;
+type Record = Option<Arc<KeyRecord>>;
 
 /// A cached record and when it was read from the database.
 #[derive(Clone)]
@@ -430,7 +430,7 @@ impl Verifier {
                 };
                 let lineage = KeyId::from_uuid(row.key.lineage_id);
                 let limits = self.limiter.build(lineage, source, Utc::now());
-                let mut key = VerifiedKey::from_row(row.key, limits)?;
+                let mut key = KeyRecord::from_row(row.key, limits)?;
                 key.verifier = row.verifier;
                 Some(Arc::new(key))
             }
@@ -464,12 +464,12 @@ impl Verifier {
     }
 
     /// The cached record of a key, if any (no load).
-    pub fn cached(&self, id: KeyId) -> Option<Arc<VerifiedKey>> {
+    pub fn cached(&self, id: KeyId) -> Option<Arc<KeyRecord>> {
         self.records.get(&id).and_then(|e| e.record)
     }
 
     /// The record of a key, loaded when not cached.
-    pub async fn key(&self, id: KeyId) -> Result<Option<Arc<VerifiedKey>>, VerifyError> {
+    pub async fn key(&self, id: KeyId) -> Result<Option<Arc<KeyRecord>>, VerifyError> {
         self.record(id, Utc::now()).await
     }
 
@@ -482,7 +482,7 @@ impl Verifier {
 
     async fn secret_matches(
         &self,
-        key: &VerifiedKey,
+        key: &KeyRecord,
         token: &str,
         client_ip: Option<IpAddr>,
     ) -> Result<bool, VerifyError> {
@@ -526,7 +526,7 @@ impl Verifier {
     /// callers from other networks never wait in the lane.
     async fn cold_check(
         &self,
-        key: &VerifiedKey,
+        key: &KeyRecord,
         token: &str,
         digest: [u8; 32],
         client_ip: Option<IpAddr>,
@@ -565,7 +565,7 @@ impl Verifier {
 
     /// After argon2 accepted `token`: stores its fast verifier (off the request path), unless
     /// one made with the current key is there already.
-    fn store_verifier(&self, key: &VerifiedKey, token: &str) {
+    fn store_verifier(&self, key: &KeyRecord, token: &str) {
         let Some(fast) = &self.fast else { return };
         if key.verifier.as_deref().is_some_and(|v| fast.owns(v)) {
             return;

@@ -78,7 +78,7 @@ describe("commands", () => {
   it("subscribes to sync-status events", async () => {
     const unlisten = vi.fn();
     vi.mocked(listen).mockImplementation(async (_name, handler) => {
-      handler({ event: "sync-status", id: 1, payload: { online: true, syncing: false, last_sync_at: null, queued: 2, last_error: null } });
+      handler({ event: "sync-status", id: 1, payload: { online: true, syncing: false, cursor: 0, queued: 2, last_pull_at: null, last_push_at: null, last_error: null } });
       return unlisten;
     });
     const seen: number[] = [];

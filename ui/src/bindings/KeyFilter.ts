@@ -3,4 +3,24 @@ import type { Environment } from "./Environment";
 import type { KeySort } from "./KeySort";
 import type { KeyStatus } from "./KeyStatus";
 
-export type KeyFilter = { search: string | null, status: KeyStatus | null, environment: Environment | null, scope: string | null, sort: KeySort, descending: boolean, limit: number, offset: number, };
+/**
+ * A query over keys. `Default` lists every key by name.
+ */
+export type KeyFilter = { 
+/**
+ * Case-insensitive substring of the name.
+ */
+search: string | null, 
+/**
+ * The status at the moment of the query (revocation and expiry take effect by the clock).
+ */
+status: KeyStatus | null, environment: Environment | null, 
+/**
+ * Keys holding exactly this scope string (`billing:read`, `usage:*`).
+ */
+scope: string | null, sort: KeySort, descending: boolean, 
+/**
+ * At most this many keys (all when `None`; the desktop's `list_keys` command serves 1 to
+ * its page maximum, the maximum when `None`).
+ */
+limit: number | null, offset: number, };

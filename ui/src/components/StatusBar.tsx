@@ -3,7 +3,7 @@ import type { SyncStatus } from "../bindings";
 import * as api from "../api/commands";
 import { relativeTime, shortDate } from "../lib/format";
 
-export const EMPTY_STATUS: SyncStatus = { online: false, syncing: false, last_sync_at: null, queued: 0, last_error: null };
+export const EMPTY_STATUS: SyncStatus = { online: false, syncing: false, cursor: 0, queued: 0, last_pull_at: null, last_push_at: null, last_error: null };
 export const POLL_MS = 5000;
 
 /** Online/offline, last sync, queued changes: from the `sync-status` event and a 5 s poll. */
@@ -40,8 +40,8 @@ export function StatusBar(props: { status: SyncStatus; busy: boolean }) {
       <span data-testid="status-online" class="conn">{s.online ? "Online" : "Offline"}</span>
       {s.syncing && <span class="muted" data-testid="status-syncing">syncing…</span>}
       <span class="sep" aria-hidden="true">|</span>
-      <span title={s.last_sync_at ? shortDate(s.last_sync_at) : "not synced yet"}>
-        Last sync <span data-testid="status-last-sync">{relativeTime(s.last_sync_at)}</span>
+      <span title={s.last_pull_at ? shortDate(s.last_pull_at) : "not synced yet"}>
+        Last sync <span data-testid="status-last-sync">{relativeTime(s.last_pull_at)}</span>
       </span>
       <span class="sep" aria-hidden="true">|</span>
       <span class={s.queued > 0 ? "queued has" : "queued"}>

@@ -259,7 +259,7 @@ function KeyEvents() {
     return () => {
       alive = false;
     };
-  }, [app.status.last_sync_at]);
+  }, [app.status.last_pull_at]);
 
   const items = (view?.items ?? []).filter((e) => category === null || e.type.startsWith(`${category}.`));
   return (

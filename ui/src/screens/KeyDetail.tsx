@@ -77,7 +77,7 @@ export function KeyDetailScreen(props: { id: string }) {
     return () => clearInterval(t);
   }, [props.id]);
 
-  const syncMark = `${app.status.last_sync_at}|${app.status.queued}`;
+  const syncMark = `${app.status.last_pull_at}|${app.status.queued}`;
   const firstMark = useRef(syncMark);
   useEffect(() => {
     if (syncMark === firstMark.current) return;

@@ -100,7 +100,7 @@ describe("keys list", () => {
 
   it("pages through 10,000 keys rendering only one page", async () => {
     mocked.listKeys.mockImplementation(async (f) => ({
-      items: Array.from({ length: f.limit }, (_, i) => item({ id: `k${f.offset + i}`, name: `Key ${f.offset + i}` })),
+      items: Array.from({ length: f.limit ?? 0 }, (_, i) => item({ id: `k${f.offset + i}`, name: `Key ${f.offset + i}` })),
       total: 10_000,
     }));
     render(<App />);

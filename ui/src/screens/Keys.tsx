@@ -140,7 +140,7 @@ export function Keys() {
   }, [view]);
 
   // Every sync (and every queued change) may change what the replica holds.
-  const syncMark = `${app.status.last_sync_at}|${app.status.queued}`;
+  const syncMark = `${app.status.last_pull_at}|${app.status.queued}`;
   const firstMark = useRef(syncMark);
   useEffect(() => {
     if (syncMark === firstMark.current) return;

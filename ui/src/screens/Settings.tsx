@@ -44,7 +44,7 @@ export function Settings() {
           <h3>Sync</h3>
           <dl class="facts plain">
             <dt>Connection</dt><dd data-testid="settings-online">{s.online ? "Online" : "Offline"}{s.syncing && <span class="muted"> — syncing…</span>}</dd>
-            <dt>Last sync</dt><dd data-testid="settings-last-sync">{relativeTime(s.last_sync_at)}{s.last_sync_at && <span class="muted"> ({shortDate(s.last_sync_at)})</span>}</dd>
+            <dt>Last sync</dt><dd data-testid="settings-last-sync">{relativeTime(s.last_pull_at)}{s.last_pull_at && <span class="muted"> ({shortDate(s.last_pull_at)})</span>}</dd>
             <dt>Queued changes</dt><dd data-testid="settings-queued">{s.queued}</dd>
             <dt>Last error</dt><dd data-testid="settings-last-error">{s.last_error ?? <span class="muted">none</span>}</dd>
           </dl>

@@ -29,7 +29,7 @@ export function chartMock() {
 
 export const session: Session = { server_url: "http://127.0.0.1:8080", email: "ada@acme.test", role: "owner", org_id: "org-1" };
 export const viewer: Session = { ...session, email: "vic@acme.test", role: "viewer" };
-export const online: SyncStatus = { online: true, syncing: false, last_sync_at: null, queued: 0, last_error: null };
+export const online: SyncStatus = { online: true, syncing: false, cursor: 0, queued: 0, last_pull_at: null, last_push_at: null, last_error: null };
 
 export const KEY_ID = "01a2115c-e4c9-7290-8ca9-f6f59064faaa";
 
