@@ -39,16 +39,17 @@ pub(crate) async fn seed(
 async fn a_spike_opens_an_alert_that_is_acked_and_resolves_when_traffic_settles() {
     // The test runs the detector itself: the server's own job must not race it.
     let app = TestApp::spawn_with(|c| c.background_jobs = false).await;
-    let hook = app
+    let receiver = crate::webhooks::Receiver::start(0).await;
+    let created = app
         .owner
         .create_webhook(&CreateWebhookRequest {
-            url: "http://127.0.0.1:9/hook".into(),
+            url: format!("{}/alerts", receiver.url),
             events: Some(vec!["alert.*".into()]),
             enabled: None,
         })
         .await
-        .unwrap()
-        .webhook;
+        .unwrap();
+    let (hook, secret) = (created.webhook, created.secret);
     let key = app
         .owner
         .create_key(&CreateKeyRequest {
@@ -152,6 +153,30 @@ async fn a_spike_opens_an_alert_that_is_acked_and_resolves_when_traffic_settles(
         .collect();
     events.sort();
     assert_eq!(events, ["alert.acked", "alert.opened", "alert.resolved"]);
+    // Delivered, signed, each carrying its alert: what an endpoint receives, not only names.
+    let got = receiver.wait_for(3).await;
+    let mut bodies = std::collections::BTreeMap::new();
+    for r in &got {
+        assert!(
+            crate::webhooks::signature_verifies(&secret, r),
+            "signed: {r:?}"
+        );
+        let b: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+        bodies.insert(b["type"].as_str().unwrap().to_owned(), b["data"].clone());
+    }
+    assert_eq!(bodies.len(), 3, "{got:?}");
+    for data in bodies.values() {
+        assert_eq!(data["alert_id"], serde_json::json!(a.id));
+        assert_eq!(data["key_id"], serde_json::json!(key.id));
+        assert_eq!(data["kind"], "rate_spike");
+    }
+    let opened = &bodies["alert.opened"];
+    assert_eq!(opened["observed"], 2000.0);
+    assert_eq!(opened["window_secs"], 300);
+    // The baseline as it stood when the alert opened (the alert itself is refreshed after).
+    let expected = opened["expected"].as_f64().unwrap();
+    assert!((150.0..260.0).contains(&expected), "{expected}");
+    assert_eq!(bodies["alert.acked"]["acked_by"], "owner@acme.test");
     let audit: Vec<String> = app
         .owner
         .audit(&Default::default())

@@ -542,16 +542,17 @@ async fn violations_soft_thresholds_and_current_standing_are_reported() {
         })
         .await
         .unwrap();
-    let hook = app
+    let receiver = crate::webhooks::Receiver::start(0).await;
+    let created = app
         .owner
         .create_webhook(&keyward_core::api::CreateWebhookRequest {
-            url: "http://127.0.0.1:9/hook".into(),
+            url: format!("{}/limits", receiver.url),
             events: Some(vec!["limit.*".into()]),
             enabled: None,
         })
         .await
-        .unwrap()
-        .webhook;
+        .unwrap();
+    let (hook, secret) = (created.webhook, created.secret);
     let (id, token) = key_with(
         &app.owner,
         CreateKeyRequest {
@@ -611,6 +612,25 @@ async fn violations_soft_thresholds_and_current_standing_are_reported() {
             .collect::<Vec<_>>(),
         ["limit.soft_threshold"],
         "the event became one notification"
+    );
+    // What the endpoint receives: signed, naming the key and rule, the use that crossed the
+    // threshold (2 of 4, the soft threshold being half) and the window.
+    let got = receiver.wait_for(1).await;
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert!(crate::webhooks::signature_verifies(&secret, &got[0]));
+    let body: serde_json::Value = serde_json::from_str(&got[0].body).unwrap();
+    assert_eq!(body["type"], "limit.soft_threshold");
+    let data = &body["data"];
+    assert_eq!(data["key_id"], serde_json::json!(id));
+    assert_eq!(data["rule"], "tiny");
+    assert_eq!(
+        (data["used"].as_i64(), data["limit"].as_i64()),
+        (Some(2), Some(4))
+    );
+    assert_eq!(
+        data["window_index"].as_i64(),
+        Some(chrono::Utc::now().timestamp().div_euclid(86_400)),
+        "today's daily window"
     );
     let standing = app.owner.key_limits(id).await.unwrap();
     assert_eq!(standing.tier.as_deref(), Some("small"));

@@ -26,14 +26,14 @@ use uuid::Uuid;
 // --- a local receiver ---
 
 #[derive(Debug, Clone)]
-struct Received {
-    path: String,
-    headers: HeaderMap,
-    body: String,
+pub(crate) struct Received {
+    pub(crate) path: String,
+    pub(crate) headers: HeaderMap,
+    pub(crate) body: String,
 }
 
 impl Received {
-    fn header(&self, name: &str) -> &str {
+    pub(crate) fn header(&self, name: &str) -> &str {
         self.headers
             .get(name)
             .and_then(|v| v.to_str().ok())
@@ -51,13 +51,13 @@ struct ReceiverState {
 
 /// An HTTP server on 127.0.0.1:random that records every request and answers 500 to the first
 /// `fail_first` of them, 200 after that.
-struct Receiver {
-    url: String,
+pub(crate) struct Receiver {
+    pub(crate) url: String,
     state: Arc<ReceiverState>,
 }
 
 impl Receiver {
-    async fn start(fail_first: usize) -> Receiver {
+    pub(crate) async fn start(fail_first: usize) -> Receiver {
         let state = Arc::new(ReceiverState::default());
         state.fail_first.store(fail_first, Ordering::SeqCst);
         let shared = state.clone();
@@ -87,11 +87,11 @@ impl Receiver {
         }
     }
 
-    fn requests(&self) -> Vec<Received> {
+    pub(crate) fn requests(&self) -> Vec<Received> {
         self.state.requests.lock().unwrap().clone()
     }
 
-    async fn wait_for(&self, n: usize) -> Vec<Received> {
+    pub(crate) async fn wait_for(&self, n: usize) -> Vec<Received> {
         assert!(
             eventually(Duration::from_secs(10), || async {
                 self.requests().len() >= n
@@ -108,7 +108,7 @@ impl Receiver {
 
 /// Checks `webhook-signature` against HMAC-SHA256 over `{id}.{timestamp}.{body}` keyed with the
 /// base64-decoded part of the secret after `whsec_` (the hmac crate directly, not server code).
-fn signature_verifies(secret: &str, r: &Received) -> bool {
+pub(crate) fn signature_verifies(secret: &str, r: &Received) -> bool {
     let key = STANDARD
         .decode(secret.strip_prefix("whsec_").expect("whsec_ prefix"))
         .expect("base64 secret");
