@@ -16,6 +16,11 @@
 //!   rounds; [`Replica::notices_to_show`] picks what to notify once (`notified_at`).
 //! - A key's gateway traffic (24 hours, 7 days) and networks ([`Replica::store_key_gateway`],
 //!   [`Replica::store_key_networks`]), kept as last fetched by the key's detail.
+//! - The desktop app's account and its side of the sync loop ([`desktop`]): [`Account`] (client,
+//!   replica and sync loop of the signed-in admin, a key's details online-first), the status bar,
+//!   analytics pulls and the notifications they raise ([`Analytics`]).
+//! - What the desktop's screens read, assembled ([`screens`]): [`Replica::dashboard`],
+//!   [`Replica::named_events`], and the sign-in and password forms' checks.
 //! - A witness of the server's audit chain ([`witness`]): each pull's signed chain head is
 //!   checked against the highest one seen and the key pinned at first sight; a shorter, forked
 //!   or badly signed chain raises an [`AuditAlarm`], notified like the alerts.
@@ -32,6 +37,7 @@
 
 mod analytics;
 mod backoff;
+pub mod desktop;
 mod engine;
 mod error;
 mod filter;
@@ -43,6 +49,7 @@ mod pull;
 mod push;
 mod replica;
 mod rules;
+pub mod screens;
 mod store;
 mod view;
 pub mod witness;
@@ -51,6 +58,7 @@ pub use analytics::{
     AnalyticsSnapshot, EVENTS_KEPT, KeyHourly, StoredAlert, TopKeys, USAGE_RETENTION,
 };
 pub use backoff::{backoff_delay, jittered_backoff};
+pub use desktop::{Account, Analytics, FetchError, Notifier};
 pub use engine::{LoopPolicy, MAX_PUSH_BATCH, SyncEngine, SyncHooks, SyncReport};
 pub use error::{LocalOpError, ReplicaError, SyncError};
 pub use filter::{KeyFilter, KeySort};
@@ -58,5 +66,6 @@ pub use keyward_core::SyncState;
 pub use local::DEFAULT_ROTATION_GRACE_SECS;
 pub use notify::{Notice, NoticeKind};
 pub use replica::Replica;
+pub use screens::DashboardData;
 pub use view::{LocalKey, Rejection};
 pub use witness::{AuditAlarm, AuditAlarmKind, Witness};

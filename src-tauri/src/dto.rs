@@ -3,10 +3,11 @@
 
 use chrono::{DateTime, Utc};
 use keyward_core::api::{
-    Alert, ApiKey, AuditEntry, GatewayUsage, Granularity, KeyLimits, KeyNetwork, OrgEvent,
-    OrgUsage, Role, UsagePoint,
+    Alert, ApiKey, AuditEntry, CreateKeyRequest, GatewayUsage, Granularity, KeyLimits, KeyNetwork,
+    OrgEvent, OrgUsage, Role, UpdateKeyRequest, UsagePoint,
 };
 use keyward_core::{Environment, KeyId, OrgId};
+use keyward_replica::LocalKey;
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
@@ -250,4 +251,57 @@ pub struct NetworksSnapshot {
     pub items: Vec<KeyNetwork>,
     /// When the list was fetched from the server (offline: the last copy kept).
     pub fetched_at: DateTime<Utc>,
+}
+
+impl From<LocalKey> for KeyListItem {
+    fn from(k: LocalKey) -> Self {
+        KeyListItem {
+            key: k.key,
+            pending: k.pending,
+            error: k.rejection.map(|r| OpError {
+                code: r.code,
+                detail: r.detail,
+            }),
+        }
+    }
+}
+
+/// The new-key form as the replica's (and the server's) request.
+impl From<NewKeyForm> for CreateKeyRequest {
+    fn from(form: NewKeyForm) -> Self {
+        CreateKeyRequest {
+            name: form.name,
+            description: form.description,
+            environment: Some(form.environment),
+            scopes: Some(form.scopes),
+            expires_at: form.expires_at,
+            allowed_ips: Some(form.allowed_ips),
+            ..Default::default()
+        }
+    }
+}
+
+/// The edit form as a partial update: a blank description clears it, `clear_expiry` removes
+/// the expiry, fields left out stay as they are.
+impl From<KeyEdit> for UpdateKeyRequest {
+    fn from(edit: KeyEdit) -> Self {
+        UpdateKeyRequest {
+            name: edit.name,
+            description: edit
+                .description
+                .map(|d| Some(d).filter(|d| !d.trim().is_empty())),
+            scopes: edit.scopes,
+            allowed_ips: edit.allowed_ips,
+            expires_at: if edit.clear_expiry {
+                Some(None)
+            } else {
+                edit.expires_at.map(Some)
+            },
+            metadata: None,
+            disabled: edit.disabled,
+            tier: None,
+            rate_limits: None,
+            quota: None,
+        }
+    }
 }

@@ -3,6 +3,7 @@
 
 use keyward_client::ClientError;
 use keyward_core::api::FieldError;
+use keyward_replica::{FetchError, LocalOpError};
 use serde::Serialize;
 use ts_rs::TS;
 
@@ -62,5 +63,54 @@ impl From<ClientError> for CommandError {
             ClientError::NotSignedIn => CommandError::unauthenticated(),
             ClientError::Unexpected { .. } => CommandError::new("server_error", e.to_string()),
         }
+    }
+}
+
+/// A failure of the local replica (or of the app's files beside it).
+pub(crate) fn replica_error(e: impl std::fmt::Display) -> CommandError {
+    CommandError::new("replica_error", format!("the local replica failed: {e}"))
+}
+
+pub(crate) fn local_error(e: LocalOpError) -> CommandError {
+    match e {
+        LocalOpError::Invalid(fields) => CommandError::validation(fields),
+        LocalOpError::KeyNotFound(_) => CommandError::new("not_found", "no such key"),
+        LocalOpError::KeyRevoked(_) => {
+            CommandError::new("key_revoked", "a revoked key cannot change")
+        }
+        e @ LocalOpError::AlreadyRotated { .. } => {
+            CommandError::new("already_rotated", e.to_string())
+        }
+        other => replica_error(other),
+    }
+}
+
+/// A key's details read online-first ([`Account::key_limits`]...): `offline` with no saved copy.
+pub(crate) fn fetch_error(e: FetchError) -> CommandError {
+    match e {
+        FetchError::Replica(e) => replica_error(e),
+        FetchError::Server(e) => e.into(),
+    }
+}
+
+/// `offline` for a read with no saved copy: `what` names what is missing.
+pub(crate) fn no_copy(what: &str) -> CommandError {
+    CommandError::new(
+        "offline",
+        format!("the server cannot be reached and this device has no saved copy of {what} yet"),
+    )
+}
+
+/// `offline` for something that needs the server (`what`: "saving alert sensitivity"), or the
+/// server's own refusal.
+pub(crate) fn needs_server(what: &str) -> impl FnOnce(ClientError) -> CommandError + '_ {
+    move |e| match e {
+        e if e.is_unreachable() => CommandError::new(
+            "offline",
+            format!(
+                "the server cannot be reached: {what} needs a connection; try again when online"
+            ),
+        ),
+        e => CommandError::from(e),
     }
 }
