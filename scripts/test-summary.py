@@ -57,7 +57,7 @@ def count(layer, failed):
 
 for suite, name, failed in junit_cases(art / "tests-junit.xml") + junit_cases(art / "desktop-junit.xml"):
     short = name.rsplit("::", 1)[-1]
-    if name.startswith("desktop::") or "keychain_round_trip" in name:
+    if (suite.endswith("::e2e") and name.startswith("desktop::")) or "keychain_round_trip" in name:
         count("desktop", failed)
     elif short in props:
         count("property", failed)
