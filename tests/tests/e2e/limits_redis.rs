@@ -12,11 +12,12 @@ use keyward_core::api::{CreateKeyRequest, Quota, RateLimitRule};
 use keyward_e2e::{TestApp, TestServer, assert_same_utc_day, clear_of_utc_midnight, eventually};
 use secrecy::SecretString;
 
-fn redis_url() -> String {
+pub(crate) fn redis_url() -> String {
     std::env::var("KEYWARD_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
 }
 
-fn fixed(limit: i64) -> RateLimitRule {
+/// A daily fixed-window rule allowing `limit`.
+pub(crate) fn fixed(limit: i64) -> RateLimitRule {
     RateLimitRule {
         name: None,
         algorithm: "fixed_window".into(),

@@ -8,28 +8,16 @@
 use std::time::Duration;
 
 use keyward_core::api::{
-    CreateKeyRequest, CreateTierRequest, Quota, RateLimitRule, RevokeKeyRequest, RotateKeyRequest,
+    CreateKeyRequest, CreateTierRequest, Quota, RevokeKeyRequest, RotateKeyRequest,
     UpdateKeyRequest, UpdateTierRequest,
 };
 use keyward_e2e::{TestApp, TestServer, assert_same_utc_day, clear_of_utc_midnight, eventually};
 use secrecy::SecretString;
 
+use crate::limits_redis::{fixed as per_day, redis_url};
+
 /// A deadline for a broken run, never a timing claim: the transitions themselves are seconds.
 const DEADLINE: Duration = Duration::from_secs(60);
-
-fn redis_url() -> String {
-    std::env::var("KEYWARD_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
-}
-
-fn per_day(limit: i64) -> RateLimitRule {
-    RateLimitRule {
-        name: None,
-        algorithm: "fixed_window".into(),
-        limit,
-        window_seconds: 86_400,
-        burst: None,
-    }
-}
 
 /// Key record lookups answered from the cache and loaded from the database so far.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
