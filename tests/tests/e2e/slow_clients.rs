@@ -36,9 +36,9 @@ struct Answer {
     head: String,
 }
 
-/// Reads one response (its head, then a `Content-Length` body); `None` if the connection ends
-/// first. Reads byte by byte so that nothing after the response is consumed.
-async fn read_answer(r: &mut (impl AsyncRead + Unpin)) -> Option<Answer> {
+/// A response head (status line and headers), lower-cased; `None` if the connection ends first.
+/// Reads byte by byte so that nothing after the head is consumed.
+pub(crate) async fn read_head(r: &mut (impl AsyncRead + Unpin)) -> Option<String> {
     let mut head = Vec::new();
     while !head.ends_with(b"\r\n\r\n") {
         let mut byte = [0u8; 1];
@@ -47,7 +47,13 @@ async fn read_answer(r: &mut (impl AsyncRead + Unpin)) -> Option<Answer> {
             _ => return None,
         }
     }
-    let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+    Some(String::from_utf8_lossy(&head).to_ascii_lowercase())
+}
+
+/// Reads one response (its head, then a `Content-Length` body); `None` if the connection ends
+/// first.
+async fn read_answer(r: &mut (impl AsyncRead + Unpin)) -> Option<Answer> {
+    let head = read_head(r).await?;
     let status = head.split(' ').nth(1)?.parse().ok()?;
     let length = head
         .lines()

@@ -17,9 +17,11 @@ use keyward_core::api::{CreateKeyRequest, ListKeysQuery, ReportFormat, ReportQue
 use keyward_e2e::TestApp;
 use secrecy::ExposeSecret;
 use socket2::{Domain, Protocol, Socket, Type};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
+
+use crate::slow_clients::read_head;
 
 /// More readers than the pool's 16 connections.
 const READERS: usize = 20;
@@ -38,19 +40,6 @@ struct Admitted {
     stream: TcpStream,
     /// 503 `reports_busy` answers on the way in (each with `Retry-After`, honoured).
     refusals: u32,
-}
-
-/// A response head (status line and headers), lower-cased; `None` if the connection ends first.
-async fn read_head(r: &mut (impl AsyncRead + Unpin)) -> Option<String> {
-    let mut head = Vec::new();
-    while !head.ends_with(b"\r\n\r\n") {
-        let mut byte = [0u8; 1];
-        match r.read(&mut byte).await {
-            Ok(1) => head.push(byte[0]),
-            _ => return None,
-        }
-    }
-    Some(String::from_utf8_lossy(&head).to_ascii_lowercase())
 }
 
 /// A connection that takes little off the server's hands: a 4 KiB receive buffer, and a 536-byte
