@@ -66,9 +66,20 @@ struct Entry {
     loaded: Instant,
 }
 
+impl Entry {
+    /// Whether a cache hit may answer without reloading. A found key's entry is kept
+    /// `fail_static` longer than it is fresh, so that a database outage still finds it (see
+    /// [`Verifier::fail_static_record`]); an absent key's entry expires when it goes stale.
+    fn fresh(&self, ttl: Duration) -> bool {
+        self.record.is_none() || self.loaded.elapsed() <= ttl
+    }
+}
+
 pub struct Verifier {
     pool: PgPool,
     records: Cache<KeyId, Entry>,
+    /// How long a found key's cached record answers without a reload (`KEYWARD_KEY_CACHE_TTL_SECS`).
+    record_ttl: Duration,
     /// The key ids that exist ([`known`]).
     known: KnownIds,
     /// How long after it was last known current a record still answers while the database
@@ -132,17 +143,22 @@ impl Verifier {
         limiter: Arc<Limiter>,
     ) -> Self {
         let capacity = config.key_cache_capacity;
+        let record_ttl = Duration::from_secs(config.key_cache_ttl_secs);
+        let fail_static = Duration::from_secs(config.fail_static_secs);
         Verifier {
             pool,
             records: Cache::builder()
                 .max_capacity(capacity)
                 .expire_after(RecordExpiry {
-                    positive: Duration::from_secs(config.key_cache_ttl_secs),
+                    // Past its freshness a found key's record stays for the fail-static window:
+                    // an outage that begins just after it went stale still finds it.
+                    positive: record_ttl + fail_static,
                     negative: Duration::from_secs(config.negative_cache_ttl_secs),
                 })
                 .build(),
+            record_ttl,
             known: KnownIds::new(config.key_filter),
-            fail_static: Duration::from_secs(config.fail_static_secs),
+            fail_static,
             feed_lost_at: std::sync::Mutex::new(None),
             db_down_until: AtomicU64::new(0),
             epoch: Instant::now(),
@@ -291,7 +307,10 @@ impl Verifier {
 
     async fn record(&self, id: KeyId, now: DateTime<Utc>) -> Result<Record, VerifyError> {
         let live = self.feed_live.load(Ordering::Acquire);
-        if live && let Some(hit) = self.records.get(&id) {
+        if live
+            && let Some(hit) = self.records.get(&id)
+            && hit.fresh(self.record_ttl)
+        {
             self.counters.cache_hits.inc();
             self.counters.lookups.cache.inc();
             return Ok(hit.record);
@@ -309,7 +328,10 @@ impl Verifier {
         }
         let lock = self.cold_locks.get_with(id, Default::default);
         let _guard = lock.lock().await;
-        if live && let Some(hit) = self.records.get(&id) {
+        if live
+            && let Some(hit) = self.records.get(&id)
+            && hit.fresh(self.record_ttl)
+        {
             self.counters.cache_hits.inc();
             self.counters.lookups.cache.inc();
             return Ok(hit.record);
@@ -461,11 +483,6 @@ impl Verifier {
         let now = self.clock.fetch_add(1, Ordering::SeqCst);
         self.invalidated.insert(id, now);
         self.records.invalidate(&id);
-    }
-
-    /// The cached record of a key, if any (no load).
-    pub fn cached(&self, id: KeyId) -> Option<Arc<KeyRecord>> {
-        self.records.get(&id).and_then(|e| e.record)
     }
 
     /// The record of a key, loaded when not cached.

@@ -125,6 +125,9 @@ async fn a_database_outage_fails_static_for_warm_keys_and_503_for_the_rest() {
     let node = TestServer::start(&app.db, move |c| {
         c.database_url = Some(SecretString::from(proxied));
         c.usage_flush_interval_ms = 200;
+        // Records go stale a second after they are read: the outage must not depend on the
+        // cache's freshness, only on the fail-static window.
+        c.key_cache_ttl_secs = 1;
     })
     .await;
     let session = app.owner.session().unwrap().clone();
@@ -151,6 +154,8 @@ async fn a_database_outage_fails_static_for_warm_keys_and_503_for_the_rest() {
         client.whoami(&token(k)).await.unwrap();
     }
     owner.list_keys(&Default::default()).await.unwrap();
+    // Every cached record is past its freshness when the outage begins.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
 
     proxy.cut();
     let cut_at = Instant::now();
