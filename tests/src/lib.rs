@@ -445,6 +445,13 @@ impl ServerProcess {
         assert!(sent.success());
     }
 
+    /// Kills the process with SIGKILL (no drain, no flush: a crash) and returns its logs.
+    pub fn kill(mut self) -> String {
+        self.child.kill().expect("kill -9 keyward-server");
+        self.child.wait().expect("wait");
+        self.logs()
+    }
+
     /// Waits up to `within` for the process to exit; returns whether it exited 0, and its logs.
     pub async fn wait_exit(mut self, within: Duration) -> (bool, String) {
         let deadline = tokio::time::Instant::now() + within;

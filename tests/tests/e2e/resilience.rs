@@ -272,3 +272,137 @@ async fn statuses(client: &keyward_client::KeywardClient, token: &str, n: usize)
     }
     out
 }
+
+/// A desktop replica's push with the server killed (SIGKILL) inside it: PostgreSQL holds the
+/// push at one operation's insert, so some operations are committed and unanswered (their
+/// acknowledgement is lost with the process) and the rest never ran. The replica keeps every
+/// operation, and once a restarted server is back its retry applies each exactly once: no key
+/// missing, none doubled, one audit entry per create.
+#[tokio::test]
+async fn a_server_killed_inside_a_push_applies_every_operation_exactly_once() {
+    use keyward_core::api::Role;
+    use keyward_e2e::{PASSWORD, ServerProcess, TestDb, eventually};
+    use keyward_replica::{Replica, SyncEngine, SyncError};
+    use std::time::Duration;
+
+    const OPS: usize = 60;
+    let db = TestDb::new().await;
+    let password = SecretString::from(PASSWORD);
+    keyward_server::admin::create(
+        &db.pool,
+        "Acme",
+        "owner@acme.test",
+        Some(Role::Owner),
+        &password,
+    )
+    .await
+    .unwrap();
+    let server = ServerProcess::start(&db, &[]).await;
+    let (owner, _) = server
+        .client()
+        .login("owner@acme.test", &password)
+        .await
+        .unwrap();
+    let session = owner.session().unwrap().clone();
+    let replica = Replica::in_memory().await.unwrap();
+    SyncEngine::new(replica.clone(), owner.clone())
+        .sync_once()
+        .await
+        .unwrap();
+    let mut made = Vec::new();
+    for i in 0..OPS {
+        let (key, token) = replica
+            .create_key_offline(CreateKeyRequest {
+                name: format!("offline {i}"),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        made.push((key.id, token));
+    }
+    assert_eq!(replica.outbox_len().await.unwrap(), OPS as u64);
+
+    let count = || async {
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM sync_ops WHERE result IS NOT NULL")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap()
+    };
+    // All in one push (one batch).
+    let pushing = {
+        let engine = SyncEngine::new(replica.clone(), owner.clone());
+        tokio::spawn(async move { engine.sync_once().await })
+    };
+    // Once some operations are committed, hold the next one at its insert...
+    assert!(
+        eventually(Duration::from_secs(60), || async { count().await >= 1 }).await,
+        "the push began applying"
+    );
+    let mut hold = db.pool.begin().await.unwrap();
+    sqlx::query("LOCK TABLE sync_ops IN SHARE MODE")
+        .execute(&mut *hold)
+        .await
+        .unwrap();
+    let waiting = || async {
+        sqlx::query_scalar::<_, bool>(
+            "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE relation = 'sync_ops'::regclass
+                 AND NOT granted)",
+        )
+        .fetch_one(&db.pool)
+        .await
+        .unwrap()
+    };
+    assert!(
+        eventually(Duration::from_secs(60), waiting).await,
+        "the push waits inside an operation"
+    );
+    let committed = count().await;
+    assert!(
+        (1..OPS as i64).contains(&committed),
+        "killed mid-push: {committed} of {OPS} committed"
+    );
+    // ... and kill the server there.
+    server.kill();
+    let err = pushing.await.unwrap().unwrap_err();
+    assert!(matches!(err, SyncError::Offline(_)), "{err:?}");
+    assert_eq!(
+        replica.outbox_len().await.unwrap(),
+        OPS as u64,
+        "no answer came, so every operation is kept"
+    );
+    hold.rollback().await.unwrap();
+
+    // A restarted server on the same database; the same session and replica retry.
+    let server = ServerProcess::start(&db, &[]).await;
+    let client = server.client().with_session(session);
+    let report = SyncEngine::new(replica.clone(), client.clone())
+        .sync_once()
+        .await
+        .unwrap();
+    assert_eq!((report.applied, report.rejected), (OPS, 0), "{report:?}");
+    assert_eq!(replica.outbox_len().await.unwrap(), 0);
+    let scalar = |sql: &'static str| {
+        let pool = db.pool.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>(sql)
+                .fetch_one(&pool)
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(scalar("SELECT count(*) FROM api_keys").await, OPS as i64);
+    assert_eq!(scalar("SELECT count(*) FROM sync_ops").await, OPS as i64);
+    assert_eq!(
+        scalar("SELECT count(*) FROM audit_log WHERE action = 'key.create'").await,
+        OPS as i64,
+        "each create audited once"
+    );
+    // Keys committed before the kill and keys applied by the retry all verify.
+    for (id, token) in [&made[0], &made[OPS - 1]] {
+        let who = client.whoami(token.expose_secret()).await.unwrap();
+        assert_eq!(who.key_id, *id);
+    }
+    println!(
+        "killed inside a push of {OPS} operations with {committed} committed; the retry applied all {OPS} once"
+    );
+}
