@@ -1,10 +1,17 @@
-//! The UI's TypeScript types, generated from the Rust types with ts-rs and committed in
-//! ui/src/bindings. `bindings_are_current` fails when they drift; regenerate with
+//! The UI's TypeScript side of the IPC contract, generated and committed:
+//!
+//! - the types, from the Rust types with ts-rs, in ui/src/bindings;
+//! - the command wrappers, from the `#[tauri::command]` functions in commands.rs (read with
+//!   syn), in ui/src/api/commands.gen.ts: one typed function per command, its name, argument
+//!   names (camelCase, as Tauri maps them) and types taken from the Rust signature, so the UI
+//!   types no command or argument name by hand.
+//!
+//! `bindings_are_current` fails when either drifts; regenerate with
 //! `KEYWARD_UPDATE_BINDINGS=1 cargo test -p keyward-desktop bindings`.
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
+    use std::collections::{BTreeMap, BTreeSet};
     use std::path::{Path, PathBuf};
 
     use ts_rs::{Config, TS};
@@ -97,6 +104,219 @@ mod tests {
             .unwrap_or_default()
     }
 
+    /// The TypeScript type of a command's argument or answer: primitives, `Option` (`| null`),
+    /// `Vec` (`[]`), `()` (`void`), or a type exported to ui/src/bindings (`exported`). Anything
+    /// else panics: a command must not take or give a type the UI has no binding for.
+    fn ts_type(ty: &syn::Type, exported: &BTreeSet<String>, used: &mut BTreeSet<String>) -> String {
+        match ty {
+            syn::Type::Tuple(t) if t.elems.is_empty() => "void".into(),
+            syn::Type::Reference(r) => ts_type(&r.elem, exported, used),
+            syn::Type::Path(p) => {
+                let last = p.path.segments.last().expect("a type name");
+                let inner = || match &last.arguments {
+                    syn::PathArguments::AngleBracketed(a) => match a.args.first() {
+                        Some(syn::GenericArgument::Type(t)) => t.clone(),
+                        _ => panic!("{}: no type argument", last.ident),
+                    },
+                    _ => panic!("{}: no type argument", last.ident),
+                };
+                match last.ident.to_string().as_str() {
+                    "String" | "str" => "string".into(),
+                    "bool" => "boolean".into(),
+                    "u8" | "u16" | "u32" | "u64" | "i8" | "i16" | "i32" | "i64" | "usize"
+                    | "f32" | "f64" => "number".into(),
+                    "Option" => format!("{} | null", ts_type(&inner(), exported, used)),
+                    "Vec" => match ts_type(&inner(), exported, used) {
+                        t if t.contains(' ') => format!("({t})[]"),
+                        t => format!("{t}[]"),
+                    },
+                    name => {
+                        assert!(
+                            exported.contains(name),
+                            "{name} is used by a command but not exported to ui/src/bindings"
+                        );
+                        used.insert(name.to_owned());
+                        name.to_owned()
+                    }
+                }
+            }
+            other => panic!("unsupported command type: {}", quote_type(other)),
+        }
+    }
+
+    fn quote_type(ty: &syn::Type) -> String {
+        match ty {
+            syn::Type::Path(p) => p
+                .path
+                .segments
+                .iter()
+                .map(|s| s.ident.to_string())
+                .collect::<Vec<_>>()
+                .join("::"),
+            _ => "a non-path type".into(),
+        }
+    }
+
+    fn camel(snake: &str) -> String {
+        let mut out = String::new();
+        let mut upper = false;
+        for c in snake.chars() {
+            match c {
+                '_' => upper = true,
+                c if upper => {
+                    out.extend(c.to_uppercase());
+                    upper = false;
+                }
+                c => out.push(c),
+            }
+        }
+        out
+    }
+
+    /// The doc comment of an item, as written.
+    fn doc(attrs: &[syn::Attribute]) -> Vec<String> {
+        attrs
+            .iter()
+            .filter(|a| a.path().is_ident("doc"))
+            .filter_map(|a| match &a.meta {
+                syn::Meta::NameValue(syn::MetaNameValue {
+                    value:
+                        syn::Expr::Lit(syn::ExprLit {
+                            lit: syn::Lit::Str(s),
+                            ..
+                        }),
+                    ..
+                }) => Some(s.value().trim().to_owned()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The typed wrappers of every `#[tauri::command]` in `source` (commands.rs): the
+    /// `State<..>` argument is Tauri's, the rest are the command's arguments, and the answer is
+    /// what its `Result` holds.
+    fn command_wrappers(source: &str, exported: &BTreeSet<String>) -> String {
+        let file = syn::parse_file(source).expect("commands.rs parses");
+        let mut used = BTreeSet::new();
+        let mut body = String::new();
+        for item in &file.items {
+            let syn::Item::Fn(f) = item else { continue };
+            let is_command = f.attrs.iter().any(|a| {
+                let segs: Vec<String> = a
+                    .path()
+                    .segments
+                    .iter()
+                    .map(|s| s.ident.to_string())
+                    .collect();
+                segs == ["tauri", "command"]
+            });
+            if !is_command {
+                continue;
+            }
+            let name = f.sig.ident.to_string();
+            let mut params = Vec::new();
+            for input in &f.sig.inputs {
+                let syn::FnArg::Typed(arg) = input else {
+                    panic!("{name}: a command is a free function")
+                };
+                if let syn::Type::Path(p) = &*arg.ty
+                    && p.path.segments.last().is_some_and(|s| s.ident == "State")
+                {
+                    continue;
+                }
+                let syn::Pat::Ident(ident) = &*arg.pat else {
+                    panic!("{name}: arguments are plain names")
+                };
+                params.push((
+                    camel(&ident.ident.to_string()),
+                    ts_type(&arg.ty, exported, &mut used),
+                ));
+            }
+            let answer = match &f.sig.output {
+                syn::ReturnType::Type(_, ty) => match &**ty {
+                    syn::Type::Path(p)
+                        if p.path.segments.last().is_some_and(|s| s.ident == "Result") =>
+                    {
+                        let syn::PathArguments::AngleBracketed(a) =
+                            &p.path.segments.last().unwrap().arguments
+                        else {
+                            panic!("{name}: Result<T>")
+                        };
+                        match a.args.first() {
+                            Some(syn::GenericArgument::Type(t)) => ts_type(t, exported, &mut used),
+                            _ => panic!("{name}: Result<T>"),
+                        }
+                    }
+                    _ => panic!("{name}: a command answers Result<T>"),
+                },
+                syn::ReturnType::Default => panic!("{name}: a command answers Result<T>"),
+            };
+            let lines = doc(&f.attrs);
+            if !lines.is_empty() {
+                body.push_str(&format!("\n/** {} */\n", lines.join(" ")));
+            } else {
+                body.push('\n');
+            }
+            let signature: Vec<String> = params.iter().map(|(n, t)| format!("{n}: {t}")).collect();
+            let args = if params.is_empty() {
+                String::new()
+            } else {
+                let names: Vec<&str> = params.iter().map(|(n, _)| n.as_str()).collect();
+                format!(", {{ {} }}", names.join(", "))
+            };
+            body.push_str(&format!(
+                "export const {} = ({}) =>\n  call<{answer}>(\"{name}\"{args});\n",
+                camel(&name),
+                signature.join(", ")
+            ));
+        }
+        let types: Vec<&str> = used.iter().map(String::as_str).collect();
+        format!(
+            "// Generated from the #[tauri::command] functions in src-tauri/src/commands.rs by\n\
+             // src-tauri/src/bindings.rs. Do not edit: change the command and regenerate.\n\
+             import type {{ {} }} from \"../bindings\";\n\
+             import {{ call }} from \"./call\";\n{body}",
+            types.join(", ")
+        )
+    }
+
+    #[test]
+    fn command_wrappers_follow_the_rust_signatures() {
+        let exported: BTreeSet<String> = ["KeyFilter", "KeyList", "AuditEntry"]
+            .into_iter()
+            .map(String::from)
+            .collect();
+        let source = r#"
+            /// Lists keys.
+            #[tauri::command]
+            pub async fn list_keys(desktop: State<'_, Desktop>, filter: KeyFilter) -> Result<KeyList> { todo!() }
+            #[tauri::command]
+            pub async fn audit_log(desktop: State<'_, Desktop>, limit: u32, before_seq: Option<i64>) -> Result<Vec<AuditEntry>> { todo!() }
+            #[tauri::command]
+            pub async fn logout(desktop: State<'_, Desktop>) -> Result<()> { todo!() }
+            pub fn not_a_command() {}
+        "#;
+        let ts = command_wrappers(source, &exported);
+        assert!(
+            ts.contains("import type { AuditEntry, KeyFilter, KeyList } from \"../bindings\";"),
+            "{ts}"
+        );
+        assert!(ts.contains("/** Lists keys. */\nexport const listKeys = (filter: KeyFilter) =>\n  call<KeyList>(\"list_keys\", { filter });"), "{ts}");
+        assert!(ts.contains("export const auditLog = (limit: number, beforeSeq: number | null) =>\n  call<AuditEntry[]>(\"audit_log\", { limit, beforeSeq });"), "{ts}");
+        assert!(
+            ts.contains("export const logout = () =>\n  call<void>(\"logout\");"),
+            "{ts}"
+        );
+        assert!(!ts.contains("notACommand"), "{ts}");
+    }
+
+    #[test]
+    #[should_panic(expected = "Secret is used by a command but not exported")]
+    fn a_command_type_without_a_binding_is_refused() {
+        let source = "#[tauri::command] pub async fn leak(s: Secret) -> Result<()> { todo!() }";
+        command_wrappers(source, &BTreeSet::new());
+    }
+
     #[test]
     fn bindings_are_current() {
         let committed = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../ui/src/bindings");
@@ -105,21 +325,35 @@ mod tests {
         std::fs::create_dir_all(&fresh).unwrap();
         generate(&fresh);
         let (want, have) = (read_all(&fresh), read_all(&committed));
+        let exported: BTreeSet<String> = want
+            .keys()
+            .filter_map(|n| n.strip_suffix(".ts"))
+            .map(str::to_owned)
+            .collect();
+        let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        let commands = std::fs::read_to_string(manifest.join("src/commands.rs")).unwrap();
+        let wrappers = command_wrappers(&commands, &exported);
+        let wrappers_path = manifest.join("../ui/src/api/commands.gen.ts");
         if std::env::var_os("KEYWARD_UPDATE_BINDINGS").is_some() {
             let _ = std::fs::remove_dir_all(&committed);
             std::fs::create_dir_all(&committed).unwrap();
             for (name, text) in &want {
                 std::fs::write(committed.join(name), text).unwrap();
             }
+            std::fs::write(&wrappers_path, &wrappers).unwrap();
         } else {
-            let stale: Vec<&String> = want
+            let mut stale: Vec<&String> = want
                 .keys()
                 .chain(have.keys())
                 .filter(|k| want.get(*k) != have.get(*k))
                 .collect();
+            let gen_name = "api/commands.gen.ts".to_owned();
+            if std::fs::read_to_string(&wrappers_path).ok().as_deref() != Some(wrappers.as_str()) {
+                stale.push(&gen_name);
+            }
             assert!(
                 stale.is_empty(),
-                "ui/src/bindings is out of date ({stale:?}); run KEYWARD_UPDATE_BINDINGS=1 cargo test -p keyward-desktop bindings"
+                "ui/src/bindings or ui/src/api/commands.gen.ts is out of date ({stale:?}); run KEYWARD_UPDATE_BINDINGS=1 cargo test -p keyward-desktop bindings"
             );
         }
         let _ = std::fs::remove_dir_all(&fresh);

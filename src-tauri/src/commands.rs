@@ -30,6 +30,7 @@ pub async fn logout(desktop: State<'_, Desktop>) -> Result<()> {
     desktop.logout().await
 }
 
+/// Changes the account's password on the server (refused offline); other devices are signed out.
 #[tauri::command]
 pub async fn change_password(
     desktop: State<'_, Desktop>,
@@ -41,6 +42,7 @@ pub async fn change_password(
         .await
 }
 
+/// Ends every session of the account on the server, this one included (refused offline).
 #[tauri::command]
 pub async fn logout_everywhere(desktop: State<'_, Desktop>) -> Result<()> {
     desktop.logout_everywhere().await
@@ -126,6 +128,7 @@ pub async fn key_limits(desktop: State<'_, Desktop>, id: String) -> Result<Limit
     desktop.key_limits(&id).await
 }
 
+/// A key's gateway traffic over the period (the server's when online, else the last copy kept).
 #[tauri::command]
 pub async fn key_gateway(
     desktop: State<'_, Desktop>,
@@ -135,16 +138,19 @@ pub async fn key_gateway(
     desktop.key_gateway(&id, period).await
 }
 
+/// The networks a key was used from, most recent first (the server's when online, else the last copy kept).
 #[tauri::command]
 pub async fn key_networks(desktop: State<'_, Desktop>, id: String) -> Result<NetworksSnapshot> {
     desktop.key_networks(&id).await
 }
 
+/// The organisation's anomaly thresholds (read from the server).
 #[tauri::command]
 pub async fn alert_settings(desktop: State<'_, Desktop>) -> Result<Thresholds> {
     desktop.alert_settings().await
 }
 
+/// Saves the organisation's anomaly thresholds on the server (refused offline).
 #[tauri::command]
 pub async fn set_alert_settings(
     desktop: State<'_, Desktop>,
@@ -158,6 +164,7 @@ pub async fn dashboard(desktop: State<'_, Desktop>, period: DashboardPeriod) -> 
     desktop.dashboard(period).await
 }
 
+/// Alerts as last synced; `null`: every status.
 #[tauri::command]
 pub async fn alerts(
     desktop: State<'_, Desktop>,
