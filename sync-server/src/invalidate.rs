@@ -72,8 +72,14 @@ async fn continue_after(shutdown: &CancellationToken, backoff: &mut Duration) {
         _ = shutdown.cancelled() => {}
         _ = tokio::time::sleep(*backoff) => {}
     }
-    *backoff = (*backoff * 2).min(Duration::from_secs(5));
+    *backoff = (*backoff * 2).min(MAX_BACKOFF);
 }
+
+/// The longest wait between attempts to listen again. Until the listener is back every lookup
+/// goes to the database, so after an outage the node must notice the database's return soon:
+/// one connection attempt a second is cheap, a storm of uncached lookups is not (the soak saw
+/// 5–10 s of it with a 5 s cap).
+const MAX_BACKOFF: Duration = Duration::from_secs(1);
 
 async fn listen(pool: &PgPool) -> Result<PgListener, sqlx::Error> {
     let mut listener = PgListener::connect_with(pool).await?;
