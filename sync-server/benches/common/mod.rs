@@ -16,6 +16,10 @@ use sqlx::types::Json;
 pub struct Fixture {
     pub verifier: Verifier,
     pub token: ApiKeyToken,
+    /// The fixture database (for a whole server's state over it; the verify bench's).
+    #[allow(dead_code)]
+    pub config: Config,
+    pub pool: sqlx::PgPool,
     db: String,
     admin_url: String,
 }
@@ -74,7 +78,7 @@ pub async fn fixture(rate_limits: Option<Vec<RateLimitRule>>) -> Fixture {
     let mut conn = pool.acquire().await.unwrap();
     store::keys::insert(&mut conn, &row).await.unwrap();
     let verifier = Verifier::new(
-        pool,
+        pool.clone(),
         &config,
         Hasher::new(2, 64),
         Arc::new(UsageRecorder::default()),
@@ -86,6 +90,8 @@ pub async fn fixture(rate_limits: Option<Vec<RateLimitRule>>) -> Fixture {
     Fixture {
         verifier,
         token,
+        config,
+        pool,
         db,
         admin_url,
     }
@@ -97,6 +103,7 @@ impl Fixture {
             .await
             .unwrap();
         drop(self.verifier);
+        self.pool.close().await;
         let _ = sqlx::query(&format!("DROP DATABASE {} WITH (FORCE)", self.db))
             .execute(&admin)
             .await;
