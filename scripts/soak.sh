@@ -54,7 +54,7 @@
 #   SOAK_KEEP_DB=1            keep the keyward_soak database afterwards
 #   SOAK_SKIP_BUILD=1         use the release binaries already in $CARGO_TARGET_DIR
 #   KEYWARD_PG_URL            PostgreSQL server URL (default postgres://postgres@127.0.0.1:5432)
-#   RUST_LOG                  node log filter (default warn,keyward_server::invalidate=info)
+#   RUST_LOG                  node log filter (default warn,keyward_server::jobs::invalidate=info)
 set -euo pipefail
 
 # shellcheck source=scripts/lib.sh
@@ -97,7 +97,7 @@ PASSWORD="keyward-soak-password-2026"
 LOAD_EMAIL="load@soak.test"
 DESK_EMAIL="desk@soak.test"
 # Warnings, and when each node (re)gains its key-change listener (the report shows it).
-export RUST_LOG="${RUST_LOG:-warn,keyward_server::invalidate=info}"
+export RUST_LOG="${RUST_LOG:-warn,keyward_server::jobs::invalidate=info}"
 export KEYWARD_LOG_FORMAT=json # the report counts warnings and errors by message
 
 now() { date +%s.%N | cut -c1-14; }

@@ -74,9 +74,9 @@ pub struct Config {
     pub key_events_interval_secs: u64,
     /// Runs the periodic jobs: the alert detector, key notices (the hourly `key.expiring` /
     /// `key.unused` sweep and the due sweep of expiries and delayed revocations) and usage
-    /// retention. Off only for tests that run those passes themselves (`alerts::run_once`,
-    /// `notices::sweep_hourly`, `notices::sweep_due`), so no job races them; a node serving
-    /// traffic needs them on.
+    /// retention. Off only for tests that run those passes themselves
+    /// (`jobs::alerts::run_once`, `jobs::notices::sweep_hourly`, `jobs::notices::sweep_due`), so
+    /// no job races them; a node serving traffic needs them on.
     pub background_jobs: bool,
     /// Refuse key ids that exist nowhere from an in-memory filter of the ids that exist,
     /// without a database query.
@@ -334,12 +334,12 @@ impl Config {
             return Err(ConfigError::BadUpstreamTest(upstream.clone()));
         }
         if let Some(key) = &config.webhook_key
-            && crate::webhooks::parse_key(key).is_none()
+            && parse_key(key).is_none()
         {
             return Err(ConfigError::BadWebhookKey);
         }
         if let Some(key) = &config.verifier_key
-            && crate::webhooks::parse_key(key).is_none()
+            && parse_key(key).is_none()
         {
             return Err(ConfigError::BadVerifierKey);
         }
@@ -392,6 +392,21 @@ impl Config {
             .unwrap_or(pool / 4)
             .clamp(1, pool) as usize
     }
+}
+
+/// A 32-byte key in base64 (standard alphabet, padding optional): `KEYWARD_WEBHOOK_KEY` (the
+/// key of the webhook secrets at rest) and `KEYWARD_VERIFIER_KEY` (the fast verifier's key).
+/// `None` when it is not base64 or not 32 bytes.
+pub fn parse_key(key: &SecretString) -> Option<[u8; 32]> {
+    use base64::Engine;
+    use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
+    use secrecy::ExposeSecret;
+    let raw = key.expose_secret().trim();
+    let bytes = STANDARD
+        .decode(raw)
+        .or_else(|_| STANDARD_NO_PAD.decode(raw))
+        .ok()?;
+    bytes.try_into().ok()
 }
 
 /// A list of CIDRs: a TOML/JSON array (`["10.0.0.0/8", "::1/128"]`) or, as an environment
@@ -590,5 +605,19 @@ mod tests {
             ));
             Ok(())
         });
+    }
+
+    #[test]
+    fn keys_are_32_bytes_of_base64_with_or_without_padding() {
+        use base64::Engine;
+        use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
+        let key = |k: String| parse_key(&SecretString::from(k));
+        assert_eq!(key(STANDARD.encode([7u8; 32])), Some([7u8; 32]));
+        assert_eq!(
+            key(format!(" {} ", STANDARD_NO_PAD.encode([7u8; 32]))),
+            Some([7u8; 32])
+        );
+        assert_eq!(key(STANDARD.encode([7u8; 31])), None);
+        assert_eq!(key("not base64!".to_owned()), None);
     }
 }

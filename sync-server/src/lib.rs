@@ -1,25 +1,35 @@
 //! Keyward's sync server as a library: [`router`] for in-process tests, [`serve`] for a real
 //! listener with background tasks and graceful shutdown. `main.rs` only parses the command line.
+//!
+//! # Layout
+//!
+//! - [`http`]: the API's edge: the router and one handler module per area, the extractors
+//!   ([`http::extract`]), the OpenAPI document ([`http::openapi`]) and the `/gw` forwarding
+//!   gateway ([`http::gateway`]).
+//! - [`jobs`]: what runs beside the requests, on the loop [`jobs::every`]: alert detection
+//!   ([`jobs::alerts`]), key notices ([`jobs::notices`]), usage retention ([`jobs::retention`]),
+//!   webhook delivery ([`jobs::webhooks`]) and cache invalidation ([`jobs::invalidate`]).
+//! - The domain services both use: [`verify`] (the verification pipeline), [`limits`] (rate
+//!   limits and quotas), [`usage`] (usage counting and its flusher), [`webhooks`] (the event
+//!   outbox, signing and secrets), [`keys`], [`session`], [`audit`], [`login_throttle`] and
+//!   [`throttle`].
+//! - The plumbing: [`store`] (the SQL, one module per table family), [`config`], [`state`],
+//!   [`error`], [`metrics`], [`connections`] and [`telemetry`]; the command line: [`cli`],
+//!   [`admin`] and [`demo`].
 
 pub mod admin;
-pub mod alerts;
 pub mod audit;
 pub mod cli;
 pub mod config;
 pub mod connections;
 pub mod demo;
 pub mod error;
-pub mod extract;
-pub mod gateway;
 pub mod http;
-pub mod invalidate;
 pub mod jobs;
 pub mod keys;
 pub mod limits;
 pub mod login_throttle;
 pub mod metrics;
-pub mod notices;
-pub mod openapi;
 pub mod session;
 pub mod state;
 pub mod store;
@@ -64,9 +74,9 @@ pub async fn serve(
         .context("connecting to PostgreSQL")?;
     store::migrate(&pool).await.context("applying migrations")?;
     let state = AppState::new(config, pool.clone());
-    let webhook_worker = webhooks::WorkerConfig {
+    let webhook_worker = jobs::webhooks::WorkerConfig {
         attempts: state.metrics.webhook_attempts.clone(),
-        ..webhooks::WorkerConfig::from_config(&state.config).context("KEYWARD_WEBHOOK_KEY")?
+        ..jobs::webhooks::WorkerConfig::from_config(&state.config).context("KEYWARD_WEBHOOK_KEY")?
     };
 
     let background = CancellationToken::new();
@@ -77,7 +87,7 @@ pub async fn serve(
         Duration::from_millis(state.config.usage_flush_interval_ms.max(10)),
         background.clone(),
     ));
-    tasks.spawn(invalidate::run_listener(
+    tasks.spawn(jobs::invalidate::run_listener(
         pool.clone(),
         state.verifier.clone(),
         background.clone(),
@@ -89,23 +99,23 @@ pub async fn serve(
         background.clone(),
     ));
     if state.config.background_jobs {
-        tasks.spawn(alerts::run(
+        tasks.spawn(jobs::alerts::run(
             pool.clone(),
             Duration::from_secs(60),
             background.clone(),
         ));
-        tasks.spawn(notices::run(
+        tasks.spawn(jobs::notices::run(
             pool.clone(),
             Duration::from_secs(3600),
             background.clone(),
         ));
-        tasks.spawn(notices::run_due(
+        tasks.spawn(jobs::notices::run_due(
             pool.clone(),
             Duration::from_secs(state.config.key_events_interval_secs.max(1)),
             background.clone(),
         ));
-        tasks.spawn(usage::run_retention(
-            usage::Retention::from_config(&state.config),
+        tasks.spawn(jobs::retention::run_retention(
+            jobs::retention::Retention::from_config(&state.config),
             pool.clone(),
             Duration::from_secs(state.config.usage_retention_interval_secs.max(1)),
             background.clone(),
@@ -116,7 +126,7 @@ pub async fn serve(
              key notices, due expiries or usage retention"
         );
     }
-    tasks.spawn(webhooks::run_worker(
+    tasks.spawn(jobs::webhooks::run_worker(
         pool.clone(),
         webhook_worker,
         background.clone(),

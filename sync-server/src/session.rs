@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 
 use crate::audit::Actor;
 use crate::error::AppError;
-use crate::extract::{ClientIp, RequestId};
+use crate::http::extract::{ClientIp, RequestId};
 use crate::state::AppState;
 use crate::store;
 

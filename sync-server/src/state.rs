@@ -26,7 +26,7 @@ pub struct AppState {
     pub webhook_tests: Arc<FailureWindow<keyward_core::OrgId>>,
     pub metrics: Arc<Metrics>,
     /// `/gw/*` forwarding, when an upstream is configured.
-    pub gateway: Option<Arc<crate::gateway::Gateway>>,
+    pub gateway: Option<Arc<crate::http::gateway::Gateway>>,
     /// Signs audit chain heads (`audit_signing_key`); `None`: the chain is unsigned.
     pub audit_signer: Option<Arc<keyward_core::audit_head::HeadSigner>>,
     /// The share of the pool usage reports may hold at once (`report_db_connections`): a
@@ -74,7 +74,7 @@ impl AppState {
             config.login_failures_per_window,
             config.login_failure_window_secs,
         );
-        let gateway = crate::gateway::Gateway::from_config(&config).map(Arc::new);
+        let gateway = crate::http::gateway::Gateway::from_config(&config).map(Arc::new);
         // Checked (and refused when invalid) by `serve` and `Config::load` before this.
         let audit_signer = config.audit_signer().ok().flatten().map(Arc::new);
         let webhook_tests = Arc::new(FailureWindow::new(

@@ -6,7 +6,7 @@ use keyward_core::api::{AuditEntry, AuditVerifyReport, FieldError, Page, PageQue
 use keyward_core::validate::{self, FieldErrors};
 
 use crate::error::AppResult;
-use crate::extract::AppQuery;
+use crate::http::extract::AppQuery;
 use crate::session::AdminSession;
 use crate::state::AppState;
 use crate::store;

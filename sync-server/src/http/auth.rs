@@ -11,7 +11,7 @@ use secrecy::SecretString;
 
 use crate::audit::{Actor, AuditEvent};
 use crate::error::{AppError, AppResult};
-use crate::extract::{AppJson, ClientIp, RequestId};
+use crate::http::extract::{AppJson, ClientIp, RequestId};
 use crate::session::{self, AdminSession};
 use crate::state::AppState;
 use crate::store;

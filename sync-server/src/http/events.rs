@@ -10,7 +10,7 @@ use keyward_core::validate::{self, FieldErrors};
 use uuid::Uuid;
 
 use crate::error::AppResult;
-use crate::extract::AppQuery;
+use crate::http::extract::AppQuery;
 use crate::session::AdminSession;
 use crate::state::AppState;
 use crate::store::events::{self, TypeFilter};
@@ -104,7 +104,7 @@ mod tests {
 
     #[test]
     fn the_document_describes_an_event_as_its_fields_and_a_typed_payload() {
-        let doc = crate::openapi::document();
+        let doc = crate::http::openapi::document();
         let schema = &doc["components"]["schemas"]["OrgEvent"];
         let text = schema.to_string();
         assert!(text.contains("#/components/schemas/WebhookEvent"), "{text}");

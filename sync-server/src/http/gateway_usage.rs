@@ -14,7 +14,7 @@ use keyward_core::api::{
 use keyward_core::latency::Histogram;
 
 use crate::error::{AppError, AppResult};
-use crate::extract::{AppPath, AppQuery};
+use crate::http::extract::{AppPath, AppQuery};
 use crate::http::usage::period;
 use crate::session::AdminSession;
 use crate::state::AppState;

@@ -16,8 +16,8 @@ use keyward_core::validate::{self, FieldErrors};
 use keyward_core::{ApiKeyToken, Environment, KeyId};
 
 use crate::error::{AppError, AppResult};
-use crate::extract::{AppJson, AppJsonOrEmpty, AppPath, AppQuery};
 use crate::http::auth::overloaded;
+use crate::http::extract::{AppJson, AppJsonOrEmpty, AppPath, AppQuery};
 use crate::keys::{self, DEFAULT_ROTATION_GRACE_SECS};
 use crate::session::AdminSession;
 use crate::state::AppState;

@@ -9,7 +9,7 @@ use keyward_core::api::{FieldError, KeyLimits, LimitUsage, ViolationList, Violat
 use keyward_core::limit::{Kind, headers};
 
 use crate::error::{AppError, AppResult};
-use crate::extract::{AppPath, AppQuery};
+use crate::http::extract::{AppPath, AppQuery};
 use crate::http::verify::verify_error;
 use crate::session::AdminSession;
 use crate::state::AppState;

@@ -1,13 +1,18 @@
 //! The router: one module per area, each a set of handlers that parse input into domain values,
-//! run one transaction and answer.
+//! run one transaction and answer. Beside them: the extractors those handlers parse input with
+//! ([`extract`]), the OpenAPI document generated from their annotations ([`openapi`]) and the
+//! `/gw` forwarding gateway ([`gateway`]).
 
 pub mod alerts;
 pub mod audit;
 pub mod auth;
 pub mod events;
+pub mod extract;
+pub mod gateway;
 pub mod gateway_usage;
 pub mod keys;
 pub mod limits;
+pub mod openapi;
 pub mod ops;
 pub mod request_id;
 pub mod sessions;
@@ -85,8 +90,8 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/v1/alerts/{id}/ack", post(alerts::ack))
         .route("/v1/reports/usage", get(usage::report))
-        .route("/gw", any(crate::gateway::forward))
-        .route("/gw/{*path}", any(crate::gateway::forward))
+        .route("/gw", any(gateway::forward))
+        .route("/gw/{*path}", any(gateway::forward))
         .route("/v1/whoami", get(verify::whoami))
         .route("/v1/verify", post(verify::verify))
         .route("/v1/events", get(events::list))

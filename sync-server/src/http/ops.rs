@@ -93,5 +93,5 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
 
 /// This document.
 pub async fn openapi() -> impl IntoResponse {
-    Json(crate::openapi::document().clone())
+    Json(crate::http::openapi::document().clone())
 }

@@ -11,8 +11,8 @@ use secrecy::SecretString;
 
 use crate::audit::AuditEvent;
 use crate::error::{AppError, AppResult};
-use crate::extract::AppJson;
 use crate::http::auth::overloaded;
+use crate::http::extract::AppJson;
 use crate::session::AdminSession;
 use crate::state::AppState;
 use crate::store;

@@ -14,7 +14,7 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::error::{AppError, AppResult};
-use crate::extract::{AppJson, AppQuery};
+use crate::http::extract::{AppJson, AppQuery};
 use crate::keys::{self, DEFAULT_ROTATION_GRACE_SECS};
 use crate::session::AdminSession;
 use crate::state::AppState;

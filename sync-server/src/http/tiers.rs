@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use crate::audit::AuditEvent;
 use crate::error::{AppError, AppResult, on_constraint};
-use crate::extract::{AppJson, AppPath};
+use crate::http::extract::{AppJson, AppPath};
 use crate::session::AdminSession;
 use crate::state::AppState;
 use crate::store::tiers::TierRow;

@@ -20,7 +20,7 @@ use keyward_core::csv::safe_cell;
 use tracing::Instrument;
 
 use crate::error::{AppError, AppResult};
-use crate::extract::AppQuery;
+use crate::http::extract::AppQuery;
 use crate::session::AdminSession;
 use crate::state::AppState;
 use crate::store;

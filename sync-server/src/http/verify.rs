@@ -13,7 +13,7 @@ use keyward_core::api::{MAX_COST, VerifyCode, VerifyRequest, VerifyResponse, Who
 use keyward_core::validate::{self, FieldErrors};
 
 use crate::error::{AppError, AppResult};
-use crate::extract::{AppJson, ClientIp};
+use crate::http::extract::{AppJson, ClientIp};
 use crate::limits;
 use crate::state::AppState;
 use crate::verify::{KeyRecord, Verdict, VerifyError};

@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use crate::audit::AuditEvent;
 use crate::error::{AppError, AppResult};
-use crate::extract::{AppJson, AppPath, AppQuery};
+use crate::http::extract::{AppJson, AppPath, AppQuery};
 use crate::session::AdminSession;
 use crate::state::AppState;
 use crate::store::webhooks::EndpointRow;

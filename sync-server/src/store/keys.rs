@@ -1,5 +1,5 @@
 use chrono::{DateTime, Utc};
-use keyward_core::api::webhooks::{KeyCreatedData, WebhookEvent};
+use keyward_core::api::webhooks::{KeyCreatedData, KeyRevokedData, WebhookEvent};
 use keyward_core::api::{ApiKey, KeyStatusFilter, Quota, RateLimitRule};
 use keyward_core::{AdminId, Environment, IpAllowList, KeyId, KeyStatus, OrgId, ScopeSet};
 use sqlx::types::Json;
@@ -248,7 +248,37 @@ pub async fn update(conn: &mut PgConnection, k: &KeyRow) -> Result<(), sqlx::Err
     .await?;
     notify(&mut *conn, KeyId::from_uuid(k.id)).await?;
     // Every change is written here: a revocation in effect now is announced once.
-    crate::notices::announce_revoked(conn, k).await
+    announce_revoked(conn, k).await
+}
+
+/// Called with every key write (inside its transaction): a revocation in effect as of the
+/// write is announced once (`key.revoked`), whatever made it (an admin, a desktop's push, a
+/// policy). One that takes effect later is the due sweep's.
+pub async fn announce_revoked(conn: &mut PgConnection, k: &KeyRow) -> Result<(), sqlx::Error> {
+    let Some(revoked_at) = k.revoked_at.filter(|r| *r <= k.updated_at) else {
+        return Ok(());
+    };
+    let fresh = sqlx::query(
+        "INSERT INTO key_notices (key_id, kind, created_at) VALUES ($1, 'revoked', $2)
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(k.id)
+    .bind(k.updated_at)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected()
+        == 1;
+    if fresh {
+        let event = WebhookEvent::KeyRevoked(KeyRevokedData {
+            key_id: KeyId::from_uuid(k.id),
+            name: k.name.clone(),
+            revoked_at,
+            reason: k.revoke_reason.clone(),
+            replaced_by: k.replaced_by.map(KeyId::from_uuid),
+        });
+        crate::webhooks::enqueue(conn, OrgId::from_uuid(k.org_id), &event).await?;
+    }
+    Ok(())
 }
 
 /// Tells every node (this one included) to drop its cached copy; delivered at commit.

@@ -16,12 +16,12 @@ use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use super::batch::{
+use crate::limits::{KeyLimits, now_ms};
+use crate::store;
+use crate::store::usage::{
     GatewayCell, LimitEvent, MAX_PENDING_EVENTS, MAX_PENDING_GATEWAY, MAX_PENDING_NETWORKS,
     MAX_ROUTES_PER_KEY, NetworkCell, Unrecognized, UsageBatch,
 };
-use crate::limits::{KeyLimits, now_ms};
-use crate::store;
 use crate::verify::KeyRecord;
 
 pub struct UsageRecorder {

@@ -195,7 +195,7 @@ impl Verifier {
             fast: config
                 .verifier_key
                 .as_ref()
-                .and_then(crate::webhooks::parse_key)
+                .and_then(crate::config::parse_key)
                 .map(keyward_core::verifier::VerifierKey::new),
         }
     }

@@ -2,10 +2,9 @@
 //! connection is made, including each address a host name resolves to.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use ipnet::IpNet;
-
-use super::worker::WorkerConfig;
 
 /// Why a delivery was not attempted: its destination is not one webhooks may reach.
 #[derive(Debug, thiserror::Error)]
@@ -61,16 +60,20 @@ impl reqwest::dns::Resolve for CheckedResolver {
 }
 
 /// The delivery client: no redirects, no proxy (the checked address is the one connected to),
-/// names resolved through [`CheckedResolver`].
-pub(super) fn delivery_client(config: &WorkerConfig) -> reqwest::Result<reqwest::Client> {
+/// names resolved through [`CheckedResolver`] against the `allowed` networks, every request and
+/// connection bounded by `timeout`.
+pub(crate) fn delivery_client(
+    timeout: Duration,
+    allowed: &Arc<[IpNet]>,
+) -> reqwest::Result<reqwest::Client> {
     reqwest::Client::builder()
-        .timeout(config.timeout)
-        .connect_timeout(config.timeout)
+        .timeout(timeout)
+        .connect_timeout(timeout)
         // A redirect is an answer that is not 2xx: a failed attempt, never followed.
         .redirect(reqwest::redirect::Policy::none())
         .no_proxy()
         .dns_resolver(Arc::new(CheckedResolver {
-            allowed: config.allowed_networks.clone(),
+            allowed: allowed.clone(),
         }))
         .user_agent(concat!("Keyward-Webhooks/", env!("CARGO_PKG_VERSION")))
         .build()
@@ -78,7 +81,7 @@ pub(super) fn delivery_client(config: &WorkerConfig) -> reqwest::Result<reqwest:
 
 /// An address literal in a stored URL is connected to without a lookup: checked here instead
 /// (the allowed networks may have changed since the endpoint was created).
-pub(super) fn literal_refused(url: &str, allowed: &[IpNet]) -> Option<Refused> {
+pub(crate) fn literal_refused(url: &str, allowed: &[IpNet]) -> Option<Refused> {
     let url = reqwest::Url::parse(url).ok()?;
     let ip = match url.host()? {
         url::Host::Ipv4(v4) => std::net::IpAddr::V4(v4),
@@ -98,7 +101,7 @@ pub(super) fn literal_refused(url: &str, allowed: &[IpNet]) -> Option<Refused> {
 }
 
 /// The [`Refused`] somewhere in a client error's sources.
-pub(super) fn find_refused(e: &reqwest::Error) -> Option<String> {
+pub(crate) fn find_refused(e: &reqwest::Error) -> Option<String> {
     let mut source = std::error::Error::source(e);
     while let Some(s) = source {
         if let Some(r) = s.downcast_ref::<Refused>() {

@@ -1,6 +1,6 @@
 //! Webhooks: the event outbox the rest of the server writes to (here), signing and secrets
-//! encrypted at rest ([`secrets`]), where deliveries may go ([`destinations`]) and the delivery
-//! worker ([`worker`]).
+//! encrypted at rest ([`secrets`]) and where deliveries may go ([`destinations`]). The delivery
+//! worker that sends what the outbox holds is a background job: [`crate::jobs::webhooks`].
 //!
 //! # Sending an event
 //!
@@ -19,14 +19,14 @@
 //!
 //! # Delivery
 //!
-//! [`run_worker`] claims due rows with `FOR UPDATE SKIP LOCKED` plus a lease (safe with several
-//! nodes), POSTs the stored body with `webhook-id` (the message id, the same on every attempt),
-//! `webhook-timestamp` (this attempt, unix seconds) and `webhook-signature` (`v1,` + base64 of
-//! HMAC-SHA256 over `{id}.{timestamp}.{body}`, keyed with the bytes after `whsec_`). A 2xx answer
-//! delivers; anything else (other status, timeout, connection error) is retried after
-//! `webhook_retry_base_ms` × 6^(n-1) (5 s, 30 s, 3 min, 18 min, 1.8 h by default) until
-//! `webhook_max_attempts`, then the delivery is `failed`. Every attempt is logged
-//! (`webhook_attempts`).
+//! [`crate::jobs::webhooks::run_worker`] claims due rows with `FOR UPDATE SKIP LOCKED` plus a
+//! lease (safe with several nodes), POSTs the stored body with `webhook-id` (the message id, the
+//! same on every attempt), `webhook-timestamp` (this attempt, unix seconds) and
+//! `webhook-signature` (`v1,` + base64 of HMAC-SHA256 over `{id}.{timestamp}.{body}`, keyed with
+//! the bytes after `whsec_`). A 2xx answer delivers; anything else (other status, timeout,
+//! connection error) is retried after `webhook_retry_base_ms` × 6^(n-1) (5 s, 30 s, 3 min,
+//! 18 min, 1.8 h by default) until `webhook_max_attempts`, then the delivery is `failed`. Every
+//! attempt is logged (`webhook_attempts`).
 //!
 //! # Secrets
 //!
@@ -60,13 +60,11 @@ use crate::store::webhooks::{self as store, NewMessage};
 /// The `NOTIFY` channel that wakes delivery workers.
 pub const CHANNEL: &str = "keyward_webhooks";
 
-mod destinations;
+pub(crate) mod destinations;
 mod secrets;
-mod worker;
 
 pub use destinations::Refused;
 pub use secrets::*;
-pub use worker::*;
 
 // --- validation ---
 

@@ -9,12 +9,11 @@ use chacha20poly1305::{ChaCha20Poly1305, Nonce};
 use hmac::{Hmac, Mac};
 use rand::RngCore;
 use rand::rngs::OsRng;
-use secrecy::{ExposeSecret, SecretString};
 use sha2::Sha256;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::config::Config;
+use crate::config::{Config, parse_key};
 use crate::store::webhooks::{self as store, Claimed, SealedSecret};
 
 /// Prefix of a signing secret.
@@ -48,20 +47,10 @@ pub fn sign(key: &[u8], msg_id: &str, timestamp: i64, body: &str) -> String {
 
 // --- secrets at rest ---
 
-/// `KEYWARD_WEBHOOK_KEY`: 32 bytes in base64 (standard alphabet, padding optional).
-pub fn parse_key(key: &SecretString) -> Option<[u8; 32]> {
-    let raw = key.expose_secret().trim();
-    let bytes = STANDARD
-        .decode(raw)
-        .or_else(|_| base64::engine::general_purpose::STANDARD_NO_PAD.decode(raw))
-        .ok()?;
-    bytes.try_into().ok()
-}
-
 /// The keys that encrypt signing secrets: the configured one, else the database's.
 #[derive(Clone)]
 pub struct Keyring {
-    pub(super) config_key: Option<[u8; 32]>,
+    pub(crate) config_key: Option<[u8; 32]>,
     /// The database key once read (it never changes).
     database_key: Arc<tokio::sync::OnceCell<[u8; 32]>>,
 }
@@ -123,7 +112,7 @@ impl Keyring {
     }
 
     /// Decrypts the secret of a claimed delivery's endpoint.
-    pub(super) async fn open(
+    pub(crate) async fn open(
         &self,
         conn: &mut PgConnection,
         d: &Claimed,
@@ -188,6 +177,8 @@ pub fn open_with(
 
 #[cfg(test)]
 mod tests {
+    use secrecy::SecretString;
+
     use super::*;
 
     /// The example of the Standard Webhooks specification's reference libraries.

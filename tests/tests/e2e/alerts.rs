@@ -72,9 +72,10 @@ async fn a_spike_opens_an_alert_that_is_acked_and_resolves_when_traffic_settles(
     .await;
     seed(&app, &key, spike, end, "400").await;
 
-    let opened = keyward_server::alerts::run_once(app.pool(), end + chrono::Duration::seconds(5))
-        .await
-        .unwrap();
+    let opened =
+        keyward_server::jobs::alerts::run_once(app.pool(), end + chrono::Duration::seconds(5))
+            .await
+            .unwrap();
     assert_eq!(
         opened, 1,
         "one alert for the spike, refreshed while it lasts"
@@ -94,7 +95,7 @@ async fn a_spike_opens_an_alert_that_is_acked_and_resolves_when_traffic_settles(
     );
     assert_eq!(a.window_secs, 300);
     assert_eq!(
-        keyward_server::alerts::run_once(app.pool(), end + chrono::Duration::seconds(30))
+        keyward_server::jobs::alerts::run_once(app.pool(), end + chrono::Duration::seconds(30))
             .await
             .unwrap(),
         0,
@@ -118,7 +119,7 @@ async fn a_spike_opens_an_alert_that_is_acked_and_resolves_when_traffic_settles(
 
     // Traffic settles: the next window is normal again and the alert resolves itself.
     seed(&app, &key, end, end + chrono::Duration::minutes(5), "40").await;
-    keyward_server::alerts::run_once(
+    keyward_server::jobs::alerts::run_once(
         app.pool(),
         end + chrono::Duration::minutes(5) + chrono::Duration::seconds(5),
     )
@@ -212,7 +213,7 @@ async fn steady_traffic_opens_no_alert() {
     )
     .await;
     assert_eq!(
-        keyward_server::alerts::run_once(app.pool(), end + chrono::Duration::seconds(5))
+        keyward_server::jobs::alerts::run_once(app.pool(), end + chrono::Duration::seconds(5))
             .await
             .unwrap(),
         0
@@ -257,7 +258,7 @@ async fn thresholds_are_per_organisation_and_feed_the_new_network_detector() {
     network("203.0.113.0/24", t0 + chrono::Duration::minutes(1))
         .await
         .unwrap();
-    keyward_server::alerts::run_once(app.pool(), t0 + chrono::Duration::minutes(30))
+    keyward_server::jobs::alerts::run_once(app.pool(), t0 + chrono::Duration::minutes(30))
         .await
         .unwrap();
     let open = app.owner.alerts(&AlertsQuery::default()).await.unwrap();
@@ -308,9 +309,10 @@ async fn thresholds_are_per_organisation_and_feed_the_new_network_detector() {
     network("198.51.100.0/24", t0 + chrono::Duration::minutes(40))
         .await
         .unwrap();
-    let opened = keyward_server::alerts::run_once(app.pool(), t0 + chrono::Duration::minutes(60))
-        .await
-        .unwrap();
+    let opened =
+        keyward_server::jobs::alerts::run_once(app.pool(), t0 + chrono::Duration::minutes(60))
+            .await
+            .unwrap();
     assert_eq!(opened, 1);
     let open = app.owner.alerts(&AlertsQuery::default()).await.unwrap();
     assert_eq!(open.len(), 1, "{open:?}");

@@ -268,7 +268,7 @@ async fn retention_removes_exactly_what_is_past_each_granularity() {
         .unwrap()
         .key;
     let now = Utc::now().duration_trunc(TimeDelta::minutes(1)).unwrap();
-    let retention = keyward_server::usage::Retention {
+    let retention = keyward_server::jobs::retention::Retention {
         minutes: chrono::Duration::hours(48),
         hours: chrono::Duration::days(90),
         days: chrono::Duration::days(730),
@@ -456,14 +456,14 @@ async fn keys_expiring_or_unused_are_notified_once() {
         .await
         .unwrap();
     assert_eq!(
-        keyward_server::notices::sweep_hourly(app.pool(), now)
+        keyward_server::jobs::notices::sweep_hourly(app.pool(), now)
             .await
             .unwrap(),
         3,
         "seven days ahead, one day ahead (that key hears only the nearer notice), unused"
     );
     assert_eq!(
-        keyward_server::notices::sweep_hourly(app.pool(), now)
+        keyward_server::jobs::notices::sweep_hourly(app.pool(), now)
             .await
             .unwrap(),
         0,

@@ -113,7 +113,7 @@ async fn another_organisation_reaches_nothing_on_any_route() {
     )
     .await;
     crate::alerts::seed(&app, &key.key, spike, end, "400").await;
-    keyward_server::alerts::run_once(app.pool(), end + Duration::seconds(5))
+    keyward_server::jobs::alerts::run_once(app.pool(), end + Duration::seconds(5))
         .await
         .unwrap();
     let alert = app.owner.alerts(&Default::default()).await.unwrap()[0].id;

@@ -1018,7 +1018,7 @@ async fn every_documented_event_is_sent_exactly_once() {
         .execute(app.pool())
         .await
         .unwrap();
-    keyward_server::notices::sweep_hourly(app.pool(), chrono::Utc::now())
+    keyward_server::jobs::notices::sweep_hourly(app.pool(), chrono::Utc::now())
         .await
         .unwrap();
     // alert.opened, alert.acked, alert.resolved, from the detector.
@@ -1028,14 +1028,14 @@ async fn every_documented_event_is_sent_exactly_once() {
     let day4 = end - chrono::Duration::days(4);
     crate::alerts::seed(&app, &spiky.key, day4, spike, "38 + (i % 5)").await;
     crate::alerts::seed(&app, &spiky.key, spike, end, "400").await;
-    keyward_server::alerts::run_once(app.pool(), end + chrono::Duration::seconds(5))
+    keyward_server::jobs::alerts::run_once(app.pool(), end + chrono::Duration::seconds(5))
         .await
         .unwrap();
     let alert = app.owner.alerts(&Default::default()).await.unwrap()[0].id;
     app.owner.ack_alert(alert).await.unwrap();
     let settled = end + chrono::Duration::minutes(5);
     crate::alerts::seed(&app, &spiky.key, end, settled, "40").await;
-    keyward_server::alerts::run_once(app.pool(), settled + chrono::Duration::seconds(5))
+    keyward_server::jobs::alerts::run_once(app.pool(), settled + chrono::Duration::seconds(5))
         .await
         .unwrap();
     // webhook.test.
@@ -1071,10 +1071,10 @@ async fn every_documented_event_is_sent_exactly_once() {
     // same `webhook-id`: one event, delivered at least once as Standard Webhooks says.
     for _ in 0..2 {
         let now = chrono::Utc::now();
-        keyward_server::notices::sweep_due(app.pool(), now)
+        keyward_server::jobs::notices::sweep_due(app.pool(), now)
             .await
             .unwrap();
-        keyward_server::notices::sweep_hourly(app.pool(), now)
+        keyward_server::jobs::notices::sweep_hourly(app.pool(), now)
             .await
             .unwrap();
     }

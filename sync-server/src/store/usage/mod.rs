@@ -1,16 +1,23 @@
 //! The usage tables: the per-key and organisation rollups (minute, hour, day) and where each
-//! granularity lives (here, with rebuilding and retention), the batch write of the flusher
-//! (`write`), the series and rankings the usage API reads (`series`), the paged daily
-//! report (`report`) and the hourly gateway and network detail (`gateway`).
+//! granularity lives (here, with rebuilding and retention), what one flush writes (`batch`: the
+//! [`UsageBatch`] the usage recorder fills) and its write (`write`), the series and rankings the
+//! usage API reads (`series`), the paged daily report (`report`) and the hourly gateway and
+//! network detail (`gateway`).
 
 use keyward_core::api::Granularity;
 use sqlx::PgPool;
 
+mod batch;
 mod gateway;
 mod report;
 mod series;
 mod write;
 
+pub(crate) use batch::MAX_PENDING_EVENTS;
+pub use batch::{
+    GatewayCell, GatewayKey, LimitEvent, MAX_PENDING_GATEWAY, MAX_PENDING_NETWORKS,
+    MAX_ROUTES_PER_KEY, NetworkCell, Unrecognized, UsageBatch, ViolationKey,
+};
 pub use gateway::{GatewayRow, NetworkRow, gateway_rows, networks_first_seen, networks_of_key};
 pub use report::{
     REPORT_PAGE_ROWS, ReportCursor, ReportRecord, report_next, report_page, report_start,

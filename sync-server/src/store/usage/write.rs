@@ -8,8 +8,8 @@ use keyward_core::api::webhooks::{LimitEventData, WebhookEvent};
 use keyward_core::latency::BUCKETS;
 use sqlx::PgPool;
 
+use super::batch::{LimitEvent, UsageBatch};
 use super::{KEY_ROLLUPS, ORG_ROLLUPS};
-use crate::usage::UsageBatch;
 
 /// A soft-threshold event as stored (first crossing only).
 #[derive(sqlx::FromRow)]
@@ -183,8 +183,7 @@ pub async fn write_batch_capped(
         .await?;
     }
     if !batch.events.is_empty() || !batch.exceeded.is_empty() {
-        let e: Vec<&crate::usage::LimitEvent> =
-            batch.events.iter().chain(batch.exceeded.values()).collect();
+        let e: Vec<&LimitEvent> = batch.events.iter().chain(batch.exceeded.values()).collect();
         // Only the first per key, rule, kind and window (quota period) is stored; each stored
         // one becomes a `limit.soft_threshold` or `limit.quota_exceeded` event in the same
         // transaction.

@@ -27,7 +27,7 @@ use crate::http;
         http::gateway_usage::org_gateway, http::gateway_usage::key_gateway, http::gateway_usage::key_networks,
         http::webhooks::list, http::webhooks::create, http::webhooks::get, http::webhooks::delete,
         http::webhooks::test, http::webhooks::deliveries,
-        crate::gateway::forward,
+        http::gateway::forward,
         http::ops::healthz, http::ops::readyz, http::ops::metrics,
     ),
     components(schemas(

@@ -1,5 +1,5 @@
-//! The delivery worker: claims due deliveries, sends them signed, retries with backoff and logs
-//! every attempt.
+//! The webhook delivery worker: claims due deliveries from the outbox ([`crate::webhooks`]),
+//! sends them signed, retries with backoff and logs every attempt.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -18,13 +18,12 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use super::CHANNEL;
-use super::destinations::{delivery_client, find_refused, literal_refused};
-use super::secrets::{Keyring, sign};
 use crate::config::Config;
 use crate::metrics::ResultLabel;
 use crate::store::now_micros;
 use crate::store::webhooks::{self as store, Attempt, Claimed, Next};
+use crate::webhooks::destinations::{delivery_client, find_refused, literal_refused};
+use crate::webhooks::{CHANNEL, Keyring, sign};
 
 /// Deliveries one node sends at once.
 const CONCURRENCY: usize = 16;
@@ -124,7 +123,7 @@ struct Worker {
 /// `max_in_flight_per_org` of them for one organisation, so a tenant whose endpoints hang until
 /// the timeout holds a few slots, never all of them.
 pub async fn run_worker(pool: PgPool, config: WorkerConfig, shutdown: CancellationToken) {
-    let http = match delivery_client(&config) {
+    let http = match delivery_client(config.timeout, &config.allowed_networks) {
         Ok(c) => c,
         Err(e) => {
             tracing::error!(error = %e, "webhook worker: cannot build an HTTP client");

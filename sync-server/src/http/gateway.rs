@@ -20,7 +20,7 @@ use reqwest::Url;
 
 use crate::config::Config;
 use crate::error::AppError;
-use crate::extract::ClientIp;
+use crate::http::extract::ClientIp;
 use crate::http::verify::authenticate;
 use crate::state::AppState;
 

@@ -5,7 +5,7 @@
 //! * every `KEYWARD_KEY_EVENTS_INTERVAL_SECS` (default 30 s): a key whose expiry passed
 //!   (`key.expired`), a key whose revocation took effect after a grace period — a rotated key's
 //!   too (`key.revoked`; an immediate revocation is announced by the change itself, see
-//!   [`announce_revoked`]);
+//!   [`crate::store::keys::announce_revoked`]);
 //! * hourly: expiring within 7 days and within 1 day (`key.expiring`; a key found with a day
 //!   or less left gets the 1-day notice only), unused for 90 days (`key.unused`).
 //!
@@ -17,11 +17,10 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use keyward_core::api::webhooks::{KeyExpiredData, KeyNoticeData, KeyRevokedData, WebhookEvent};
 use keyward_core::{KeyId, OrgId};
-use sqlx::{PgConnection, PgPool};
+use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::store::keys::KeyRow;
 use crate::webhooks;
 
 /// What a notice announces.
@@ -162,36 +161,6 @@ pub async fn sweep_hourly(pool: &PgPool, now: DateTime<Utc>) -> Result<usize, sq
 /// Records and enqueues the expiries and delayed revocations that took effect by `now`.
 pub async fn sweep_due(pool: &PgPool, now: DateTime<Utc>) -> Result<usize, sqlx::Error> {
     sweep(pool, now, &DUE).await
-}
-
-/// Called with every key write (inside its transaction): a revocation in effect as of the
-/// write is announced once (`key.revoked`), whatever made it (an admin, a desktop's push, a
-/// policy). One that takes effect later is the due sweep's.
-pub async fn announce_revoked(conn: &mut PgConnection, k: &KeyRow) -> Result<(), sqlx::Error> {
-    let Some(revoked_at) = k.revoked_at.filter(|r| *r <= k.updated_at) else {
-        return Ok(());
-    };
-    let fresh = sqlx::query(
-        "INSERT INTO key_notices (key_id, kind, created_at) VALUES ($1, 'revoked', $2)
-         ON CONFLICT DO NOTHING",
-    )
-    .bind(k.id)
-    .bind(k.updated_at)
-    .execute(&mut *conn)
-    .await?
-    .rows_affected()
-        == 1;
-    if fresh {
-        let event = WebhookEvent::KeyRevoked(KeyRevokedData {
-            key_id: KeyId::from_uuid(k.id),
-            name: k.name.clone(),
-            revoked_at,
-            reason: k.revoke_reason.clone(),
-            replaced_by: k.replaced_by.map(KeyId::from_uuid),
-        });
-        webhooks::enqueue(conn, OrgId::from_uuid(k.org_id), &event).await?;
-    }
-    Ok(())
 }
 
 /// The sweep task for `sweep` every `interval`, from start.

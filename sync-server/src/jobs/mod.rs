@@ -1,5 +1,15 @@
-//! Periodic background jobs share one loop: a pass at start and then every interval (missed
+//! The background jobs [`crate::serve`] runs beside the requests: alert detection
+//! ([`alerts`]), key notices ([`notices`]), usage retention ([`retention`]), webhook delivery
+//! ([`webhooks`]) and cache invalidation from the change feed ([`invalidate`]).
+//!
+//! Periodic jobs share one loop, [`every`]: a pass at start and then every interval (missed
 //! ticks are not made up), until shutdown.
+
+pub mod alerts;
+pub mod invalidate;
+pub mod notices;
+pub mod retention;
+pub mod webhooks;
 
 use std::future::Future;
 use std::time::Duration;

@@ -1,5 +1,7 @@
 //! What one flush writes: the pending counts, last uses, quota units, violations, limit events,
-//! gateway cells, networks and unrecognised calls, and the bounds on each.
+//! gateway cells, networks and unrecognised calls, and the bounds on each. The usage recorder
+//! (`usage::UsageRecorder`, above this layer) fills it on the request path;
+//! [`super::write_batch_capped`] stores it.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -10,8 +12,8 @@ use ipnet::IpNet;
 use keyward_core::latency::Histogram;
 use keyward_core::{KeyId, OrgId};
 
+use super::QuotaKey;
 use crate::limits::KeyLimits;
-use crate::store::usage::QuotaKey;
 
 /// The batch's maps, hashed with foldhash: each request updates two or three of them under the
 /// batch lock, and SipHash over (key id, minute, outcome) was a measurable part of a verification.
@@ -42,7 +44,7 @@ pub struct UsageBatch {
     /// Calls with a missing, malformed or unknown key: (hour, reason) → count.
     pub unrecognized: Map<(DateTime<Utc>, &'static str), i64>,
     /// Gateway cells per (key, hour) in this batch, for the per-key route bound.
-    pub(super) gateway_cells: Map<(KeyId, DateTime<Utc>), usize>,
+    pub(crate) gateway_cells: Map<(KeyId, DateTime<Utc>), usize>,
 }
 
 /// (key, hour, route group, status class).
@@ -107,10 +109,10 @@ pub struct LimitEvent {
 }
 
 /// Pending events beyond this are dropped (and counted): a flood of windows cannot grow memory.
-pub(super) const MAX_PENDING_EVENTS: usize = 10_000;
+pub(crate) const MAX_PENDING_EVENTS: usize = 10_000;
 
 impl UsageBatch {
-    pub(super) fn merge(&mut self, other: UsageBatch) {
+    pub(crate) fn merge(&mut self, other: UsageBatch) {
         for (k, (org, n)) in other.counts {
             self.counts.entry(k).or_insert((org, 0)).1 += n;
         }
@@ -166,7 +168,7 @@ impl UsageBatch {
 
     /// Keeps at most `cap` networks per key in this batch, the most recently seen; returns how
     /// many were dropped (the store evicts the rest past the cap, see
-    /// [`crate::store::usage::write_batch_capped`]).
+    /// [`super::write_batch_capped`]).
     pub fn trim_networks(&mut self, cap: usize) -> u64 {
         let cap = cap.max(1);
         if self.networks.len() <= cap {
