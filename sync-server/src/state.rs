@@ -13,8 +13,21 @@ use crate::throttle::FailureWindow;
 use crate::usage::UsageRecorder;
 use crate::verify::{Hasher, Verifier};
 
+/// The server's shared state: one `Arc`, so the clone axum makes for every handler call is one
+/// reference count, not one per field (a flood of refused calls pays for every clone).
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// What [`AppState`] holds.
+pub struct Shared {
     pub pool: PgPool,
     pub config: Arc<Config>,
     pub verifier: Arc<Verifier>,
@@ -83,7 +96,7 @@ impl AppState {
             100_000,
         ));
         let reports = Arc::new(tokio::sync::Semaphore::new(config.report_db_permits()));
-        AppState {
+        AppState(Arc::new(Shared {
             reports,
             webhook_tests,
             metrics,
@@ -95,6 +108,6 @@ impl AppState {
             usage,
             login_throttle,
             audit_signer,
-        }
+        }))
     }
 }
