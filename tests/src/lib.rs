@@ -50,6 +50,20 @@ impl TestDb {
             .expect("migrate");
         TestDb { name, url, pool }
     }
+
+    /// Creates the organisation "Acme" and its owner `owner@acme.test` (password [`PASSWORD`]),
+    /// for tests that start the server binary themselves and sign in.
+    pub async fn add_owner(&self) {
+        keyward_server::admin::create(
+            &self.pool,
+            "Acme",
+            "owner@acme.test",
+            Some(Role::Owner),
+            &SecretString::from(PASSWORD),
+        )
+        .await
+        .expect("create the owner");
+    }
 }
 
 /// Test databases whose drop failed in this process (each is also reported on stderr).

@@ -280,7 +280,6 @@ async fn statuses(client: &keyward_client::KeywardClient, token: &str, n: usize)
 /// missing, none doubled, one audit entry per create.
 #[tokio::test]
 async fn a_server_killed_inside_a_push_applies_every_operation_exactly_once() {
-    use keyward_core::api::Role;
     use keyward_e2e::{PASSWORD, ServerProcess, TestDb, eventually};
     use keyward_replica::{Replica, SyncEngine, SyncError};
     use std::time::Duration;
@@ -288,15 +287,7 @@ async fn a_server_killed_inside_a_push_applies_every_operation_exactly_once() {
     const OPS: usize = 60;
     let db = TestDb::new().await;
     let password = SecretString::from(PASSWORD);
-    keyward_server::admin::create(
-        &db.pool,
-        "Acme",
-        "owner@acme.test",
-        Some(Role::Owner),
-        &password,
-    )
-    .await
-    .unwrap();
+    db.add_owner().await;
     let server = ServerProcess::start(&db, &[]).await;
     let (owner, _) = server
         .client()

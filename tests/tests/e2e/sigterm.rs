@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use axum::routing::get;
-use keyward_core::api::{CreateKeyRequest, Role};
+use keyward_core::api::CreateKeyRequest;
 use keyward_e2e::{PASSWORD, ServerProcess, TestDb, eventually};
 use secrecy::SecretString;
 
@@ -49,15 +49,7 @@ impl HeldUpstream {
 async fn sigterm_finishes_the_request_in_flight_and_loses_no_usage_counts() {
     let db = TestDb::new().await;
     let password = SecretString::from(PASSWORD);
-    keyward_server::admin::create(
-        &db.pool,
-        "Acme",
-        "owner@acme.test",
-        Some(Role::Owner),
-        &password,
-    )
-    .await
-    .unwrap();
+    db.add_owner().await;
     let upstream = HeldUpstream::start().await;
     let server = ServerProcess::start(
         &db,

@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use keyward_core::api::{CreateKeyRequest, Role};
+use keyward_core::api::CreateKeyRequest;
 use keyward_e2e::{PASSWORD, ServerProcess, TestDb, TestServer};
 use secrecy::SecretString;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
@@ -221,15 +221,7 @@ async fn connections_beyond_the_cap_wait_for_a_free_slot() {
 async fn sigterm_ends_half_sent_requests_after_the_grace_and_keeps_usage() {
     let db = TestDb::new().await;
     let password = SecretString::from(PASSWORD);
-    keyward_server::admin::create(
-        &db.pool,
-        "Acme",
-        "owner@acme.test",
-        Some(Role::Owner),
-        &password,
-    )
-    .await
-    .unwrap();
+    db.add_owner().await;
     let server = ServerProcess::start(
         &db,
         &[
