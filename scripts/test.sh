@@ -58,6 +58,9 @@ else
     step fmt cargo fmt --all -- --check
     step clippy cargo clippy --workspace --all-targets "${locked[@]}" -- -D warnings
 fi
+# The query! macros against a database migrated from migrations/: a migration that breaks a
+# query, or a stale .sqlx/, fails here.
+step "sqlx queries" scripts/sqlx-prepare.sh --check
 
 mkdir -p artifacts
 rm -f artifacts/tests-junit.xml artifacts/desktop-junit.xml artifacts/chart-tests.log

@@ -19,16 +19,16 @@ pub async fn record(
     at: DateTime<Utc>,
 ) -> Result<Uuid, sqlx::Error> {
     let id = Uuid::now_v7();
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO events (id, org_id, type, key_id, data, created_at)
          VALUES ($1, $2, $3, $4, $5, $6)",
+        id,
+        org.into_uuid(),
+        event.event_type(),
+        event.key_id().map(KeyId::into_uuid),
+        event.data(),
+        at,
     )
-    .bind(id)
-    .bind(org.into_uuid())
-    .bind(event.event_type())
-    .bind(event.key_id().map(KeyId::into_uuid))
-    .bind(event.data())
-    .bind(at)
     .execute(conn)
     .await?;
     Ok(id)
@@ -121,11 +121,12 @@ pub async fn list(
 
 /// Deletes events older than `days` days; returns how many.
 pub async fn prune(conn: &mut PgConnection, days: u64) -> Result<u64, sqlx::Error> {
-    let done =
-        sqlx::query("DELETE FROM events WHERE created_at < now() - make_interval(days => $1::int)")
-            .bind(i32::try_from(days).unwrap_or(i32::MAX))
-            .execute(conn)
-            .await?;
+    let done = sqlx::query!(
+        "DELETE FROM events WHERE created_at < now() - make_interval(days => $1::int)",
+        i32::try_from(days).unwrap_or(i32::MAX),
+    )
+    .execute(conn)
+    .await?;
     Ok(done.rows_affected())
 }
 

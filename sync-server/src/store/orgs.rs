@@ -7,26 +7,25 @@ pub async fn get_or_create(
     name: &str,
 ) -> Result<(OrgId, bool), sqlx::Error> {
     let id = OrgId::new();
-    let inserted: Option<(uuid::Uuid,)> = sqlx::query_as(
+    let inserted = sqlx::query_scalar!(
         "INSERT INTO orgs (id, name) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING RETURNING id",
+        id.as_uuid(),
+        name,
     )
-    .bind(id.as_uuid())
-    .bind(name)
     .fetch_optional(&mut *conn)
     .await?;
-    if let Some((id,)) = inserted {
+    if let Some(id) = inserted {
         return Ok((OrgId::from_uuid(id), true));
     }
-    let (id,): (uuid::Uuid,) = sqlx::query_as("SELECT id FROM orgs WHERE name = $1")
-        .bind(name)
+    let id = sqlx::query_scalar!("SELECT id FROM orgs WHERE name = $1", name)
         .fetch_one(conn)
         .await?;
     Ok((OrgId::from_uuid(id), false))
 }
 
 pub async fn all_ids(conn: &mut PgConnection) -> Result<Vec<OrgId>, sqlx::Error> {
-    let rows: Vec<(uuid::Uuid,)> = sqlx::query_as("SELECT id FROM orgs ORDER BY id")
+    let ids = sqlx::query_scalar!("SELECT id FROM orgs ORDER BY id")
         .fetch_all(conn)
         .await?;
-    Ok(rows.into_iter().map(|(id,)| OrgId::from_uuid(id)).collect())
+    Ok(ids.into_iter().map(OrgId::from_uuid).collect())
 }

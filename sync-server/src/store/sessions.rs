@@ -11,13 +11,15 @@ pub async fn insert(
     expires_at: DateTime<Utc>,
     client_ip: Option<String>,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query("INSERT INTO sessions (token_hash, admin_id, expires_at, client_ip) VALUES ($1, $2, $3, $4)")
-        .bind(&token_hash[..])
-        .bind(admin.as_uuid())
-        .bind(expires_at)
-        .bind(client_ip)
-        .execute(conn)
-        .await?;
+    sqlx::query!(
+        "INSERT INTO sessions (token_hash, admin_id, expires_at, client_ip) VALUES ($1, $2, $3, $4)",
+        &token_hash[..],
+        admin.as_uuid(),
+        expires_at,
+        client_ip,
+    )
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
@@ -49,10 +51,12 @@ pub async fn find_admin(
 
 /// Records that the session was used now.
 pub async fn touch(conn: &mut PgConnection, token_hash: &[u8; 32]) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE sessions SET last_seen_at = now() WHERE token_hash = $1")
-        .bind(&token_hash[..])
-        .execute(conn)
-        .await?;
+    sqlx::query!(
+        "UPDATE sessions SET last_seen_at = now() WHERE token_hash = $1",
+        &token_hash[..]
+    )
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
@@ -62,31 +66,33 @@ pub async fn delete_for_admin(
     admin: AdminId,
     keep: Option<&[u8; 32]>,
 ) -> Result<u64, sqlx::Error> {
-    let done = sqlx::query(
+    let done = sqlx::query!(
         "DELETE FROM sessions WHERE admin_id = $1 AND ($2::bytea IS NULL OR token_hash <> $2)",
+        admin.as_uuid(),
+        keep.map(|k| &k[..]),
     )
-    .bind(admin.as_uuid())
-    .bind(keep.map(|k| &k[..]))
     .execute(conn)
     .await?;
     Ok(done.rows_affected())
 }
 
 pub async fn delete(conn: &mut PgConnection, token_hash: &[u8; 32]) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query("DELETE FROM sessions WHERE token_hash = $1")
-        .bind(&token_hash[..])
-        .execute(conn)
-        .await?;
+    let done = sqlx::query!(
+        "DELETE FROM sessions WHERE token_hash = $1",
+        &token_hash[..]
+    )
+    .execute(conn)
+    .await?;
     Ok(done.rows_affected() > 0)
 }
 
 /// Deletes sessions past their absolute expiry or idle for longer than `idle_secs`.
 pub async fn delete_expired(conn: &mut PgConnection, idle_secs: u64) -> Result<u64, sqlx::Error> {
-    Ok(sqlx::query(
+    Ok(sqlx::query!(
         "DELETE FROM sessions
           WHERE expires_at <= now() OR last_seen_at < now() - make_interval(secs => $1)",
+        idle_secs as f64,
     )
-    .bind(idle_secs as f64)
     .execute(conn)
     .await?
     .rows_affected())

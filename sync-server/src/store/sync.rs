@@ -23,35 +23,38 @@ pub async fn claim(
     admin: AdminId,
     kind: &str,
 ) -> Result<Claim, sqlx::Error> {
-    let inserted: Option<(Uuid,)> = sqlx::query_as(
+    let inserted = sqlx::query_scalar!(
         "INSERT INTO sync_ops (op_id, org_id, admin_id, kind) VALUES ($1, $2, $3, $4)
          ON CONFLICT (op_id) DO NOTHING RETURNING op_id",
+        op_id,
+        org.into_uuid(),
+        admin.into_uuid(),
+        kind,
     )
-    .bind(op_id)
-    .bind(org.into_uuid())
-    .bind(admin.into_uuid())
-    .bind(kind)
     .fetch_optional(&mut *conn)
     .await?;
     if inserted.is_some() {
         return Ok(Claim::New);
     }
-    let (org_id, result): (Uuid, Option<serde_json::Value>) =
-        sqlx::query_as("SELECT org_id, result FROM sync_ops WHERE op_id = $1")
-            .bind(op_id)
-            .fetch_one(conn)
-            .await?;
+    let seen = sqlx::query!(
+        "SELECT org_id, result FROM sync_ops WHERE op_id = $1",
+        op_id
+    )
+    .fetch_one(conn)
+    .await?;
     Ok(Claim::Done {
-        org_id: OrgId::from_uuid(org_id),
-        result: result.and_then(|r| serde_json::from_value(r).ok()),
+        org_id: OrgId::from_uuid(seen.org_id),
+        result: seen.result.and_then(|r| serde_json::from_value(r).ok()),
     })
 }
 
 pub async fn record(conn: &mut PgConnection, result: &OpResult) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE sync_ops SET result = $2 WHERE op_id = $1")
-        .bind(result.op_id)
-        .bind(serde_json::to_value(result).unwrap_or_default())
-        .execute(conn)
-        .await?;
+    sqlx::query!(
+        "UPDATE sync_ops SET result = $2 WHERE op_id = $1",
+        result.op_id,
+        serde_json::to_value(result).unwrap_or_default(),
+    )
+    .execute(conn)
+    .await?;
     Ok(())
 }
