@@ -313,12 +313,16 @@ async fn a_server_killed_inside_a_push_applies_every_operation_exactly_once() {
     }
     assert_eq!(replica.outbox_len().await.unwrap(), OPS as u64);
 
-    let count = || async {
-        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM sync_ops WHERE result IS NOT NULL")
-            .fetch_one(&db.pool)
-            .await
-            .unwrap()
+    let scalar = |sql: &'static str| {
+        let pool = db.pool.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>(sql)
+                .fetch_one(&pool)
+                .await
+                .unwrap()
+        }
     };
+    let count = || scalar("SELECT count(*) FROM sync_ops WHERE result IS NOT NULL");
     // All in one push (one batch).
     let pushing = {
         let engine = SyncEngine::new(replica.clone(), owner.clone());
@@ -335,13 +339,11 @@ async fn a_server_killed_inside_a_push_applies_every_operation_exactly_once() {
         .await
         .unwrap();
     let waiting = || async {
-        sqlx::query_scalar::<_, bool>(
-            "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE relation = 'sync_ops'::regclass
-                 AND NOT granted)",
+        scalar(
+            "SELECT count(*) FROM pg_locks WHERE relation = 'sync_ops'::regclass AND NOT granted",
         )
-        .fetch_one(&db.pool)
         .await
-        .unwrap()
+            > 0
     };
     assert!(
         eventually(Duration::from_secs(60), waiting).await,
@@ -372,15 +374,6 @@ async fn a_server_killed_inside_a_push_applies_every_operation_exactly_once() {
         .unwrap();
     assert_eq!((report.applied, report.rejected), (OPS, 0), "{report:?}");
     assert_eq!(replica.outbox_len().await.unwrap(), 0);
-    let scalar = |sql: &'static str| {
-        let pool = db.pool.clone();
-        async move {
-            sqlx::query_scalar::<_, i64>(sql)
-                .fetch_one(&pool)
-                .await
-                .unwrap()
-        }
-    };
     assert_eq!(scalar("SELECT count(*) FROM api_keys").await, OPS as i64);
     assert_eq!(scalar("SELECT count(*) FROM sync_ops").await, OPS as i64);
     assert_eq!(
