@@ -3,7 +3,7 @@ use keyward_core::{AdminId, OrgId};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct AdminRow {
     pub id: Uuid,
     pub org_id: Uuid,
@@ -23,18 +23,22 @@ pub async fn find_by_email(
     conn: &mut PgConnection,
     email: &str,
 ) -> Result<Option<AdminRow>, sqlx::Error> {
-    sqlx::query_as("SELECT id, org_id, email, password_hash, role FROM admins WHERE email = $1")
-        .bind(email)
-        .fetch_optional(conn)
+    sqlx::query_as!(
+        AdminRow,
+        "SELECT id, org_id, email, password_hash, role FROM admins WHERE email = $1",
+        email,
+    )
+    .fetch_optional(conn)
         .await
 }
 
 pub async fn count_in_org(conn: &mut PgConnection, org: OrgId) -> Result<i64, sqlx::Error> {
-    let (n,): (i64,) = sqlx::query_as("SELECT count(*) FROM admins WHERE org_id = $1")
-        .bind(org.as_uuid())
-        .fetch_one(conn)
-        .await?;
-    Ok(n)
+    sqlx::query_scalar!(
+        r#"SELECT count(*) AS "n!" FROM admins WHERE org_id = $1"#,
+        org.as_uuid(),
+    )
+    .fetch_one(conn)
+    .await
 }
 
 pub async fn insert(
@@ -45,14 +49,14 @@ pub async fn insert(
     password_hash: &str,
     role: Role,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO admins (id, org_id, email, password_hash, role) VALUES ($1, $2, $3, $4, $5)",
+        id.as_uuid(),
+        org.as_uuid(),
+        email,
+        password_hash,
+        role.as_str(),
     )
-    .bind(id.as_uuid())
-    .bind(org.as_uuid())
-    .bind(email)
-    .bind(password_hash)
-    .bind(role.as_str())
     .execute(conn)
     .await?;
     Ok(())
@@ -66,13 +70,14 @@ pub async fn replace_password_hash(
     old_hash: &str,
     new_hash: &str,
 ) -> Result<bool, sqlx::Error> {
-    let done =
-        sqlx::query("UPDATE admins SET password_hash = $3 WHERE id = $1 AND password_hash = $2")
-            .bind(id.as_uuid())
-            .bind(old_hash)
-            .bind(new_hash)
-            .execute(conn)
-            .await?;
+    let done = sqlx::query!(
+        "UPDATE admins SET password_hash = $3 WHERE id = $1 AND password_hash = $2",
+        id.as_uuid(),
+        old_hash,
+        new_hash,
+    )
+    .execute(conn)
+    .await?;
     Ok(done.rows_affected() == 1)
 }
 
@@ -80,8 +85,11 @@ pub async fn find_by_id(
     conn: &mut PgConnection,
     id: AdminId,
 ) -> Result<Option<AdminRow>, sqlx::Error> {
-    sqlx::query_as("SELECT id, org_id, email, password_hash, role FROM admins WHERE id = $1")
-        .bind(id.as_uuid())
-        .fetch_optional(conn)
+    sqlx::query_as!(
+        AdminRow,
+        "SELECT id, org_id, email, password_hash, role FROM admins WHERE id = $1",
+        id.as_uuid(),
+    )
+    .fetch_optional(conn)
         .await
 }

@@ -1,13 +1,13 @@
 use keyward_core::api::{AuditEntry, AuditHead, BrokenLink};
 use keyward_core::audit_head::HeadKey;
 use keyward_core::{AdminId, OrgId};
-use sqlx::{PgConnection, Postgres};
+use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::audit::{self, Actor, AuditEvent, GENESIS};
 
-#[derive(sqlx::FromRow)]
 struct Row {
+    change_seq: i64,
     id: Uuid,
     org_id: Uuid,
     seq: i64,
@@ -47,22 +47,37 @@ impl From<Row> for AuditEntry {
     }
 }
 
-const COLUMNS: &str = "id, org_id, seq, actor_id, actor_email, action, target_type, target_id, client_ip, \
-    request_id, before, after, created_at, prev_hash, hash";
+/// `query_as!(Row, ...)` for `SELECT <every Row column> FROM audit_log <tail>`.
+macro_rules! select_entries {
+    ($tail:literal $(, $arg:expr)* $(,)?) => {
+        sqlx::query_as!(
+            Row,
+            "SELECT change_seq, id, org_id, seq, actor_id, actor_email, action, target_type,
+                target_id, client_ip, request_id, before, after, created_at, prev_hash, hash
+             FROM audit_log " + $tail
+            $(, $arg)*
+        )
+    };
+}
 
 /// Locks the organisation's chain head for the rest of the transaction and returns it. Every
 /// write of an organisation takes this lock before it takes a change sequence value, so the
 /// organisation's changes commit in sequence order (see the sync migration).
 pub async fn lock_head(conn: &mut PgConnection, org: OrgId) -> Result<(i64, String), sqlx::Error> {
-    sqlx::query("INSERT INTO audit_heads (org_id, seq, hash) VALUES ($1, 0, $2) ON CONFLICT (org_id) DO NOTHING")
-        .bind(org.into_uuid())
-        .bind(GENESIS)
-        .execute(&mut *conn)
-        .await?;
-    sqlx::query_as("SELECT seq, hash FROM audit_heads WHERE org_id = $1 FOR UPDATE")
-        .bind(org.into_uuid())
-        .fetch_one(conn)
-        .await
+    sqlx::query!(
+        "INSERT INTO audit_heads (org_id, seq, hash) VALUES ($1, 0, $2) ON CONFLICT (org_id) DO NOTHING",
+        org.as_uuid(),
+        GENESIS,
+    )
+    .execute(&mut *conn)
+    .await?;
+    let head = sqlx::query!(
+        "SELECT seq, hash FROM audit_heads WHERE org_id = $1 FOR UPDATE",
+        org.as_uuid(),
+    )
+    .fetch_one(conn)
+    .await?;
+    Ok((head.seq, head.hash))
 }
 
 /// Appends to the organisation's chain inside the caller's transaction. The head row is locked,
@@ -76,39 +91,41 @@ pub async fn append(
     let org = actor.org_id.into_uuid();
     let (seq, prev) = lock_head(conn, actor.org_id).await?;
     let e = audit::seal(actor, event, seq + 1, prev, super::now_micros());
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO audit_log (id, org_id, seq, actor_id, actor_email, action, target_type, target_id, client_ip,
             request_id, before, after, created_at, prev_hash, hash)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+        e.id,
+        org,
+        e.seq,
+        e.actor_id.map(AdminId::into_uuid),
+        e.actor_email,
+        e.action,
+        e.target_type,
+        e.target_id,
+        e.client_ip,
+        e.request_id,
+        e.before,
+        e.after,
+        e.created_at,
+        e.prev_hash,
+        e.hash,
     )
-    .bind(e.id)
-    .bind(org)
-    .bind(e.seq)
-    .bind(e.actor_id.map(AdminId::into_uuid))
-    .bind(&e.actor_email)
-    .bind(&e.action)
-    .bind(&e.target_type)
-    .bind(&e.target_id)
-    .bind(&e.client_ip)
-    .bind(&e.request_id)
-    .bind(&e.before)
-    .bind(&e.after)
-    .bind(e.created_at)
-    .bind(&e.prev_hash)
-    .bind(&e.hash)
     .execute(&mut *conn)
     .await?;
     let signature = actor
         .signer
         .as_ref()
         .map(|s| s.sign(actor.org_id, e.seq, &e.hash));
-    sqlx::query("UPDATE audit_heads SET seq = $2, hash = $3, signature = $4 WHERE org_id = $1")
-        .bind(org)
-        .bind(e.seq)
-        .bind(&e.hash)
-        .bind(signature)
-        .execute(conn)
-        .await?;
+    sqlx::query!(
+        "UPDATE audit_heads SET seq = $2, hash = $3, signature = $4 WHERE org_id = $1",
+        org,
+        e.seq,
+        e.hash,
+        signature,
+    )
+    .execute(conn)
+    .await?;
     Ok(e)
 }
 
@@ -119,24 +136,15 @@ pub async fn changed_since(
     since: i64,
     limit: u32,
 ) -> Result<Vec<(i64, AuditEntry)>, sqlx::Error> {
-    #[derive(sqlx::FromRow)]
-    struct WithSeq {
-        change_seq: i64,
-        #[sqlx(flatten)]
-        row: Row,
-    }
-    let rows: Vec<WithSeq> = sqlx::query_as(&format!(
-        "SELECT change_seq, {COLUMNS} FROM audit_log WHERE org_id = $1 AND change_seq > $2 ORDER BY change_seq LIMIT $3"
-    ))
-    .bind(org.into_uuid())
-    .bind(since)
-    .bind(i64::from(limit))
+    let rows = select_entries!(
+        "WHERE org_id = $1 AND change_seq > $2 ORDER BY change_seq LIMIT $3",
+        org.as_uuid(),
+        since,
+        i64::from(limit),
+    )
     .fetch_all(conn)
     .await?;
-    Ok(rows
-        .into_iter()
-        .map(|r| (r.change_seq, r.row.into()))
-        .collect())
+    Ok(rows.into_iter().map(|r| (r.change_seq, r.into())).collect())
 }
 
 /// Newest first; `before_seq` is the cursor.
@@ -146,12 +154,12 @@ pub async fn list(
     before_seq: Option<i64>,
     limit: u32,
 ) -> Result<Vec<AuditEntry>, sqlx::Error> {
-    let rows: Vec<Row> = sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM audit_log WHERE org_id = $1 AND seq < $2 ORDER BY seq DESC LIMIT $3"
-    ))
-    .bind(org.into_uuid())
-    .bind(before_seq.unwrap_or(i64::MAX))
-    .bind(i64::from(limit))
+    let rows = select_entries!(
+        "WHERE org_id = $1 AND seq < $2 ORDER BY seq DESC LIMIT $3",
+        org.as_uuid(),
+        before_seq.unwrap_or(i64::MAX),
+        i64::from(limit),
+    )
     .fetch_all(conn)
     .await?;
     Ok(rows.into_iter().map(Into::into).collect())
@@ -159,16 +167,17 @@ pub async fn list(
 
 /// The organisation's recorded chain head with its signature (none before its first entry).
 pub async fn head(conn: &mut PgConnection, org: OrgId) -> Result<Option<AuditHead>, sqlx::Error> {
-    let row: Option<(i64, String, Option<String>)> =
-        sqlx::query_as("SELECT seq, hash, signature FROM audit_heads WHERE org_id = $1")
-            .bind(org.into_uuid())
-            .fetch_optional(conn)
-            .await?;
-    Ok(row.map(|(seq, hash, signature)| AuditHead {
+    let row = sqlx::query!(
+        "SELECT seq, hash, signature FROM audit_heads WHERE org_id = $1",
+        org.as_uuid(),
+    )
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.map(|r| AuditHead {
         org_id: org,
-        seq,
-        hash,
-        signature,
+        seq: r.seq,
+        hash: r.hash,
+        signature: r.signature,
     }))
 }
 
@@ -208,11 +217,11 @@ pub async fn check_chain(
     let mut checker = audit::ChainChecker::new(org);
     let mut after = 0i64;
     loop {
-        let rows: Vec<Row> = sqlx::query_as::<Postgres, Row>(&format!(
-            "SELECT {COLUMNS} FROM audit_log WHERE org_id = $1 AND seq > $2 ORDER BY seq LIMIT 1000"
-        ))
-        .bind(org.into_uuid())
-        .bind(after)
+        let rows = select_entries!(
+            "WHERE org_id = $1 AND seq > $2 ORDER BY seq LIMIT 1000",
+            org.as_uuid(),
+            after,
+        )
         .fetch_all(&mut *conn)
         .await?;
         let Some(last) = rows.last() else { break };

@@ -3,7 +3,7 @@ use keyward_core::api::webhooks::{KeyCreatedData, KeyRevokedData, WebhookEvent};
 use keyward_core::api::{ApiKey, KeyStatusFilter, Quota, RateLimitRule};
 use keyward_core::{AdminId, Environment, IpAllowList, KeyId, KeyStatus, OrgId, ScopeSet};
 use sqlx::types::Json;
-use sqlx::{PgConnection, Postgres, QueryBuilder};
+use sqlx::{PgConnection, Postgres};
 use uuid::Uuid;
 
 /// Channel on which key changes are announced to every node (payload: the key id).
@@ -39,9 +39,22 @@ pub struct KeyRow {
     pub quota: Option<Json<Quota>>,
 }
 
-const COLUMNS: &str = "id, org_id, name, description, environment, secret_hash, scopes, allowed_ips, metadata, \
-    disabled, expires_at, revoked_at, revoke_reason, rotated_from, replaced_by, lineage_id, created_at, created_by, \
-    updated_at, last_used_at, last_used_ip, seq, tier, rate_limits, quota";
+/// `query_as!(KeyRow, ...)` for `SELECT <every KeyRow column> FROM api_keys <tail>`: the column
+/// list is written once, and sqlx still checks the whole query when it compiles.
+macro_rules! select_keys {
+    ($tail:literal $(, $arg:expr)* $(,)?) => {
+        sqlx::query_as!(
+            KeyRow,
+            r#"SELECT id, org_id, name, description, environment, secret_hash, scopes, allowed_ips,
+                metadata, disabled, expires_at, revoked_at, revoke_reason, rotated_from, replaced_by,
+                lineage_id, created_at, created_by, updated_at, last_used_at, last_used_ip, seq, tier,
+                rate_limits AS "rate_limits: Json<Vec<RateLimitRule>>",
+                quota AS "quota: Json<Quota>"
+              FROM api_keys "# + $tail
+            $(, $arg)*
+        )
+    };
+}
 
 impl KeyRow {
     pub fn status(&self, now: DateTime<Utc>) -> KeyStatus {
@@ -97,32 +110,66 @@ pub struct VerifyRow {
     pub verifier: Option<Vec<u8>>,
 }
 
-static VERIFY_QUERY: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-    let columns: Vec<String> = COLUMNS
-        .split(", ")
-        .map(|c| format!("k.{}", c.trim()))
-        .collect();
-    format!(
-        "SELECT {}, t.rate_limits AS tier_rate_limits, t.quota AS tier_quota, t.soft_threshold AS tier_soft_threshold,
+pub async fn find_for_verify<'e, E>(ex: E, id: KeyId) -> Result<Option<VerifyRow>, sqlx::Error>
+where
+    E: sqlx::Executor<'e, Database = Postgres>,
+{
+    let row = sqlx::query!(
+        r#"SELECT k.id, k.org_id, k.name, k.description, k.environment, k.secret_hash, k.scopes,
+            k.allowed_ips, k.metadata, k.disabled, k.expires_at, k.revoked_at, k.revoke_reason,
+            k.rotated_from, k.replaced_by, k.lineage_id, k.created_at, k.created_by, k.updated_at,
+            k.last_used_at, k.last_used_ip, k.seq, k.tier,
+            k.rate_limits AS "rate_limits: Json<Vec<RateLimitRule>>",
+            k.quota AS "quota: Json<Quota>",
+            t.rate_limits AS "tier_rate_limits?: Json<Vec<RateLimitRule>>",
+            t.quota AS "tier_quota?: Json<Quota>",
+            t.soft_threshold AS "tier_soft_threshold?",
             (SELECT used FROM quota_usage q WHERE q.lineage_id = k.lineage_id AND q.period = 'day'
                 AND q.period_start = (now() AT TIME ZONE 'UTC')::date) AS used_today,
             (SELECT used FROM quota_usage q WHERE q.lineage_id = k.lineage_id AND q.period = 'month'
                 AND q.period_start = date_trunc('month', now() AT TIME ZONE 'UTC')::date) AS used_this_month,
             k.verifier
          FROM api_keys k LEFT JOIN tiers t ON t.org_id = k.org_id AND t.name = k.tier
-         WHERE k.id = $1",
-        columns.join(", ")
+         WHERE k.id = $1"#,
+        id.as_uuid(),
     )
-});
-
-pub async fn find_for_verify<'e, E>(ex: E, id: KeyId) -> Result<Option<VerifyRow>, sqlx::Error>
-where
-    E: sqlx::Executor<'e, Database = Postgres>,
-{
-    sqlx::query_as(&VERIFY_QUERY)
-        .bind(id.as_uuid())
-        .fetch_optional(ex)
-        .await
+    .fetch_optional(ex)
+    .await?;
+    Ok(row.map(|r| VerifyRow {
+        key: KeyRow {
+            id: r.id,
+            org_id: r.org_id,
+            name: r.name,
+            description: r.description,
+            environment: r.environment,
+            secret_hash: r.secret_hash,
+            scopes: r.scopes,
+            allowed_ips: r.allowed_ips,
+            metadata: r.metadata,
+            disabled: r.disabled,
+            expires_at: r.expires_at,
+            revoked_at: r.revoked_at,
+            revoke_reason: r.revoke_reason,
+            rotated_from: r.rotated_from,
+            replaced_by: r.replaced_by,
+            lineage_id: r.lineage_id,
+            created_at: r.created_at,
+            created_by: r.created_by,
+            updated_at: r.updated_at,
+            last_used_at: r.last_used_at,
+            last_used_ip: r.last_used_ip,
+            seq: r.seq,
+            tier: r.tier,
+            rate_limits: r.rate_limits,
+            quota: r.quota,
+        },
+        tier_rate_limits: r.tier_rate_limits,
+        tier_quota: r.tier_quota,
+        tier_soft_threshold: r.tier_soft_threshold,
+        used_today: r.used_today,
+        used_this_month: r.used_this_month,
+        verifier: r.verifier,
+    }))
 }
 
 /// For verification: any organisation.
@@ -130,8 +177,7 @@ pub async fn find_by_id<'e, E>(ex: E, id: KeyId) -> Result<Option<KeyRow>, sqlx:
 where
     E: sqlx::Executor<'e, Database = Postgres>,
 {
-    sqlx::query_as(&format!("SELECT {COLUMNS} FROM api_keys WHERE id = $1"))
-        .bind(id.as_uuid())
+    select_keys!("WHERE id = $1", id.as_uuid())
         .fetch_optional(ex)
         .await
 }
@@ -143,14 +189,15 @@ pub async fn find_in_org(
     id: KeyId,
     for_update: bool,
 ) -> Result<Option<KeyRow>, sqlx::Error> {
-    let lock = if for_update { " FOR UPDATE" } else { "" };
-    sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM api_keys WHERE id = $1 AND org_id = $2{lock}"
-    ))
-    .bind(id.as_uuid())
-    .bind(org.as_uuid())
-    .fetch_optional(conn)
-    .await
+    if for_update {
+        select_keys!("WHERE id = $1 AND org_id = $2 FOR UPDATE", id.as_uuid(), org.as_uuid())
+            .fetch_optional(conn)
+            .await
+    } else {
+        select_keys!("WHERE id = $1 AND org_id = $2", id.as_uuid(), org.as_uuid())
+            .fetch_optional(conn)
+            .await
+    }
 }
 
 /// Stores a key's fast verifier (no change to its `seq`: nothing to sync).
@@ -158,52 +205,56 @@ pub async fn set_verifier<'e, E>(ex: E, id: KeyId, verifier: &[u8]) -> Result<()
 where
     E: sqlx::Executor<'e, Database = Postgres>,
 {
-    sqlx::query("UPDATE api_keys SET verifier = $2 WHERE id = $1")
-        .bind(id.as_uuid())
-        .bind(verifier)
-        .execute(ex)
+    sqlx::query!(
+        "UPDATE api_keys SET verifier = $2 WHERE id = $1",
+        id.as_uuid(),
+        verifier,
+    )
+    .execute(ex)
         .await?;
     Ok(())
 }
 
 /// Keys of the organisation that are not revoked.
 pub async fn count_unrevoked(conn: &mut PgConnection, org: OrgId) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar("SELECT count(*) FROM api_keys WHERE org_id = $1 AND revoked_at IS NULL")
-        .bind(org.into_uuid())
-        .fetch_one(conn)
-        .await
+    sqlx::query_scalar!(
+        r#"SELECT count(*) AS "n!" FROM api_keys WHERE org_id = $1 AND revoked_at IS NULL"#,
+        org.as_uuid(),
+    )
+    .fetch_one(conn)
+    .await
 }
 
 pub async fn insert(conn: &mut PgConnection, k: &KeyRow) -> Result<(), sqlx::Error> {
     super::audit::lock_head(conn, OrgId::from_uuid(k.org_id)).await?;
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO api_keys (id, org_id, name, description, environment, secret_hash, scopes, allowed_ips, metadata,
             disabled, expires_at, revoked_at, revoke_reason, rotated_from, replaced_by, lineage_id, created_at,
             created_by, updated_at, tier, rate_limits, quota)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)",
+        k.id,
+        k.org_id,
+        k.name,
+        k.description,
+        k.environment,
+        k.secret_hash,
+        &k.scopes,
+        &k.allowed_ips,
+        k.metadata,
+        k.disabled,
+        k.expires_at,
+        k.revoked_at,
+        k.revoke_reason,
+        k.rotated_from,
+        k.replaced_by,
+        k.lineage_id,
+        k.created_at,
+        k.created_by,
+        k.updated_at,
+        k.tier,
+        k.rate_limits as _,
+        k.quota as _,
     )
-    .bind(k.id)
-    .bind(k.org_id)
-    .bind(&k.name)
-    .bind(&k.description)
-    .bind(&k.environment)
-    .bind(&k.secret_hash)
-    .bind(&k.scopes)
-    .bind(&k.allowed_ips)
-    .bind(&k.metadata)
-    .bind(k.disabled)
-    .bind(k.expires_at)
-    .bind(k.revoked_at)
-    .bind(&k.revoke_reason)
-    .bind(k.rotated_from)
-    .bind(k.replaced_by)
-    .bind(k.lineage_id)
-    .bind(k.created_at)
-    .bind(k.created_by)
-    .bind(k.updated_at)
-    .bind(&k.tier)
-    .bind(&k.rate_limits)
-    .bind(&k.quota)
     .execute(&mut *conn)
     .await?;
     notify(&mut *conn, KeyId::from_uuid(k.id)).await?;
@@ -223,27 +274,27 @@ pub async fn insert(conn: &mut PgConnection, k: &KeyRow) -> Result<(), sqlx::Err
 /// Writes back every field an admin can change.
 pub async fn update(conn: &mut PgConnection, k: &KeyRow) -> Result<(), sqlx::Error> {
     super::audit::lock_head(conn, OrgId::from_uuid(k.org_id)).await?;
-    sqlx::query(
+    sqlx::query!(
         "UPDATE api_keys SET name = $2, description = $3, scopes = $4, allowed_ips = $5, metadata = $6,
             disabled = $7, expires_at = $8, revoked_at = $9, revoke_reason = $10, replaced_by = $11, updated_at = $12,
             tier = $13, rate_limits = $14, quota = $15, seq = nextval('change_seq')
           WHERE id = $1",
+        k.id,
+        k.name,
+        k.description,
+        &k.scopes,
+        &k.allowed_ips,
+        k.metadata,
+        k.disabled,
+        k.expires_at,
+        k.revoked_at,
+        k.revoke_reason,
+        k.replaced_by,
+        k.updated_at,
+        k.tier,
+        k.rate_limits as _,
+        k.quota as _,
     )
-    .bind(k.id)
-    .bind(&k.name)
-    .bind(&k.description)
-    .bind(&k.scopes)
-    .bind(&k.allowed_ips)
-    .bind(&k.metadata)
-    .bind(k.disabled)
-    .bind(k.expires_at)
-    .bind(k.revoked_at)
-    .bind(&k.revoke_reason)
-    .bind(k.replaced_by)
-    .bind(k.updated_at)
-    .bind(&k.tier)
-    .bind(&k.rate_limits)
-    .bind(&k.quota)
     .execute(&mut *conn)
     .await?;
     notify(&mut *conn, KeyId::from_uuid(k.id)).await?;
@@ -258,12 +309,12 @@ pub async fn announce_revoked(conn: &mut PgConnection, k: &KeyRow) -> Result<(),
     let Some(revoked_at) = k.revoked_at.filter(|r| *r <= k.updated_at) else {
         return Ok(());
     };
-    let fresh = sqlx::query(
+    let fresh = sqlx::query!(
         "INSERT INTO key_notices (key_id, kind, created_at) VALUES ($1, 'revoked', $2)
          ON CONFLICT DO NOTHING",
+        k.id,
+        k.updated_at,
     )
-    .bind(k.id)
-    .bind(k.updated_at)
     .execute(&mut *conn)
     .await?
     .rows_affected()
@@ -283,9 +334,7 @@ pub async fn announce_revoked(conn: &mut PgConnection, k: &KeyRow) -> Result<(),
 
 /// Tells every node (this one included) to drop its cached copy; delivered at commit.
 pub async fn notify(conn: &mut PgConnection, id: KeyId) -> Result<(), sqlx::Error> {
-    sqlx::query("SELECT pg_notify($1, $2)")
-        .bind(CHANGES_CHANNEL)
-        .bind(id.to_string())
+    sqlx::query!("SELECT pg_notify($1, $2)", CHANGES_CHANNEL, id.to_string())
         .execute(conn)
         .await?;
     Ok(())
@@ -298,12 +347,12 @@ pub async fn changed_since(
     since: i64,
     limit: u32,
 ) -> Result<Vec<KeyRow>, sqlx::Error> {
-    sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM api_keys WHERE org_id = $1 AND seq > $2 ORDER BY seq LIMIT $3"
-    ))
-    .bind(org.into_uuid())
-    .bind(since)
-    .bind(i64::from(limit))
+    select_keys!(
+        "WHERE org_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+        org.as_uuid(),
+        since,
+        i64::from(limit),
+    )
     .fetch_all(conn)
     .await
 }
@@ -316,33 +365,29 @@ pub async fn list(
     after: Option<KeyId>,
     limit: u32,
 ) -> Result<Vec<KeyRow>, sqlx::Error> {
-    let mut q =
-        QueryBuilder::<Postgres>::new(format!("SELECT {COLUMNS} FROM api_keys WHERE org_id = "));
-    q.push_bind(org.into_uuid());
-    if let Some(after) = after {
-        q.push(" AND id < ").push_bind(after.into_uuid());
-    }
-    // Mirrors KeyStatus::at: revoked outranks expired outranks disabled.
-    const REVOKED: &str = "(revoked_at IS NOT NULL AND revoked_at <= now())";
-    const EXPIRED: &str = "(expires_at IS NOT NULL AND expires_at <= now())";
-    match filter {
-        KeyStatusFilter::All => {}
-        KeyStatusFilter::Revoked => {
-            q.push(format!(" AND {REVOKED}"));
-        }
-        KeyStatusFilter::Expired => {
-            q.push(format!(" AND NOT {REVOKED} AND {EXPIRED}"));
-        }
-        KeyStatusFilter::Disabled => {
-            q.push(format!(" AND NOT {REVOKED} AND NOT {EXPIRED} AND disabled"));
-        }
-        KeyStatusFilter::Active => {
-            q.push(format!(
-                " AND NOT {REVOKED} AND NOT {EXPIRED} AND NOT disabled"
-            ));
-        }
-    }
-    q.push(" ORDER BY id DESC LIMIT ")
-        .push_bind(i64::from(limit));
-    q.build_query_as().fetch_all(conn).await
+    // The status rule mirrors KeyStatus::at: revoked outranks expired outranks disabled.
+    let status = match filter {
+        KeyStatusFilter::All => "all",
+        KeyStatusFilter::Revoked => "revoked",
+        KeyStatusFilter::Expired => "expired",
+        KeyStatusFilter::Disabled => "disabled",
+        KeyStatusFilter::Active => "active",
+    };
+    select_keys!(
+        "WHERE org_id = $1 AND ($2::uuid IS NULL OR id < $2)
+           AND CASE
+               WHEN revoked_at IS NOT NULL AND revoked_at <= now() THEN 'revoked'
+               WHEN expires_at IS NOT NULL AND expires_at <= now() THEN 'expired'
+               WHEN disabled THEN 'disabled'
+               ELSE 'active'
+           END = ANY(CASE WHEN $3 = 'all'
+               THEN ARRAY['revoked', 'expired', 'disabled', 'active'] ELSE ARRAY[$3] END)
+         ORDER BY id DESC LIMIT $4",
+        org.as_uuid(),
+        after.map(KeyId::into_uuid),
+        status,
+        i64::from(limit),
+    )
+    .fetch_all(conn)
+    .await
 }

@@ -24,9 +24,8 @@ pub async fn insert(
 }
 
 /// A session within its absolute lifetime, with its admin.
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct LiveSession {
-    #[sqlx(flatten)]
     pub admin: AdminRow,
     /// Seconds since the session was last recorded as used, by the database's clock.
     pub idle_secs: f64,
@@ -38,15 +37,25 @@ pub async fn find_admin(
     conn: &mut PgConnection,
     token_hash: &[u8; 32],
 ) -> Result<Option<LiveSession>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT a.id, a.org_id, a.email, a.password_hash, a.role,
-                extract(epoch FROM now() - s.last_seen_at)::float8 AS idle_secs
+    let row = sqlx::query!(
+        r#"SELECT a.id, a.org_id, a.email, a.password_hash, a.role,
+                extract(epoch FROM now() - s.last_seen_at)::float8 AS "idle_secs!"
            FROM sessions s JOIN admins a ON a.id = s.admin_id
-          WHERE s.token_hash = $1 AND s.expires_at > now()",
+          WHERE s.token_hash = $1 AND s.expires_at > now()"#,
+        &token_hash[..],
     )
-    .bind(&token_hash[..])
     .fetch_optional(conn)
-    .await
+    .await?;
+    Ok(row.map(|r| LiveSession {
+        admin: AdminRow {
+            id: r.id,
+            org_id: r.org_id,
+            email: r.email,
+            password_hash: r.password_hash,
+            role: r.role,
+        },
+        idle_secs: r.idle_secs,
+    }))
 }
 
 /// Records that the session was used now.

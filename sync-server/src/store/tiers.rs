@@ -2,12 +2,12 @@ use chrono::{DateTime, Utc};
 use keyward_core::OrgId;
 use keyward_core::api::{Quota, RateLimitRule, Tier};
 use sqlx::types::Json;
-use sqlx::{PgConnection, Postgres};
+use sqlx::PgConnection;
 use uuid::Uuid;
 
 use super::keys::CHANGES_CHANNEL;
 
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct TierRow {
     pub id: Uuid,
     pub org_id: Uuid,
@@ -36,13 +36,23 @@ impl TierRow {
     }
 }
 
-const SELECT: &str = "SELECT t.id, t.org_id, t.name, t.rate_limits, t.quota, t.soft_threshold, t.created_at, \
-    t.updated_at, t.seq, (SELECT count(*) FROM api_keys k WHERE k.org_id = t.org_id AND k.tier = t.name) AS keys \
-    FROM tiers t";
+/// `query_as!(TierRow, ...)` for `SELECT <every TierRow column> FROM tiers t <tail>`.
+macro_rules! select_tiers {
+    ($tail:literal $(, $arg:expr)* $(,)?) => {
+        sqlx::query_as!(
+            TierRow,
+            r#"SELECT t.id, t.org_id, t.name,
+                t.rate_limits AS "rate_limits: Json<Vec<RateLimitRule>>",
+                t.quota AS "quota: Json<Quota>", t.soft_threshold, t.created_at, t.updated_at, t.seq,
+                (SELECT count(*) FROM api_keys k WHERE k.org_id = t.org_id AND k.tier = t.name) AS "keys!"
+               FROM tiers t "# + $tail
+            $(, $arg)*
+        )
+    };
+}
 
 pub async fn list(conn: &mut PgConnection, org: OrgId) -> Result<Vec<TierRow>, sqlx::Error> {
-    sqlx::query_as(&format!("{SELECT} WHERE t.org_id = $1 ORDER BY t.name"))
-        .bind(org.into_uuid())
+    select_tiers!("WHERE t.org_id = $1 ORDER BY t.name", org.as_uuid())
         .fetch_all(conn)
         .await
 }
@@ -54,38 +64,45 @@ pub async fn find(
     name: &str,
     for_update: bool,
 ) -> Result<Option<TierRow>, sqlx::Error> {
-    let lock = if for_update { " FOR UPDATE OF t" } else { "" };
-    sqlx::query_as(&format!(
-        "{SELECT} WHERE t.org_id = $1 AND t.name = $2{lock}"
-    ))
-    .bind(org.into_uuid())
-    .bind(name)
-    .fetch_optional(conn)
-    .await
+    if for_update {
+        select_tiers!(
+            "WHERE t.org_id = $1 AND t.name = $2 FOR UPDATE OF t",
+            org.as_uuid(),
+            name,
+        )
+        .fetch_optional(conn)
+        .await
+    } else {
+        select_tiers!("WHERE t.org_id = $1 AND t.name = $2", org.as_uuid(), name)
+            .fetch_optional(conn)
+            .await
+    }
 }
 
 pub async fn exists(conn: &mut PgConnection, org: OrgId, name: &str) -> Result<bool, sqlx::Error> {
-    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM tiers WHERE org_id = $1 AND name = $2)")
-        .bind(org.into_uuid())
-        .bind(name)
-        .fetch_one(conn)
-        .await
+    sqlx::query_scalar!(
+        r#"SELECT EXISTS (SELECT 1 FROM tiers WHERE org_id = $1 AND name = $2) AS "exists!""#,
+        org.as_uuid(),
+        name,
+    )
+    .fetch_one(conn)
+    .await
 }
 
 pub async fn insert(conn: &mut PgConnection, t: &TierRow) -> Result<(), sqlx::Error> {
     super::audit::lock_head(conn, OrgId::from_uuid(t.org_id)).await?;
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO tiers (id, org_id, name, rate_limits, quota, soft_threshold, created_at, updated_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        t.id,
+        t.org_id,
+        t.name,
+        t.rate_limits as _,
+        t.quota as _,
+        t.soft_threshold,
+        t.created_at,
+        t.updated_at,
     )
-    .bind(t.id)
-    .bind(t.org_id)
-    .bind(&t.name)
-    .bind(&t.rate_limits)
-    .bind(&t.quota)
-    .bind(t.soft_threshold)
-    .bind(t.created_at)
-    .bind(t.updated_at)
     .execute(conn)
     .await?;
     Ok(())
@@ -93,15 +110,15 @@ pub async fn insert(conn: &mut PgConnection, t: &TierRow) -> Result<(), sqlx::Er
 
 pub async fn update(conn: &mut PgConnection, t: &TierRow) -> Result<(), sqlx::Error> {
     super::audit::lock_head(conn, OrgId::from_uuid(t.org_id)).await?;
-    sqlx::query(
+    sqlx::query!(
         "UPDATE tiers SET rate_limits = $2, quota = $3, soft_threshold = $4, updated_at = $5,
             seq = nextval('change_seq') WHERE id = $1",
+        t.id,
+        t.rate_limits as _,
+        t.quota as _,
+        t.soft_threshold,
+        t.updated_at,
     )
-    .bind(t.id)
-    .bind(&t.rate_limits)
-    .bind(&t.quota)
-    .bind(t.soft_threshold)
-    .bind(t.updated_at)
     .execute(&mut *conn)
     .await?;
     notify(conn, OrgId::from_uuid(t.org_id), &t.name).await
@@ -109,8 +126,7 @@ pub async fn update(conn: &mut PgConnection, t: &TierRow) -> Result<(), sqlx::Er
 
 pub async fn delete(conn: &mut PgConnection, t: &TierRow) -> Result<(), sqlx::Error> {
     super::audit::lock_head(conn, OrgId::from_uuid(t.org_id)).await?;
-    sqlx::query("DELETE FROM tiers WHERE id = $1")
-        .bind(t.id)
+    sqlx::query!("DELETE FROM tiers WHERE id = $1", t.id)
         .execute(conn)
         .await?;
     Ok(())
@@ -118,10 +134,12 @@ pub async fn delete(conn: &mut PgConnection, t: &TierRow) -> Result<(), sqlx::Er
 
 /// Tells every node that the keys of a tier have new rules (payload `tier:<org>:<name>`).
 async fn notify(conn: &mut PgConnection, org: OrgId, name: &str) -> Result<(), sqlx::Error> {
-    sqlx::query::<Postgres>("SELECT pg_notify($1, $2)")
-        .bind(CHANGES_CHANNEL)
-        .bind(format!("tier:{org}:{name}"))
-        .execute(conn)
+    sqlx::query!(
+        "SELECT pg_notify($1, $2)",
+        CHANGES_CHANNEL,
+        format!("tier:{org}:{name}"),
+    )
+    .execute(conn)
         .await?;
     Ok(())
 }

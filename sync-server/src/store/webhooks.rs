@@ -8,7 +8,7 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 /// An endpoint as the admin API shows it: no secret.
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct EndpointRow {
     pub id: Uuid,
     pub org_id: Uuid,
@@ -39,13 +39,13 @@ pub struct SealedSecret {
     pub ciphertext: Vec<u8>,
 }
 
-const ENDPOINT_COLUMNS: &str = "id, org_id, url, events, enabled, created_at";
-
 pub async fn list(conn: &mut PgConnection, org: OrgId) -> Result<Vec<EndpointRow>, sqlx::Error> {
-    sqlx::query_as(&format!(
-        "SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE org_id = $1 ORDER BY created_at, id"
-    ))
-    .bind(org.into_uuid())
+    sqlx::query_as!(
+        EndpointRow,
+        "SELECT id, org_id, url, events, enabled, created_at FROM webhook_endpoints
+         WHERE org_id = $1 ORDER BY created_at, id",
+        org.as_uuid(),
+    )
     .fetch_all(conn)
     .await
 }
@@ -55,20 +55,24 @@ pub async fn find(
     org: OrgId,
     id: Uuid,
 ) -> Result<Option<EndpointRow>, sqlx::Error> {
-    sqlx::query_as(&format!(
-        "SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE org_id = $1 AND id = $2"
-    ))
-    .bind(org.into_uuid())
-    .bind(id)
+    sqlx::query_as!(
+        EndpointRow,
+        "SELECT id, org_id, url, events, enabled, created_at FROM webhook_endpoints
+         WHERE org_id = $1 AND id = $2",
+        org.as_uuid(),
+        id,
+    )
     .fetch_optional(conn)
     .await
 }
 
 pub async fn count(conn: &mut PgConnection, org: OrgId) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar("SELECT count(*) FROM webhook_endpoints WHERE org_id = $1")
-        .bind(org.into_uuid())
-        .fetch_one(conn)
-        .await
+    sqlx::query_scalar!(
+        r#"SELECT count(*) AS "n!" FROM webhook_endpoints WHERE org_id = $1"#,
+        org.as_uuid(),
+    )
+    .fetch_one(conn)
+    .await
 }
 
 pub async fn insert(
@@ -76,20 +80,20 @@ pub async fn insert(
     e: &EndpointRow,
     secret: &SealedSecret,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO webhook_endpoints (id, org_id, url, events, enabled, secret_key, secret_nonce,
             secret_ciphertext, created_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        e.id,
+        e.org_id,
+        e.url,
+        &e.events,
+        e.enabled,
+        secret.key,
+        secret.nonce,
+        secret.ciphertext,
+        e.created_at,
     )
-    .bind(e.id)
-    .bind(e.org_id)
-    .bind(&e.url)
-    .bind(&e.events)
-    .bind(e.enabled)
-    .bind(secret.key)
-    .bind(&secret.nonce)
-    .bind(&secret.ciphertext)
-    .bind(e.created_at)
     .execute(conn)
     .await?;
     Ok(())
@@ -101,11 +105,13 @@ pub async fn delete(
     org: OrgId,
     id: Uuid,
 ) -> Result<Option<EndpointRow>, sqlx::Error> {
-    sqlx::query_as(&format!(
-        "DELETE FROM webhook_endpoints WHERE org_id = $1 AND id = $2 RETURNING {ENDPOINT_COLUMNS}"
-    ))
-    .bind(org.into_uuid())
-    .bind(id)
+    sqlx::query_as!(
+        EndpointRow,
+        "DELETE FROM webhook_endpoints WHERE org_id = $1 AND id = $2
+         RETURNING id, org_id, url, events, enabled, created_at",
+        org.as_uuid(),
+        id,
+    )
     .fetch_optional(conn)
     .await
 }
@@ -115,11 +121,13 @@ pub async fn database_key(
     conn: &mut PgConnection,
     fresh: &[u8; 32],
 ) -> Result<Vec<u8>, sqlx::Error> {
-    sqlx::query("INSERT INTO webhook_keys (id, key) VALUES (1, $1) ON CONFLICT (id) DO NOTHING")
-        .bind(&fresh[..])
-        .execute(&mut *conn)
-        .await?;
-    sqlx::query_scalar("SELECT key FROM webhook_keys WHERE id = 1")
+    sqlx::query!(
+        "INSERT INTO webhook_keys (id, key) VALUES (1, $1) ON CONFLICT (id) DO NOTHING",
+        &fresh[..],
+    )
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query_scalar!("SELECT key FROM webhook_keys WHERE id = 1")
         .fetch_one(conn)
         .await
 }
@@ -130,11 +138,11 @@ pub async fn subscribed(
     org: OrgId,
     patterns: &[String],
 ) -> Result<Vec<Uuid>, sqlx::Error> {
-    sqlx::query_scalar(
+    sqlx::query_scalar!(
         "SELECT id FROM webhook_endpoints WHERE org_id = $1 AND enabled AND events && $2 ORDER BY id",
+        org.as_uuid(),
+        patterns,
     )
-    .bind(org.into_uuid())
-    .bind(patterns)
     .fetch_all(conn)
     .await
 }
@@ -158,25 +166,24 @@ pub async fn insert_deliveries(
         return Ok(0);
     }
     let ids: Vec<Uuid> = endpoints.iter().map(|_| Uuid::now_v7()).collect();
-    let done = sqlx::query(
+    let done = sqlx::query!(
         "INSERT INTO webhook_deliveries (id, endpoint_id, org_id, message_id, event_type, body, status,
             attempts, next_attempt_at, created_at)
          SELECT d.id, d.endpoint_id, $3, $4, $5, $6, 'pending', 0, $7, $7
          FROM UNNEST($1::uuid[], $2::uuid[]) AS d (id, endpoint_id)",
+        &ids,
+        endpoints,
+        message.org.as_uuid(),
+        message.message_id,
+        message.event_type,
+        message.body,
+        message.created_at,
     )
-    .bind(&ids)
-    .bind(endpoints)
-    .bind(message.org.into_uuid())
-    .bind(message.message_id)
-    .bind(message.event_type)
-    .bind(message.body)
-    .bind(message.created_at)
     .execute(conn)
     .await?;
     Ok(done.rows_affected())
 }
 
-#[derive(sqlx::FromRow)]
 struct DeliveryRow {
     id: Uuid,
     message_id: String,
@@ -190,7 +197,6 @@ struct DeliveryRow {
     created_at: DateTime<Utc>,
 }
 
-#[derive(sqlx::FromRow)]
 struct AttemptRow {
     delivery_id: Uuid,
     attempt: i32,
@@ -207,24 +213,26 @@ pub async fn deliveries(
     before: Option<Uuid>,
     limit: u32,
 ) -> Result<Vec<WebhookDelivery>, sqlx::Error> {
-    let rows: Vec<DeliveryRow> = sqlx::query_as(
+    let rows = sqlx::query_as!(
+        DeliveryRow,
         "SELECT id, message_id, event_type, status, attempts, next_attempt_at, last_attempt_at,
             last_status, last_error, created_at
          FROM webhook_deliveries
          WHERE endpoint_id = $1 AND ($2::uuid IS NULL OR id < $2)
          ORDER BY id DESC LIMIT $3",
+        endpoint,
+        before,
+        i64::from(limit),
     )
-    .bind(endpoint)
-    .bind(before)
-    .bind(i64::from(limit))
     .fetch_all(&mut *conn)
     .await?;
     let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
-    let attempts: Vec<AttemptRow> = sqlx::query_as(
+    let attempts = sqlx::query_as!(
+        AttemptRow,
         "SELECT delivery_id, attempt, at, http_status, error, duration_ms
          FROM webhook_attempts WHERE delivery_id = ANY($1) ORDER BY delivery_id, attempt",
+        &ids,
     )
-    .bind(&ids)
     .fetch_all(conn)
     .await?;
     Ok(rows
@@ -256,7 +264,7 @@ pub async fn deliveries(
 }
 
 /// A due delivery claimed by a worker, with what it needs to send it.
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct Claimed {
     pub id: Uuid,
     pub org_id: Uuid,
@@ -285,8 +293,9 @@ pub async fn claim_due(
     // Each organisation offers its earliest due rows up to its free share (`per_org` minus what
     // this node already sends for it); the earliest of those are claimed. One organisation's
     // backlog therefore never hides another's due rows.
-    sqlx::query_as(
-        "WITH busy AS (
+    sqlx::query_as!(
+        Claimed,
+        r#"WITH busy AS (
              SELECT * FROM UNNEST($4::uuid[], $5::int[]) AS b (org_id, n)
          ), offered AS (
              SELECT x.id, x.next_attempt_at
@@ -311,15 +320,16 @@ pub async fn claim_due(
              FROM due WHERE d.id = due.id
              RETURNING d.id, d.org_id, d.endpoint_id, d.message_id, d.body, d.attempts
          )
-         SELECT c.id, c.org_id, c.endpoint_id, c.message_id, c.body, c.attempts, e.url,
+         SELECT c.id AS "id!", c.org_id AS "org_id!", c.endpoint_id AS "endpoint_id!",
+             c.message_id AS "message_id!", c.body AS "body!", c.attempts AS "attempts!", e.url,
              e.secret_key, e.secret_nonce, e.secret_ciphertext
-         FROM claimed c JOIN webhook_endpoints e ON e.id = c.endpoint_id",
+         FROM claimed c JOIN webhook_endpoints e ON e.id = c.endpoint_id"#,
+        i64::from(limit),
+        lease_ms as f64,
+        per_org,
+        &busy_orgs,
+        &busy_counts,
     )
-    .bind(i64::from(limit))
-    .bind(lease_ms as f64)
-    .bind(per_org)
-    .bind(&busy_orgs)
-    .bind(&busy_counts)
     .fetch_all(conn)
     .await
 }
@@ -352,36 +362,36 @@ pub async fn record_attempt(conn: &mut PgConnection, a: &Attempt<'_>) -> Result<
         Next::RetryInMs(ms) => ("pending", Some(ms as f64)),
         Next::Failed => ("failed", None),
     };
-    let updated = sqlx::query(
+    let updated = sqlx::query!(
         "UPDATE webhook_deliveries SET attempts = $2, status = $3,
             next_attempt_at = CASE WHEN $4::float8 IS NULL THEN NULL
                                    ELSE now() + make_interval(secs => $4::float8 / 1000) END,
             last_attempt_at = $5, last_status = $6, last_error = $7
          WHERE id = $1 AND attempts = $2 - 1 AND status = 'pending'",
+        a.delivery_id,
+        a.attempt,
+        status,
+        retry_ms,
+        a.at,
+        a.http_status,
+        a.error,
     )
-    .bind(a.delivery_id)
-    .bind(a.attempt)
-    .bind(status)
-    .bind(retry_ms)
-    .bind(a.at)
-    .bind(a.http_status)
-    .bind(a.error)
     .execute(&mut *conn)
     .await?
     .rows_affected();
     if updated == 0 {
         return Ok(false);
     }
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO webhook_attempts (delivery_id, attempt, at, http_status, error, duration_ms)
          VALUES ($1, $2, $3, $4, $5, $6)",
+        a.delivery_id,
+        a.attempt,
+        a.at,
+        a.http_status,
+        a.error,
+        a.duration_ms,
     )
-    .bind(a.delivery_id)
-    .bind(a.attempt)
-    .bind(a.at)
-    .bind(a.http_status)
-    .bind(a.error)
-    .bind(a.duration_ms)
     .execute(conn)
     .await?;
     Ok(true)
@@ -390,13 +400,13 @@ pub async fn record_attempt(conn: &mut PgConnection, a: &Attempt<'_>) -> Result<
 /// Hands claimed deliveries back (due now) when a worker stops before attempting them.
 pub async fn release(conn: &mut PgConnection, ids: &[(Uuid, i32)]) -> Result<(), sqlx::Error> {
     let (ids, attempts): (Vec<Uuid>, Vec<i32>) = ids.iter().copied().unzip();
-    sqlx::query(
+    sqlx::query!(
         "UPDATE webhook_deliveries d SET next_attempt_at = now()
          FROM UNNEST($1::uuid[], $2::int[]) AS r (id, attempts)
          WHERE d.id = r.id AND d.attempts = r.attempts AND d.status = 'pending'",
+        &ids,
+        &attempts,
     )
-    .bind(&ids)
-    .bind(&attempts)
     .execute(conn)
     .await?;
     Ok(())
@@ -404,7 +414,7 @@ pub async fn release(conn: &mut PgConnection, ids: &[(Uuid, i32)]) -> Result<(),
 
 /// Milliseconds until the earliest pending delivery is due (0 when one is due now).
 pub async fn next_due_ms(conn: &mut PgConnection) -> Result<Option<u64>, sqlx::Error> {
-    let secs: Option<f64> = sqlx::query_scalar(
+    let secs = sqlx::query_scalar!(
         "SELECT EXTRACT(EPOCH FROM (min(next_attempt_at) - now()))::float8
          FROM webhook_deliveries WHERE status = 'pending'",
     )
@@ -415,11 +425,11 @@ pub async fn next_due_ms(conn: &mut PgConnection) -> Result<Option<u64>, sqlx::E
 
 /// Deletes settled deliveries (and their attempts) created more than `days` ago.
 pub async fn delete_settled(conn: &mut PgConnection, days: u64) -> Result<u64, sqlx::Error> {
-    let done = sqlx::query(
+    let done = sqlx::query!(
         "DELETE FROM webhook_deliveries
          WHERE status <> 'pending' AND created_at < now() - make_interval(days => $1::int)",
+        i32::try_from(days).unwrap_or(i32::MAX),
     )
-    .bind(i32::try_from(days).unwrap_or(i32::MAX))
     .execute(conn)
     .await?;
     Ok(done.rows_affected())

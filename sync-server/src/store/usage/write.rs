@@ -9,10 +9,8 @@ use keyward_core::latency::BUCKETS;
 use sqlx::PgPool;
 
 use super::batch::{LimitEvent, UsageBatch};
-use super::{KEY_ROLLUPS, ORG_ROLLUPS};
 
 /// A soft-threshold event as stored (first crossing only).
-#[derive(sqlx::FromRow)]
 struct StoredEvent {
     org_id: uuid::Uuid,
     key_id: uuid::Uuid,
@@ -73,37 +71,48 @@ pub async fn write_batch_capped(
     let mut tx = pool.begin().await?;
     if n > 0 {
         // Every count into the per-key and the organisation rollups of each granularity.
-        for (table, unit) in ORG_ROLLUPS {
-            sqlx::query(&format!(
-                "INSERT INTO {table} (org_id, {unit}, outcome, count)
-                 SELECT o, date_trunc('{unit}', m, 'UTC'), oc, sum(c)::int8
-                   FROM UNNEST($1::uuid[], $2::timestamptz[], $3::text[], $4::int8[]) AS u(o, m, oc, c)
-                  GROUP BY 1, 2, 3
-                 ON CONFLICT (org_id, {unit}, outcome) DO UPDATE SET count = {table}.count + EXCLUDED.count"
-            ))
-            .bind(&orgs)
-            .bind(&minutes)
-            .bind(&outcomes)
-            .bind(&counts)
-            .execute(&mut *tx)
-            .await?;
+        // One checked statement per rollup table (sqlx checks each table's query).
+        macro_rules! add_org_counts {
+            ($table:literal, $unit:literal) => {
+                sqlx::query!(
+                    "INSERT INTO " + $table + " (org_id, " + $unit + ", outcome, count)
+                     SELECT o, date_trunc('" + $unit + "', m, 'UTC'), oc, sum(c)::int8
+                       FROM UNNEST($1::uuid[], $2::timestamptz[], $3::text[], $4::int8[]) AS u(o, m, oc, c)
+                      GROUP BY 1, 2, 3
+                     ON CONFLICT (org_id, " + $unit + ", outcome) DO UPDATE SET count = " + $table + ".count + EXCLUDED.count",
+                    &orgs,
+                    &minutes,
+                    &outcomes as &[&str],
+                    &counts,
+                )
+                .execute(&mut *tx)
+                .await?
+            };
         }
-        for (table, unit) in KEY_ROLLUPS {
-            sqlx::query(&format!(
-                "INSERT INTO {table} (key_id, org_id, {unit}, outcome, count)
-                 SELECT k, o, date_trunc('{unit}', m, 'UTC'), oc, sum(c)::int8
-                   FROM UNNEST($1::uuid[], $2::uuid[], $3::timestamptz[], $4::text[], $5::int8[]) AS u(k, o, m, oc, c)
-                  GROUP BY 1, 2, 3, 4
-                 ON CONFLICT (key_id, {unit}, outcome) DO UPDATE SET count = {table}.count + EXCLUDED.count"
-            ))
-            .bind(&keys)
-            .bind(&orgs)
-            .bind(&minutes)
-            .bind(&outcomes)
-            .bind(&counts)
-            .execute(&mut *tx)
-            .await?;
+        macro_rules! add_key_counts {
+            ($table:literal, $unit:literal) => {
+                sqlx::query!(
+                    "INSERT INTO " + $table + " (key_id, org_id, " + $unit + ", outcome, count)
+                     SELECT k, o, date_trunc('" + $unit + "', m, 'UTC'), oc, sum(c)::int8
+                       FROM UNNEST($1::uuid[], $2::uuid[], $3::timestamptz[], $4::text[], $5::int8[]) AS u(k, o, m, oc, c)
+                      GROUP BY 1, 2, 3, 4
+                     ON CONFLICT (key_id, " + $unit + ", outcome) DO UPDATE SET count = " + $table + ".count + EXCLUDED.count",
+                    &keys,
+                    &orgs,
+                    &minutes,
+                    &outcomes as &[&str],
+                    &counts,
+                )
+                .execute(&mut *tx)
+                .await?
+            };
         }
+        add_org_counts!("usage_org_minute", "minute");
+        add_org_counts!("usage_org_hour", "hour");
+        add_org_counts!("usage_org_day", "day");
+        add_key_counts!("usage_minute", "minute");
+        add_key_counts!("usage_hour", "hour");
+        add_key_counts!("usage_day", "day");
     }
     if !batch.last_used.is_empty() {
         let (mut ids, mut times, mut ips) = (Vec::new(), Vec::new(), Vec::new());
@@ -112,14 +121,14 @@ pub async fn write_batch_capped(
             times.push(*at);
             ips.push(ip.map(|ip| ip.to_string()));
         }
-        sqlx::query(
+        sqlx::query!(
             "UPDATE api_keys k SET last_used_at = u.at, last_used_ip = u.ip
                FROM UNNEST($1::uuid[], $2::timestamptz[], $3::text[]) AS u(id, at, ip)
               WHERE k.id = u.id AND (k.last_used_at IS NULL OR k.last_used_at < u.at)",
+            &ids,
+            &times,
+            &ips as &[Option<String>],
         )
-        .bind(&ids)
-        .bind(&times)
-        .bind(&ips)
         .execute(&mut *tx)
         .await?;
     }
@@ -133,21 +142,24 @@ pub async fn write_batch_capped(
             starts.push(*start);
             units.push(*n);
         }
-        let rows: Vec<(uuid::Uuid, String, NaiveDate, i64)> = sqlx::query_as(
+        let rows = sqlx::query!(
             "INSERT INTO quota_usage (lineage_id, period, period_start, used)
              SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::date[], $4::int8[])
              ON CONFLICT (lineage_id, period, period_start) DO UPDATE SET used = quota_usage.used + EXCLUDED.used
              RETURNING lineage_id, period, period_start, used",
+            &ids,
+            &periods as &[&str],
+            &starts,
+            &units,
         )
-        .bind(&ids)
-        .bind(&periods)
-        .bind(&starts)
-        .bind(&units)
         .fetch_all(&mut *tx)
         .await?;
-        for (lineage, period, start, used) in rows {
-            let period = if period == "day" { "day" } else { "month" };
-            totals.push(((KeyId::from_uuid(lineage), period, start), used));
+        for r in rows {
+            let period = if r.period == "day" { "day" } else { "month" };
+            totals.push((
+                (KeyId::from_uuid(r.lineage_id), period, r.period_start),
+                r.used,
+            ));
         }
     }
     if !batch.violations.is_empty() {
@@ -167,18 +179,18 @@ pub async fn write_batch_capped(
             counts.push(*n);
             lasts.push(*last);
         }
-        sqlx::query(
+        sqlx::query!(
             "INSERT INTO ratelimit_violations (key_id, org_id, rule, minute, count, last_at)
              SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::timestamptz[], $5::int8[], $6::timestamptz[])
              ON CONFLICT (key_id, rule, minute) DO UPDATE SET count = ratelimit_violations.count + EXCLUDED.count,
                 last_at = greatest(ratelimit_violations.last_at, EXCLUDED.last_at)",
+            &keys,
+            &orgs,
+            &rules as &[&str],
+            &minutes,
+            &counts,
+            &lasts,
         )
-        .bind(&keys)
-        .bind(&orgs)
-        .bind(&rules)
-        .bind(&minutes)
-        .bind(&counts)
-        .bind(&lasts)
         .execute(&mut *tx)
         .await?;
     }
@@ -187,22 +199,23 @@ pub async fn write_batch_capped(
         // Only the first per key, rule, kind and window (quota period) is stored; each stored
         // one becomes a `limit.soft_threshold` or `limit.quota_exceeded` event in the same
         // transaction.
-        let stored: Vec<StoredEvent> = sqlx::query_as(
+        let stored = sqlx::query_as!(
+            StoredEvent,
             "INSERT INTO limit_events (id, org_id, key_id, rule, kind, window_index, used, lim, created_at)
              SELECT gen_random_uuid(), o, k, r, kd, w, u, l, t
                FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::int8[], $5::int8[], $6::int8[], $7::timestamptz[], $8::text[])
                     AS x(o, k, r, w, u, l, t, kd)
              ON CONFLICT ON CONSTRAINT limit_events_once_key DO NOTHING
              RETURNING org_id, key_id, rule, kind, window_index, used, lim, created_at",
+            &e.iter().map(|e| e.org_id.into_uuid()).collect::<Vec<_>>(),
+            &e.iter().map(|e| e.key_id.into_uuid()).collect::<Vec<_>>(),
+            &e.iter().map(|e| e.rule.as_str()).collect::<Vec<_>>() as &[&str],
+            &e.iter().map(|e| e.window_index).collect::<Vec<_>>(),
+            &e.iter().map(|e| e.used).collect::<Vec<_>>(),
+            &e.iter().map(|e| e.limit).collect::<Vec<_>>(),
+            &e.iter().map(|e| e.at).collect::<Vec<_>>(),
+            &e.iter().map(|e| e.kind).collect::<Vec<_>>() as &[&str],
         )
-        .bind(e.iter().map(|e| e.org_id.into_uuid()).collect::<Vec<_>>())
-        .bind(e.iter().map(|e| e.key_id.into_uuid()).collect::<Vec<_>>())
-        .bind(e.iter().map(|e| e.rule.as_str()).collect::<Vec<_>>())
-        .bind(e.iter().map(|e| e.window_index).collect::<Vec<_>>())
-        .bind(e.iter().map(|e| e.used).collect::<Vec<_>>())
-        .bind(e.iter().map(|e| e.limit).collect::<Vec<_>>())
-        .bind(e.iter().map(|e| e.at).collect::<Vec<_>>())
-        .bind(e.iter().map(|e| e.kind).collect::<Vec<_>>())
         .fetch_all(&mut *tx)
         .await?;
         for ev in stored {
@@ -231,14 +244,14 @@ pub async fn write_batch_capped(
             reasons.push(*reason);
             counts.push(*n);
         }
-        sqlx::query(
+        sqlx::query!(
             "INSERT INTO unrecognized_usage_hour (hour, reason, count)
              SELECT * FROM UNNEST($1::timestamptz[], $2::text[], $3::int8[])
              ON CONFLICT (hour, reason) DO UPDATE SET count = unrecognized_usage_hour.count + EXCLUDED.count",
+            &hours,
+            &reasons as &[&str],
+            &counts,
         )
-        .bind(&hours)
-        .bind(&reasons)
-        .bind(&counts)
         .execute(&mut *tx)
         .await?;
     }
@@ -276,9 +289,9 @@ async fn write_gateway(tx: &mut sqlx::PgConnection, batch: &UsageBatch) -> Resul
         sums.push(cell.latency_sum_us);
         hist.extend(cell.latency.to_counts());
     }
-    sqlx::query(&format!(
+    sqlx::query!(
         "INSERT INTO gateway_usage_hour (key_id, org_id, hour, route, status, calls, latency_sum_us, latency)
-         SELECT k, o, h, r, s, c, l, $8[(i - 1) * {BUCKETS} + 1 : i * {BUCKETS}]
+         SELECT k, o, h, r, s, c, l, ($8::int8[])[(i - 1) * $9 + 1 : i * $9]
            FROM UNNEST($1::uuid[], $2::uuid[], $3::timestamptz[], $4::text[], $5::int2[], $6::int8[], $7::int8[])
                 WITH ORDINALITY AS u(k, o, h, r, s, c, l, i)
          ON CONFLICT (key_id, hour, route, status) DO UPDATE SET
@@ -286,16 +299,17 @@ async fn write_gateway(tx: &mut sqlx::PgConnection, batch: &UsageBatch) -> Resul
             latency_sum_us = gateway_usage_hour.latency_sum_us + EXCLUDED.latency_sum_us,
             latency = ARRAY(SELECT coalesce(a, 0) + coalesce(b, 0)
                               FROM unnest(gateway_usage_hour.latency, EXCLUDED.latency) WITH ORDINALITY AS t(a, b, i)
-                             ORDER BY i)"
-    ))
-    .bind(&keys)
-    .bind(&orgs)
-    .bind(&hours)
-    .bind(&routes)
-    .bind(&statuses)
-    .bind(&calls)
-    .bind(&sums)
-    .bind(&hist)
+                             ORDER BY i)",
+        &keys,
+        &orgs,
+        &hours,
+        &routes as &[&str],
+        &statuses,
+        &calls,
+        &sums,
+        &hist,
+        BUCKETS as i64,
+    )
     .execute(&mut *tx)
     .await?;
     Ok(())
@@ -328,8 +342,8 @@ async fn write_networks(
         calls.push(cell.calls);
     }
     // The keys that gained a network: `xmax = 0` marks a row inserted, not updated.
-    let grown: Vec<uuid::Uuid> = sqlx::query_scalar(
-        "WITH written AS (
+    let grown = sqlx::query_scalar!(
+        r#"WITH written AS (
             INSERT INTO key_networks (key_id, network, org_id, first_seen, last_seen, calls)
             SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::uuid[], $4::timestamptz[], $5::timestamptz[], $6::int8[])
             ON CONFLICT (key_id, network) DO UPDATE SET
@@ -337,30 +351,30 @@ async fn write_networks(
                last_seen = greatest(key_networks.last_seen, EXCLUDED.last_seen),
                calls = key_networks.calls + EXCLUDED.calls
             RETURNING key_id, (xmax = 0) AS inserted)
-         SELECT DISTINCT key_id FROM written WHERE inserted",
+         SELECT DISTINCT key_id AS "key_id!" FROM written WHERE inserted"#,
+        &keys,
+        &nets,
+        &orgs,
+        &firsts,
+        &lasts,
+        &calls,
     )
-    .bind(&keys)
-    .bind(&nets)
-    .bind(&orgs)
-    .bind(&firsts)
-    .bind(&lasts)
-    .bind(&calls)
     .fetch_all(&mut *tx)
     .await?;
     // Only a key that gained a network can have gone past the cap.
     let Some(max) = max_per_key.filter(|_| !grown.is_empty()) else {
         return Ok(0);
     };
-    let evicted = sqlx::query(
+    let evicted = sqlx::query!(
         "DELETE FROM key_networks n
           USING (SELECT key_id, network,
                         row_number() OVER (PARTITION BY key_id
                                            ORDER BY last_seen DESC, first_seen DESC, network DESC) AS rank
                    FROM key_networks WHERE key_id = ANY($1::uuid[])) r
           WHERE n.key_id = r.key_id AND n.network = r.network AND r.rank > $2",
+        &grown,
+        i64::try_from(max.max(1)).unwrap_or(i64::MAX),
     )
-    .bind(&grown)
-    .bind(i64::try_from(max.max(1)).unwrap_or(i64::MAX))
     .execute(&mut *tx)
     .await?
     .rows_affected();
