@@ -42,35 +42,33 @@ fn align(t: DateTime<Utc>) -> DateTime<Utc> {
 /// the job's lock.
 pub async fn run_once(pool: &PgPool, now: DateTime<Utc>) -> Result<usize, sqlx::Error> {
     let mut lock = pool.acquire().await?;
-    let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
-        .bind(LOCK_ID)
+    let locked = sqlx::query_scalar!(r#"SELECT pg_try_advisory_lock($1) AS "locked!""#, LOCK_ID)
         .fetch_one(&mut *lock)
         .await?;
     if !locked {
         return Ok(0);
     }
     let result = pass(pool, now).await;
-    sqlx::query("SELECT pg_advisory_unlock($1)")
-        .bind(LOCK_ID)
-        .execute(&mut *lock)
+    sqlx::query_scalar!("SELECT pg_advisory_unlock($1)", LOCK_ID)
+        .fetch_one(&mut *lock)
         .await?;
     result
 }
 
 async fn pass(pool: &PgPool, now: DateTime<Utc>) -> Result<usize, sqlx::Error> {
     let closed = align(now);
-    let keys: Vec<(uuid::Uuid, uuid::Uuid)> = sqlx::query_as(
+    let keys = sqlx::query!(
         "SELECT k.id, k.org_id FROM api_keys k
           WHERE k.id IN (SELECT DISTINCT key_id FROM usage_minute WHERE minute >= $1
                          UNION SELECT key_id FROM key_monitors)",
+        now - ACTIVE_SPAN,
     )
-    .bind(now - ACTIVE_SPAN)
     .fetch_all(pool)
     .await?;
     let mut opened = 0;
     let mut thresholds: HashMap<OrgId, Thresholds> = HashMap::new();
-    for (key, org) in keys {
-        let org = OrgId::from_uuid(org);
+    for row in keys {
+        let (key, org) = (row.id, OrgId::from_uuid(row.org_id));
         let mut tx = pool.begin().await?;
         let t = match thresholds.entry(org) {
             std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
@@ -92,19 +90,21 @@ async fn feed_key(
     closed: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> Result<usize, sqlx::Error> {
-    let stored: Option<(Json<KeyMonitor>, DateTime<Utc>)> =
-        sqlx::query_as("SELECT state, fed_until FROM key_monitors WHERE key_id = $1 FOR UPDATE")
-            .bind(key.into_uuid())
-            .fetch_optional(&mut *conn)
-            .await?;
+    let stored = sqlx::query!(
+        r#"SELECT state AS "state: Json<KeyMonitor>", fed_until FROM key_monitors
+            WHERE key_id = $1 FOR UPDATE"#,
+        key.as_uuid(),
+    )
+    .fetch_optional(&mut *conn)
+    .await?;
     let (mut monitor, from) = match stored {
-        Some((Json(m), fed_until)) => (m, fed_until),
+        Some(row) => (row.state.0, row.fed_until),
         None => {
-            let first: Option<DateTime<Utc>> = sqlx::query_scalar(
+            let first = sqlx::query_scalar!(
                 "SELECT min(minute) FROM usage_minute WHERE key_id = $1 AND minute >= $2",
+                key.as_uuid(),
+                closed - LOOKBACK,
             )
-            .bind(key.into_uuid())
-            .bind(closed - LOOKBACK)
             .fetch_one(&mut *conn)
             .await?;
             let Some(first) = first else { return Ok(0) };
@@ -117,15 +117,18 @@ async fn feed_key(
     if from >= closed {
         return Ok(0);
     }
-    let rows: Vec<(DateTime<Utc>, String, i64)> = sqlx::query_as(
+    let rows = sqlx::query!(
         "SELECT minute, outcome, count FROM usage_minute WHERE key_id = $1 AND minute >= $2 AND minute < $3 ORDER BY minute",
+        key.as_uuid(),
+        from,
+        closed,
     )
-    .bind(key.into_uuid())
-    .bind(from)
-    .bind(closed)
     .fetch_all(&mut *conn)
     .await?;
-    let mut rows = rows.into_iter().peekable();
+    let mut rows = rows
+        .into_iter()
+        .map(|r| (r.minute, r.outcome, r.count))
+        .peekable();
     let mut opened = 0;
     let mut start = from;
     while start < closed {
@@ -158,13 +161,13 @@ async fn feed_key(
             opened += usize::from(open_or_refresh(conn, org, key, &finding, now).await?);
         }
     }
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO key_monitors (key_id, state, fed_until) VALUES ($1, $2, $3)
          ON CONFLICT (key_id) DO UPDATE SET state = EXCLUDED.state, fed_until = EXCLUDED.fed_until",
+        key.as_uuid(),
+        Json(&monitor) as _,
+        closed,
     )
-    .bind(key.into_uuid())
-    .bind(Json(&monitor))
-    .bind(closed)
     .execute(&mut *conn)
     .await?;
     Ok(opened)
@@ -178,17 +181,17 @@ async fn open_or_refresh(
     f: &Finding,
     now: DateTime<Utc>,
 ) -> Result<bool, sqlx::Error> {
-    let refreshed = sqlx::query(
+    let refreshed = sqlx::query!(
         "UPDATE alerts SET observed = $3, expected = $4, window_start = $5, detail = $6, last_seen_at = $7
           WHERE key_id = $1 AND kind = $2 AND status <> 'resolved'",
+        key.as_uuid(),
+        f.kind.as_str(),
+        f.observed,
+        f.expected,
+        f.window_start,
+        f.detail,
+        now,
     )
-    .bind(key.into_uuid())
-    .bind(f.kind.as_str())
-    .bind(f.observed)
-    .bind(f.expected)
-    .bind(f.window_start)
-    .bind(&f.detail)
-    .bind(now)
     .execute(&mut *conn)
     .await?
     .rows_affected();
@@ -196,21 +199,21 @@ async fn open_or_refresh(
         return Ok(false);
     }
     let id = uuid::Uuid::now_v7();
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO alerts (id, org_id, key_id, kind, status, observed, expected, window_start, window_secs,
             detail, opened_at, last_seen_at)
          VALUES ($1, $2, $3, $4, 'open', $5, $6, $7, $8, $9, $10, $10)",
+        id,
+        org.as_uuid(),
+        key.as_uuid(),
+        f.kind.as_str(),
+        f.observed,
+        f.expected,
+        f.window_start,
+        i32::try_from(f.window_secs).unwrap_or(i32::MAX),
+        f.detail,
+        now,
     )
-    .bind(id)
-    .bind(org.into_uuid())
-    .bind(key.into_uuid())
-    .bind(f.kind.as_str())
-    .bind(f.observed)
-    .bind(f.expected)
-    .bind(f.window_start)
-    .bind(i32::try_from(f.window_secs).unwrap_or(i32::MAX))
-    .bind(&f.detail)
-    .bind(now)
     .execute(&mut *conn)
     .await?;
     let event = webhooks::WebhookEvent::AlertOpened(AlertOpenedData {
@@ -234,13 +237,13 @@ async fn resolve(
     kind: &str,
     now: DateTime<Utc>,
 ) -> Result<(), sqlx::Error> {
-    let ids: Vec<uuid::Uuid> = sqlx::query_scalar(
+    let ids = sqlx::query_scalar!(
         "UPDATE alerts SET status = 'resolved', resolved_at = $3
           WHERE key_id = $1 AND kind = $2 AND status <> 'resolved' RETURNING id",
+        key.as_uuid(),
+        kind,
+        now,
     )
-    .bind(key.into_uuid())
-    .bind(kind)
-    .bind(now)
     .fetch_all(&mut *conn)
     .await?;
     for id in ids {

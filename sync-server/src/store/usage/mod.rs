@@ -25,63 +25,42 @@ pub use report::{
 pub use series::{keys_series, org_series, outcome_series, series, top_keys};
 pub use write::{QuotaKey, Written, write_batch, write_batch_capped};
 
-/// The rollup tables and their time column.
-const KEY_ROLLUPS: [(&str, &str); 3] = [
-    ("usage_minute", "minute"),
-    ("usage_hour", "hour"),
-    ("usage_day", "day"),
-];
-const ORG_ROLLUPS: [(&str, &str); 3] = [
-    ("usage_org_minute", "minute"),
-    ("usage_org_hour", "hour"),
-    ("usage_org_day", "day"),
-];
-
-fn index_of(granularity: Granularity) -> usize {
-    match granularity {
-        Granularity::Minute => 0,
-        Granularity::Hour => 1,
-        Granularity::Day => 2,
-    }
-}
-
-/// The table and time column holding a granularity.
-pub fn table_of(granularity: Granularity) -> (&'static str, &'static str) {
-    KEY_ROLLUPS[index_of(granularity)]
-}
-
-/// The organisation rollup of a granularity.
-fn org_table_of(granularity: Granularity) -> (&'static str, &'static str) {
-    ORG_ROLLUPS[index_of(granularity)]
-}
-
 /// Recomputes the hour and day rollups of `keys` from their minutes (the demo seeds minutes).
 pub async fn rebuild_rollups(
     conn: &mut sqlx::PgConnection,
     keys: &[uuid::Uuid],
 ) -> Result<(), sqlx::Error> {
-    for (table, unit) in &KEY_ROLLUPS[1..] {
-        sqlx::query(&format!(
-            "INSERT INTO {table} (key_id, org_id, {unit}, outcome, count)
-             SELECT key_id, org_id, date_trunc('{unit}', minute, 'UTC'), outcome, sum(count)::int8
-               FROM usage_minute WHERE key_id = ANY($1) GROUP BY 1, 2, 3, 4
-             ON CONFLICT (key_id, {unit}, outcome) DO UPDATE SET count = EXCLUDED.count"
-        ))
-        .bind(keys)
-        .execute(&mut *conn)
-        .await?;
+    macro_rules! key_rollup {
+        ($table:literal, $unit:literal) => {
+            sqlx::query!(
+                "INSERT INTO " + $table + " (key_id, org_id, " + $unit + ", outcome, count)
+                 SELECT key_id, org_id, date_trunc('" + $unit + "', minute, 'UTC'), outcome, sum(count)::int8
+                   FROM usage_minute WHERE key_id = ANY($1) GROUP BY 1, 2, 3, 4
+                 ON CONFLICT (key_id, " + $unit + ", outcome) DO UPDATE SET count = EXCLUDED.count",
+                keys,
+            )
+            .execute(&mut *conn)
+            .await?
+        };
     }
-    for ((table, unit), (source, column)) in ORG_ROLLUPS.into_iter().zip(KEY_ROLLUPS) {
-        sqlx::query(&format!(
-            "INSERT INTO {table} (org_id, {unit}, outcome, count)
-             SELECT org_id, {column}, outcome, sum(count)::int8 FROM {source}
-              WHERE org_id IN (SELECT org_id FROM api_keys WHERE id = ANY($1)) GROUP BY 1, 2, 3
-             ON CONFLICT (org_id, {unit}, outcome) DO UPDATE SET count = EXCLUDED.count"
-        ))
-        .bind(keys)
-        .execute(&mut *conn)
-        .await?;
+    macro_rules! org_rollup {
+        ($table:literal, $unit:literal, $source:literal) => {
+            sqlx::query!(
+                "INSERT INTO " + $table + " (org_id, " + $unit + ", outcome, count)
+                 SELECT org_id, " + $unit + ", outcome, sum(count)::int8 FROM " + $source + "
+                  WHERE org_id IN (SELECT org_id FROM api_keys WHERE id = ANY($1)) GROUP BY 1, 2, 3
+                 ON CONFLICT (org_id, " + $unit + ", outcome) DO UPDATE SET count = EXCLUDED.count",
+                keys,
+            )
+            .execute(&mut *conn)
+            .await?
+        };
     }
+    key_rollup!("usage_hour", "hour");
+    key_rollup!("usage_day", "day");
+    org_rollup!("usage_org_minute", "minute", "usage_minute");
+    org_rollup!("usage_org_hour", "hour", "usage_hour");
+    org_rollup!("usage_org_day", "day", "usage_day");
     Ok(())
 }
 
@@ -93,43 +72,44 @@ pub async fn delete_before(
     before: chrono::DateTime<chrono::Utc>,
     batch: i64,
 ) -> Result<u64, sqlx::Error> {
-    let (org_table, _) = org_table_of(granularity);
-    delete_batches(pool, org_table, table_of(granularity).1, before, batch).await?;
-    if granularity == Granularity::Hour {
-        // Hourly detail shares the hours' retention; a network unseen that long is forgotten.
-        delete_batches(pool, "gateway_usage_hour", "hour", before, batch).await?;
-        delete_batches(pool, "unrecognized_usage_hour", "hour", before, batch).await?;
-        delete_batches(pool, "key_networks", "last_seen", before, batch).await?;
+    // One checked statement per table: batches of at most `batch` rows, in short transactions
+    // beside the flusher.
+    macro_rules! delete_from {
+        ($table:literal, $column:literal) => {{
+            let mut total = 0;
+            loop {
+                let gone = sqlx::query!(
+                    "DELETE FROM " + $table + " WHERE ctid IN (SELECT ctid FROM " + $table
+                        + " WHERE " + $column + " < $1 LIMIT $2)",
+                    before,
+                    batch,
+                )
+                .execute(pool)
+                .await?
+                .rows_affected();
+                total += gone;
+                if gone < batch as u64 {
+                    break total;
+                }
+            }
+        }};
     }
-    let (table, column) = table_of(granularity);
-    delete_batches(pool, table, column, before, batch).await
-}
-
-async fn delete_batches(
-    pool: &PgPool,
-    table: &str,
-    column: &str,
-    before: chrono::DateTime<chrono::Utc>,
-    batch: i64,
-) -> Result<u64, sqlx::Error> {
-    let mut total = 0;
-    loop {
-        let gone = sqlx::query(&format!(
-            "DELETE FROM {table} WHERE ctid IN (SELECT ctid FROM {table} WHERE {column} < $1 LIMIT $2)"
-        ))
-        .bind(before)
-        .bind(batch)
-        .execute(pool)
-        .await?
-        .rows_affected();
-        total += gone;
-        if gone < batch as u64 {
-            return Ok(total);
+    Ok(match granularity {
+        Granularity::Minute => {
+            delete_from!("usage_org_minute", "minute");
+            delete_from!("usage_minute", "minute")
         }
-    }
+        Granularity::Hour => {
+            delete_from!("usage_org_hour", "hour");
+            // Hourly detail shares the hours' retention; a network unseen that long is forgotten.
+            delete_from!("gateway_usage_hour", "hour");
+            delete_from!("unrecognized_usage_hour", "hour");
+            delete_from!("key_networks", "last_seen");
+            delete_from!("usage_hour", "hour")
+        }
+        Granularity::Day => {
+            delete_from!("usage_org_day", "day");
+            delete_from!("usage_day", "day")
+        }
+    })
 }
-
-/// allowed, rate_limited (rate and quota refusals), rejected (every other refusal).
-pub const OUTCOME_SUMS: &str = "coalesce(sum(u.count) FILTER (WHERE u.outcome = 'valid'), 0)::int8,
-    coalesce(sum(u.count) FILTER (WHERE u.outcome IN ('rate_limited', 'quota_exceeded')), 0)::int8,
-    coalesce(sum(u.count) FILTER (WHERE u.outcome NOT IN ('valid', 'rate_limited', 'quota_exceeded')), 0)::int8";

@@ -1,7 +1,5 @@
 //! The usage report: per key and UTC day from the day rollup, read in keyset-paged pages.
 
-use super::OUTCOME_SUMS;
-
 /// A report row as read: day, key id, key name, allowed, rate limited, rejected.
 pub type ReportRecord = (
     chrono::DateTime<chrono::Utc>,
@@ -46,25 +44,27 @@ pub async fn report_page(
     to: chrono::DateTime<chrono::Utc>,
     limit: i64,
 ) -> Result<Vec<ReportRecord>, sqlx::Error> {
-    sqlx::query_as(&REPORT_PAGE_QUERY)
-        .bind(org)
-        .bind(after.0)
-        .bind(after.1)
-        .bind(to)
-        .bind(limit)
-        .fetch_all(conn)
-        .await
-}
-
-static REPORT_PAGE_QUERY: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-    format!(
-        "SELECT t.day, t.key_id, coalesce(k.name, ''), t.allowed, t.rate_limited, t.rejected FROM (
-            SELECT u.day, u.key_id, {OUTCOME_SUMS}
-              FROM usage_day u
-             WHERE u.org_id = $1 AND u.day >= $2 AND u.day < $4 AND (u.day, u.key_id) > ($2, $3)
-             GROUP BY 1, 2 ORDER BY 1, 2 LIMIT $5
-         ) AS t(day, key_id, allowed, rate_limited, rejected)
-         LEFT JOIN api_keys k ON k.id = t.key_id
-         ORDER BY 1, 2"
+    let rows = sqlx::query!(
+        r#"SELECT t.day AS "day!", t.key_id AS "key_id!", coalesce(k.name, '') AS "name!",
+                  t.allowed AS "allowed!", t.rate_limited AS "rate_limited!", t.rejected AS "rejected!"
+             FROM (SELECT u.ts AS day, u.key_id, sum(u.allowed)::int8 AS allowed,
+                          sum(u.rate_limited)::int8 AS rate_limited, sum(u.rejected)::int8 AS rejected
+                     FROM usage_key_rollups u
+                    WHERE u.granularity = 'day' AND u.org_id = $1 AND u.ts >= $2 AND u.ts < $4
+                      AND (u.ts, u.key_id) > ($2, $3)
+                    GROUP BY 1, 2 ORDER BY 1, 2 LIMIT $5) t
+             LEFT JOIN api_keys k ON k.id = t.key_id
+            ORDER BY 1, 2"#,
+        org,
+        after.0,
+        after.1,
+        to,
+        limit,
     )
-});
+    .fetch_all(conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| (r.day, r.key_id, r.name, r.allowed, r.rate_limited, r.rejected))
+        .collect())
+}

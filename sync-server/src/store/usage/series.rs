@@ -1,10 +1,30 @@
 //! What the usage API reads from the rollups: a lineage's series, the organisation's series,
-//! the top keys and their series, and the counts per outcome.
+//! the top keys and their series, and the counts per outcome. Each reads the rollup views
+//! (`usage_key_rollups`, `usage_org_rollups`), which hold every granularity and classify the
+//! outcomes.
 
+use chrono::{DateTime, Utc};
 use keyward_core::KeyId;
-use keyward_core::api::Granularity;
+use keyward_core::api::{Granularity, KeyUsageTotal, UsagePoint, UsageTotals};
 
-use super::{OUTCOME_SUMS, org_table_of, table_of};
+/// A bucket as read.
+struct Bucket {
+    ts: DateTime<Utc>,
+    allowed: i64,
+    rate_limited: i64,
+    rejected: i64,
+}
+
+impl From<Bucket> for UsagePoint {
+    fn from(b: Bucket) -> Self {
+        UsagePoint {
+            ts: b.ts,
+            allowed: b.allowed,
+            rate_limited: b.rate_limited,
+            rejected: b.rejected,
+        }
+    }
+}
 
 /// A lineage's usage (a key and every key it was rotated from or into), bucketed, with empty
 /// buckets left out.
@@ -12,46 +32,27 @@ pub async fn series(
     conn: &mut sqlx::PgConnection,
     lineage: uuid::Uuid,
     org: uuid::Uuid,
-    granularity: keyward_core::api::Granularity,
-    from: chrono::DateTime<chrono::Utc>,
-    to: chrono::DateTime<chrono::Utc>,
-) -> Result<Vec<keyward_core::api::UsagePoint>, sqlx::Error> {
-    let (table, column) = table_of(granularity);
-    let rows: Vec<(chrono::DateTime<chrono::Utc>, i64, i64, i64)> = sqlx::query_as(&format!(
-        "SELECT date_trunc($1, u.{column}, 'UTC') AS ts, {OUTCOME_SUMS}
-           FROM {table} u JOIN api_keys k ON k.id = u.key_id
-          WHERE k.lineage_id = $2 AND k.org_id = $3 AND u.{column} >= date_trunc($1, $4::timestamptz, 'UTC') AND u.{column} < $5
-          GROUP BY 1 ORDER BY 1"
-    ))
-    .bind(granularity.as_str())
-    .bind(lineage)
-    .bind(org)
-    .bind(from)
-    .bind(to)
+    granularity: Granularity,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<Vec<UsagePoint>, sqlx::Error> {
+    let rows = sqlx::query_as!(
+        Bucket,
+        r#"SELECT date_trunc($1, u.ts, 'UTC') AS "ts!", sum(u.allowed)::int8 AS "allowed!",
+                  sum(u.rate_limited)::int8 AS "rate_limited!", sum(u.rejected)::int8 AS "rejected!"
+             FROM usage_key_rollups u JOIN api_keys k ON k.id = u.key_id
+            WHERE u.granularity = $1 AND k.lineage_id = $2 AND k.org_id = $3
+              AND u.ts >= date_trunc($1, $4::timestamptz, 'UTC') AND u.ts < $5
+            GROUP BY 1 ORDER BY 1"#,
+        granularity.as_str(),
+        lineage,
+        org,
+        from,
+        to,
+    )
     .fetch_all(conn)
     .await?;
-    Ok(rows
-        .into_iter()
-        .map(
-            |(ts, allowed, rate_limited, rejected)| keyward_core::api::UsagePoint {
-                ts,
-                allowed,
-                rate_limited,
-                rejected,
-            },
-        )
-        .collect())
-}
-
-type Bucket = (chrono::DateTime<chrono::Utc>, i64, i64, i64);
-
-fn point((ts, allowed, rate_limited, rejected): Bucket) -> keyward_core::api::UsagePoint {
-    keyward_core::api::UsagePoint {
-        ts,
-        allowed,
-        rate_limited,
-        rejected,
-    }
+    Ok(rows.into_iter().map(Into::into).collect())
 }
 
 /// The organisation's traffic by bucket (every key together).
@@ -59,23 +60,25 @@ pub async fn org_series(
     conn: &mut sqlx::PgConnection,
     org: uuid::Uuid,
     granularity: Granularity,
-    from: chrono::DateTime<chrono::Utc>,
-    to: chrono::DateTime<chrono::Utc>,
-) -> Result<Vec<keyward_core::api::UsagePoint>, sqlx::Error> {
-    let (table, column) = org_table_of(granularity);
-    let rows: Vec<Bucket> = sqlx::query_as(&format!(
-        "SELECT date_trunc($1, u.{column}, 'UTC') AS ts, {OUTCOME_SUMS}
-           FROM {table} u
-          WHERE u.org_id = $2 AND u.{column} >= date_trunc($1, $3::timestamptz, 'UTC') AND u.{column} < $4
-          GROUP BY 1 ORDER BY 1"
-    ))
-    .bind(granularity.as_str())
-    .bind(org)
-    .bind(from)
-    .bind(to)
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<Vec<UsagePoint>, sqlx::Error> {
+    let rows = sqlx::query_as!(
+        Bucket,
+        r#"SELECT date_trunc($1, u.ts, 'UTC') AS "ts!", sum(u.allowed)::int8 AS "allowed!",
+                  sum(u.rate_limited)::int8 AS "rate_limited!", sum(u.rejected)::int8 AS "rejected!"
+             FROM usage_org_rollups u
+            WHERE u.granularity = $1 AND u.org_id = $2
+              AND u.ts >= date_trunc($1, $3::timestamptz, 'UTC') AND u.ts < $4
+            GROUP BY 1 ORDER BY 1"#,
+        granularity.as_str(),
+        org,
+        from,
+        to,
+    )
     .fetch_all(conn)
     .await?;
-    Ok(rows.into_iter().map(point).collect())
+    Ok(rows.into_iter().map(Into::into).collect())
 }
 
 /// Per-key totals over a period, the `top` biggest by volume or by rejections. Periods of a
@@ -84,11 +87,11 @@ pub async fn top_keys(
     conn: &mut sqlx::PgConnection,
     org: uuid::Uuid,
     granularity: Granularity,
-    from: chrono::DateTime<chrono::Utc>,
-    to: chrono::DateTime<chrono::Utc>,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
     by_rejections: bool,
     top: i64,
-) -> Result<Vec<keyward_core::api::KeyUsageTotal>, sqlx::Error> {
+) -> Result<Vec<KeyUsageTotal>, sqlx::Error> {
     // Long periods rank keys on a coarser rollup (buckets touching the period count whole).
     let span = to - from;
     let granularity = if span >= chrono::Duration::days(7) {
@@ -98,44 +101,41 @@ pub async fn top_keys(
     } else {
         granularity
     };
-    let (table, column) = table_of(granularity);
-    let order = if by_rejections {
-        "coalesce(sum(u.count) FILTER (WHERE u.outcome NOT IN ('valid', 'rate_limited', 'quota_exceeded')), 0) DESC, sum(u.count) DESC"
-    } else {
-        "sum(u.count) DESC"
-    };
-    let rows: Vec<(uuid::Uuid, String, i64, i64, i64)> = sqlx::query_as(&format!(
-        "SELECT t.key_id, coalesce(k.name, ''), t.allowed, t.rate_limited, t.rejected FROM (
-            SELECT u.key_id, {OUTCOME_SUMS}
-              FROM {table} u
-             WHERE u.org_id = $2 AND u.{column} >= date_trunc($1, $3::timestamptz, 'UTC') AND u.{column} < $4
-             GROUP BY 1 ORDER BY {order} LIMIT $5
-         ) AS t(key_id, allowed, rate_limited, rejected)
-         LEFT JOIN api_keys k ON k.id = t.key_id
-         ORDER BY {}",
-        if by_rejections { "t.rejected DESC, t.allowed DESC" } else { "(t.allowed + t.rate_limited + t.rejected) DESC" }
-    ))
-    .bind(granularity.as_str())
-    .bind(org)
-    .bind(from)
-    .bind(to)
-    .bind(top)
+    let rows = sqlx::query!(
+        r#"SELECT t.key_id AS "key_id!", coalesce(k.name, '') AS "name!", t.allowed AS "allowed!",
+                  t.rate_limited AS "rate_limited!", t.rejected AS "rejected!"
+             FROM (SELECT u.key_id, sum(u.allowed)::int8 AS allowed,
+                          sum(u.rate_limited)::int8 AS rate_limited, sum(u.rejected)::int8 AS rejected
+                     FROM usage_key_rollups u
+                    WHERE u.granularity = $1 AND u.org_id = $2
+                      AND u.ts >= date_trunc($1, $3::timestamptz, 'UTC') AND u.ts < $4
+                    GROUP BY 1
+                    ORDER BY CASE WHEN $6 THEN sum(u.rejected) ELSE 0 END DESC, sum(u.count) DESC
+                    LIMIT $5) t
+             LEFT JOIN api_keys k ON k.id = t.key_id
+            ORDER BY CASE WHEN $6 THEN t.rejected ELSE 0 END DESC,
+                     CASE WHEN $6 THEN t.allowed ELSE t.allowed + t.rate_limited + t.rejected END DESC"#,
+        granularity.as_str(),
+        org,
+        from,
+        to,
+        top,
+        by_rejections,
+    )
     .fetch_all(conn)
     .await?;
     Ok(rows
         .into_iter()
-        .filter(|r| !by_rejections || r.4 > 0)
-        .map(
-            |(key_id, name, allowed, rate_limited, rejected)| keyward_core::api::KeyUsageTotal {
-                key_id: KeyId::from_uuid(key_id),
-                name,
-                totals: keyward_core::api::UsageTotals {
-                    allowed,
-                    rate_limited,
-                    rejected,
-                },
+        .filter(|r| !by_rejections || r.rejected > 0)
+        .map(|r| KeyUsageTotal {
+            key_id: KeyId::from_uuid(r.key_id),
+            name: r.name,
+            totals: UsageTotals {
+                allowed: r.allowed,
+                rate_limited: r.rate_limited,
+                rejected: r.rejected,
             },
-        )
+        })
         .collect())
 }
 
@@ -145,26 +145,36 @@ pub async fn keys_series(
     org: uuid::Uuid,
     keys: &[uuid::Uuid],
     granularity: Granularity,
-    from: chrono::DateTime<chrono::Utc>,
-    to: chrono::DateTime<chrono::Utc>,
-) -> Result<Vec<(uuid::Uuid, keyward_core::api::UsagePoint)>, sqlx::Error> {
-    let (table, column) = table_of(granularity);
-    let rows: Vec<(uuid::Uuid, chrono::DateTime<chrono::Utc>, i64, i64, i64)> = sqlx::query_as(&format!(
-        "SELECT u.key_id, date_trunc($1, u.{column}, 'UTC') AS ts, {OUTCOME_SUMS}
-           FROM {table} u
-          WHERE u.org_id = $2 AND u.key_id = ANY($3) AND u.{column} >= date_trunc($1, $4::timestamptz, 'UTC') AND u.{column} < $5
-          GROUP BY 1, 2 ORDER BY 1, 2"
-    ))
-    .bind(granularity.as_str())
-    .bind(org)
-    .bind(keys)
-    .bind(from)
-    .bind(to)
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<Vec<(uuid::Uuid, UsagePoint)>, sqlx::Error> {
+    let rows = sqlx::query!(
+        r#"SELECT u.key_id AS "key_id!", date_trunc($1, u.ts, 'UTC') AS "ts!",
+                  sum(u.allowed)::int8 AS "allowed!", sum(u.rate_limited)::int8 AS "rate_limited!",
+                  sum(u.rejected)::int8 AS "rejected!"
+             FROM usage_key_rollups u
+            WHERE u.granularity = $1 AND u.org_id = $2 AND u.key_id = ANY($3)
+              AND u.ts >= date_trunc($1, $4::timestamptz, 'UTC') AND u.ts < $5
+            GROUP BY 1, 2 ORDER BY 1, 2"#,
+        granularity.as_str(),
+        org,
+        keys,
+        from,
+        to,
+    )
     .fetch_all(conn)
     .await?;
     Ok(rows
         .into_iter()
-        .map(|(k, ts, a, r, j)| (k, point((ts, a, r, j))))
+        .map(|r| {
+            let point = UsagePoint {
+                ts: r.ts,
+                allowed: r.allowed,
+                rate_limited: r.rate_limited,
+                rejected: r.rejected,
+            };
+            (r.key_id, point)
+        })
         .collect())
 }
 
@@ -173,20 +183,22 @@ pub async fn outcome_series(
     conn: &mut sqlx::PgConnection,
     org: uuid::Uuid,
     granularity: Granularity,
-    from: chrono::DateTime<chrono::Utc>,
-    to: chrono::DateTime<chrono::Utc>,
-) -> Result<Vec<(String, chrono::DateTime<chrono::Utc>, i64)>, sqlx::Error> {
-    let (table, column) = org_table_of(granularity);
-    sqlx::query_as(&format!(
-        "SELECT u.outcome, date_trunc($1, u.{column}, 'UTC') AS ts, sum(u.count)::int8
-           FROM {table} u
-          WHERE u.org_id = $2 AND u.{column} >= date_trunc($1, $3::timestamptz, 'UTC') AND u.{column} < $4
-          GROUP BY 1, 2 ORDER BY 1, 2"
-    ))
-    .bind(granularity.as_str())
-    .bind(org)
-    .bind(from)
-    .bind(to)
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<Vec<(String, DateTime<Utc>, i64)>, sqlx::Error> {
+    let rows = sqlx::query!(
+        r#"SELECT u.outcome AS "outcome!", date_trunc($1, u.ts, 'UTC') AS "ts!",
+                  sum(u.count)::int8 AS "count!"
+             FROM usage_org_rollups u
+            WHERE u.granularity = $1 AND u.org_id = $2
+              AND u.ts >= date_trunc($1, $3::timestamptz, 'UTC') AND u.ts < $4
+            GROUP BY 1, 2 ORDER BY 1, 2"#,
+        granularity.as_str(),
+        org,
+        from,
+        to,
+    )
     .fetch_all(conn)
-    .await
+    .await?;
+    Ok(rows.into_iter().map(|r| (r.outcome, r.ts, r.count)).collect())
 }
