@@ -125,10 +125,7 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
                 .await
                 .context("connecting to PostgreSQL")?;
             let key = config.audit_signer()?.map(|s| s.public_key());
-            let mut tx = pool.begin().await?;
-            sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-                .execute(&mut *tx)
-                .await?;
+            let mut tx = store::begin_snapshot(&pool).await?;
             let mut total = 0;
             for org in store::orgs::all_ids(&mut tx).await? {
                 let report = store::audit::check_chain(&mut tx, org, key.as_ref()).await?;

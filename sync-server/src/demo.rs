@@ -436,16 +436,16 @@ async fn seed_usage(
         }
     }
     let orgs = vec![org.into_uuid(); keys.len()];
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO usage_minute (key_id, org_id, minute, outcome, count)
          SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::timestamptz[], $4::text[], $5::int8[])
          ON CONFLICT (key_id, minute, outcome) DO NOTHING",
+        &keys,
+        &orgs,
+        &minutes,
+        &outcomes as &[&str],
+        &counts,
     )
-    .bind(&keys)
-    .bind(&orgs)
-    .bind(&minutes)
-    .bind(&outcomes)
-    .bind(&counts)
     .execute(pool)
     .await?;
     let ids: Vec<uuid::Uuid> = SPECS.iter().map(|s| demo_id(s.n).into_uuid()).collect();
@@ -469,16 +469,16 @@ async fn seed_networks(
         (9, "127.0.0.0/24", 21, 9_000),
     ];
     for (n, network, days, calls) in rows {
-        sqlx::query(
+        sqlx::query!(
             "INSERT INTO key_networks (key_id, network, org_id, first_seen, last_seen, calls)
              VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (key_id, network) DO NOTHING",
+            demo_id(n).into_uuid(),
+            network,
+            org.as_uuid(),
+            this_hour - Duration::days(days),
+            this_hour,
+            calls,
         )
-        .bind(demo_id(n).into_uuid())
-        .bind(network)
-        .bind(org.into_uuid())
-        .bind(this_hour - Duration::days(days))
-        .bind(this_hour)
-        .bind(calls)
         .execute(pool)
         .await?;
     }
@@ -495,11 +495,12 @@ async fn seed_gateway(
 ) -> Result<(), sqlx::Error> {
     use keyward_core::latency::Histogram;
     let key = demo_id(1);
-    let present: bool =
-        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM gateway_usage_hour WHERE key_id = $1)")
-            .bind(key.into_uuid())
-            .fetch_one(pool)
-            .await?;
+    let present = sqlx::query_scalar!(
+        r#"SELECT EXISTS (SELECT 1 FROM gateway_usage_hour WHERE key_id = $1) AS "present!""#,
+        key.as_uuid(),
+    )
+    .fetch_one(pool)
+    .await?;
     if present {
         return Ok(());
     }

@@ -107,7 +107,7 @@ impl LoginThrottle {
     /// One place in `subject`'s window: `None` when taken, `Some(seconds)` until the window
     /// ends when it is full.
     async fn reserve(&self, subject: &[u8], limit: u32) -> Result<Option<u64>, sqlx::Error> {
-        let taken: Option<i32> = sqlx::query_scalar(
+        let taken = sqlx::query_scalar!(
             "INSERT INTO login_attempts AS a (subject, window_start, attempts)
              VALUES ($1, now(), 1)
              ON CONFLICT (subject) DO UPDATE SET
@@ -117,21 +117,22 @@ impl LoginThrottle {
                                  THEN 1 ELSE a.attempts + 1 END
              WHERE a.window_start <= now() - make_interval(secs => $3) OR a.attempts < $2
              RETURNING attempts",
+            subject,
+            i32::try_from(limit).unwrap_or(i32::MAX),
+            self.window_secs as f64,
         )
-        .bind(subject)
-        .bind(i32::try_from(limit).unwrap_or(i32::MAX))
-        .bind(self.window_secs as f64)
         .fetch_optional(&self.pool)
         .await?;
         if taken.is_some() {
             return Ok(None);
         }
-        let left: f64 = sqlx::query_scalar(
-            "SELECT COALESCE(EXTRACT(EPOCH FROM (window_start + make_interval(secs => $2) - now()))::float8, 1)
-             FROM login_attempts WHERE subject = $1",
+        let left = sqlx::query_scalar!(
+            r#"SELECT COALESCE(EXTRACT(EPOCH FROM (window_start + make_interval(secs => $2) - now()))::float8, 1)
+                 AS "left!"
+               FROM login_attempts WHERE subject = $1"#,
+            subject,
+            self.window_secs as f64,
         )
-        .bind(subject)
-        .bind(self.window_secs as f64)
         .fetch_optional(&self.pool)
         .await?
         .unwrap_or(1.0);
@@ -140,10 +141,10 @@ impl LoginThrottle {
 
     /// Deletes windows that ended (the session sweep calls this).
     pub async fn sweep(&self) -> Result<u64, sqlx::Error> {
-        let done = sqlx::query(
+        let done = sqlx::query!(
             "DELETE FROM login_attempts WHERE window_start < now() - make_interval(secs => $1)",
+            self.window_secs as f64,
         )
-        .bind(self.window_secs as f64)
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected())
@@ -155,11 +156,12 @@ impl Places {
     /// network are forgotten.
     pub async fn succeeded(self) {
         let cleared = match self.subjects.get(1) {
-            Some(email_net) => sqlx::query("DELETE FROM login_attempts WHERE subject = $1")
-                .bind(email_net)
-                .execute(&self.pool)
-                .await
-                .map(|_| ()),
+            Some(email_net) => {
+                sqlx::query!("DELETE FROM login_attempts WHERE subject = $1", email_net)
+                    .execute(&self.pool)
+                    .await
+                    .map(|_| ())
+            }
             None => Ok(()),
         };
         if let Err(e) = cleared {
@@ -174,11 +176,11 @@ impl Places {
         if self.subjects.is_empty() {
             return;
         }
-        let released = sqlx::query(
+        let released = sqlx::query!(
             "UPDATE login_attempts SET attempts = GREATEST(attempts - 1, 0)
              WHERE subject = ANY($1)",
+            &self.subjects,
         )
-        .bind(&self.subjects)
         .execute(&self.pool)
         .await;
         if let Err(e) = released {

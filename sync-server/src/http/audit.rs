@@ -77,11 +77,8 @@ pub async fn verify_chain(
     session: AdminSession,
 ) -> AppResult<Json<AuditVerifyReport>> {
     let key = state.audit_key();
-    let mut tx = state.pool.begin().await?;
     // The head and the entries from one snapshot: an append in between is no broken link.
-    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-        .execute(&mut *tx)
-        .await?;
+    let mut tx = crate::store::begin_snapshot(&state.pool).await?;
     let report = store::audit::check_chain(&mut tx, session.org_id, key.as_ref()).await?;
     tx.commit().await?;
     Ok(Json(AuditVerifyReport {

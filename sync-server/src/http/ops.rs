@@ -21,7 +21,7 @@ pub async fn healthz() -> Json<Value> {
 pub async fn readyz(State(state): State<AppState>) -> AppResult<Json<Value>> {
     let ping = tokio::time::timeout(
         std::time::Duration::from_secs(2),
-        sqlx::query("SELECT 1").execute(&state.pool),
+        crate::store::ping(&state.pool),
     )
     .await;
     match ping {

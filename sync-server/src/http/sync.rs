@@ -51,10 +51,7 @@ pub async fn pull(
     }
     errs.into_result()?;
 
-    let mut tx = state.pool.begin().await?;
-    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-        .execute(&mut *tx)
-        .await?;
+    let mut tx = store::begin_snapshot(&state.pool).await?;
     let now = chrono::Utc::now();
     let keys = store::keys::changed_since(&mut tx, session.org_id, since, limit + 1).await?;
     let audit = store::audit::changed_since(&mut tx, session.org_id, since, limit + 1).await?;

@@ -32,46 +32,38 @@ enum Notice {
     Revoked,
 }
 
-/// A key that is neither disabled, revoked nor expired as of `$1`.
-const ALIVE: &str = "NOT k.disabled AND (k.revoked_at IS NULL OR k.revoked_at > $1) \
-                     AND (k.expires_at IS NULL OR k.expires_at > $1)";
+/// The keys of one kind of notice that match `$condition` (on `k`, as of `$1` = `$now`) and
+/// were not noticed yet, recorded in `key_notices` (at most 1,000 per pass), inside `$tx`.
+/// `alive` also requires a key that is neither disabled, revoked nor expired as of `$1`.
+macro_rules! claim {
+    (alive $tx:expr, $now:expr, $kind:literal, $condition:literal) => {
+        claim!($tx, $now, $kind, $condition + " AND NOT k.disabled
+            AND (k.revoked_at IS NULL OR k.revoked_at > $1)
+            AND (k.expires_at IS NULL OR k.expires_at > $1)")
+    };
+    ($tx:expr, $now:expr, $kind:literal, $($condition:tt)+) => {
+        sqlx::query_as!(
+            DueKey,
+            r#"WITH due AS (
+                SELECT k.id, k.org_id, k.name, k.expires_at, k.last_used_at, k.revoked_at,
+                       k.revoke_reason, k.replaced_by
+                  FROM api_keys k
+                 WHERE "# + $($condition)+ + r#"
+                 LIMIT 1000
+             ), fresh AS (
+                INSERT INTO key_notices (key_id, kind, created_at)
+                SELECT id, '"# + $kind + r#"', $1 FROM due ON CONFLICT DO NOTHING RETURNING key_id
+             )
+             SELECT d.id AS "id!", d.org_id AS "org_id!", d.name AS "name!", d.expires_at,
+                    d.last_used_at, d.revoked_at, d.revoke_reason, d.replaced_by
+               FROM due d JOIN fresh f ON f.key_id = d.id"#,
+            $now,
+        )
+        .fetch_all(&mut *$tx)
+        .await?
+    };
+}
 
-/// (kind in `key_notices`, what it announces, the condition on `k` as of `$1`).
-const HOURLY: [(&str, Notice, &str); 3] = [
-    (
-        "expiring_7d",
-        Notice::Expiring(7),
-        // A key with a day or less left hears only the nearer notice.
-        "k.expires_at > $1 + interval '1 day' AND k.expires_at <= $1 + interval '7 days'",
-    ),
-    (
-        "expiring_1d",
-        Notice::Expiring(1),
-        "k.expires_at > $1 AND k.expires_at <= $1 + interval '1 day'",
-    ),
-    (
-        "unused_90d",
-        Notice::Unused,
-        "coalesce(k.last_used_at, k.created_at) < $1 - interval '90 days'",
-    ),
-];
-
-const DUE: [(&str, Notice, &str); 2] = [
-    (
-        "expired",
-        Notice::Expired,
-        // Expired, unless a revocation took effect first.
-        "k.expires_at <= $1 AND k.expires_at > $1 - interval '1 day'
-         AND (k.revoked_at IS NULL OR k.revoked_at > k.expires_at)",
-    ),
-    (
-        "revoked",
-        Notice::Revoked,
-        "k.revoked_at <= $1 AND k.revoked_at > $1 - interval '1 day'",
-    ),
-];
-
-#[derive(sqlx::FromRow)]
 struct DueKey {
     id: uuid::Uuid,
     org_id: uuid::Uuid,
@@ -112,55 +104,70 @@ impl DueKey {
     }
 }
 
-async fn sweep(
-    pool: &PgPool,
-    now: DateTime<Utc>,
-    notices: &[(&str, Notice, &str)],
+/// Enqueues the event of each claimed key; returns how many.
+async fn announce(
+    tx: &mut sqlx::PgConnection,
+    keys: Vec<DueKey>,
+    notice: Notice,
 ) -> Result<usize, sqlx::Error> {
     let mut sent = 0;
-    for &(kind, notice, condition) in notices {
-        let alive = match notice {
-            Notice::Expiring(_) | Notice::Unused => ALIVE,
-            Notice::Expired | Notice::Revoked => "true",
-        };
-        let mut tx = pool.begin().await?;
-        let rows: Vec<DueKey> = sqlx::query_as(&format!(
-            "WITH due AS (
-                SELECT k.id, k.org_id, k.name, k.expires_at, k.last_used_at, k.revoked_at,
-                       k.revoke_reason, k.replaced_by
-                  FROM api_keys k
-                 WHERE ({condition}) AND {alive}
-                 LIMIT 1000
-             ), fresh AS (
-                INSERT INTO key_notices (key_id, kind, created_at)
-                SELECT id, $2, $1 FROM due ON CONFLICT DO NOTHING RETURNING key_id
-             )
-             SELECT d.* FROM due d JOIN fresh f ON f.key_id = d.id"
-        ))
-        .bind(now)
-        .bind(kind)
-        .fetch_all(&mut *tx)
-        .await?;
-        for row in rows {
-            let org = OrgId::from_uuid(row.org_id);
-            if let Some(event) = row.event(notice) {
-                webhooks::enqueue(&mut tx, org, &event).await?;
-                sent += 1;
-            }
+    for key in keys {
+        let org = OrgId::from_uuid(key.org_id);
+        if let Some(event) = key.event(notice) {
+            webhooks::enqueue(tx, org, &event).await?;
+            sent += 1;
         }
-        tx.commit().await?;
     }
     Ok(sent)
 }
 
 /// Records and enqueues the hourly notices due at `now`; returns how many were new.
 pub async fn sweep_hourly(pool: &PgPool, now: DateTime<Utc>) -> Result<usize, sqlx::Error> {
-    sweep(pool, now, &HOURLY).await
+    let mut tx = pool.begin().await?;
+    // A key with a day or less left hears only the nearer notice.
+    let keys = claim!(alive tx, now, "expiring_7d",
+        "k.expires_at > $1::timestamptz + interval '1 day' AND k.expires_at <= $1 + interval '7 days'");
+    let mut sent = announce(&mut tx, keys, Notice::Expiring(7)).await?;
+    tx.commit().await?;
+
+    let mut tx = pool.begin().await?;
+    let keys = claim!(alive tx, now, "expiring_1d",
+        "k.expires_at > $1 AND k.expires_at <= $1 + interval '1 day'");
+    sent += announce(&mut tx, keys, Notice::Expiring(1)).await?;
+    tx.commit().await?;
+
+    let mut tx = pool.begin().await?;
+    let keys = claim!(alive tx, now, "unused_90d",
+        "coalesce(k.last_used_at, k.created_at) < $1::timestamptz - interval '90 days'");
+    sent += announce(&mut tx, keys, Notice::Unused).await?;
+    tx.commit().await?;
+    Ok(sent)
 }
 
 /// Records and enqueues the expiries and delayed revocations that took effect by `now`.
 pub async fn sweep_due(pool: &PgPool, now: DateTime<Utc>) -> Result<usize, sqlx::Error> {
-    sweep(pool, now, &DUE).await
+    let mut tx = pool.begin().await?;
+    // Expired, unless a revocation took effect first.
+    let keys = claim!(
+        tx,
+        now,
+        "expired",
+        "k.expires_at <= $1 AND k.expires_at > $1 - interval '1 day'
+         AND (k.revoked_at IS NULL OR k.revoked_at > k.expires_at)"
+    );
+    let mut sent = announce(&mut tx, keys, Notice::Expired).await?;
+    tx.commit().await?;
+
+    let mut tx = pool.begin().await?;
+    let keys = claim!(
+        tx,
+        now,
+        "revoked",
+        "k.revoked_at <= $1 AND k.revoked_at > $1 - interval '1 day'"
+    );
+    sent += announce(&mut tx, keys, Notice::Revoked).await?;
+    tx.commit().await?;
+    Ok(sent)
 }
 
 /// The sweep task for `sweep` every `interval`, from start.

@@ -29,7 +29,7 @@ pub async fn find_by_email(
         email,
     )
     .fetch_optional(conn)
-        .await
+    .await
 }
 
 pub async fn count_in_org(conn: &mut PgConnection, org: OrgId) -> Result<i64, sqlx::Error> {
@@ -91,5 +91,5 @@ pub async fn find_by_id(
         id.as_uuid(),
     )
     .fetch_optional(conn)
-        .await
+    .await
 }

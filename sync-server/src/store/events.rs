@@ -62,8 +62,6 @@ impl TypeFilter {
     }
 }
 
-type EventRow = (Uuid, String, Option<Uuid>, serde_json::Value, DateTime<Utc>);
-
 /// The organisation's events, newest first (`created_at`, then id), after the event `before`
 /// (a previous page's last), at most `limit`. An event whose stored payload no longer reads as
 /// its type is skipped (and logged).
@@ -80,8 +78,8 @@ pub async fn list(
         TypeFilter::Exact(t) => (Some(t.as_str()), None),
         TypeFilter::Prefix(p) => (None, Some(p.as_str())),
     };
-    let rows: Vec<EventRow> = sqlx::query_as(
-        "SELECT e.id, e.type, e.key_id, e.data, e.created_at FROM events e
+    let rows = sqlx::query!(
+        r#"SELECT e.id, e.type AS "ty", e.key_id, e.data, e.created_at FROM events e
          WHERE e.org_id = $1
            AND ($2::text IS NULL OR e.type = $2)
            AND ($3::text IS NULL OR starts_with(e.type, $3))
@@ -89,19 +87,20 @@ pub async fn list(
            AND ($5::uuid IS NULL OR (e.created_at, e.id) <
                 (SELECT c.created_at, c.id FROM events c WHERE c.id = $5 AND c.org_id = $1))
          ORDER BY e.created_at DESC, e.id DESC
-         LIMIT $6",
+         LIMIT $6"#,
+        org.as_uuid(),
+        exact,
+        prefix,
+        key.map(KeyId::into_uuid),
+        before,
+        i64::from(limit),
     )
-    .bind(org.into_uuid())
-    .bind(exact)
-    .bind(prefix)
-    .bind(key.map(KeyId::into_uuid))
-    .bind(before)
-    .bind(i64::from(limit))
     .fetch_all(conn)
     .await?;
     Ok(rows
         .into_iter()
-        .filter_map(|(id, ty, key_id, data, created_at)| {
+        .filter_map(|r| {
+            let (id, ty, key_id, data, created_at) = (r.id, r.ty, r.key_id, r.data, r.created_at);
             let event = serde_json::json!({ "type": ty, "data": data });
             match serde_json::from_value::<WebhookEvent>(event) {
                 Ok(event) => Some(OrgEvent {

@@ -9,7 +9,7 @@ use uuid::Uuid;
 /// Channel on which key changes are announced to every node (payload: the key id).
 pub const CHANGES_CHANNEL: &str = "keyward_key_changes";
 
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct KeyRow {
     pub id: Uuid,
     pub org_id: Uuid,
@@ -97,9 +97,8 @@ impl KeyRow {
 
 /// What verification loads: the key, its tier's settings and the stored quota counts of its
 /// lineage for the current UTC day and month.
-#[derive(Debug, sqlx::FromRow)]
+#[derive(Debug)]
 pub struct VerifyRow {
-    #[sqlx(flatten)]
     pub key: KeyRow,
     pub tier_rate_limits: Option<Json<Vec<RateLimitRule>>>,
     pub tier_quota: Option<Json<Quota>>,
@@ -190,9 +189,13 @@ pub async fn find_in_org(
     for_update: bool,
 ) -> Result<Option<KeyRow>, sqlx::Error> {
     if for_update {
-        select_keys!("WHERE id = $1 AND org_id = $2 FOR UPDATE", id.as_uuid(), org.as_uuid())
-            .fetch_optional(conn)
-            .await
+        select_keys!(
+            "WHERE id = $1 AND org_id = $2 FOR UPDATE",
+            id.as_uuid(),
+            org.as_uuid()
+        )
+        .fetch_optional(conn)
+        .await
     } else {
         select_keys!("WHERE id = $1 AND org_id = $2", id.as_uuid(), org.as_uuid())
             .fetch_optional(conn)
@@ -211,7 +214,7 @@ where
         verifier,
     )
     .execute(ex)
-        .await?;
+    .await?;
     Ok(())
 }
 

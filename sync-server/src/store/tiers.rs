@@ -1,8 +1,8 @@
 use chrono::{DateTime, Utc};
 use keyward_core::OrgId;
 use keyward_core::api::{Quota, RateLimitRule, Tier};
-use sqlx::types::Json;
 use sqlx::PgConnection;
+use sqlx::types::Json;
 use uuid::Uuid;
 
 use super::keys::CHANGES_CHANNEL;
@@ -140,6 +140,6 @@ async fn notify(conn: &mut PgConnection, org: OrgId, name: &str) -> Result<(), s
         format!("tier:{org}:{name}"),
     )
     .execute(conn)
-        .await?;
+    .await?;
     Ok(())
 }

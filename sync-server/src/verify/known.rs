@@ -138,13 +138,13 @@ impl KnownIds {
         if !self.enabled {
             return Ok(0);
         }
-        let count: i64 = sqlx::query_scalar("SELECT count(*) FROM api_keys")
+        let count = sqlx::query_scalar!(r#"SELECT count(*) AS "n!" FROM api_keys"#)
             .fetch_one(pool)
             .await?;
         let capacity = (count.max(0) as u64 * 2).max(MIN_CAPACITY);
         let bloom =
             AtomicBloomFilter::with_false_pos(FALSE_POSITIVE).expected_items(capacity as usize);
-        let mut ids = sqlx::query_scalar::<_, uuid::Uuid>("SELECT id FROM api_keys").fetch(pool);
+        let mut ids = sqlx::query_scalar!("SELECT id FROM api_keys").fetch(pool);
         let mut loaded = 0u64;
         while let Some(id) = ids.try_next().await? {
             bloom.insert(&KeyId::from_uuid(id));

@@ -169,8 +169,7 @@ async fn queue(
     .await?;
     if deliveries > 0 {
         // Delivered on commit only, to every node's worker: the rows are visible by then.
-        sqlx::query("SELECT pg_notify($1, '')")
-            .bind(CHANNEL)
+        sqlx::query!("SELECT pg_notify($1, '')", CHANNEL)
             .execute(conn)
             .await?;
     }

@@ -33,10 +33,18 @@ pub async fn rebuild_rollups(
     macro_rules! key_rollup {
         ($table:literal, $unit:literal) => {
             sqlx::query!(
-                "INSERT INTO " + $table + " (key_id, org_id, " + $unit + ", outcome, count)
-                 SELECT key_id, org_id, date_trunc('" + $unit + "', minute, 'UTC'), outcome, sum(count)::int8
+                "INSERT INTO "
+                    + $table
+                    + " (key_id, org_id, "
+                    + $unit
+                    + ", outcome, count)
+                 SELECT key_id, org_id, date_trunc('"
+                    + $unit
+                    + "', minute, 'UTC'), outcome, sum(count)::int8
                    FROM usage_minute WHERE key_id = ANY($1) GROUP BY 1, 2, 3, 4
-                 ON CONFLICT (key_id, " + $unit + ", outcome) DO UPDATE SET count = EXCLUDED.count",
+                 ON CONFLICT (key_id, "
+                    + $unit
+                    + ", outcome) DO UPDATE SET count = EXCLUDED.count",
                 keys,
             )
             .execute(&mut *conn)
@@ -79,8 +87,13 @@ pub async fn delete_before(
             let mut total = 0;
             loop {
                 let gone = sqlx::query!(
-                    "DELETE FROM " + $table + " WHERE ctid IN (SELECT ctid FROM " + $table
-                        + " WHERE " + $column + " < $1 LIMIT $2)",
+                    "DELETE FROM "
+                        + $table
+                        + " WHERE ctid IN (SELECT ctid FROM "
+                        + $table
+                        + " WHERE "
+                        + $column
+                        + " < $1 LIMIT $2)",
                     before,
                     batch,
                 )

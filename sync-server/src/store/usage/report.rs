@@ -65,6 +65,15 @@ pub async fn report_page(
     .await?;
     Ok(rows
         .into_iter()
-        .map(|r| (r.day, r.key_id, r.name, r.allowed, r.rate_limited, r.rejected))
+        .map(|r| {
+            (
+                r.day,
+                r.key_id,
+                r.name,
+                r.allowed,
+                r.rate_limited,
+                r.rejected,
+            )
+        })
         .collect())
 }

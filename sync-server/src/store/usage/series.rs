@@ -200,5 +200,8 @@ pub async fn outcome_series(
     )
     .fetch_all(conn)
     .await?;
-    Ok(rows.into_iter().map(|r| (r.outcome, r.ts, r.count)).collect())
+    Ok(rows
+        .into_iter()
+        .map(|r| (r.outcome, r.ts, r.count))
+        .collect())
 }
