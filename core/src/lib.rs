@@ -16,6 +16,7 @@ pub mod requests;
 pub mod scope;
 pub mod status;
 pub mod sync_status;
+pub mod time;
 pub mod token;
 pub mod validate;
 pub mod verifier;

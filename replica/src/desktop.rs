@@ -81,11 +81,7 @@ pub fn replica_path(dir: &Path, server_url: &str, email: &str) -> PathBuf {
     dir.join(format!("replica-{name}.sqlite"))
 }
 
-/// Now, at the replica's precision (microseconds), so a value read back equals the one kept.
-pub fn now_micros() -> DateTime<Utc> {
-    let now = Utc::now();
-    DateTime::from_timestamp_micros(now.timestamp_micros()).unwrap_or(now)
-}
+pub use keyward_core::time::now_micros;
 
 /// Shows one notice; an `Err` is logged, never shown to the user.
 pub type Notifier = Arc<dyn Fn(&Notice) -> Result<(), String> + Send + Sync>;

@@ -284,7 +284,7 @@ mod tests {
                         .after(serde_json::json!({"b": 1, "a": [true]})),
                     seq,
                     prev.clone(),
-                    crate::store::now_micros(),
+                    keyward_core::time::now_micros(),
                 );
                 prev = e.hash.clone();
                 e

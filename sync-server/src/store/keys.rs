@@ -270,7 +270,7 @@ pub async fn insert(conn: &mut PgConnection, k: &KeyRow) -> Result<(), sqlx::Err
         expires_at: k.expires_at,
         rotated_from: k.rotated_from.map(KeyId::from_uuid),
     });
-    crate::webhooks::enqueue(conn, OrgId::from_uuid(k.org_id), &event).await?;
+    crate::store::outbox::enqueue(conn, OrgId::from_uuid(k.org_id), &event).await?;
     Ok(())
 }
 
@@ -330,7 +330,7 @@ pub async fn announce_revoked(conn: &mut PgConnection, k: &KeyRow) -> Result<(),
             reason: k.revoke_reason.clone(),
             replaced_by: k.replaced_by.map(KeyId::from_uuid),
         });
-        crate::webhooks::enqueue(conn, OrgId::from_uuid(k.org_id), &event).await?;
+        crate::store::outbox::enqueue(conn, OrgId::from_uuid(k.org_id), &event).await?;
     }
     Ok(())
 }

@@ -9,6 +9,7 @@ pub mod events;
 pub mod keys;
 pub mod limits;
 pub mod orgs;
+pub mod outbox;
 pub mod sessions;
 pub mod sync;
 pub mod tiers;
@@ -42,14 +43,7 @@ pub async fn migrate(pool: &PgPool) -> Result<(), sqlx::migrate::MigrateError> {
     MIGRATOR.run(pool).await
 }
 
-/// Truncates to Postgres' microsecond precision, so a value reads back exactly as written (the
-/// audit chain hashes timestamps).
-pub fn now_micros() -> chrono::DateTime<chrono::Utc> {
-    use chrono::{DurationRound, TimeDelta};
-    let now = chrono::Utc::now();
-    now.duration_trunc(TimeDelta::microseconds(1))
-        .unwrap_or(now)
-}
+pub use keyward_core::time::now_micros;
 
 /// A read-only transaction that sees one snapshot throughout (repeatable read), so what it
 /// reads in several queries is consistent: a sync page, an audit chain and its head.

@@ -14,4 +14,6 @@ pub use crate::store::usage::{
     GatewayCell, GatewayKey, LimitEvent, MAX_PENDING_GATEWAY, MAX_PENDING_NETWORKS,
     MAX_ROUTES_PER_KEY, NetworkCell, Unrecognized, UsageBatch, ViolationKey,
 };
-pub use recorder::{DEFAULT_MAX_NETWORKS_PER_KEY, MAX_PENDING_ROWS, UsageRecorder, run_flusher};
+pub use recorder::{
+    CountedKey, DEFAULT_MAX_NETWORKS_PER_KEY, MAX_PENDING_ROWS, UsageRecorder, run_flusher,
+};

@@ -22,7 +22,15 @@ use crate::store::usage::{
     GatewayCell, LimitEvent, MAX_PENDING_EVENTS, MAX_PENDING_GATEWAY, MAX_PENDING_NETWORKS,
     MAX_ROUTES_PER_KEY, NetworkCell, Unrecognized, UsageBatch,
 };
-use crate::verify::KeyRecord;
+
+/// The key a limits check was made for: what its counts are kept under.
+#[derive(Debug, Clone, Copy)]
+pub struct CountedKey {
+    pub id: KeyId,
+    pub org_id: OrgId,
+    /// Quotas count per lineage.
+    pub lineage_id: KeyId,
+}
 
 pub struct UsageRecorder {
     batch: Mutex<UsageBatch>,
@@ -200,7 +208,7 @@ impl UsageRecorder {
     /// After a limits check: quota units consumed, the refusing rule, thresholds crossed.
     pub fn record_limits(
         &self,
-        key: &KeyRecord,
+        key: CountedKey,
         limits: &Arc<KeyLimits>,
         outcome: &Outcome,
         cost: u64,

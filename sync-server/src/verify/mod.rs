@@ -274,7 +274,17 @@ impl Verifier {
                 code = crate::limits::refusal_code(limits, &o);
                 self.limiter.count_refusal(code);
             }
-            self.usage.record_limits(&key, limits, &o, cost, now);
+            self.usage.record_limits(
+                crate::usage::CountedKey {
+                    id: key.id,
+                    org_id: key.org_id,
+                    lineage_id: key.lineage_id,
+                },
+                limits,
+                &o,
+                cost,
+                now,
+            );
             outcome = Some(o);
         }
         self.count(code);

@@ -1,4 +1,5 @@
-//! Webhooks: the event outbox the rest of the server writes to (here), signing and secrets
+//! Webhooks: the event outbox the rest of the server writes to ([`enqueue`], kept in
+//! [`crate::store::outbox`] so the store's own writes can use it), signing and secrets
 //! encrypted at rest ([`secrets`]) and where deliveries may go ([`destinations`]). The delivery
 //! worker that sends what the outbox holds is a background job: [`crate::jobs::webhooks`].
 //!
@@ -40,13 +41,8 @@
 //! its secret, so setting the variable later leaves existing endpoints working. Secrets are never
 //! logged, never returned after creation and never synced to the desktop.
 
-use chrono::{DateTime, SecondsFormat, Utc};
-use keyward_core::OrgId;
 use keyward_core::api::FieldError;
 use keyward_core::validate::FieldErrors;
-use serde::Serialize;
-use sqlx::PgConnection;
-use uuid::Uuid;
 
 pub use keyward_core::api::webhooks::{
     ALERT_ACKED, ALERT_OPENED, ALERT_RESOLVED, EVENT_TYPES, KEY_CREATED, KEY_EXPIRED, KEY_EXPIRING,
@@ -54,11 +50,7 @@ pub use keyward_core::api::webhooks::{
     MAX_EVENT_PATTERNS, MAX_WEBHOOKS_PER_ORG, URL_MAX_CHARS, WEBHOOK_TEST, WebhookEvent,
 };
 
-use crate::store::now_micros;
-use crate::store::webhooks::{self as store, NewMessage};
-
-/// The `NOTIFY` channel that wakes delivery workers.
-pub const CHANNEL: &str = "keyward_webhooks";
+pub use crate::store::outbox::{CHANNEL, Enqueued, enqueue, enqueue_to};
 
 pub(crate) mod destinations;
 mod secrets;
@@ -114,102 +106,6 @@ pub fn validate_events(
     }
     errs.into_result()?;
     Ok(out)
-}
-
-// --- the outbox ---
-
-/// What [`enqueue`] queued.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Enqueued {
-    /// The `webhook-id` every delivery of this event carries (empty when no endpoint subscribes).
-    pub message_id: String,
-    /// Endpoints the event was queued for (0 when none subscribes).
-    pub deliveries: u64,
-}
-
-#[derive(Serialize)]
-struct Envelope<'a> {
-    #[serde(rename = "type")]
-    event_type: &'a str,
-    timestamp: String,
-    data: &'a serde_json::Value,
-}
-
-fn message(event_type: &str, data: &serde_json::Value, at: DateTime<Utc>) -> (String, String) {
-    let message_id = format!("msg_{}", Uuid::now_v7().simple());
-    let body = serde_json::to_string(&Envelope {
-        event_type,
-        timestamp: at.to_rfc3339_opts(SecondsFormat::Millis, true),
-        data,
-    })
-    .expect("a JSON value serialises");
-    (message_id, body)
-}
-
-async fn queue(
-    conn: &mut PgConnection,
-    org: OrgId,
-    event_type: &str,
-    data: &serde_json::Value,
-    endpoints: &[Uuid],
-) -> Result<Enqueued, sqlx::Error> {
-    let at = now_micros();
-    let (message_id, body) = message(event_type, data, at);
-    let deliveries = store::insert_deliveries(
-        conn,
-        &NewMessage {
-            org,
-            message_id: &message_id,
-            event_type,
-            body: &body,
-            created_at: at,
-        },
-        endpoints,
-    )
-    .await?;
-    if deliveries > 0 {
-        // Delivered on commit only, to every node's worker: the rows are visible by then.
-        sqlx::query!("SELECT pg_notify($1, '')", CHANNEL)
-            .execute(conn)
-            .await?;
-    }
-    Ok(Enqueued {
-        message_id,
-        deliveries,
-    })
-}
-
-/// Records `event` in the organisation's event log (`events`, read by `GET /v1/events`) and
-/// queues it for every enabled endpoint of `org` subscribed to its type, inside the caller's
-/// transaction: the event and its deliveries exist if and only if the caller commits. Payloads
-/// are the typed structs of [`WebhookEvent`]; none carries a secret.
-pub async fn enqueue(
-    conn: &mut PgConnection,
-    org: OrgId,
-    event: &WebhookEvent,
-) -> Result<Enqueued, sqlx::Error> {
-    // Recorded whether or not any webhook subscribes: the log is what admins read.
-    crate::store::events::record(conn, org, event, now_micros()).await?;
-    let (event_type, data) = (event.event_type(), event.data());
-    let patterns = keyward_core::api::webhooks::patterns_matching(event_type);
-    let endpoints = store::subscribed(conn, org, &patterns).await?;
-    if endpoints.is_empty() {
-        return Ok(Enqueued {
-            message_id: String::new(),
-            deliveries: 0,
-        });
-    }
-    queue(conn, org, event_type, &data, &endpoints).await
-}
-
-/// Queues an event for one endpoint whatever its patterns and enabled flag (`webhook.test`).
-pub async fn enqueue_to(
-    conn: &mut PgConnection,
-    org: OrgId,
-    endpoint: Uuid,
-    event: &WebhookEvent,
-) -> Result<Enqueued, sqlx::Error> {
-    queue(conn, org, event.event_type(), &event.data(), &[endpoint]).await
 }
 
 #[cfg(test)]

@@ -232,7 +232,7 @@ pub async fn write_batch_capped(
                 _ => WebhookEvent::LimitSoftThreshold(data),
             };
             let org = keyward_core::OrgId::from_uuid(ev.org_id);
-            crate::webhooks::enqueue(&mut tx, org, &event).await?;
+            crate::store::outbox::enqueue(&mut tx, org, &event).await?;
         }
     }
     write_gateway(&mut tx, batch).await?;
