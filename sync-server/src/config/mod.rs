@@ -1,218 +1,263 @@
-//! Configuration: defaults, overlaid by an optional TOML file, overlaid by the environment.
+//! Configuration: defaults, overlaid by an optional TOML file, overlaid by the environment, read
+//! once into a typed [`Config`].
 //!
-//! `DATABASE_URL` and `REDIS_URL` are read as they are; every other setting is `KEYWARD_<NAME>`
-//! (`KEYWARD_BIND`, `KEYWARD_SESSION_TTL_SECS`, ...) or `<name>` in the TOML file.
+//! Two layers. `raw::RawConfig` is the external format: flat settings with the names, units
+//! and defaults operators write (`KEYWARD_REDIS_TIMEOUT_MS`, `webhook_key = "..."`; listed in
+//! the README). [`Config`] is what the server reads: settings grouped by responsibility, already
+//! parsed (durations, URLs, keys), checked and clamped, built by one conversion
+//! (`Config::from_raw`) that refuses what is wrong with a message naming the variable. Nothing
+//! downstream parses or clamps a setting again.
+//!
+//! Secrets stay behind `secrecy` ([`SecretString`], [`SecretKey`]) or types whose `Debug` shows
+//! no secret ([`HeadSigner`]): `{:?}` of a [`Config`] never prints one.
 
+mod raw;
+
+use std::fmt;
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
 
-use figment::Figment;
-use figment::providers::{Env, Format, Toml};
 use ipnet::IpNet;
-use secrecy::SecretString;
-use serde::Deserialize;
+use keyward_core::audit_head::HeadSigner;
+use keyward_core::ip::client::ClientIpHeader;
+use reqwest::Url;
+use secrecy::{ExposeSecret, SecretBox, SecretString};
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+use raw::RawConfig;
+
+/// The server's settings, parsed and checked. Built by [`Config::load`] (file and environment)
+/// or [`Config::for_database`] (defaults, for code and tests, which may then change fields).
+#[derive(Debug, Clone)]
 pub struct Config {
-    /// PostgreSQL connection string (required).
-    pub database_url: Option<SecretString>,
     /// Address to listen on.
     pub bind: SocketAddr,
-    /// Redis, for limits and quotas shared across nodes (local limits when unset).
-    pub redis_url: Option<SecretString>,
-    /// Multiplexed Redis connections per node.
-    pub redis_pool_size: usize,
-    /// A Redis call slower than this counts as a failure: the node falls back to local limits.
-    pub redis_timeout_ms: u64,
-    /// How often a node in fallback checks whether Redis is back.
-    pub redis_probe_interval_ms: u64,
-    /// Where `/gw/` forwards `live` keys' calls (the gateway answers 503
-    /// `gateway_not_configured` to them when unset).
-    pub upstream: Option<String>,
-    /// Where `/gw/` forwards `test` keys' calls; when unset they are refused (403
-    /// `wrong_environment`), never sent to the live upstream.
-    pub upstream_test: Option<String>,
-    /// How long the gateway waits for the upstream's response headers (504 after that).
-    pub upstream_timeout_ms: u64,
-    pub db_max_connections: u32,
-    /// Pool connections usage reports may hold at once (default: a quarter of the pool, at
-    /// least one). A report reads its rows page by page, holding a connection only for a page's
-    /// query, never while its client reads; past the share it answers 503 `reports_busy`.
-    pub report_db_connections: Option<u32>,
-    /// Lifetime of an admin session.
-    pub session_ttl_secs: u64,
-    /// An admin session unused for this long ends (`session_expired`), whatever its lifetime.
-    pub session_idle_secs: u64,
-    /// Concurrent argon2 runs (default: the number of CPUs).
-    pub argon2_max_concurrent: Option<usize>,
-    /// Cold verifications allowed to wait for an argon2 slot before answering 503.
-    pub argon2_max_queue: usize,
-    /// Failed cold checks of one key id per window before further ones are throttled.
-    pub cold_failures_per_window: u32,
-    pub cold_failure_window_secs: u64,
-    pub usage_flush_interval_ms: u64,
-    /// Counting calls for analytics; off only to measure what counting costs (quotas still
-    /// count).
-    pub usage_recording: bool,
-    /// Retention of usage rollups: minutes (hours), hours (days), days (days).
-    pub usage_minute_retention_hours: u64,
-    pub usage_hour_retention_days: u64,
-    pub usage_day_retention_days: u64,
-    /// How often the retention job runs.
-    pub usage_retention_interval_secs: u64,
-    pub key_cache_capacity: u64,
-    /// Safety net behind LISTEN/NOTIFY invalidation.
-    pub key_cache_ttl_secs: u64,
-    /// How long an unknown key id is remembered as unknown.
-    pub negative_cache_ttl_secs: u64,
-    /// While PostgreSQL cannot be reached, a key whose record was known current within this
-    /// many seconds keeps answering from memory (limits enforced, usage counted in memory).
-    /// Revocations made meanwhile apply when the node reconnects. Zero: never (503 instead).
-    pub fail_static_secs: u64,
-    /// How often expiries and delayed revocations are looked for (`key.expired`, `key.revoked`).
-    pub key_events_interval_secs: u64,
-    /// Runs the periodic jobs: the alert detector, key notices (the hourly `key.expiring` /
-    /// `key.unused` sweep and the due sweep of expiries and delayed revocations) and usage
-    /// retention. Off only for tests that run those passes themselves
-    /// (`jobs::alerts::run_once`, `jobs::notices::sweep_hourly`, `jobs::notices::sweep_due`), so
-    /// no job races them; a node serving traffic needs them on.
-    pub background_jobs: bool,
-    /// Refuse key ids that exist nowhere from an in-memory filter of the ids that exist,
-    /// without a database query.
-    pub key_filter: bool,
-    /// Failed logins per email (and 4x that per client address) within the window.
-    pub login_failures_per_window: u32,
-    pub login_failure_window_secs: u64,
-    /// Keys the fast verifier (`keyward_core::verifier`): 32 bytes, base64. Unset: every node
-    /// runs argon2 once per key after each start.
-    pub verifier_key: Option<SecretString>,
-    /// Peers whose `client_ip_header` is trusted to carry the client address.
-    #[serde(deserialize_with = "cidr_list")]
-    pub trusted_proxies: Vec<IpNet>,
-    /// The header those proxies write the chain of addresses into: `x-forwarded-for` (default)
-    /// or RFC 7239 `forwarded`. Only this one is read (see `keyward_core::ip::client`).
-    pub client_ip_header: keyward_core::ip::client::ClientIpHeader,
-    /// Callers of `POST /v1/verify` whose `client_ip` is believed (a platform service verifying
-    /// on behalf of its own callers must be listed). From any other caller the body's address
-    /// is ignored: IP rules, analytics and alerts use the connection's address.
-    #[serde(deserialize_with = "cidr_list")]
-    pub verify_trusted_callers: Vec<IpNet>,
-    /// Networks remembered per key (`key_networks`); past it the least recently seen is
-    /// forgotten (counted in `/metrics`).
-    pub max_networks_per_key: u64,
-    /// Networks outside the public internet that webhooks may still be delivered to (loopback,
-    /// private, ...: refused by default, see `keyward_core::webhook_url`).
-    #[serde(deserialize_with = "cidr_list")]
-    pub webhook_allowed_networks: Vec<IpNet>,
-    /// Deliveries of one organisation in flight at once on a node, so one organisation's slow
-    /// endpoints cannot hold every delivery slot.
-    pub webhook_max_in_flight_per_org: usize,
-    /// `POST /v1/webhooks/{id}/test` calls per organisation and minute.
-    pub webhook_tests_per_minute: u32,
-    /// Keys (not revoked) an organisation may hold.
-    pub max_keys_per_org: u64,
-    /// argon2 runs one organisation may hold at once (default: half the hashers, at least one),
-    /// so one tenant's cold keys or wrong secrets cannot take the hashers from the others.
-    pub argon2_max_per_org: Option<usize>,
-    /// `text` or `json`.
-    pub log_format: String,
-    /// Encrypts webhook signing secrets at rest: 32 bytes, base64. When unset, a random key kept
-    /// in the database (`webhook_keys`) is used; production should set this.
-    pub webhook_key: Option<SecretString>,
-    /// Delay before the first webhook retry; each later one waits 6x longer.
-    pub webhook_retry_base_ms: u64,
-    /// Attempts per delivery (the first included) before it is marked `failed`.
-    pub webhook_max_attempts: u32,
-    /// How long one delivery attempt may take.
-    pub webhook_timeout_ms: u64,
-    /// How often the delivery worker looks for due deliveries when nothing wakes it.
-    pub webhook_poll_interval_ms: u64,
-    /// Settled (delivered or failed) deliveries are deleted after this many days.
-    pub webhook_retention_days: u64,
-    /// Signs each organisation's audit chain head, so a database writer cannot truncate or
-    /// rewrite the log unnoticed: a 32-byte ed25519 seed, base64 (`openssl rand -base64 32`).
-    /// Keep it out of the database. Unset: the chain is unsigned (refused in production).
-    pub audit_signing_key: Option<SecretString>,
     /// A production deployment: settings that only tests and development may leave out are
-    /// required (`audit_signing_key`).
+    /// required (the audit signing key). See [`Config::check`].
     pub production: bool,
-    /// A request's headers must arrive within this long of its first byte (the connection is
-    /// closed otherwise).
-    pub header_read_timeout_ms: u64,
-    /// A request's body must arrive within this long of its headers (408 and the connection
-    /// closed otherwise): a total, not a per-read timeout.
-    pub body_timeout_ms: u64,
-    /// A keep-alive connection waiting this long for its next request is closed.
-    pub idle_timeout_secs: u64,
-    /// Open HTTP connections; beyond this, new connections wait in the listen backlog until
-    /// one closes.
-    pub max_connections: usize,
-    /// On SIGTERM, how long in-flight requests may take before the remaining connections are
-    /// closed (usage is flushed after that).
-    pub shutdown_grace_ms: u64,
+    /// `text` or `json` log lines.
+    pub log_format: String,
+    /// Runs the periodic jobs: alert detection, key notices and usage retention.
+    pub background_jobs: bool,
+    pub database: DatabaseConfig,
+    /// Shared limits; `None`: every node limits locally.
+    pub redis: Option<RedisConfig>,
+    /// Where `/gw/*` forwards calls.
+    pub gateway: GatewayConfig,
+    /// Admin sessions.
+    pub sessions: SessionConfig,
+    /// Failed sign-ins per email and client network (4x that per network).
+    pub login: FailureLimit,
+    /// The argon2 hashers.
+    pub argon2: Argon2Config,
+    /// Failed cold checks of one key id per window before further ones are throttled.
+    pub cold_failures: FailureLimit,
+    /// Per-key and per-organisation key settings.
+    pub keys: KeysConfig,
+    /// The verified-key cache.
+    pub cache: KeyCacheConfig,
+    /// Keys the fast verifier; `None`: argon2 once per key per node after each start.
+    pub verifier_key: Option<SecretKey>,
+    /// Usage counting, flushing and retention.
+    pub usage: UsageConfig,
+    /// Webhook delivery and the encryption of signing secrets.
+    pub webhooks: WebhooksConfig,
+    /// Signs each organisation's audit chain head; `None`: unsigned (refused in production).
+    pub audit_signer: Option<Arc<HeadSigner>>,
+    /// Whose word on a client's address is believed.
+    pub client_ip: ClientIpConfig,
+    /// HTTP connection limits and timeouts.
+    pub connections: ConnectionLimits,
 }
 
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            database_url: None,
-            bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
-            redis_url: None,
-            redis_pool_size: 2,
-            redis_timeout_ms: 50,
-            redis_probe_interval_ms: 250,
-            upstream: None,
-            upstream_test: None,
-            upstream_timeout_ms: 30_000,
-            db_max_connections: 16,
-            report_db_connections: None,
-            session_ttl_secs: 12 * 3600,
-            session_idle_secs: 30 * 60,
-            argon2_max_concurrent: None,
-            argon2_max_queue: 64,
-            cold_failures_per_window: 10,
-            cold_failure_window_secs: 60,
-            usage_flush_interval_ms: 1000,
-            usage_recording: true,
-            usage_minute_retention_hours: 48,
-            usage_hour_retention_days: 90,
-            usage_day_retention_days: 730,
-            usage_retention_interval_secs: 3600,
-            key_cache_capacity: 200_000,
-            key_cache_ttl_secs: 300,
-            negative_cache_ttl_secs: 10,
-            fail_static_secs: 60,
-            key_events_interval_secs: 30,
-            background_jobs: true,
-            key_filter: true,
-            login_failures_per_window: 5,
-            login_failure_window_secs: 900,
-            verifier_key: None,
-            trusted_proxies: Vec::new(),
-            client_ip_header: Default::default(),
-            verify_trusted_callers: Vec::new(),
-            max_networks_per_key: 256,
-            webhook_allowed_networks: Vec::new(),
-            webhook_max_in_flight_per_org: 4,
-            webhook_tests_per_minute: 10,
-            max_keys_per_org: 100_000,
-            argon2_max_per_org: None,
-            log_format: "text".to_owned(),
-            webhook_key: None,
-            webhook_retry_base_ms: 5000,
-            webhook_max_attempts: 6,
-            webhook_timeout_ms: 10_000,
-            webhook_poll_interval_ms: 500,
-            webhook_retention_days: 30,
-            audit_signing_key: None,
-            production: false,
-            header_read_timeout_ms: 10_000,
-            body_timeout_ms: 30_000,
-            idle_timeout_secs: 60,
-            max_connections: 1024,
-            shutdown_grace_ms: 10_000,
-        }
+#[derive(Debug, Clone)]
+pub struct DatabaseConfig {
+    /// PostgreSQL connection string (`DATABASE_URL`).
+    pub url: SecretString,
+    /// Pool size.
+    pub max_connections: u32,
+    /// Pool connections usage reports may hold at once (at least one, at most the pool).
+    pub report_permits: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct RedisConfig {
+    /// `REDIS_URL`.
+    pub url: SecretString,
+    /// Multiplexed connections per node (at least one).
+    pub pool_size: usize,
+    /// A slower call counts as a failure: the node falls back to local limits.
+    pub timeout: Duration,
+    /// How often a node in fallback checks whether Redis is back.
+    pub probe_interval: Duration,
+}
+
+impl RedisConfig {
+    /// Redis at `url` with the default pool, timeout and probe interval.
+    pub fn new(url: SecretString) -> RedisConfig {
+        redis(&RawConfig {
+            redis_url: Some(url),
+            ..RawConfig::default()
+        })
+        .expect("a URL is set")
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct GatewayConfig {
+    /// Where `live` keys' calls go (an http(s) URL with a host).
+    pub live: Option<Url>,
+    /// Where `test` keys' calls go; `None`: refused, never sent to `live`.
+    pub test: Option<Url>,
+    /// Time to the upstream's response headers.
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    /// Lifetime of an admin session.
+    pub ttl: Duration,
+    /// A session unused this long ends, whatever its lifetime (at least a second).
+    pub idle: Duration,
+}
+
+/// At most `per_window` failures per `window`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FailureLimit {
+    pub per_window: u32,
+    pub window: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Argon2Config {
+    /// Concurrent runs (at least one; by default the number of CPUs).
+    pub permits: usize,
+    /// Cold verifications that may wait for a run before answering 503.
+    pub max_queue: usize,
+    /// Runs one organisation may hold at once (between one and `permits`).
+    pub per_org: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct KeysConfig {
+    /// Keys (not revoked) an organisation may hold.
+    pub max_per_org: u64,
+    /// Networks remembered per key; past it the least recently seen is forgotten.
+    pub max_networks: u64,
+    /// Refuse key ids that exist nowhere from an in-memory filter, without a query.
+    pub filter: bool,
+    /// How often passed expiries and delayed revocations are looked for (at least a second).
+    pub events_interval: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct KeyCacheConfig {
+    /// Records (and each side cache) held at most.
+    pub capacity: u64,
+    /// A found key's record is current this long (a safety net behind LISTEN/NOTIFY).
+    pub ttl: Duration,
+    /// How long an unknown key id is remembered as unknown.
+    pub negative_ttl: Duration,
+    /// While PostgreSQL cannot be reached, a record known current within this long keeps
+    /// answering from memory. Zero: never (503 instead).
+    pub fail_static: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct UsageConfig {
+    /// Counting calls for analytics (quotas count either way).
+    pub recording: bool,
+    /// How often counted usage is written (at least 10 ms).
+    pub flush_interval: Duration,
+    pub retention: UsageRetention,
+    /// How often the retention job runs (at least a second).
+    pub retention_interval: Duration,
+}
+
+/// How long each usage rollup is kept (each at least one of its units: an hour, a day, a day).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UsageRetention {
+    pub minute: Duration,
+    pub hour: Duration,
+    pub day: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct WebhooksConfig {
+    /// Encrypts signing secrets at rest; `None`: a random key kept in the database.
+    pub key: Option<SecretKey>,
+    /// Delay before the first retry; each later one waits 6x longer (at least 1 ms).
+    pub retry_base: Duration,
+    /// Attempts per delivery, the first included (at least one).
+    pub max_attempts: u32,
+    /// How long one attempt may take (at least 1 ms).
+    pub timeout: Duration,
+    /// How often the worker looks for due deliveries when nothing wakes it (at least 10 ms).
+    pub poll_interval: Duration,
+    /// Settled deliveries (and the event log) are deleted after this long (whole days, at
+    /// least one).
+    pub retention: Duration,
+    /// Networks outside the public internet that deliveries may still reach.
+    pub allowed_networks: Vec<IpNet>,
+    /// Deliveries of one organisation in flight at once on a node (at least one).
+    pub max_in_flight_per_org: usize,
+    /// `POST /v1/webhooks/{id}/test` calls per organisation and minute.
+    pub tests_per_minute: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct ClientIpConfig {
+    /// Peers whose `header` is believed to carry the client address.
+    pub trusted_proxies: Vec<IpNet>,
+    /// The one header those proxies write the chain of addresses into.
+    pub header: ClientIpHeader,
+    /// Callers of `POST /v1/verify` whose `client_ip` is believed.
+    pub verify_trusted_callers: Vec<IpNet>,
+}
+
+/// The connection limits of [`crate::connections::serve`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// A request's headers must arrive within this long of its first byte (at least 1 ms).
+    pub header_read_timeout: Duration,
+    /// A request's body must arrive within this long of its headers, in total (at least 1 ms).
+    pub body_timeout: Duration,
+    /// A connection with no request under way is closed after this long (at least a second).
+    pub idle_timeout: Duration,
+    /// Open connections (at least one, at most a semaphore's permits).
+    pub max_connections: usize,
+    /// On shutdown, how long in-flight requests may take (zero: close at once).
+    pub shutdown_grace: Duration,
+}
+
+/// A 32-byte key (`KEYWARD_WEBHOOK_KEY`, `KEYWARD_VERIFIER_KEY`), decoded once: wiped when its
+/// last copy is dropped, `[REDACTED]` in `Debug`.
+#[derive(Clone)]
+pub struct SecretKey(Arc<SecretBox<[u8; 32]>>);
+
+impl SecretKey {
+    pub fn new(bytes: [u8; 32]) -> SecretKey {
+        SecretKey::from_slice(&bytes).expect("32 bytes")
+    }
+
+    fn from_slice(bytes: &[u8]) -> Option<SecretKey> {
+        let bytes: &[u8; 32] = bytes.try_into().ok()?;
+        Some(SecretKey(Arc::new(SecretBox::init_with_mut(
+            |key: &mut [u8; 32]| key.copy_from_slice(bytes),
+        ))))
+    }
+}
+
+impl ExposeSecret<[u8; 32]> for SecretKey {
+    fn expose_secret(&self) -> &[u8; 32] {
+        self.0.expose_secret()
+    }
+}
+
+impl fmt::Debug for SecretKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SecretKey([REDACTED])")
     }
 }
 
@@ -243,229 +288,322 @@ pub enum ConfigError {
 }
 
 impl Config {
-    /// The settings read from `KEYWARD_*` variables; other `KEYWARD_*` variables (the scripts'
-    /// own) are not configuration and are left alone.
-    const FIELDS: &'static [&'static str] = &[
-        "bind",
-        "redis_pool_size",
-        "redis_timeout_ms",
-        "redis_probe_interval_ms",
-        "upstream",
-        "upstream_test",
-        "upstream_timeout_ms",
-        "db_max_connections",
-        "report_db_connections",
-        "session_ttl_secs",
-        "session_idle_secs",
-        "argon2_max_concurrent",
-        "argon2_max_queue",
-        "cold_failures_per_window",
-        "cold_failure_window_secs",
-        "usage_flush_interval_ms",
-        "usage_recording",
-        "usage_minute_retention_hours",
-        "usage_hour_retention_days",
-        "usage_day_retention_days",
-        "usage_retention_interval_secs",
-        "key_cache_capacity",
-        "key_cache_ttl_secs",
-        "negative_cache_ttl_secs",
-        "fail_static_secs",
-        "key_events_interval_secs",
-        "background_jobs",
-        "key_filter",
-        "login_failures_per_window",
-        "login_failure_window_secs",
-        "verifier_key",
-        "trusted_proxies",
-        "client_ip_header",
-        "verify_trusted_callers",
-        "max_networks_per_key",
-        "webhook_allowed_networks",
-        "webhook_max_in_flight_per_org",
-        "webhook_tests_per_minute",
-        "max_keys_per_org",
-        "argon2_max_per_org",
-        "log_format",
-        "webhook_key",
-        "webhook_retry_base_ms",
-        "webhook_max_attempts",
-        "webhook_timeout_ms",
-        "webhook_poll_interval_ms",
-        "webhook_retention_days",
-        "audit_signing_key",
-        "production",
-        "header_read_timeout_ms",
-        "body_timeout_ms",
-        "idle_timeout_secs",
-        "max_connections",
-        "shutdown_grace_ms",
-    ];
-
-    /// Loads defaults ← TOML file (if given) ← environment.
+    /// Loads defaults ← TOML file (if given) ← environment, and checks the result.
     pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
-        let mut figment = Figment::new();
-        if let Some(path) = file {
-            if !path.exists() {
-                return Err(ConfigError::MissingFile(path.display().to_string()));
-            }
-            figment = figment.merge(Toml::file(path));
-        }
-        let config: Config = figment
-            .merge(Env::raw().only(&["DATABASE_URL", "REDIS_URL"]))
-            .merge(Env::prefixed("KEYWARD_").only(Self::FIELDS))
-            .extract()
-            .map_err(Box::new)?;
-        if config.database_url.is_none() {
+        Config::from_raw(RawConfig::load(file)?)
+    }
+
+    /// The defaults with `database_url`: for tests and tools that build a configuration in
+    /// code (and may then change its fields).
+    pub fn for_database(database_url: impl Into<String>) -> Config {
+        Config::from_raw(RawConfig {
+            database_url: Some(SecretString::from(database_url.into())),
+            ..RawConfig::default()
+        })
+        .expect("the defaults are a valid configuration")
+    }
+
+    /// The one conversion from the external format: parses, checks and clamps every setting.
+    pub(crate) fn from_raw(raw: RawConfig) -> Result<Config, ConfigError> {
+        let redis = redis(&raw);
+        let Some(database_url) = raw.database_url else {
             return Err(ConfigError::MissingDatabaseUrl);
-        }
-        let usable = |upstream: &str| {
-            reqwest::Url::parse(upstream)
-                .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.has_host())
         };
-        if let Some(upstream) = &config.upstream
-            && !usable(upstream)
-        {
-            return Err(ConfigError::BadUpstream(upstream.clone()));
-        }
-        if let Some(upstream) = &config.upstream_test
-            && !usable(upstream)
-        {
-            return Err(ConfigError::BadUpstreamTest(upstream.clone()));
-        }
-        if let Some(key) = &config.webhook_key
-            && parse_key(key).is_none()
-        {
-            return Err(ConfigError::BadWebhookKey);
-        }
-        if let Some(key) = &config.verifier_key
-            && parse_key(key).is_none()
-        {
-            return Err(ConfigError::BadVerifierKey);
-        }
-        config.audit_signer()?;
+        let live = upstream(&raw.upstream).map_err(ConfigError::BadUpstream)?;
+        let test = upstream(&raw.upstream_test).map_err(ConfigError::BadUpstreamTest)?;
+        let webhook_key = match &raw.webhook_key {
+            Some(key) => Some(parse_key(key).ok_or(ConfigError::BadWebhookKey)?),
+            None => None,
+        };
+        let verifier_key = match &raw.verifier_key {
+            Some(key) => Some(parse_key(key).ok_or(ConfigError::BadVerifierKey)?),
+            None => None,
+        };
+        let audit_signer = match &raw.audit_signing_key {
+            Some(seed) => Some(Arc::new(
+                HeadSigner::from_base64(seed.expose_secret())
+                    .map_err(ConfigError::BadAuditSigningKey)?,
+            )),
+            None => None,
+        };
+
+        let pool = raw.db_max_connections.max(1);
+        let permits = raw
+            .argon2_max_concurrent
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
+            .max(1);
+        let ms = Duration::from_millis;
+        let secs = Duration::from_secs;
+        let hours = |n: u64| secs(n.max(1).saturating_mul(3600));
+        let days = |n: u64| secs(n.max(1).saturating_mul(86_400));
+        let config = Config {
+            bind: raw.bind,
+            production: raw.production,
+            log_format: raw.log_format,
+            background_jobs: raw.background_jobs,
+            database: DatabaseConfig {
+                url: database_url,
+                max_connections: raw.db_max_connections,
+                report_permits: raw.report_db_connections.unwrap_or(pool / 4).clamp(1, pool)
+                    as usize,
+            },
+            redis,
+            gateway: GatewayConfig {
+                live,
+                test,
+                timeout: ms(raw.upstream_timeout_ms.max(1)),
+            },
+            sessions: SessionConfig {
+                ttl: secs(raw.session_ttl_secs),
+                idle: secs(raw.session_idle_secs.max(1)),
+            },
+            login: FailureLimit {
+                per_window: raw.login_failures_per_window,
+                window: secs(raw.login_failure_window_secs),
+            },
+            argon2: Argon2Config {
+                permits,
+                max_queue: raw.argon2_max_queue,
+                per_org: raw
+                    .argon2_max_per_org
+                    .unwrap_or(permits / 2)
+                    .clamp(1, permits),
+            },
+            cold_failures: FailureLimit {
+                per_window: raw.cold_failures_per_window,
+                window: secs(raw.cold_failure_window_secs),
+            },
+            keys: KeysConfig {
+                max_per_org: raw.max_keys_per_org,
+                max_networks: raw.max_networks_per_key,
+                filter: raw.key_filter,
+                events_interval: secs(raw.key_events_interval_secs.max(1)),
+            },
+            cache: KeyCacheConfig {
+                capacity: raw.key_cache_capacity,
+                ttl: secs(raw.key_cache_ttl_secs),
+                negative_ttl: secs(raw.negative_cache_ttl_secs),
+                fail_static: secs(raw.fail_static_secs),
+            },
+            verifier_key,
+            usage: UsageConfig {
+                recording: raw.usage_recording,
+                flush_interval: ms(raw.usage_flush_interval_ms.max(10)),
+                retention: UsageRetention {
+                    minute: hours(raw.usage_minute_retention_hours),
+                    hour: days(raw.usage_hour_retention_days),
+                    day: days(raw.usage_day_retention_days),
+                },
+                retention_interval: secs(raw.usage_retention_interval_secs.max(1)),
+            },
+            webhooks: WebhooksConfig {
+                key: webhook_key,
+                retry_base: ms(raw.webhook_retry_base_ms.max(1)),
+                max_attempts: raw.webhook_max_attempts.max(1),
+                timeout: ms(raw.webhook_timeout_ms.max(1)),
+                poll_interval: ms(raw.webhook_poll_interval_ms.max(10)),
+                retention: days(raw.webhook_retention_days),
+                allowed_networks: raw.webhook_allowed_networks,
+                max_in_flight_per_org: raw.webhook_max_in_flight_per_org.max(1),
+                tests_per_minute: raw.webhook_tests_per_minute,
+            },
+            audit_signer,
+            client_ip: ClientIpConfig {
+                trusted_proxies: raw.trusted_proxies,
+                header: raw.client_ip_header,
+                verify_trusted_callers: raw.verify_trusted_callers,
+            },
+            connections: ConnectionLimits {
+                header_read_timeout: ms(raw.header_read_timeout_ms.max(1)),
+                body_timeout: ms(raw.body_timeout_ms.max(1)),
+                idle_timeout: secs(raw.idle_timeout_secs.max(1)),
+                max_connections: raw
+                    .max_connections
+                    .clamp(1, tokio::sync::Semaphore::MAX_PERMITS),
+                shutdown_grace: ms(raw.shutdown_grace_ms),
+            },
+        };
+        config.check()?;
         Ok(config)
     }
 
-    /// A configuration for tests and tools that build one in code.
-    pub fn for_database(database_url: impl Into<String>) -> Config {
-        Config {
-            database_url: Some(SecretString::from(database_url.into())),
-            ..Config::default()
+    /// The rules that bind settings together, which a configuration changed in code can still
+    /// break: `Config::from_raw` checks them, and so does [`crate::serve`] before it starts.
+    pub fn check(&self) -> Result<(), ConfigError> {
+        if self.production && self.audit_signer.is_none() {
+            return Err(ConfigError::AuditSigningKeyRequired);
         }
-    }
-
-    /// The audit chain head signer from `audit_signing_key`; `None` without one, which
-    /// production refuses.
-    pub fn audit_signer(
-        &self,
-    ) -> Result<Option<keyward_core::audit_head::HeadSigner>, ConfigError> {
-        use secrecy::ExposeSecret;
-        match &self.audit_signing_key {
-            Some(seed) => keyward_core::audit_head::HeadSigner::from_base64(seed.expose_secret())
-                .map(Some)
-                .map_err(ConfigError::BadAuditSigningKey),
-            None if self.production => Err(ConfigError::AuditSigningKeyRequired),
-            None => Ok(None),
-        }
-    }
-
-    pub fn argon2_permits(&self) -> usize {
-        self.argon2_max_concurrent
-            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
-            .max(1)
-    }
-
-    /// argon2 runs one organisation may hold at once.
-    pub fn argon2_per_org(&self) -> usize {
-        let permits = self.argon2_permits();
-        self.argon2_max_per_org
-            .unwrap_or(permits / 2)
-            .clamp(1, permits)
-    }
-
-    /// Pool connections usage reports may hold at once: `report_db_connections`, by default a
-    /// quarter of the pool; at least one, at most the pool.
-    pub fn report_db_permits(&self) -> usize {
-        let pool = self.db_max_connections.max(1);
-        self.report_db_connections
-            .unwrap_or(pool / 4)
-            .clamp(1, pool) as usize
+        Ok(())
     }
 }
 
-/// A 32-byte key in base64 (standard alphabet, padding optional): `KEYWARD_WEBHOOK_KEY` (the
-/// key of the webhook secrets at rest) and `KEYWARD_VERIFIER_KEY` (the fast verifier's key).
+/// Redis from `redis_url` and its settings; `None` without a URL.
+fn redis(raw: &RawConfig) -> Option<RedisConfig> {
+    Some(RedisConfig {
+        url: raw.redis_url.clone()?,
+        pool_size: raw.redis_pool_size.max(1),
+        timeout: Duration::from_millis(raw.redis_timeout_ms.max(1)),
+        probe_interval: Duration::from_millis(raw.redis_probe_interval_ms.max(10)),
+    })
+}
+
+/// An upstream URL: http(s) with a host. The text as given when it is not one.
+fn upstream(text: &Option<String>) -> Result<Option<Url>, String> {
+    let Some(text) = text else { return Ok(None) };
+    match Url::parse(text) {
+        Ok(url) if matches!(url.scheme(), "http" | "https") && url.has_host() => Ok(Some(url)),
+        _ => Err(text.clone()),
+    }
+}
+
+/// A 32-byte key in base64 (standard alphabet, padding optional, surrounding spaces ignored).
 /// `None` when it is not base64 or not 32 bytes.
-pub fn parse_key(key: &SecretString) -> Option<[u8; 32]> {
+fn parse_key(key: &SecretString) -> Option<SecretKey> {
     use base64::Engine;
     use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
-    use secrecy::ExposeSecret;
-    let raw = key.expose_secret().trim();
-    let bytes = STANDARD
-        .decode(raw)
-        .or_else(|_| STANDARD_NO_PAD.decode(raw))
+    use secrecy::zeroize::Zeroize;
+    let text = key.expose_secret().trim();
+    let mut bytes = STANDARD
+        .decode(text)
+        .or_else(|_| STANDARD_NO_PAD.decode(text))
         .ok()?;
-    bytes.try_into().ok()
-}
-
-/// A list of CIDRs: a TOML/JSON array (`["10.0.0.0/8", "::1/128"]`) or, as an environment
-/// variable is easier to write, a comma-separated string (`10.0.0.0/8,::1/128`).
-fn cidr_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<IpNet>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Form {
-        List(Vec<String>),
-        Text(String),
-    }
-    let items = match Form::deserialize(d)? {
-        Form::List(items) => items,
-        Form::Text(text) => text
-            .split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned)
-            .collect(),
-    };
-    items
-        .iter()
-        .map(|item| {
-            item.parse::<IpNet>()
-                .or_else(|_| item.parse::<std::net::IpAddr>().map(IpNet::from))
-                .map_err(|_| {
-                    serde::de::Error::custom(format!(
-                        "{item:?} is not a CIDR (e.g. 10.0.0.0/8) or an IP address"
-                    ))
-                })
-        })
-        .collect()
+    let key = SecretKey::from_slice(&bytes);
+    bytes.zeroize();
+    key
 }
 
 #[cfg(test)]
 // figment's Jail closures return its large error type by design.
 #[allow(clippy::result_large_err)]
 mod tests {
+    use base64::Engine;
+    use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
+
     use super::*;
+
+    const DB: &str = "postgres://x@localhost/db";
+    const SEED: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+
+    fn raw() -> RawConfig {
+        RawConfig {
+            database_url: Some(SecretString::from(DB)),
+            ..RawConfig::default()
+        }
+    }
+
+    #[test]
+    fn values_that_would_stop_the_server_are_raised_once_here() {
+        let c = Config::from_raw(RawConfig {
+            redis_url: Some(SecretString::from("redis://localhost")),
+            redis_pool_size: 0,
+            redis_timeout_ms: 0,
+            redis_probe_interval_ms: 0,
+            upstream_timeout_ms: 0,
+            db_max_connections: 0,
+            session_idle_secs: 0,
+            argon2_max_concurrent: Some(0),
+            argon2_max_per_org: Some(7),
+            usage_flush_interval_ms: 0,
+            usage_minute_retention_hours: 0,
+            usage_hour_retention_days: 0,
+            usage_day_retention_days: 0,
+            usage_retention_interval_secs: 0,
+            key_events_interval_secs: 0,
+            webhook_retry_base_ms: 0,
+            webhook_max_attempts: 0,
+            webhook_timeout_ms: 0,
+            webhook_poll_interval_ms: 0,
+            webhook_retention_days: 0,
+            webhook_max_in_flight_per_org: 0,
+            header_read_timeout_ms: 0,
+            body_timeout_ms: 0,
+            idle_timeout_secs: 0,
+            max_connections: 0,
+            shutdown_grace_ms: 0,
+            ..raw()
+        })
+        .expect("converts");
+        let redis = c.redis.expect("configured");
+        assert_eq!(redis.pool_size, 1);
+        assert_eq!(redis.timeout, Duration::from_millis(1));
+        assert_eq!(redis.probe_interval, Duration::from_millis(10));
+        assert_eq!(c.gateway.timeout, Duration::from_millis(1));
+        assert_eq!(c.database.report_permits, 1);
+        assert_eq!(c.sessions.idle, Duration::from_secs(1));
+        assert_eq!((c.argon2.permits, c.argon2.per_org), (1, 1));
+        assert_eq!(c.usage.flush_interval, Duration::from_millis(10));
+        assert_eq!(
+            c.usage.retention,
+            UsageRetention {
+                minute: Duration::from_secs(3600),
+                hour: Duration::from_secs(86_400),
+                day: Duration::from_secs(86_400),
+            }
+        );
+        assert_eq!(c.usage.retention_interval, Duration::from_secs(1));
+        assert_eq!(c.keys.events_interval, Duration::from_secs(1));
+        let w = &c.webhooks;
+        assert_eq!(w.retry_base, Duration::from_millis(1));
+        assert_eq!(w.max_attempts, 1);
+        assert_eq!(w.timeout, Duration::from_millis(1));
+        assert_eq!(w.poll_interval, Duration::from_millis(10));
+        assert_eq!(w.retention, Duration::from_secs(86_400));
+        assert_eq!(w.max_in_flight_per_org, 1);
+        assert_eq!(
+            c.connections,
+            ConnectionLimits {
+                header_read_timeout: Duration::from_millis(1),
+                body_timeout: Duration::from_millis(1),
+                idle_timeout: Duration::from_secs(1),
+                max_connections: 1,
+                shutdown_grace: Duration::ZERO,
+            }
+        );
+
+        let huge = Config::from_raw(RawConfig {
+            max_connections: usize::MAX,
+            usage_day_retention_days: u64::MAX,
+            ..raw()
+        })
+        .expect("converts");
+        assert_eq!(
+            huge.connections.max_connections,
+            tokio::sync::Semaphore::MAX_PERMITS
+        );
+        assert_eq!(huge.usage.retention.day, Duration::from_secs(u64::MAX));
+    }
 
     #[test]
     fn file_then_environment() {
         figment::Jail::expect_with(|jail| {
             jail.create_file(
                 "keyward.toml",
-                "bind = \"127.0.0.1:9000\"\nsession_ttl_secs = 60\n",
+                "bind = \"127.0.0.1:9000\"\nsession_ttl_secs = 60\n\
+                 upstream = \"http://file.internal\"\n",
             )?;
-            jail.set_env("DATABASE_URL", "postgres://x@localhost/db");
+            jail.set_env("DATABASE_URL", DB);
             jail.set_env("KEYWARD_SESSION_TTL_SECS", "120");
             jail.set_env("KEYWARD_SESSION_IDLE_SECS", "90");
+            jail.set_env("KEYWARD_WEBHOOK_RETRY_BASE_MS", "250");
+            jail.set_env("REDIS_URL", "redis://localhost:6380");
+            jail.set_env("KEYWARD_REDIS_TIMEOUT_MS", "75");
             let c = Config::load(Some(Path::new("keyward.toml"))).expect("loads");
             assert_eq!(c.bind.port(), 9000);
-            assert_eq!(c.session_ttl_secs, 120);
-            assert_eq!(c.session_idle_secs, 90);
-            assert!(c.webhook_allowed_networks.is_empty());
+            assert_eq!(c.sessions.ttl, Duration::from_secs(120));
+            assert_eq!(c.sessions.idle, Duration::from_secs(90));
+            assert_eq!(c.webhooks.retry_base, Duration::from_millis(250));
+            assert_eq!(
+                c.gateway.live.as_ref().and_then(Url::host_str),
+                Some("file.internal")
+            );
+            let redis = c.redis.expect("REDIS_URL is set");
+            assert_eq!(redis.url.expose_secret(), "redis://localhost:6380");
+            assert_eq!(redis.timeout, Duration::from_millis(75));
+            assert!(c.webhooks.allowed_networks.is_empty());
             jail.set_env("KEYWARD_WEBHOOK_ALLOWED_NETWORKS", "127.0.0.0/8, ::1");
             let c = Config::load(None).expect("loads");
             assert_eq!(
-                c.webhook_allowed_networks,
+                c.webhooks.allowed_networks,
                 [
                     "127.0.0.0/8".parse::<IpNet>().unwrap(),
                     "::1/128".parse().unwrap()
@@ -475,12 +613,19 @@ mod tests {
             assert_eq!(
                 Config::load(None)
                     .expect("loads")
-                    .webhook_allowed_networks
+                    .webhooks
+                    .allowed_networks
                     .len(),
                 1
             );
             jail.set_env("KEYWARD_WEBHOOK_ALLOWED_NETWORKS", "10.0.0.0/33");
             assert!(matches!(Config::load(None), Err(ConfigError::Invalid(_))));
+            jail.set_env("KEYWARD_WEBHOOK_ALLOWED_NETWORKS", "");
+            jail.set_env("KEYWARD_UPSTREAM", "file.internal");
+            assert!(matches!(
+                Config::load(Some(Path::new("keyward.toml"))),
+                Err(ConfigError::BadUpstream(_))
+            ));
             Ok(())
         });
     }
@@ -489,10 +634,10 @@ mod tests {
     fn the_audit_signing_key_is_checked_and_required_in_production() {
         figment::Jail::expect_with(|jail| {
             jail.clear_env();
-            jail.set_env("DATABASE_URL", "postgres://x@localhost/db");
+            jail.set_env("DATABASE_URL", DB);
             let c = Config::load(None).expect("loads");
             assert!(!c.production);
-            assert!(c.audit_signer().unwrap().is_none());
+            assert!(c.audit_signer.is_none());
 
             jail.set_env("KEYWARD_PRODUCTION", "true");
             let err = Config::load(None).unwrap_err();
@@ -504,13 +649,10 @@ mod tests {
             assert!(matches!(err, ConfigError::BadAuditSigningKey(_)), "{err}");
             assert!(err.to_string().contains("is 5 bytes, not 32"), "{err}");
 
-            jail.set_env(
-                "KEYWARD_AUDIT_SIGNING_KEY",
-                "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
-            );
+            jail.set_env("KEYWARD_AUDIT_SIGNING_KEY", SEED);
             let c = Config::load(None).expect("loads");
             assert!(c.production);
-            assert!(c.audit_signer().unwrap().is_some());
+            assert!(c.audit_signer.is_some());
             Ok(())
         });
     }
@@ -519,34 +661,37 @@ mod tests {
     fn test_upstream_and_trusted_verify_callers() {
         figment::Jail::expect_with(|jail| {
             jail.clear_env();
-            jail.set_env("DATABASE_URL", "postgres://x@localhost/db");
+            jail.set_env("DATABASE_URL", DB);
             let c = Config::load(None).expect("loads");
-            assert!(c.upstream_test.is_none());
-            assert!(c.verify_trusted_callers.is_empty());
-            assert_eq!(c.max_networks_per_key, 256);
+            assert!(c.gateway.test.is_none());
+            assert!(c.client_ip.verify_trusted_callers.is_empty());
+            assert_eq!(c.keys.max_networks, 256);
             jail.set_env("KEYWARD_UPSTREAM_TEST", "http://sandbox.internal:8081/api");
             jail.set_env("KEYWARD_VERIFY_TRUSTED_CALLERS", "10.1.0.0/16, 192.0.2.7");
             jail.set_env("KEYWARD_MAX_NETWORKS_PER_KEY", "32");
             let c = Config::load(None).expect("loads");
             assert_eq!(
-                c.upstream_test.as_deref(),
+                c.gateway.test.as_ref().map(Url::as_str),
                 Some("http://sandbox.internal:8081/api")
             );
             assert_eq!(
-                c.verify_trusted_callers,
+                c.client_ip.verify_trusted_callers,
                 [
                     "10.1.0.0/16".parse::<IpNet>().unwrap(),
                     "192.0.2.7/32".parse().unwrap()
                 ]
             );
-            assert_eq!(c.max_networks_per_key, 32);
-            assert_eq!(c.report_db_permits(), 4, "a quarter of the default pool");
+            assert_eq!(c.keys.max_networks, 32);
+            assert_eq!(
+                c.database.report_permits, 4,
+                "a quarter of the default pool"
+            );
             jail.set_env("KEYWARD_DB_MAX_CONNECTIONS", "2");
-            assert_eq!(Config::load(None).unwrap().report_db_permits(), 1);
+            assert_eq!(Config::load(None).unwrap().database.report_permits, 1);
             jail.set_env("KEYWARD_REPORT_DB_CONNECTIONS", "6");
-            assert_eq!(Config::load(None).unwrap().report_db_permits(), 2);
+            assert_eq!(Config::load(None).unwrap().database.report_permits, 2);
             jail.set_env("KEYWARD_DB_MAX_CONNECTIONS", "16");
-            assert_eq!(Config::load(None).unwrap().report_db_permits(), 6);
+            assert_eq!(Config::load(None).unwrap().database.report_permits, 6);
             jail.set_env("KEYWARD_UPSTREAM_TEST", "ftp://sandbox.internal");
             let err = Config::load(None).unwrap_err();
             assert!(matches!(err, ConfigError::BadUpstreamTest(_)), "{err}");
@@ -562,7 +707,7 @@ mod tests {
     fn background_jobs_are_on_unless_turned_off() {
         figment::Jail::expect_with(|jail| {
             jail.clear_env();
-            jail.set_env("DATABASE_URL", "postgres://x@localhost/db");
+            jail.set_env("DATABASE_URL", DB);
             assert!(Config::load(None).expect("loads").background_jobs);
             jail.set_env("KEYWARD_BACKGROUND_JOBS", "false");
             assert!(!Config::load(None).expect("loads").background_jobs);
@@ -574,15 +719,14 @@ mod tests {
 
     #[test]
     fn client_ip_header_is_one_of_two_names() {
-        use keyward_core::ip::client::ClientIpHeader;
         figment::Jail::expect_with(|jail| {
             jail.clear_env();
-            jail.set_env("DATABASE_URL", "postgres://x@localhost/db");
+            jail.set_env("DATABASE_URL", DB);
             let c = Config::load(None).expect("loads");
-            assert_eq!(c.client_ip_header, ClientIpHeader::XForwardedFor);
+            assert_eq!(c.client_ip.header, ClientIpHeader::XForwardedFor);
             jail.set_env("KEYWARD_CLIENT_IP_HEADER", "Forwarded");
             let c = Config::load(None).expect("loads");
-            assert_eq!(c.client_ip_header, ClientIpHeader::Forwarded);
+            assert_eq!(c.client_ip.header, ClientIpHeader::Forwarded);
             jail.set_env("KEYWARD_CLIENT_IP_HEADER", "x-real-ip");
             assert!(matches!(Config::load(None), Err(ConfigError::Invalid(_))));
             Ok(())
@@ -598,10 +742,14 @@ mod tests {
                 Err(ConfigError::MissingDatabaseUrl)
             ));
             jail.create_file("bad.toml", "bnid = \"127.0.0.1:1\"\n")?;
-            jail.set_env("DATABASE_URL", "postgres://x@localhost/db");
+            jail.set_env("DATABASE_URL", DB);
             assert!(matches!(
                 Config::load(Some(Path::new("bad.toml"))),
                 Err(ConfigError::Invalid(_))
+            ));
+            assert!(matches!(
+                Config::load(Some(Path::new("missing.toml"))),
+                Err(ConfigError::MissingFile(_))
             ));
             Ok(())
         });
@@ -609,9 +757,7 @@ mod tests {
 
     #[test]
     fn keys_are_32_bytes_of_base64_with_or_without_padding() {
-        use base64::Engine;
-        use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
-        let key = |k: String| parse_key(&SecretString::from(k));
+        let key = |k: String| parse_key(&SecretString::from(k)).map(|k| *k.expose_secret());
         assert_eq!(key(STANDARD.encode([7u8; 32])), Some([7u8; 32]));
         assert_eq!(
             key(format!(" {} ", STANDARD_NO_PAD.encode([7u8; 32]))),
@@ -619,5 +765,6 @@ mod tests {
         );
         assert_eq!(key(STANDARD.encode([7u8; 31])), None);
         assert_eq!(key("not base64!".to_owned()), None);
+        assert_eq!(*SecretKey::new([3; 32]).expose_secret(), [3; 32]);
     }
 }
