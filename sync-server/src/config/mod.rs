@@ -104,7 +104,7 @@ impl RedisConfig {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct GatewayConfig {
     /// Where `live` keys' calls go (an http(s) URL with a host).
     pub live: Option<Url>,
@@ -112,6 +112,26 @@ pub struct GatewayConfig {
     pub test: Option<Url>,
     /// Time to the upstream's response headers.
     pub timeout: Duration,
+}
+
+/// Shows the upstreams without a password they may carry (`https://user:pass@host`).
+impl fmt::Debug for GatewayConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let shown = |url: &Option<Url>| {
+            url.as_ref().map(|url| {
+                let mut url = url.clone();
+                if url.password().is_some() {
+                    let _ = url.set_password(Some("REDACTED"));
+                }
+                url.to_string()
+            })
+        };
+        f.debug_struct("GatewayConfig")
+            .field("live", &shown(&self.live))
+            .field("test", &shown(&self.test))
+            .field("timeout", &self.timeout)
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -571,6 +591,43 @@ mod tests {
             tokio::sync::Semaphore::MAX_PERMITS
         );
         assert_eq!(huge.usage.retention.day, Duration::from_secs(u64::MAX));
+    }
+
+    #[test]
+    fn debug_shows_no_secret() {
+        let webhook_key = STANDARD.encode([0x11u8; 32]);
+        let verifier_key = STANDARD.encode([0x22u8; 32]);
+        let c = Config::from_raw(RawConfig {
+            database_url: Some(SecretString::from("postgres://kw:db-password@db/kw")),
+            redis_url: Some(SecretString::from("redis://:redis-password@redis:6379")),
+            upstream: Some("https://gw:upstream-password@api.internal/v1".to_owned()),
+            upstream_test: Some("https://gw:test-password@sandbox.internal".to_owned()),
+            webhook_key: Some(SecretString::from(webhook_key.clone())),
+            verifier_key: Some(SecretString::from(verifier_key.clone())),
+            audit_signing_key: Some(SecretString::from(SEED)),
+            ..raw()
+        })
+        .expect("converts");
+        let shown = format!("{c:?} {c:#?}");
+        for secret in [
+            "db-password",
+            "redis-password",
+            "upstream-password",
+            "test-password",
+            webhook_key.as_str(),
+            verifier_key.as_str(),
+            SEED,
+        ] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
+        // The byte values do not show either (`[17, 17, ...]`).
+        assert!(
+            !shown.contains("17, 17") && !shown.contains("34, 34"),
+            "{shown}"
+        );
+        // What is not secret still shows.
+        assert!(shown.contains("api.internal"), "{shown}");
+        assert!(shown.contains("SecretKey([REDACTED])"), "{shown}");
     }
 
     #[test]
