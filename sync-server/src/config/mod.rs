@@ -511,6 +511,96 @@ mod tests {
         }
     }
 
+    fn refused(raw: RawConfig) -> ConfigError {
+        Config::from_raw(raw).expect_err("refused")
+    }
+
+    #[test]
+    fn the_defaults_convert() {
+        let c = Config::from_raw(raw()).expect("converts");
+        assert_eq!(c.bind, SocketAddr::from(([127, 0, 0, 1], 8080)));
+        assert!(!c.production && c.background_jobs);
+        assert_eq!(c.log_format, "text");
+        assert_eq!(c.database.url.expose_secret(), DB);
+        assert_eq!(c.database.max_connections, 16);
+        assert_eq!(c.database.report_permits, 4, "a quarter of the pool");
+        assert!(c.redis.is_none());
+        assert!(c.gateway.live.is_none() && c.gateway.test.is_none());
+        assert_eq!(c.gateway.timeout, Duration::from_secs(30));
+        assert_eq!(c.sessions.ttl, Duration::from_secs(12 * 3600));
+        assert_eq!(c.sessions.idle, Duration::from_secs(30 * 60));
+        assert_eq!(
+            c.login,
+            FailureLimit {
+                per_window: 5,
+                window: Duration::from_secs(900)
+            }
+        );
+        assert_eq!(
+            c.cold_failures,
+            FailureLimit {
+                per_window: 10,
+                window: Duration::from_secs(60)
+            }
+        );
+        let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
+        assert_eq!(
+            c.argon2,
+            Argon2Config {
+                permits: cpus,
+                max_queue: 64,
+                per_org: (cpus / 2).max(1),
+            }
+        );
+        assert_eq!(c.keys.max_per_org, 100_000);
+        assert_eq!(c.keys.max_networks, 256);
+        assert!(c.keys.filter);
+        assert_eq!(c.keys.events_interval, Duration::from_secs(30));
+        assert_eq!(c.cache.capacity, 200_000);
+        assert_eq!(c.cache.ttl, Duration::from_secs(300));
+        assert_eq!(c.cache.negative_ttl, Duration::from_secs(10));
+        assert_eq!(c.cache.fail_static, Duration::from_secs(60));
+        assert!(c.verifier_key.is_none());
+        assert!(c.usage.recording);
+        assert_eq!(c.usage.flush_interval, Duration::from_secs(1));
+        assert_eq!(
+            c.usage.retention,
+            UsageRetention {
+                minute: Duration::from_secs(48 * 3600),
+                hour: Duration::from_secs(90 * 86_400),
+                day: Duration::from_secs(730 * 86_400),
+            }
+        );
+        assert_eq!(c.usage.retention_interval, Duration::from_secs(3600));
+        let w = &c.webhooks;
+        assert!(w.key.is_none());
+        assert_eq!(w.retry_base, Duration::from_secs(5));
+        assert_eq!(w.max_attempts, 6);
+        assert_eq!(w.timeout, Duration::from_secs(10));
+        assert_eq!(w.poll_interval, Duration::from_millis(500));
+        assert_eq!(w.retention, Duration::from_secs(30 * 86_400));
+        assert!(w.allowed_networks.is_empty());
+        assert_eq!((w.max_in_flight_per_org, w.tests_per_minute), (4, 10));
+        assert!(c.audit_signer.is_none());
+        assert!(c.client_ip.trusted_proxies.is_empty());
+        assert!(c.client_ip.verify_trusted_callers.is_empty());
+        assert_eq!(c.client_ip.header, ClientIpHeader::XForwardedFor);
+        assert_eq!(
+            c.connections,
+            ConnectionLimits {
+                header_read_timeout: Duration::from_secs(10),
+                body_timeout: Duration::from_secs(30),
+                idle_timeout: Duration::from_secs(60),
+                max_connections: 1024,
+                shutdown_grace: Duration::from_secs(10),
+            }
+        );
+        // `for_database` is the same conversion.
+        let d = Config::for_database(DB);
+        assert_eq!(d.connections, c.connections);
+        assert_eq!(d.database.url.expose_secret(), DB);
+    }
+
     #[test]
     fn values_that_would_stop_the_server_are_raised_once_here() {
         let c = Config::from_raw(RawConfig {
@@ -594,6 +684,161 @@ mod tests {
     }
 
     #[test]
+    fn report_permits_are_a_share_of_the_pool() {
+        let permits = |pool: u32, share: Option<u32>| {
+            Config::from_raw(RawConfig {
+                db_max_connections: pool,
+                report_db_connections: share,
+                ..raw()
+            })
+            .expect("converts")
+            .database
+            .report_permits
+        };
+        assert_eq!(permits(16, None), 4);
+        assert_eq!(permits(2, None), 1);
+        assert_eq!(permits(2, Some(6)), 2);
+        assert_eq!(permits(16, Some(6)), 6);
+    }
+
+    #[test]
+    fn argon2_per_org_is_half_the_hashers_within_one_and_all() {
+        let argon2 = |permits: usize, per_org: Option<usize>| {
+            Config::from_raw(RawConfig {
+                argon2_max_concurrent: Some(permits),
+                argon2_max_per_org: per_org,
+                ..raw()
+            })
+            .expect("converts")
+            .argon2
+        };
+        assert_eq!(argon2(8, None).per_org, 4);
+        assert_eq!(argon2(1, None).per_org, 1);
+        assert_eq!(argon2(8, Some(20)).per_org, 8);
+        assert_eq!(argon2(8, Some(0)).per_org, 1);
+        assert_eq!(argon2(8, Some(3)).permits, 8);
+    }
+
+    #[test]
+    fn each_setting_that_cannot_be_used_is_refused_by_name() {
+        let err = refused(RawConfig {
+            database_url: None,
+            ..raw()
+        });
+        assert!(matches!(err, ConfigError::MissingDatabaseUrl), "{err}");
+        assert!(err.to_string().contains("DATABASE_URL"), "{err}");
+
+        for bad in ["not a url", "ftp://upstream.internal", "unix:/run/up.sock"] {
+            let err = refused(RawConfig {
+                upstream: Some(bad.to_owned()),
+                ..raw()
+            });
+            assert!(
+                matches!(err, ConfigError::BadUpstream(ref u) if u == bad),
+                "{err}"
+            );
+            assert!(err.to_string().starts_with("KEYWARD_UPSTREAM "), "{err}");
+            let err = refused(RawConfig {
+                upstream_test: Some(bad.to_owned()),
+                ..raw()
+            });
+            assert!(
+                matches!(err, ConfigError::BadUpstreamTest(ref u) if u == bad),
+                "{err}"
+            );
+            assert!(
+                err.to_string().starts_with("KEYWARD_UPSTREAM_TEST "),
+                "{err}"
+            );
+        }
+
+        for bad in ["c2hvcnQ=", "not base64!", ""] {
+            let err = refused(RawConfig {
+                webhook_key: Some(SecretString::from(bad)),
+                ..raw()
+            });
+            assert!(matches!(err, ConfigError::BadWebhookKey), "{err}");
+            assert_eq!(
+                err.to_string(),
+                "KEYWARD_WEBHOOK_KEY is not 32 bytes in base64"
+            );
+            let err = refused(RawConfig {
+                verifier_key: Some(SecretString::from(bad)),
+                ..raw()
+            });
+            assert!(matches!(err, ConfigError::BadVerifierKey), "{err}");
+            assert_eq!(
+                err.to_string(),
+                "KEYWARD_VERIFIER_KEY is not 32 bytes in base64"
+            );
+        }
+
+        let err = refused(RawConfig {
+            audit_signing_key: Some(SecretString::from("c2hvcnQ=")),
+            ..raw()
+        });
+        assert!(matches!(err, ConfigError::BadAuditSigningKey(_)), "{err}");
+        assert!(err.to_string().contains("is 5 bytes, not 32"), "{err}");
+
+        let err = refused(RawConfig {
+            production: true,
+            ..raw()
+        });
+        assert!(matches!(err, ConfigError::AuditSigningKeyRequired), "{err}");
+        assert!(
+            err.to_string()
+                .contains("KEYWARD_AUDIT_SIGNING_KEY is required in production"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn urls_and_keys_are_parsed_once_into_their_types() {
+        let key = [7u8; 32];
+        let c = Config::from_raw(RawConfig {
+            upstream: Some("https://api.internal/v1".to_owned()),
+            upstream_test: Some("http://sandbox.internal:8081".to_owned()),
+            webhook_key: Some(SecretString::from(STANDARD.encode(key))),
+            verifier_key: Some(SecretString::from(STANDARD_NO_PAD.encode([9u8; 32]))),
+            audit_signing_key: Some(SecretString::from(SEED)),
+            production: true,
+            ..raw()
+        })
+        .expect("converts");
+        let live = c.gateway.live.as_ref().expect("live");
+        assert_eq!(
+            (live.host_str(), live.path()),
+            (Some("api.internal"), "/v1")
+        );
+        assert_eq!(c.gateway.test.as_ref().and_then(Url::port), Some(8081));
+        assert_eq!(
+            c.webhooks.key.as_ref().map(|k| *k.expose_secret()),
+            Some(key)
+        );
+        assert_eq!(
+            c.verifier_key.as_ref().map(|k| *k.expose_secret()),
+            Some([9u8; 32])
+        );
+        assert_eq!(
+            c.audit_signer.as_ref().map(|s| s.public_key()),
+            Some(HeadSigner::from_base64(SEED).unwrap().public_key())
+        );
+    }
+
+    #[test]
+    fn a_configuration_changed_in_code_is_checked_before_serving() {
+        let mut c = Config::for_database(DB);
+        assert!(c.check().is_ok());
+        c.production = true;
+        assert!(matches!(
+            c.check(),
+            Err(ConfigError::AuditSigningKeyRequired)
+        ));
+        c.audit_signer = Some(Arc::new(HeadSigner::from_seed(&[1; 32])));
+        assert!(c.check().is_ok());
+    }
+
+    #[test]
     fn debug_shows_no_secret() {
         let webhook_key = STANDARD.encode([0x11u8; 32]);
         let verifier_key = STANDARD.encode([0x22u8; 32]);
@@ -628,6 +873,15 @@ mod tests {
         // What is not secret still shows.
         assert!(shown.contains("api.internal"), "{shown}");
         assert!(shown.contains("SecretKey([REDACTED])"), "{shown}");
+    }
+
+    #[test]
+    fn redis_config_new_has_the_defaults() {
+        let r = RedisConfig::new(SecretString::from("redis://localhost"));
+        assert_eq!(r.url.expose_secret(), "redis://localhost");
+        assert_eq!(r.pool_size, 2);
+        assert_eq!(r.timeout, Duration::from_millis(50));
+        assert_eq!(r.probe_interval, Duration::from_millis(250));
     }
 
     #[test]
