@@ -32,9 +32,7 @@ async fn start(db_url: &str, verifier: bool) -> anyhow::Result<Node> {
     let mut config = Config::for_database(db_url.to_owned());
     config.bind = addr;
     if verifier {
-        config.verifier_key = Some(SecretString::from(
-            "B1lTcGnd5J6iXzP1xR1F0m9Rz3gq0w1Yb0x9Hk0t9lA=",
-        ));
+        config.verifier_key = Some(keyward_server::config::SecretKey::new([0x5a; 32]));
     }
     let shutdown = CancellationToken::new();
     let handle = tokio::spawn(keyward_server::serve(config, listener, shutdown.clone()));

@@ -94,7 +94,7 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
                 .await
                 .context("connecting to PostgreSQL")?;
             store::migrate(&pool).await.context("applying migrations")?;
-            let signer = config.audit_signer()?.map(std::sync::Arc::new);
+            let signer = config.audit_signer.clone();
             match crate::admin::create_signed(&pool, signer, &org, &email, role, &password).await {
                 Ok(id) => {
                     println!("{id}");
@@ -112,7 +112,7 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
                 .await
                 .context("connecting to PostgreSQL")?;
             store::migrate(&pool).await.context("applying migrations")?;
-            let out = demo::seed(&pool, config.audit_signer()?.map(std::sync::Arc::new)).await?;
+            let out = demo::seed(&pool, config.audit_signer.clone()).await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&out)?);
             } else {
@@ -124,7 +124,7 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<ExitCode> {
             let pool = store::connect(&config)
                 .await
                 .context("connecting to PostgreSQL")?;
-            let key = config.audit_signer()?.map(|s| s.public_key());
+            let key = config.audit_signer.as_ref().map(|s| s.public_key());
             let mut tx = store::begin_snapshot(&pool).await?;
             let mut total = 0;
             for org in store::orgs::all_ids(&mut tx).await? {

@@ -47,32 +47,8 @@ use tokio::time::{Instant, Sleep};
 use tokio_util::sync::CancellationToken;
 use tower::{Layer, Service, ServiceExt};
 
-use crate::config::Config;
+use crate::config::ConnectionLimits;
 use crate::error::AppError;
-
-/// The connection limits of [`serve`], from the configuration.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Limits {
-    pub header_read: Duration,
-    pub body: Duration,
-    pub idle: Duration,
-    pub max_connections: usize,
-    pub shutdown_grace: Duration,
-}
-
-impl Limits {
-    /// Zero timeouts and a zero cap would refuse every request: they are raised to 1 ms, 1 s and
-    /// one connection. A zero grace is kept (close at once).
-    pub fn from_config(config: &Config) -> Limits {
-        Limits {
-            header_read: Duration::from_millis(config.header_read_timeout_ms.max(1)),
-            body: Duration::from_millis(config.body_timeout_ms.max(1)),
-            idle: Duration::from_secs(config.idle_timeout_secs.max(1)),
-            max_connections: config.max_connections.clamp(1, Semaphore::MAX_PERMITS),
-            shutdown_grace: Duration::from_millis(config.shutdown_grace_ms),
-        }
-    }
-}
 
 /// At most one "connection cap reached" warning per this interval.
 const CAP_WARNING_INTERVAL: Duration = Duration::from_secs(60);
@@ -82,7 +58,7 @@ const CAP_WARNING_INTERVAL: Duration = Duration::from_secs(60);
 pub async fn serve(
     listener: TcpListener,
     router: Router,
-    limits: Limits,
+    limits: ConnectionLimits,
     shutdown: CancellationToken,
 ) {
     let slots = Arc::new(Semaphore::new(limits.max_connections));
@@ -202,11 +178,13 @@ impl Expiry {
 impl Phase {
     /// When the client's time in this phase runs out, and which clock that is; `None` while a
     /// request is being handled (or for a limit too large to add to an instant).
-    fn deadline(self, limits: &Limits) -> Option<(Instant, Expiry)> {
+    fn deadline(self, limits: &ConnectionLimits) -> Option<(Instant, Expiry)> {
         match self {
-            Phase::Idle(since) => since.checked_add(limits.idle).map(|at| (at, Expiry::Idle)),
+            Phase::Idle(since) => since
+                .checked_add(limits.idle_timeout)
+                .map(|at| (at, Expiry::Idle)),
             Phase::Head(since) => since
-                .checked_add(limits.header_read)
+                .checked_add(limits.header_read_timeout)
                 .map(|at| (at, Expiry::Header)),
             Phase::Busy => None,
         }
@@ -231,7 +209,7 @@ async fn connection(
     stream: TcpStream,
     remote: SocketAddr,
     router: Router,
-    limits: Limits,
+    limits: ConnectionLimits,
     shutdown: CancellationToken,
     _slot: OwnedSemaphorePermit,
 ) {
@@ -512,48 +490,8 @@ impl HttpBody for DeadlineBody {
 mod tests {
     use super::*;
 
-    fn limits() -> Limits {
-        Limits::from_config(&Config::default())
-    }
-
-    #[test]
-    fn defaults_and_clamps() {
-        assert_eq!(
-            limits(),
-            Limits {
-                header_read: Duration::from_secs(10),
-                body: Duration::from_secs(30),
-                idle: Duration::from_secs(60),
-                max_connections: 1024,
-                shutdown_grace: Duration::from_secs(10),
-            }
-        );
-        let zero = Config {
-            header_read_timeout_ms: 0,
-            body_timeout_ms: 0,
-            idle_timeout_secs: 0,
-            max_connections: 0,
-            shutdown_grace_ms: 0,
-            ..Config::default()
-        };
-        assert_eq!(
-            Limits::from_config(&zero),
-            Limits {
-                header_read: Duration::from_millis(1),
-                body: Duration::from_millis(1),
-                idle: Duration::from_secs(1),
-                max_connections: 1,
-                shutdown_grace: Duration::ZERO,
-            }
-        );
-        let huge = Config {
-            max_connections: usize::MAX,
-            ..Config::default()
-        };
-        assert_eq!(
-            Limits::from_config(&huge).max_connections,
-            Semaphore::MAX_PERMITS
-        );
+    fn limits() -> ConnectionLimits {
+        crate::Config::for_database("postgres://unused").connections
     }
 
     #[test]
@@ -562,15 +500,15 @@ mod tests {
         let t = Instant::now();
         assert_eq!(
             Phase::Idle(t).deadline(&l),
-            Some((t + l.idle, Expiry::Idle))
+            Some((t + l.idle_timeout, Expiry::Idle))
         );
         assert_eq!(
             Phase::Head(t).deadline(&l),
-            Some((t + l.header_read, Expiry::Header))
+            Some((t + l.header_read_timeout, Expiry::Header))
         );
         assert_eq!(Phase::Busy.deadline(&l), None);
-        let endless = Limits {
-            idle: Duration::MAX,
+        let endless = ConnectionLimits {
+            idle_timeout: Duration::MAX,
             ..l
         };
         assert_eq!(Phase::Idle(t).deadline(&endless), None);
@@ -661,13 +599,13 @@ mod tests {
             jail.set_env("KEYWARD_IDLE_TIMEOUT_SECS", "7");
             jail.set_env("KEYWARD_MAX_CONNECTIONS", "12");
             jail.set_env("KEYWARD_SHUTDOWN_GRACE_MS", "0");
-            let config = Config::load(None).expect("loads");
+            let config = crate::Config::load(None).expect("loads");
             assert_eq!(
-                Limits::from_config(&config),
-                Limits {
-                    header_read: Duration::from_millis(1500),
-                    body: Duration::from_millis(2500),
-                    idle: Duration::from_secs(7),
+                config.connections,
+                ConnectionLimits {
+                    header_read_timeout: Duration::from_millis(1500),
+                    body_timeout: Duration::from_millis(2500),
+                    idle_timeout: Duration::from_secs(7),
                     max_connections: 12,
                     shutdown_grace: Duration::ZERO,
                 }

@@ -50,16 +50,17 @@ pub use config::Config;
 pub use http::router;
 pub use state::AppState;
 
-/// Connects, migrates, starts the background tasks and serves on `listener` until `shutdown`
-/// is cancelled; then stops accepting, lets in-flight requests finish for at most
-/// `shutdown_grace_ms` (closing the connections still open after that), flushes usage and
-/// returns. Connection limits and timeouts: [`connections`].
+/// Checks `config` ([`Config::check`]), connects, migrates, starts the background tasks and
+/// serves on `listener` until `shutdown` is cancelled; then stops accepting, lets in-flight
+/// requests finish for at most the shutdown grace (closing the connections still open after
+/// that), flushes usage and returns. Connection limits and timeouts: [`connections`].
 pub async fn serve(
     config: Config,
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    match config.audit_signer()? {
+    config.check()?;
+    match &config.audit_signer {
         Some(signer) => {
             tracing::info!(public_key = %signer.public_key(), "audit chain heads are signed");
         }
@@ -76,7 +77,7 @@ pub async fn serve(
     let state = AppState::new(config, pool.clone());
     let webhook_worker = jobs::webhooks::WorkerConfig {
         attempts: state.metrics.webhook_attempts.clone(),
-        ..jobs::webhooks::WorkerConfig::from_config(&state.config).context("KEYWARD_WEBHOOK_KEY")?
+        ..jobs::webhooks::WorkerConfig::from_config(&state.config.webhooks)
     };
 
     let background = CancellationToken::new();
@@ -84,7 +85,7 @@ pub async fn serve(
     tasks.spawn(usage::run_flusher(
         state.usage.clone(),
         pool.clone(),
-        Duration::from_millis(state.config.usage_flush_interval_ms.max(10)),
+        state.config.usage.flush_interval,
         background.clone(),
     ));
     tasks.spawn(jobs::invalidate::run_listener(
@@ -94,7 +95,7 @@ pub async fn serve(
     ));
     tasks.spawn(sweep_sessions(
         pool.clone(),
-        state.config.session_idle_secs,
+        state.config.sessions.idle,
         state.login_throttle.clone(),
         background.clone(),
     ));
@@ -111,13 +112,13 @@ pub async fn serve(
         ));
         tasks.spawn(jobs::notices::run_due(
             pool.clone(),
-            Duration::from_secs(state.config.key_events_interval_secs.max(1)),
+            state.config.keys.events_interval,
             background.clone(),
         ));
         tasks.spawn(jobs::retention::run_retention(
-            jobs::retention::Retention::from_config(&state.config),
+            jobs::retention::Retention::from_config(&state.config.usage.retention),
             pool.clone(),
-            Duration::from_secs(state.config.usage_retention_interval_secs.max(1)),
+            state.config.usage.retention_interval,
             background.clone(),
         ));
     } else {
@@ -131,14 +132,16 @@ pub async fn serve(
         webhook_worker,
         background.clone(),
     ));
-    tasks.spawn(limits::redis::run_probe(
-        state.verifier.limiter.clone(),
-        Duration::from_millis(state.config.redis_probe_interval_ms.max(10)),
-        background.clone(),
-    ));
+    if let Some(redis) = &state.config.redis {
+        tasks.spawn(limits::redis::run_probe(
+            state.verifier.limiter.clone(),
+            redis.probe_interval,
+            background.clone(),
+        ));
+    }
 
     let addr = listener.local_addr()?;
-    let limits = connections::Limits::from_config(&state.config);
+    let limits = state.config.connections;
     tracing::info!(%addr, ?limits, "serving");
     connections::serve(listener, router(state), limits, shutdown).await;
 
@@ -156,7 +159,7 @@ pub async fn serve(
 /// Deletes expired and idle sessions, and ended sign-in throttle windows, hourly.
 async fn sweep_sessions(
     pool: sqlx::PgPool,
-    idle_secs: u64,
+    idle: Duration,
     login_throttle: login_throttle::LoginThrottle,
     shutdown: CancellationToken,
 ) {
@@ -165,7 +168,7 @@ async fn sweep_sessions(
             tracing::warn!(error = %e, "sign-in throttle sweep failed");
         }
         let swept = match pool.acquire().await {
-            Ok(mut conn) => store::sessions::delete_expired(&mut conn, idle_secs).await,
+            Ok(mut conn) => store::sessions::delete_expired(&mut conn, idle.as_secs()).await,
             Err(e) => Err(e),
         };
         match swept {

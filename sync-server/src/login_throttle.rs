@@ -18,6 +18,7 @@
 //! Subjects are stored as SHA-256 digests: the table holds no email and no address.
 
 use std::net::IpAddr;
+use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 use sqlx::PgPool;
@@ -54,13 +55,13 @@ fn subject(kind: &str, parts: &[&str]) -> Subject {
 }
 
 impl LoginThrottle {
-    pub fn new(pool: PgPool, per_window: u32, window_secs: u64) -> LoginThrottle {
+    pub fn new(pool: PgPool, per_window: u32, window: Duration) -> LoginThrottle {
         let per_window = per_window.max(1);
         LoginThrottle {
             pool,
             per_email_and_net: per_window,
             per_net: per_window.saturating_mul(4),
-            window_secs: window_secs.max(1),
+            window_secs: window.as_secs().max(1),
         }
     }
 

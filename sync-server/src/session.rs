@@ -110,7 +110,7 @@ impl FromRequestParts<AppState> for AdminSession {
                 code: "invalid_session",
                 detail: "the session has expired or was signed out; sign in again".into(),
             })?;
-        let idle = Idle::new(state.config.session_idle_secs);
+        let idle = Idle::new(state.config.sessions.idle.as_secs());
         if live.idle_secs > idle.limit_secs {
             // Ended here rather than left for the hourly sweep.
             store::sessions::delete(&mut conn, &hash).await?;
@@ -118,7 +118,7 @@ impl FromRequestParts<AppState> for AdminSession {
                 code: "session_expired",
                 detail: format!(
                     "the session was unused for more than {} s and has ended; sign in again",
-                    state.config.session_idle_secs
+                    state.config.sessions.idle.as_secs()
                 ),
             });
         }

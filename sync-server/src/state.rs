@@ -40,9 +40,9 @@ pub struct Shared {
     pub metrics: Arc<Metrics>,
     /// `/gw/*` forwarding, when an upstream is configured.
     pub gateway: Option<Arc<crate::http::gateway::Gateway>>,
-    /// Signs audit chain heads (`audit_signing_key`); `None`: the chain is unsigned.
+    /// Signs audit chain heads ([`Config::audit_signer`]); `None`: the chain is unsigned.
     pub audit_signer: Option<Arc<keyward_core::audit_head::HeadSigner>>,
-    /// The share of the pool usage reports may hold at once (`report_db_connections`): a
+    /// The share of the pool usage reports may hold at once (`database.report_permits`): a
     /// report page's query takes a permit, then a connection, and gives both back before its
     /// rows are written to the client.
     pub reports: Arc<tokio::sync::Semaphore>,
@@ -56,9 +56,9 @@ impl AppState {
 
     pub fn new(config: Config, pool: PgPool) -> AppState {
         let hasher = Hasher::with_org_share(
-            config.argon2_permits(),
-            config.argon2_max_queue,
-            config.argon2_per_org(),
+            config.argon2.permits,
+            config.argon2.max_queue,
+            config.argon2.per_org,
         );
         let metrics = Arc::new(Metrics::default());
         let usage = Arc::new(
@@ -67,7 +67,7 @@ impl AppState {
                 metrics.usage_dropped.clone(),
             )
             .with_network_cap(
-                config.max_networks_per_key,
+                config.keys.max_networks,
                 metrics.key_networks_evicted.clone(),
             ),
         );
@@ -84,18 +84,17 @@ impl AppState {
         );
         let login_throttle = crate::login_throttle::LoginThrottle::new(
             pool.clone(),
-            config.login_failures_per_window,
-            config.login_failure_window_secs,
+            config.login.per_window,
+            config.login.window,
         );
-        let gateway = crate::http::gateway::Gateway::from_config(&config).map(Arc::new);
-        // Checked (and refused when invalid) by `serve` and `Config::load` before this.
-        let audit_signer = config.audit_signer().ok().flatten().map(Arc::new);
+        let gateway = crate::http::gateway::Gateway::from_config(&config.gateway).map(Arc::new);
+        let audit_signer = config.audit_signer.clone();
         let webhook_tests = Arc::new(FailureWindow::new(
-            config.webhook_tests_per_minute,
+            config.webhooks.tests_per_minute,
             Duration::from_secs(60),
             100_000,
         ));
-        let reports = Arc::new(tokio::sync::Semaphore::new(config.report_db_permits()));
+        let reports = Arc::new(tokio::sync::Semaphore::new(config.database.report_permits));
         AppState(Arc::new(Shared {
             reports,
             webhook_tests,

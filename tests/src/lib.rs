@@ -146,16 +146,16 @@ impl TestServer {
         let addr = listener.local_addr().expect("addr");
         let mut config = Config::for_database(db.url.clone());
         config.bind = addr;
-        config.usage_flush_interval_ms = 100;
+        config.usage.flush_interval = Duration::from_millis(100);
         // The tests' webhook receivers listen on loopback, which the destination policy refuses
         // unless allowed; the SSRF tests clear this.
-        config.webhook_allowed_networks = vec![
+        config.webhooks.allowed_networks = vec![
             "127.0.0.0/8".parse().expect("cidr"),
             "::1/128".parse().expect("cidr"),
         ];
         // The tests call /v1/verify from loopback as the platform service whose `client_ip` is
         // believed; `verify_trust` clears this to be an untrusted caller.
-        config.verify_trusted_callers = vec![
+        config.client_ip.verify_trusted_callers = vec![
             "127.0.0.0/8".parse().expect("cidr"),
             "::1/128".parse().expect("cidr"),
         ];

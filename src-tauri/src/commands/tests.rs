@@ -609,7 +609,7 @@ fn gateway_traffic_and_networks_are_fetched_and_kept_for_offline_use() {
         .unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let app = rt.block_on(keyward_e2e::TestApp::spawn_with(|c| {
-        c.upstream = Some(format!("http://{closed}"));
+        c.gateway.live = Some(format!("http://{closed}").parse().unwrap());
     }));
     let ipc = Ipc::on(rt, app).sign_in();
     let (gw, gw_token) = ipc.server_key(CreateKeyRequest {

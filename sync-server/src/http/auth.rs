@@ -110,7 +110,8 @@ pub async fn login(
     places.succeeded().await;
 
     let token = session::new_token();
-    let expires_at = store::now_micros() + Duration::seconds(state.config.session_ttl_secs as i64);
+    let ttl = Duration::from_std(state.config.sessions.ttl).unwrap_or(Duration::MAX);
+    let expires_at = store::now_micros() + ttl;
     let (admin_id, org_id) = (AdminId::from_uuid(admin.id), OrgId::from_uuid(admin.org_id));
     let actor = Actor {
         org_id,

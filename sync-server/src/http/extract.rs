@@ -276,8 +276,8 @@ impl FromRequestParts<AppState> for ClientIp {
             resolve_client_ip(
                 peer,
                 parts,
-                state.config.client_ip_header,
-                &state.config.trusted_proxies,
+                state.config.client_ip.header,
+                &state.config.client_ip.trusted_proxies,
             )
         })))
     }

@@ -18,7 +18,7 @@ use axum::response::{IntoResponse, Response};
 use keyward_core::Environment;
 use reqwest::Url;
 
-use crate::config::Config;
+use crate::config::GatewayConfig;
 use crate::error::AppError;
 use crate::http::extract::ClientIp;
 use crate::http::verify::authenticate;
@@ -33,6 +33,9 @@ pub struct Gateway {
     timeout: Duration,
 }
 
+/// Connecting to the upstream takes at most this long (less when the whole timeout is shorter).
+const MAX_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Headers that describe one connection, not the message: never forwarded.
 const HOP_BY_HOP: [HeaderName; 8] = [
     header::CONNECTION,
@@ -46,25 +49,21 @@ const HOP_BY_HOP: [HeaderName; 8] = [
 ];
 
 impl Gateway {
-    /// `None` when no upstream is configured; an unusable one was refused by `Config::load`.
-    pub fn from_config(config: &Config) -> Option<Gateway> {
-        let parse = |u: &Option<String>| u.as_deref().and_then(|u| Url::parse(u).ok());
-        let (live, test) = (parse(&config.upstream), parse(&config.upstream_test));
-        if live.is_none() && test.is_none() {
+    /// `None` when no upstream is configured.
+    pub fn from_config(config: &GatewayConfig) -> Option<Gateway> {
+        if config.live.is_none() && config.test.is_none() {
             return None;
         }
         let client = reqwest::Client::builder()
-            .connect_timeout(Duration::from_millis(
-                config.upstream_timeout_ms.clamp(1, 10_000),
-            ))
+            .connect_timeout(config.timeout.min(MAX_CONNECT_TIMEOUT))
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .ok()?;
         Some(Gateway {
-            live,
-            test,
+            live: config.live.clone(),
+            test: config.test.clone(),
             client,
-            timeout: Duration::from_millis(config.upstream_timeout_ms.max(1)),
+            timeout: config.timeout,
         })
     }
 
@@ -283,7 +282,7 @@ pub async fn forward(
             .metrics
             .gateway_duration
             .observe(elapsed.as_secs_f64());
-        if state.config.usage_recording {
+        if state.config.usage.recording {
             state.usage.record_gateway(
                 key.id,
                 key.org_id,

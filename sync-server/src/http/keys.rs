@@ -77,7 +77,7 @@ pub async fn create(
         id,
         secret_hash,
         now_micros(),
-        state.config.max_keys_per_org,
+        state.config.keys.max_per_org,
     )
     .await?;
     if let Some(sealed) = token

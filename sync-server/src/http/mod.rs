@@ -108,9 +108,7 @@ pub fn router(state: AppState) -> Router {
     })
     .method_not_allowed_fallback(|| async { AppError::MethodNotAllowed })
     .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-    .layer(crate::connections::BodyDeadlineLayer::new(
-        crate::connections::Limits::from_config(&state.config).body,
-    ))
+    .layer(crate::connections::BodyDeadlineLayer::new(state.config.connections.body_timeout))
     .layer(axum::middleware::from_fn(no_store))
     .layer(axum::middleware::from_fn(request_id::fill_problems))
     .layer(

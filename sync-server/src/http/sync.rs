@@ -351,7 +351,7 @@ async fn run(
                     id,
                     hash,
                     now,
-                    state.config.max_keys_per_org,
+                    state.config.keys.max_per_org,
                 )
                 .await?,
                 vec![id],

@@ -304,7 +304,7 @@ pub async fn report(
         // The request's own log line carries the code (`reports_busy`); this says why.
         if let PageError::Busy { .. } = e {
             tracing::debug!(
-                share = state.config.report_db_permits(),
+                share = state.config.database.report_permits,
                 error = %e,
                 "usage report refused: the reports' share of the pool is busy"
             );

@@ -269,7 +269,11 @@ async fn verify_inner(
     let (Some(scope), Some(client_ip)) = (scope, client_ip) else {
         unreachable!("checked above")
     };
-    let client_ip = judged_address(&state.config.verify_trusted_callers, caller, client_ip);
+    let client_ip = judged_address(
+        &state.config.client_ip.verify_trusted_callers,
+        caller,
+        client_ip,
+    );
     let cost = u64::from(req.cost.unwrap_or(1));
     let Verdict {
         code,

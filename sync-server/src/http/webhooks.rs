@@ -82,7 +82,7 @@ pub async fn create(
     let url = errs.check(keyward_core::webhook_url::validate(
         "url",
         &req.url,
-        &state.config.webhook_allowed_networks,
+        &state.config.webhooks.allowed_networks,
     ));
     let events = match webhooks::validate_events("events", req.events.as_deref()) {
         Ok(e) => Some(e),
@@ -95,7 +95,7 @@ pub async fn create(
     let (Some(url), Some(events)) = (url, events) else {
         unreachable!("checked above")
     };
-    let keyring = Keyring::from_config(&state.config)?;
+    let keyring = Keyring::new(state.config.webhooks.key.clone());
     let (secret_bytes, secret) = webhooks::new_secret();
     let row = EndpointRow {
         id: Uuid::now_v7(),
@@ -182,7 +182,7 @@ pub async fn test(
             code: "too_many_test_events",
             detail: format!(
                 "at most {} test events per organization and minute",
-                state.config.webhook_tests_per_minute
+                state.config.webhooks.tests_per_minute
             ),
             retry_after_secs,
         });

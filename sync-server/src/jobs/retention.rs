@@ -18,12 +18,13 @@ pub struct Retention {
 }
 
 impl Retention {
-    pub fn from_config(c: &crate::Config) -> Retention {
-        let clamp = |v: u64| i64::try_from(v).unwrap_or(i64::MAX / 2).max(1);
+    /// The configured retention, as the date arithmetic of [`Retention::enforce`] needs it.
+    pub fn from_config(r: &crate::config::UsageRetention) -> Retention {
+        let signed = |d: Duration| chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX);
         Retention {
-            minutes: chrono::Duration::hours(clamp(c.usage_minute_retention_hours)),
-            hours: chrono::Duration::days(clamp(c.usage_hour_retention_days)),
-            days: chrono::Duration::days(clamp(c.usage_day_retention_days)),
+            minutes: signed(r.minute),
+            hours: signed(r.hour),
+            days: signed(r.day),
         }
     }
 

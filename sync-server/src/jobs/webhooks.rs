@@ -18,7 +18,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::config::Config;
+use crate::config::WebhooksConfig;
 use crate::metrics::ResultLabel;
 use crate::store::now_micros;
 use crate::store::webhooks::{self as store, Attempt, Claimed, Next};
@@ -34,7 +34,7 @@ const MAX_RETRY_DELAY_MS: u64 = 24 * 3600 * 1000;
 /// The longest error text kept per attempt.
 const ERROR_MAX_CHARS: usize = 500;
 
-/// The worker's settings, from [`Config`].
+/// The worker's settings, from [`WebhooksConfig`].
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
     pub keyring: Keyring,
@@ -42,6 +42,7 @@ pub struct WorkerConfig {
     pub max_attempts: u32,
     pub timeout: Duration,
     pub poll_interval: Duration,
+    /// Settled deliveries and events older than this many days are deleted.
     pub retention_days: u64,
     /// Networks outside the public internet that deliveries may still reach.
     pub allowed_networks: Arc<[IpNet]>,
@@ -52,18 +53,18 @@ pub struct WorkerConfig {
 }
 
 impl WorkerConfig {
-    pub fn from_config(config: &Config) -> anyhow::Result<WorkerConfig> {
-        Ok(WorkerConfig {
-            keyring: Keyring::from_config(config)?,
-            retry_base: Duration::from_millis(config.webhook_retry_base_ms.max(1)),
-            max_attempts: config.webhook_max_attempts.max(1),
-            timeout: Duration::from_millis(config.webhook_timeout_ms.max(1)),
-            poll_interval: Duration::from_millis(config.webhook_poll_interval_ms.max(10)),
-            retention_days: config.webhook_retention_days.max(1),
-            allowed_networks: config.webhook_allowed_networks.clone().into(),
-            max_in_flight_per_org: config.webhook_max_in_flight_per_org.clamp(1, CONCURRENCY),
+    pub fn from_config(config: &WebhooksConfig) -> WorkerConfig {
+        WorkerConfig {
+            keyring: Keyring::new(config.key.clone()),
+            retry_base: config.retry_base,
+            max_attempts: config.max_attempts,
+            timeout: config.timeout,
+            poll_interval: config.poll_interval,
+            retention_days: config.retention.as_secs() / 86_400,
+            allowed_networks: config.allowed_networks.clone().into(),
+            max_in_flight_per_org: config.max_in_flight_per_org.min(CONCURRENCY),
             attempts: Family::default(),
-        })
+        }
     }
 }
 

@@ -124,10 +124,13 @@ impl Limiter {
         };
         Limiter {
             states: Cache::builder()
-                .max_capacity(config.key_cache_capacity)
+                .max_capacity(config.cache.capacity)
                 .time_to_idle(Duration::from_secs(25 * 3600))
                 .build(),
-            redis: redis::RedisLimiter::from_config(config, counters),
+            redis: config
+                .redis
+                .as_ref()
+                .and_then(|redis| redis::RedisLimiter::from_config(redis, counters)),
             refusals: metrics.limit_refusals.clone(),
         }
     }

@@ -6,9 +6,9 @@
 //! The batch layout is [`super::wire`]'s; time is the node's clock, sent with every request,
 //! so a shared check counts in the same windows a local one would (see `wire`).
 //!
-//! Every request waits at most `redis_timeout_ms`. A failure or timeout marks Redis unhealthy:
-//! requests use local limits at once, and a background probe pings Redis and restores shared
-//! mode when it answers. Transitions are logged once.
+//! Every request waits at most `KEYWARD_REDIS_TIMEOUT_MS`. A failure or timeout marks Redis
+//! unhealthy: requests use local limits at once, and a background probe pings Redis and restores
+//! shared mode when it answers. Transitions are logged once.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::KeyLimits;
 use super::wire::{self, Request};
-use crate::config::Config;
+use crate::config::RedisConfig;
 
 /// Requests per script call at most.
 const MAX_BATCH: usize = 128;
@@ -59,9 +59,8 @@ pub struct RedisCounters {
 }
 
 impl RedisLimiter {
-    pub fn from_config(config: &Config, counters: RedisCounters) -> Option<RedisLimiter> {
-        let url = config.redis_url.as_ref()?;
-        let client = match redis::Client::open(url.expose_secret()) {
+    pub fn from_config(config: &RedisConfig, counters: RedisCounters) -> Option<RedisLimiter> {
+        let client = match redis::Client::open(config.url.expose_secret()) {
             Ok(c) => c,
             Err(e) => {
                 tracing::error!(error = %e, "REDIS_URL is not a valid Redis URL; limits stay local");
@@ -72,8 +71,8 @@ impl RedisLimiter {
             client,
             batchers: OnceCell::new(),
             next: AtomicUsize::new(0),
-            pool_size: config.redis_pool_size.max(1),
-            timeout: Duration::from_millis(config.redis_timeout_ms.max(1)),
+            pool_size: config.pool_size,
+            timeout: config.timeout,
             script: Arc::new(redis::Script::new(wire::SCRIPT)),
             healthy: Arc::new(AtomicBool::new(false)),
             counters,

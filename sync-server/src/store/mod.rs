@@ -27,15 +27,10 @@ use crate::config::Config;
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
 
 pub async fn connect(config: &Config) -> Result<PgPool, sqlx::Error> {
-    let url = config
-        .database_url
-        .as_ref()
-        .map(|s| s.expose_secret().to_owned())
-        .unwrap_or_default();
     PgPoolOptions::new()
-        .max_connections(config.db_max_connections)
+        .max_connections(config.database.max_connections)
         .acquire_timeout(Duration::from_secs(5))
-        .connect(&url)
+        .connect(config.database.url.expose_secret())
         .await
 }
 

@@ -21,6 +21,7 @@ use keyward_core::api::VerifyCode;
 use keyward_core::{ApiKeyToken, KeyId, Scope};
 use moka::Expiry;
 use moka::sync::Cache;
+use secrecy::ExposeSecret;
 use sqlx::PgPool;
 
 use crate::config::Config;
@@ -143,9 +144,9 @@ impl Verifier {
         usage: Arc<UsageRecorder>,
         limiter: Arc<Limiter>,
     ) -> Self {
-        let capacity = config.key_cache_capacity;
-        let record_ttl = Duration::from_secs(config.key_cache_ttl_secs);
-        let fail_static = Duration::from_secs(config.fail_static_secs);
+        let capacity = config.cache.capacity;
+        let record_ttl = config.cache.ttl;
+        let fail_static = config.cache.fail_static;
         Verifier {
             pool,
             records: Cache::builder()
@@ -154,11 +155,11 @@ impl Verifier {
                     // Past its freshness a found key's record stays for the fail-static window:
                     // an outage that begins just after it went stale still finds it.
                     positive: record_ttl + fail_static,
-                    negative: Duration::from_secs(config.negative_cache_ttl_secs),
+                    negative: config.cache.negative_ttl,
                 })
                 .build(),
             record_ttl,
-            known: KnownIds::new(config.key_filter),
+            known: KnownIds::new(config.keys.filter),
             fail_static,
             feed_lost_at: std::sync::Mutex::new(None),
             db_down_until: AtomicU64::new(0),
@@ -172,8 +173,8 @@ impl Verifier {
                 .time_to_idle(Duration::from_secs(60))
                 .build(),
             cold_failures: FailureWindow::new(
-                config.cold_failures_per_window,
-                Duration::from_secs(config.cold_failure_window_secs),
+                config.cold_failures.per_window,
+                config.cold_failures.window,
                 capacity,
             ),
             slow_lanes: Cache::builder()
@@ -182,7 +183,7 @@ impl Verifier {
                 .build(),
             hasher,
             usage,
-            record_usage: config.usage_recording,
+            record_usage: config.usage.recording,
             limiter,
             clock: AtomicU64::new(1),
             invalidated: Cache::builder()
@@ -196,8 +197,7 @@ impl Verifier {
             fast: config
                 .verifier_key
                 .as_ref()
-                .and_then(crate::config::parse_key)
-                .map(keyward_core::verifier::VerifierKey::new),
+                .map(|key| keyward_core::verifier::VerifierKey::new(*key.expose_secret())),
         }
     }
 

@@ -4,13 +4,14 @@
 //! desktop replica, a witness of the heads it pulled, raises an alarm when the server's chain
 //! goes back, even to an older head the server really signed.
 
+use std::sync::Arc;
+
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use keyward_core::api::{AuditVerifyReport, CreateKeyRequest};
 use keyward_core::audit_head::HeadSigner;
 use keyward_e2e::{TestApp, TestDb, server_binary};
 use keyward_replica::{AuditAlarmKind, NoticeKind, Replica, SyncEngine};
-use secrecy::SecretString;
 
 const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
@@ -26,7 +27,10 @@ fn public_key() -> String {
 }
 
 async fn signed_app() -> TestApp {
-    TestApp::spawn_with(|c| c.audit_signing_key = Some(SecretString::from(seed()))).await
+    TestApp::spawn_with(|c| {
+        c.audit_signer = Some(Arc::new(HeadSigner::from_base64(&seed()).unwrap()));
+    })
+    .await
 }
 
 async fn create_keys(app: &TestApp, n: usize) {

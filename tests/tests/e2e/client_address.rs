@@ -12,7 +12,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 fn behind_loopback_proxy(c: &mut keyward_server::Config) {
-    c.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()];
+    c.client_ip.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()];
 }
 
 /// A key usable only from `allowed`; its token.
@@ -152,7 +152,7 @@ async fn forwarded_is_read_when_configured() {
     let (_, v6_token) = key_for(&app, "partner v6", &["2001:db8::/32"]).await;
     let node = TestServer::start(&app.db, |c| {
         behind_loopback_proxy(c);
-        c.client_ip_header = ClientIpHeader::Forwarded;
+        c.client_ip.header = ClientIpHeader::Forwarded;
     })
     .await;
     let base = &node.base_url;

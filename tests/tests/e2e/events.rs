@@ -25,8 +25,8 @@ fn types(events: &[OrgEvent]) -> Vec<&'static str> {
 async fn events_are_recorded_without_webhooks_and_listed_per_org() {
     clear_of_utc_midnight(Duration::from_secs(60)).await;
     let app = TestApp::spawn_with(|c| {
-        c.key_events_interval_secs = 1;
-        c.usage_flush_interval_ms = 200;
+        c.keys.events_interval = Duration::from_secs(1);
+        c.usage.flush_interval = Duration::from_millis(200);
     })
     .await;
     let now = chrono::Utc::now();

@@ -128,8 +128,8 @@ async fn plain_token(app: &TestApp) -> String {
 async fn app_with_upstream(url: &str, timeout_ms: u64) -> TestApp {
     let url = url.to_owned();
     TestApp::spawn_with(move |c| {
-        c.upstream = Some(url);
-        c.upstream_timeout_ms = timeout_ms;
+        c.gateway.live = Some(url.parse().expect("upstream URL"));
+        c.gateway.timeout = Duration::from_millis(timeout_ms);
     })
     .await
 }
@@ -441,9 +441,9 @@ async fn each_environment_goes_to_its_own_upstream_and_is_named_to_it() {
     let (live, live_hits) = upstream().await;
     let (test, test_hits) = upstream().await;
     let app = TestApp::spawn_with(move |c| {
-        c.upstream = Some(live);
-        c.upstream_test = Some(test);
-        c.upstream_timeout_ms = 2_000;
+        c.gateway.live = Some(live.parse().expect("upstream URL"));
+        c.gateway.test = Some(test.parse().expect("upstream URL"));
+        c.gateway.timeout = Duration::from_secs(2);
     })
     .await;
     let live_token = env_token(&app, Environment::Live, &["echo:read", "echo:write"]).await;
@@ -541,8 +541,8 @@ async fn a_key_whose_environment_has_no_upstream_is_refused() {
     // Only a test upstream: live keys get 503 `gateway_not_configured`, test keys get through.
     let (test, test_hits) = upstream().await;
     let app = TestApp::spawn_with(move |c| {
-        c.upstream_test = Some(test);
-        c.upstream_timeout_ms = 2_000;
+        c.gateway.test = Some(test.parse().expect("upstream URL"));
+        c.gateway.timeout = Duration::from_secs(2);
     })
     .await;
     let test_token = env_token(&app, Environment::Test, &["*:*"]).await;

@@ -442,8 +442,8 @@ async fn login_from(base_url: &str, from: &str, password: &str) -> u16 {
 #[tokio::test]
 async fn the_sign_in_throttle_is_shared_by_nodes_survives_restarts_and_keeps_the_owner_in() {
     let trust = |c: &mut keyward_server::Config| {
-        c.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
-        c.login_failures_per_window = 5;
+        c.client_ip.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
+        c.login.per_window = 5;
     };
     let app = TestApp::spawn_with(trust).await;
     let second = TestServer::start(&app.db, trust).await;
@@ -494,7 +494,9 @@ async fn whoami_status(app: &TestApp, token: &str) -> u16 {
 #[tokio::test]
 async fn neither_a_rotation_nor_a_limit_edit_forgives_what_was_used() {
     // Flushes an hour apart: only this node's memory knows what was used.
-    let app = TestApp::spawn_with(|c| c.usage_flush_interval_ms = 3_600_000).await;
+    let app =
+        TestApp::spawn_with(|c| c.usage.flush_interval = std::time::Duration::from_secs(3600))
+            .await;
     let created = app
         .owner
         .create_key(&CreateKeyRequest {

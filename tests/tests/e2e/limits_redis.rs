@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use keyward_core::api::{CreateKeyRequest, Quota, RateLimitRule};
 use keyward_e2e::{TestApp, TestServer, assert_same_utc_day, clear_of_utc_midnight, eventually};
+use keyward_server::config::RedisConfig;
 use secrecy::SecretString;
 
 pub(crate) fn redis_url() -> String {
@@ -43,16 +44,20 @@ async fn status(http: &reqwest::Client, base: &str, token: &str) -> u16 {
 #[tokio::test]
 async fn three_nodes_sharing_redis_never_exceed_the_limit() {
     let app = TestApp::spawn_with(|c| {
-        c.redis_url = Some(SecretString::from(redis_url()));
-        c.redis_timeout_ms = 2000;
+        c.redis = Some(RedisConfig {
+            timeout: Duration::from_secs(2),
+            ..RedisConfig::new(SecretString::from(redis_url()))
+        });
     })
     .await;
     let mut nodes = vec![];
     for _ in 0..2 {
         nodes.push(
             TestServer::start(&app.db, |c| {
-                c.redis_url = Some(SecretString::from(redis_url()));
-                c.redis_timeout_ms = 2000;
+                c.redis = Some(RedisConfig {
+                    timeout: Duration::from_secs(2),
+                    ..RedisConfig::new(SecretString::from(redis_url()))
+                });
             })
             .await,
         );
@@ -197,9 +202,11 @@ async fn a_node_falls_back_when_redis_dies_and_returns_when_it_is_back() {
     let mut redis = private.start();
     let url = private.url();
     let app = TestApp::spawn_with(|c| {
-        c.redis_url = Some(SecretString::from(url.clone()));
-        c.redis_timeout_ms = 50;
-        c.redis_probe_interval_ms = 100;
+        c.redis = Some(RedisConfig {
+            timeout: Duration::from_millis(50),
+            probe_interval: Duration::from_millis(100),
+            ..RedisConfig::new(SecretString::from(url.clone()))
+        });
     })
     .await;
     assert!(

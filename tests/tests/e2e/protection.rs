@@ -65,7 +65,7 @@ async fn sign_in_failures_look_alike_and_are_throttled() {
 
 #[tokio::test]
 async fn wrong_secrets_cannot_reach_argon2_at_request_rate() {
-    let app = TestApp::spawn_with(|c| c.cold_failures_per_window = 3).await;
+    let app = TestApp::spawn_with(|c| c.cold_failures.per_window = 3).await;
     let cold = app
         .owner
         .create_key(&CreateKeyRequest {
@@ -140,10 +140,11 @@ async fn wrong_secrets_cannot_reach_argon2_at_request_rate() {
 #[tokio::test]
 async fn a_full_argon2_queue_answers_503_with_retry_after() {
     let app = TestApp::spawn_with(|c| {
-        c.argon2_max_concurrent = Some(1);
-        c.argon2_max_queue = 0;
+        c.argon2.permits = 1;
+        c.argon2.per_org = 1;
+        c.argon2.max_queue = 0;
         // Every wave below guesses each key again: no key may reach its slow lane.
-        c.cold_failures_per_window = 10_000;
+        c.cold_failures.per_window = 10_000;
     })
     .await;
     let mut ids = Vec::new();
@@ -325,8 +326,9 @@ async fn openapi_is_generated_from_the_code() {
 async fn concurrent_first_uses_of_a_key_share_one_argon2_run() {
     // Room for exactly one argon2 job: if the first uses did not share it, most would get 503.
     let app = TestApp::spawn_with(|c| {
-        c.argon2_max_concurrent = Some(1);
-        c.argon2_max_queue = 0;
+        c.argon2.permits = 1;
+        c.argon2.per_org = 1;
+        c.argon2.max_queue = 0;
     })
     .await;
     let key = app

@@ -4,13 +4,14 @@
 use keyward_core::api::CreateKeyRequest;
 use keyward_core::{ApiKeyToken, Environment};
 use keyward_e2e::{TestApp, TestServer};
+use keyward_server::config::SecretKey;
 use secrecy::SecretString;
 
-const VERIFIER_KEY: &str = "B1lTcGnd5J6iXzP1xR1F0m9Rz3gq0w1Yb0x9Hk0t9lA=";
-const OTHER_VERIFIER_KEY: &str = "q0w1Yb0x9Hk0t9lAB1lTcGnd5J6iXzP1xR1F0m9Rz3g=";
+const VERIFIER_KEY: [u8; 32] = [0x17; 32];
+const OTHER_VERIFIER_KEY: [u8; 32] = [0x71; 32];
 
-fn with_key(key: &'static str) -> impl FnOnce(&mut keyward_server::Config) {
-    move |c| c.verifier_key = Some(SecretString::from(key))
+fn with_key(key: [u8; 32]) -> impl FnOnce(&mut keyward_server::Config) {
+    move |c| c.verifier_key = Some(SecretKey::new(key))
 }
 
 #[tokio::test]
@@ -78,7 +79,7 @@ async fn a_restarted_node_verifies_known_keys_without_argon2() {
     // are useless and argon2 decides, here against the destroyed hash.
     for config in [None, Some(OTHER_VERIFIER_KEY)] {
         let node = TestServer::start(&app.db, move |c| {
-            c.verifier_key = config.map(SecretString::from);
+            c.verifier_key = config.map(SecretKey::new);
         })
         .await;
         assert_eq!(
@@ -123,11 +124,11 @@ async fn a_database_outage_fails_static_for_warm_keys_and_503_for_the_rest() {
     let proxy = keyward_e2e::CutProxy::in_front_of(&app.db).await;
     let proxied = proxy.url_for(&app.db);
     let node = TestServer::start(&app.db, move |c| {
-        c.database_url = Some(SecretString::from(proxied));
-        c.usage_flush_interval_ms = 200;
+        c.database.url = SecretString::from(proxied);
+        c.usage.flush_interval = Duration::from_millis(200);
         // Records go stale a second after they are read: the outage must not depend on the
         // cache's freshness, only on the fail-static window.
-        c.key_cache_ttl_secs = 1;
+        c.cache.ttl = Duration::from_secs(1);
     })
     .await;
     let session = app.owner.session().unwrap().clone();

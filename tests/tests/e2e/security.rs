@@ -110,7 +110,7 @@ async fn newest_delivery(client: &KeywardClient, id: Uuid) -> Option<WebhookDeli
 
 #[tokio::test]
 async fn webhook_urls_into_the_network_are_refused_at_creation() {
-    let app = TestApp::spawn_with(|c| c.webhook_allowed_networks.clear()).await;
+    let app = TestApp::spawn_with(|c| c.webhooks.allowed_networks.clear()).await;
     for url in [
         "http://127.0.0.1:9000/hook",
         "https://127.0.0.1/hook",
@@ -145,7 +145,7 @@ async fn webhook_urls_into_the_network_are_refused_at_creation() {
 #[tokio::test]
 async fn a_name_that_resolves_into_the_network_is_never_connected_to() {
     let sink = Sink::start().await;
-    let app = TestApp::spawn_with(|c| c.webhook_allowed_networks.clear()).await;
+    let app = TestApp::spawn_with(|c| c.webhooks.allowed_networks.clear()).await;
     // Created with a public name; the name then "rebinds" to this machine (written straight
     // into the row, as DNS would do it after the check at creation).
     let hook = create_webhook(&app.owner, "https://hooks.example.com/keyward").await;
@@ -212,7 +212,7 @@ async fn a_name_that_resolves_into_the_network_is_never_connected_to() {
 
 #[tokio::test]
 async fn test_events_are_limited_per_organisation() {
-    let app = TestApp::spawn_with(|c| c.webhook_tests_per_minute = 3).await;
+    let app = TestApp::spawn_with(|c| c.webhooks.tests_per_minute = 3).await;
     let hook = create_webhook(&app.owner, "https://hooks.example.com/a").await;
     for _ in 0..3 {
         app.owner.test_webhook(hook).await.unwrap();
@@ -240,9 +240,9 @@ async fn one_organisations_hanging_endpoints_do_not_delay_another_organisation()
     let hanging = Sink::start().await;
     let prompt = Sink::start().await;
     let app = TestApp::spawn_with(|c| {
-        c.webhook_tests_per_minute = 100;
-        c.webhook_timeout_ms = 120_000;
-        c.webhook_max_in_flight_per_org = 4;
+        c.webhooks.tests_per_minute = 100;
+        c.webhooks.timeout = Duration::from_secs(120);
+        c.webhooks.max_in_flight_per_org = 4;
     })
     .await;
     let slow = create_webhook(
@@ -363,7 +363,7 @@ async fn tenant_chosen_argon2_costs_outside_the_policy_are_refused() {
 
 #[tokio::test]
 async fn an_organisation_holds_a_bounded_number_of_keys() {
-    let app = TestApp::spawn_with(|c| c.max_keys_per_org = 3).await;
+    let app = TestApp::spawn_with(|c| c.keys.max_per_org = 3).await;
     let mut ids = Vec::new();
     for i in 0..3 {
         let req = CreateKeyRequest {
@@ -394,9 +394,10 @@ async fn an_organisation_holds_a_bounded_number_of_keys() {
 #[tokio::test]
 async fn a_tenant_flooding_the_hashers_cannot_keep_another_tenant_out() {
     let app = TestApp::spawn_with(|c| {
-        c.argon2_max_concurrent = Some(2);
-        c.argon2_max_queue = 4;
-        c.cold_failures_per_window = 1000;
+        c.argon2.permits = 2;
+        c.argon2.per_org = 1;
+        c.argon2.max_queue = 4;
+        c.cold_failures.per_window = 1000;
     })
     .await;
     // The greedy tenant's keys carry the costliest hashes the policy allows.
@@ -455,7 +456,7 @@ async fn a_wrong_secret_flood_never_refuses_the_right_token() {
     let id = created.key.id;
     // A node that has never verified the key (as after a restart).
     let cold = TestServer::start(&app.db, |c| {
-        c.webhook_allowed_networks.clear();
+        c.webhooks.allowed_networks.clear();
     })
     .await;
     let client = cold.client();
@@ -517,8 +518,8 @@ async fn parallel_password_guesses_get_no_more_checks_than_the_limit() {
 #[tokio::test]
 async fn ipv6_clients_are_counted_per_64() {
     let app = TestApp::spawn_with(|c| {
-        c.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
-        c.login_failures_per_window = 2;
+        c.client_ip.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
+        c.login.per_window = 2;
     })
     .await;
     let http = reqwest::Client::new();
@@ -606,7 +607,9 @@ async fn raw_status(base_url: &str, method: &str, target: &str, token: &str) -> 
 async fn the_gateway_never_leaves_the_upstream_base_path() {
     let (up, seen) = recording_upstream().await;
     let base = format!("{up}/public");
-    let app = TestApp::spawn_with(move |c| c.upstream = Some(base)).await;
+    let app =
+        TestApp::spawn_with(move |c| c.gateway.live = Some(base.parse().expect("upstream URL")))
+            .await;
     let token = app
         .owner
         .create_key(&CreateKeyRequest {
@@ -647,7 +650,9 @@ async fn the_gateway_never_leaves_the_upstream_base_path() {
 #[tokio::test]
 async fn the_gateway_drops_address_claims_and_enforces_route_scopes() {
     let (up, seen) = recording_upstream().await;
-    let app = TestApp::spawn_with(move |c| c.upstream = Some(up)).await;
+    let app =
+        TestApp::spawn_with(move |c| c.gateway.live = Some(up.parse().expect("upstream URL")))
+            .await;
     let token = app
         .owner
         .create_key(&CreateKeyRequest {

@@ -107,7 +107,7 @@ async fn a_password_change_ends_every_other_session() {
 
 #[tokio::test]
 async fn a_wrong_current_password_is_refused_and_throttled_like_sign_ins() {
-    let app = TestApp::spawn_with(|c| c.login_failures_per_window = 3).await;
+    let app = TestApp::spawn_with(|c| c.login.per_window = 3).await;
     let before = password_hash(&app).await;
     let other = sign_in(&app, PASSWORD).await.unwrap();
     let (wrong, new) = (
@@ -297,7 +297,7 @@ async fn signing_out_everywhere_ends_every_session() {
 #[tokio::test]
 async fn a_session_unused_past_the_idle_timeout_is_refused() {
     const IDLE: f64 = 2.0;
-    let app = TestApp::spawn_with(|c| c.session_idle_secs = IDLE as u64).await;
+    let app = TestApp::spawn_with(|c| c.sessions.idle = Duration::from_secs(IDLE as u64)).await;
     let idle = app.owner.clone();
     let mut busy = sign_in(&app, PASSWORD).await.unwrap();
     let idle_hash =

@@ -104,7 +104,10 @@ fn trickle(mut w: OwnedWriteHalf, byte: u8) -> JoinHandle<()> {
 async fn headers_sent_a_byte_at_a_time_are_cut_off() {
     let db = TestDb::new().await;
     // The idle clock is left long: only the header clock can close the connection in time.
-    let server = TestServer::start(&db, |c| c.header_read_timeout_ms = 1000).await;
+    let server = TestServer::start(&db, |c| {
+        c.connections.header_read_timeout = Duration::from_secs(1)
+    })
+    .await;
     // A well-behaved connection, kept alive; the header clock must not run while it is idle.
     let mut patient = connect(&server).await;
     served(&mut patient).await;
@@ -134,8 +137,8 @@ async fn an_idle_kept_alive_connection_is_closed() {
     let db = TestDb::new().await;
     // The header clock is left long: only the idle clock can close the connections in time.
     let server = TestServer::start(&db, |c| {
-        c.idle_timeout_secs = 1;
-        c.header_read_timeout_ms = 3_600_000;
+        c.connections.idle_timeout = Duration::from_secs(1);
+        c.connections.header_read_timeout = Duration::from_secs(3600);
     })
     .await;
     let mut kept_alive = connect(&server).await;
@@ -160,7 +163,8 @@ async fn an_idle_kept_alive_connection_is_closed() {
 #[tokio::test]
 async fn a_body_sent_a_byte_at_a_time_is_a_408() {
     let db = TestDb::new().await;
-    let server = TestServer::start(&db, |c| c.body_timeout_ms = 1000).await;
+    let server =
+        TestServer::start(&db, |c| c.connections.body_timeout = Duration::from_secs(1)).await;
     let (mut rd, mut wr) = connect(&server).await.into_split();
     wr.write_all(
         b"POST /v1/auth/login HTTP/1.1\r\nHost: keyward\r\nContent-Type: application/json\r\n\
@@ -189,7 +193,7 @@ async fn a_body_sent_a_byte_at_a_time_is_a_408() {
 #[tokio::test]
 async fn connections_beyond_the_cap_wait_for_a_free_slot() {
     let db = TestDb::new().await;
-    let server = TestServer::start(&db, |c| c.max_connections = 2).await;
+    let server = TestServer::start(&db, |c| c.connections.max_connections = 2).await;
     // Both slots taken, by connections that stay open (kept alive).
     let mut first = connect(&server).await;
     served(&mut first).await;

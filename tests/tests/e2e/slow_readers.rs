@@ -167,7 +167,7 @@ async fn until_quiet(within: Duration) -> Duration {
 async fn slow_report_readers_do_not_pin_the_pool() {
     // The default pool (16) and reports' share (a quarter); a short grace, as the readers are
     // gone by then anyway.
-    let app = TestApp::spawn_with(|c| c.shutdown_grace_ms = 1000).await;
+    let app = TestApp::spawn_with(|c| c.connections.shutdown_grace = Duration::from_secs(1)).await;
     let mut keys = Vec::new();
     for name in ["billing", "search", "exports"] {
         let created = app

@@ -63,7 +63,9 @@ async fn fingerprint(app: &TestApp, org: uuid::Uuid) -> Vec<(String, Option<Stri
 
 #[tokio::test]
 async fn another_organisation_reaches_nothing_on_any_route() {
-    let app = TestApp::spawn_with(|c| c.usage_flush_interval_ms = 100).await;
+    let app =
+        TestApp::spawn_with(|c| c.usage.flush_interval = std::time::Duration::from_millis(100))
+            .await;
     // The victim: a limited key with usage and a violation, a tier, a webhook with a delivery,
     // an alert.
     app.owner

@@ -12,6 +12,7 @@ use keyward_core::api::{
     UpdateKeyRequest, UpdateTierRequest,
 };
 use keyward_e2e::{TestApp, TestServer, assert_same_utc_day, clear_of_utc_midnight, eventually};
+use keyward_server::config::RedisConfig;
 use secrecy::SecretString;
 
 use crate::limits_redis::{fixed as per_day, redis_url};
@@ -217,8 +218,10 @@ async fn spawn_limited(redis: bool) -> TestApp {
     let app = TestApp::spawn_with(|c| {
         c.background_jobs = false;
         if redis {
-            c.redis_url = Some(SecretString::from(redis_url()));
-            c.redis_timeout_ms = 2000;
+            c.redis = Some(RedisConfig {
+                timeout: Duration::from_secs(2),
+                ..RedisConfig::new(SecretString::from(redis_url()))
+            });
         }
     })
     .await;
@@ -561,8 +564,10 @@ async fn tier_lowered_on_another_node(redis: bool) {
     let other = TestServer::start(&app.db, |c| {
         c.background_jobs = false;
         if redis {
-            c.redis_url = Some(SecretString::from(redis_url()));
-            c.redis_timeout_ms = 2000;
+            c.redis = Some(RedisConfig {
+                timeout: Duration::from_secs(2),
+                ..RedisConfig::new(SecretString::from(redis_url()))
+            });
         }
     })
     .await;

@@ -12,7 +12,8 @@ use keyward_server::Config;
 
 /// This node believes loopback callers' `client_ip` (the tests call from 127.0.0.1).
 fn trust_loopback(c: &mut Config) {
-    c.verify_trusted_callers = vec!["127.0.0.0/8".parse().unwrap(), "::1/128".parse().unwrap()];
+    c.client_ip.verify_trusted_callers =
+        vec!["127.0.0.0/8".parse().unwrap(), "::1/128".parse().unwrap()];
 }
 
 async fn key(app: &TestApp, allowed_ips: Option<&[&str]>) -> (KeyId, String) {
@@ -56,7 +57,7 @@ async fn networks_when(
 
 #[tokio::test]
 async fn an_untrusted_caller_cannot_invent_addresses() {
-    let app = TestApp::spawn_with(|c| c.verify_trusted_callers.clear()).await;
+    let app = TestApp::spawn_with(|c| c.client_ip.verify_trusted_callers.clear()).await;
     let (id, token) = key(&app, None).await;
     for i in 0..50 {
         let v = app
@@ -111,7 +112,7 @@ async fn a_trusted_caller_speaks_for_its_client() {
 
 #[tokio::test]
 async fn an_ip_restricted_key_is_not_unlocked_by_a_claimed_address() {
-    let app = TestApp::spawn_with(|c| c.verify_trusted_callers.clear()).await;
+    let app = TestApp::spawn_with(|c| c.client_ip.verify_trusted_callers.clear()).await;
     let (_, private) = key(&app, Some(&["10.0.0.0/8"])).await;
     let (_, local) = key(&app, Some(&["127.0.0.0/8"])).await;
     let code = |server: &keyward_client::KeywardClient, token: &str, ip: Option<&str>| {
@@ -153,7 +154,7 @@ async fn an_ip_restricted_key_is_not_unlocked_by_a_claimed_address() {
 async fn past_the_cap_the_least_recently_seen_network_is_forgotten_and_counted() {
     let app = TestApp::spawn_with(|c| {
         trust_loopback(c);
-        c.max_networks_per_key = 3;
+        c.keys.max_networks = 3;
     })
     .await;
     let (id, token) = key(&app, None).await;

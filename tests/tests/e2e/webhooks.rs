@@ -338,7 +338,7 @@ async fn test_event_is_signed_and_the_secret_is_shown_once() {
 
 #[tokio::test]
 async fn failures_are_retried_under_one_message_id_until_delivered() {
-    let app = TestApp::spawn_with(|c| c.webhook_retry_base_ms = 50).await;
+    let app = TestApp::spawn_with(|c| c.webhooks.retry_base = Duration::from_millis(50)).await;
     let receiver = Receiver::start(2).await;
     let created = create(&app.owner, &receiver.url, Some(&["webhook.test"])).await;
     let test = app.owner.test_webhook(created.webhook.id).await.unwrap();
@@ -386,8 +386,8 @@ async fn failures_are_retried_under_one_message_id_until_delivered() {
 #[tokio::test]
 async fn deliveries_give_up_after_max_attempts() {
     let app = TestApp::spawn_with(|c| {
-        c.webhook_retry_base_ms = 50;
-        c.webhook_max_attempts = 3;
+        c.webhooks.retry_base = Duration::from_millis(50);
+        c.webhooks.max_attempts = 3;
     })
     .await;
     let receiver = Receiver::start(usize::MAX).await;
@@ -669,9 +669,9 @@ async fn secrets_are_encrypted_at_rest_and_never_logged() {
     for configured in [false, true] {
         let key = STANDARD.encode([42u8; 32]);
         let app = TestApp::spawn_with(|c| {
-            c.webhook_retry_base_ms = 50;
+            c.webhooks.retry_base = Duration::from_millis(50);
             if configured {
-                c.webhook_key = Some(key.clone().into());
+                c.webhooks.key = Some(keyward_server::config::SecretKey::new([42u8; 32]));
             }
         })
         .await;
@@ -936,8 +936,8 @@ async fn every_documented_event_is_sent_exactly_once() {
     };
     use std::collections::HashSet;
     let app = TestApp::spawn_with(|c| {
-        c.key_events_interval_secs = 1;
-        c.usage_flush_interval_ms = 200;
+        c.keys.events_interval = Duration::from_secs(1);
+        c.usage.flush_interval = Duration::from_millis(200);
     })
     .await;
     let receiver = Receiver::start(0).await;
