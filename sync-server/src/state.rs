@@ -38,8 +38,6 @@ pub struct Shared {
     /// `POST /v1/webhooks/{id}/test` calls per organisation and minute.
     pub webhook_tests: Arc<FailureWindow<keyward_core::OrgId>>,
     pub metrics: Arc<Metrics>,
-    /// `/gw/*` forwarding, when an upstream is configured.
-    pub gateway: Option<Arc<crate::http::gateway::Gateway>>,
     /// Signs audit chain heads ([`Config::audit_signer`]); `None`: the chain is unsigned.
     pub audit_signer: Option<Arc<keyward_core::audit_head::HeadSigner>>,
     /// The share of the pool usage reports may hold at once (`database.report_permits`): a
@@ -87,7 +85,6 @@ impl AppState {
             config.login.per_window,
             config.login.window,
         );
-        let gateway = crate::http::gateway::Gateway::from_config(&config.gateway).map(Arc::new);
         let audit_signer = config.audit_signer.clone();
         let webhook_tests = Arc::new(FailureWindow::new(
             config.webhooks.tests_per_minute,
@@ -99,7 +96,6 @@ impl AppState {
             reports,
             webhook_tests,
             metrics,
-            gateway,
             pool,
             config: Arc::new(config),
             verifier,

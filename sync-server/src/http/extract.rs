@@ -9,10 +9,14 @@ use axum::http::StatusCode;
 use axum::http::request::Parts;
 use keyward_core::api::FieldError;
 use keyward_core::ip::client::ClientIpHeader;
+use keyward_core::{AdminId, OrgId};
 use serde::de::DeserializeOwned;
 
+use crate::audit::Actor;
 use crate::error::AppError;
+use crate::session::{self, AdminSession};
 use crate::state::AppState;
+use crate::store;
 
 /// `Json<T>` whose failures are 400 (syntax), 413 (size), 415 (content type) or 422 (shape,
 /// unknown fields, wrong types) with the offending field named.
@@ -314,6 +318,85 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestId {
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned),
         ))
+    }
+}
+
+// --- the admin session ---
+
+/// The bearer token of a request, if it has one.
+pub fn bearer(parts: &Parts) -> Option<&str> {
+    let value = parts
+        .headers
+        .get(axum::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+impl FromRequestParts<AppState> for AdminSession {
+    type Rejection = AppError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let unauthenticated = |detail: &str| AppError::Unauthorized {
+            code: "unauthenticated",
+            detail: detail.into(),
+        };
+        let token = bearer(parts).ok_or_else(|| {
+            unauthenticated("sign in and send `Authorization: Bearer <session token>`")
+        })?;
+        if !token.starts_with(session::PREFIX) || token.len() > 128 {
+            return Err(unauthenticated("the session token is malformed"));
+        }
+        let hash = session::token_hash(token);
+        let mut conn = state.pool.acquire().await?;
+        let live = store::sessions::find_admin(&mut conn, &hash)
+            .await?
+            .ok_or_else(|| AppError::Unauthorized {
+                code: "invalid_session",
+                detail: "the session has expired or was signed out; sign in again".into(),
+            })?;
+        let idle = session::Idle::new(state.config.sessions.idle.as_secs());
+        if live.idle_secs > idle.limit_secs {
+            // Ended here rather than left for the hourly sweep.
+            store::sessions::delete(&mut conn, &hash).await?;
+            return Err(AppError::Unauthorized {
+                code: "session_expired",
+                detail: format!(
+                    "the session was unused for more than {} s and has ended; sign in again",
+                    state.config.sessions.idle.as_secs()
+                ),
+            });
+        }
+        if live.idle_secs >= idle.touch_secs {
+            store::sessions::touch(&mut conn, &hash).await?;
+        }
+        let admin = live.admin;
+        let ClientIp(client_ip) = ClientIp::from_request_parts(parts, state)
+            .await
+            .unwrap_or(ClientIp(None));
+        let RequestId(request_id) = RequestId::from_request_parts(parts, state)
+            .await
+            .unwrap_or(RequestId(None));
+        let (admin_id, org_id) = (AdminId::from_uuid(admin.id), OrgId::from_uuid(admin.org_id));
+        Ok(AdminSession {
+            admin_id,
+            org_id,
+            role: admin.role(),
+            actor: Actor {
+                org_id,
+                admin_id: Some(admin_id),
+                email: Some(admin.email.clone()),
+                client_ip,
+                request_id,
+                signer: state.audit_signer.clone(),
+            },
+            email: admin.email,
+            token_hash: hash,
+        })
     }
 }
 

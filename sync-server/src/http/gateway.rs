@@ -8,9 +8,11 @@
 //! 504; an unreachable upstream a 502.
 
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use axum::Extension;
 use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, header};
@@ -205,6 +207,7 @@ fn problem(status: axum::http::StatusCode, code: &'static str, detail: String) -
               (status = 504, body = keyward_core::api::Problem)))]
 pub async fn forward(
     State(state): State<AppState>,
+    Extension(gateway): Extension<Option<Arc<Gateway>>>,
     ClientIp(ip): ClientIp,
     req: Request,
 ) -> Response {
@@ -226,7 +229,7 @@ pub async fn forward(
         );
         return refused;
     }
-    let Some(gw) = state.gateway.as_deref() else {
+    let Some(gw) = gateway.as_deref() else {
         return problem(
             axum::http::StatusCode::SERVICE_UNAVAILABLE,
             "gateway_not_configured",

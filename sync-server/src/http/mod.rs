@@ -22,12 +22,13 @@ pub mod usage;
 pub mod verify;
 pub mod webhooks;
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, Request};
 use axum::routing::{any, get, post};
+use axum::{Extension, Router};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
@@ -55,6 +56,8 @@ async fn no_store(
 
 pub fn router(state: AppState) -> Router {
     let request_id = HeaderName::from_static("x-request-id");
+    // The upstream client lives with the routes that use it, not in the shared state.
+    let upstream = Extension(gateway::Gateway::from_config(&state.config.gateway).map(Arc::new));
     let api = Router::new()
         .route("/v1/auth/login", post(auth::login))
         .route("/v1/auth/logout", post(auth::logout))
@@ -90,8 +93,8 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/v1/alerts/{id}/ack", post(alerts::ack))
         .route("/v1/reports/usage", get(usage::report))
-        .route("/gw", any(gateway::forward))
-        .route("/gw/{*path}", any(gateway::forward))
+        .route("/gw", any(gateway::forward).layer(upstream.clone()))
+        .route("/gw/{*path}", any(gateway::forward).layer(upstream))
         .route("/v1/whoami", get(verify::whoami))
         .route("/v1/verify", post(verify::verify))
         .route("/v1/events", get(events::list))
