@@ -278,7 +278,6 @@ pub async fn seed(pool: &PgPool, signer: Option<Arc<HeadSigner>>) -> anyhow::Res
             soft_threshold: *soft,
             created_at: now,
             updated_at: now,
-            seq: 0,
             keys: 0,
         };
         // Names derived exactly as the API would: the demo goes through the same rules.

@@ -18,23 +18,23 @@
 //!   [`admin`] and [`demo`].
 
 pub mod admin;
-pub mod audit;
+pub(crate) mod audit;
 pub mod cli;
 pub mod config;
-pub mod connections;
-pub mod demo;
-pub mod error;
-pub mod http;
+pub(crate) mod connections;
+pub(crate) mod demo;
+pub(crate) mod error;
+pub(crate) mod http;
 pub mod jobs;
-pub mod keys;
+pub(crate) mod keys;
 pub mod limits;
-pub mod login_throttle;
+pub(crate) mod login_throttle;
 pub mod metrics;
 pub mod session;
-pub mod state;
+pub(crate) mod state;
 pub mod store;
 pub mod telemetry;
-pub mod throttle;
+pub(crate) mod throttle;
 pub mod usage;
 pub mod verify;
 pub mod webhooks;

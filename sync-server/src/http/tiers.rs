@@ -99,7 +99,6 @@ pub async fn create(
         soft_threshold: spec.soft_threshold,
         created_at: now,
         updated_at: now,
-        seq: 0,
         keys: 0,
     };
     let tier = row.to_api();

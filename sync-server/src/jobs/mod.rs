@@ -6,10 +6,10 @@
 //! ticks are not made up), until shutdown.
 
 pub mod alerts;
-pub mod invalidate;
+pub(crate) mod invalidate;
 pub mod notices;
 pub mod retention;
-pub mod webhooks;
+pub(crate) mod webhooks;
 
 use std::future::Future;
 use std::time::Duration;

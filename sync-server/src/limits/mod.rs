@@ -17,8 +17,8 @@
 
 #[cfg(test)]
 mod differential;
-pub mod redis;
-pub mod wire;
+pub(crate) mod redis;
+pub(crate) mod wire;
 
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;

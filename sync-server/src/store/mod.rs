@@ -2,19 +2,19 @@
 //! every query runs in the test suite. Functions take an executor or a transaction; handlers own
 //! the transaction.
 
-pub mod admins;
-pub mod alerts;
-pub mod audit;
-pub mod events;
+pub(crate) mod admins;
+pub(crate) mod alerts;
+pub(crate) mod audit;
+pub(crate) mod events;
 pub mod keys;
-pub mod limits;
-pub mod orgs;
-pub mod outbox;
-pub mod sessions;
-pub mod sync;
-pub mod tiers;
+pub(crate) mod limits;
+pub(crate) mod orgs;
+pub(crate) mod outbox;
+pub(crate) mod sessions;
+pub(crate) mod sync;
+pub(crate) mod tiers;
 pub mod usage;
-pub mod webhooks;
+pub(crate) mod webhooks;
 
 use std::time::Duration;
 

@@ -17,7 +17,6 @@ pub struct TierRow {
     pub soft_threshold: f64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
-    pub seq: i64,
     /// Keys naming the tier.
     pub keys: i64,
 }
@@ -43,7 +42,7 @@ macro_rules! select_tiers {
             TierRow,
             r#"SELECT t.id, t.org_id, t.name,
                 t.rate_limits AS "rate_limits: Json<Vec<RateLimitRule>>",
-                t.quota AS "quota: Json<Quota>", t.soft_threshold, t.created_at, t.updated_at, t.seq,
+                t.quota AS "quota: Json<Quota>", t.soft_threshold, t.created_at, t.updated_at,
                 (SELECT count(*) FROM api_keys k WHERE k.org_id = t.org_id AND k.tier = t.name) AS "keys!"
                FROM tiers t "# + $tail
             $(, $arg)*

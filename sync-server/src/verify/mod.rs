@@ -6,9 +6,9 @@
 //! token on this node, argon2 otherwise (bounded, coalesced per key id, throttled on failure)
 //! → state, client address, scope.
 
-pub mod hasher;
-pub mod key;
-pub mod known;
+pub(crate) mod hasher;
+pub(crate) mod key;
+pub(crate) mod known;
 mod secret;
 
 use std::net::IpAddr;
