@@ -42,6 +42,7 @@ fn wire_rules() -> Vec<RateLimitRule> {
             limit: 1_000_000,
             window_seconds: 1,
             burst: None,
+            consistency: Default::default(),
         },
         RateLimitRule {
             name: Some("window".into()),
@@ -49,6 +50,7 @@ fn wire_rules() -> Vec<RateLimitRule> {
             limit: 1_000_000,
             window_seconds: 1,
             burst: None,
+            consistency: Default::default(),
         },
     ]
 }

@@ -268,12 +268,14 @@ pub async fn seed(pool: &PgPool, signer: Option<Arc<HeadSigner>>) -> anyhow::Res
                         limit: *limit,
                         window_seconds: *window_seconds,
                         burst: *burst,
+                        consistency: Default::default(),
                     })
                     .collect(),
             ),
             quota: (daily.is_some() || monthly.is_some()).then_some(sqlx::types::Json(Quota {
                 daily: *daily,
                 monthly: *monthly,
+                consistency: Default::default(),
             })),
             soft_threshold: *soft,
             created_at: now,

@@ -6,6 +6,30 @@ use serde::{Deserialize, Serialize};
 
 use crate::ids::KeyId;
 
+/// How a limit shared by several nodes (through Redis) is kept.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[serde(rename_all = "snake_case")]
+pub enum Consistency {
+    /// Each node takes blocks of units from the shared counter and grants them locally: most
+    /// requests never wait for Redis. Fixed and sliding windows and quotas never allow more
+    /// than the limit; GCRA at most nodes × ⌊burst / 32⌋ more (see the README's bound).
+    #[default]
+    Leased,
+    /// Every request is checked against the shared counter (one Redis round trip, batched).
+    Exact,
+}
+
+impl Consistency {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Consistency::Leased => "leased",
+            Consistency::Exact => "exact",
+        }
+    }
+}
+
 /// One rate-limit rule. Numbers are read as signed so that a negative or zero value gets a
 /// precise validation error rather than a type error.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -33,6 +57,9 @@ pub struct RateLimitRule {
     #[cfg_attr(feature = "ts", ts(optional, type = "number"))]
     #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 1_000_000))]
     pub burst: Option<i64>,
+    /// `leased` (default) or `exact`: how the rule is kept when limits are shared by nodes.
+    #[serde(default)]
+    pub consistency: Consistency,
 }
 
 /// Requests per UTC day and per UTC month.
@@ -55,6 +82,9 @@ pub struct Quota {
         schema(minimum = 1, maximum = 100_000_000_000_i64)
     )]
     pub monthly: Option<i64>,
+    /// `leased` (default) or `exact`: how the quotas are kept when limits are shared by nodes.
+    #[serde(default)]
+    pub consistency: Consistency,
 }
 
 /// A named rule set of an organisation that keys inherit.

@@ -33,6 +33,9 @@ pub const MAX_RULE_LIMIT: u64 = 1_000_000;
 pub const MAX_QUOTA: u64 = 100_000_000_000;
 /// Longest rate-limit window: longer periods are what quotas are for.
 pub const MAX_WINDOW_SECONDS: u64 = 86_400;
+/// A node leases at most a rule's quota divided by this at once ([`Rule::max_lease`]): the
+/// term of the over-grant bound of leased rules.
+pub const LEASE_DIVISOR: u64 = 32;
 
 /// How a rule counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -88,6 +91,9 @@ pub struct Rule {
     pub window_ms: u64,
     /// GCRA only: units that may pass at once (equal to `limit` for the others).
     pub burst: u64,
+    /// Shared across nodes by leases of units (`consistency: "leased"`, the default) rather
+    /// than one shared check per request (`"exact"`). Local limits ignore it.
+    pub leased: bool,
     /// GCRA: nanoseconds per unit, and how far ahead of now the arrival time may run.
     emission_ns: u64,
     tolerance_ns: u64,
@@ -103,9 +109,35 @@ impl Rule {
             limit,
             window_ms,
             burst,
+            leased: true,
             emission_ns,
             tolerance_ns,
         }
+    }
+
+    /// The rule checked exactly on every request when limits are shared (`consistency:
+    /// "exact"`).
+    pub fn exact(mut self) -> Rule {
+        self.leased = false;
+        self
+    }
+
+    /// The most units a node may lease of this rule at once: its quota / [`LEASE_DIVISOR`],
+    /// at least one.
+    pub fn max_lease(&self) -> u64 {
+        (self.quota() / LEASE_DIVISOR).max(1)
+    }
+
+    /// How many units to take at once for a request of `cost` when `want` are wished for: the
+    /// first of `want`, `want / 2`, `want / 4`, ... that the rule allows now, never below
+    /// `cost` (the caller has checked that `cost` passes). A lease shrinks to the request
+    /// itself near the limit. The Redis script halves the same way.
+    pub fn lease_size(&self, state: u64, now: Millis, cost: u64, want: u64) -> u64 {
+        let mut take = want.max(cost);
+        while take > cost && !self.peek(state, now, take).allowed {
+            take = (take / 2).max(cost);
+        }
+        take
     }
 
     pub fn rate(
@@ -361,12 +393,29 @@ impl SharedState {
     /// let more through than a rule allows: each rule's step is a compare-and-swap, and units a
     /// request took from earlier rules are refunded when a later rule refuses it.
     pub fn check(&self, rules: &[Rule], now: Millis, cost: u64, soft_threshold: f64) -> Outcome {
+        self.lease(rules, now, cost, &[], soft_threshold).0
+    }
+
+    /// [`Self::check`] that, when every rule allows `cost`, takes from rule `i` up to
+    /// `wants[i]` units at once ([`Rule::lease_size`]; `cost` where `wants` has no entry) and
+    /// returns how many each rule gave (all zero when refused). Decisions describe the state
+    /// after what was taken. This is the arithmetic the Redis script runs for leases.
+    pub fn lease(
+        &self,
+        rules: &[Rule],
+        now: Millis,
+        cost: u64,
+        wants: &[u64],
+        soft_threshold: f64,
+    ) -> (Outcome, [u64; MAX_CHECKS]) {
         let n = rules.len().min(self.cells.len()).min(MAX_CHECKS);
         let mut out = Outcome::empty(n);
+        let mut granted = [0u64; MAX_CHECKS];
         let decisions = &mut out.decisions;
         let mut refused_at = None;
         for i in 0..n {
             let (rule, cell) = (&rules[i], &self.cells[i]);
+            let want = wants.get(i).copied().unwrap_or(cost);
             let mut state = cell.load(Ordering::Acquire);
             loop {
                 let d = rule.peek(state, now, cost);
@@ -375,7 +424,12 @@ impl SharedState {
                     refused_at = Some(i);
                     break;
                 }
-                let next = rule.commit(state, now, cost);
+                let take = rule.lease_size(state, now, cost, want);
+                if take != cost {
+                    decisions[i] = rule.peek(state, now, take);
+                }
+                granted[i] = take;
+                let next = rule.commit(state, now, take);
                 match cell.compare_exchange_weak(state, next, Ordering::AcqRel, Ordering::Acquire) {
                     Ok(_) => break,
                     Err(actual) => state = actual,
@@ -388,8 +442,9 @@ impl SharedState {
         if let Some(at) = refused_at {
             for i in 0..at {
                 let (rule, cell) = (&rules[i], &self.cells[i]);
+                let taken = std::mem::take(&mut granted[i]);
                 let _ = cell.fetch_update(Ordering::AcqRel, Ordering::Acquire, |s| {
-                    Some(rule.refund(s, now, cost))
+                    Some(rule.refund(s, now, taken))
                 });
                 decisions[i] = rule.peek(cell.load(Ordering::Acquire), now, cost);
             }
@@ -398,7 +453,7 @@ impl SharedState {
             }
         }
         out.finish(&rules[..n], soft_threshold, cost);
-        out
+        (out, granted)
     }
 
     /// The state as a read-only answer for a request of one unit (for status pages).
@@ -431,6 +486,40 @@ impl SharedState {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_lease_halves_until_it_fits_and_takes_nothing_when_refused() {
+        let rules = [
+            Rule::rate("w", Algorithm::FixedWindow, 100, 60, None),
+            Rule::rate("g", Algorithm::Gcra, 50, 1, None),
+        ];
+        let state = SharedState::new(2);
+        let now = 1_800_000_000_000;
+        let (o, granted) = state.lease(&rules, now, 1, &[64, 64], 0.8);
+        assert!(o.allowed);
+        assert_eq!(
+            granted[..2],
+            [64, 32],
+            "the bucket holds 50: 64 halves to 32"
+        );
+        assert_eq!(o.decisions()[0].remaining, 36);
+        // 36 left in the window: 64 → 32 fits; the bucket has 18: 64 → 32 → 16.
+        let (_, granted) = state.lease(&rules, now, 1, &[64, 64], 0.8);
+        assert_eq!(granted[..2], [32, 16]);
+        // Near the limit a lease shrinks to what is left; past it, nothing is taken.
+        let (o, granted) = state.lease(&rules, now, 2, &[64, 64], 0.8);
+        assert!(o.allowed);
+        assert_eq!(granted[..2], [4, 2], "4 and 2 left: 64 halves down to them");
+        let before = state.peek(&rules, now);
+        let (o, granted) = state.lease(&rules, now, 1, &[64, 64], 0.8);
+        assert!(!o.allowed);
+        assert_eq!(granted[..2], [0, 0]);
+        assert_eq!(state.peek(&rules, now), before, "a refusal takes nothing");
+        assert_eq!(
+            (Rule::daily(10).max_lease(), Rule::daily(640).max_lease()),
+            (1, 20)
+        );
+    }
 
     fn fixed(limit: u64, secs: u64) -> Rule {
         Rule::rate(

@@ -2,7 +2,7 @@
 //! conversion of checked input into [`Rule`]s.
 
 use crate::api::FieldError;
-use crate::api::limits::{Quota, RateLimitRule};
+use crate::api::limits::{Consistency, Quota, RateLimitRule};
 use crate::validate::FieldErrors;
 
 use super::{Algorithm, MAX_QUOTA, MAX_RULE_LIMIT, MAX_RULES, MAX_WINDOW_SECONDS, Rule};
@@ -126,6 +126,7 @@ pub fn rate_limits(
             limit: r.limit,
             window_seconds: r.window_seconds,
             burst: r.burst,
+            consistency: r.consistency,
         });
     }
     (errs.len() == before).then_some(out)
@@ -212,7 +213,11 @@ pub fn effective(rules: &[RateLimitRule], quota: Option<&Quota>) -> Vec<Rule> {
                 .name
                 .clone()
                 .unwrap_or_else(|| default_name(r.window_seconds));
-            Some(Rule::rate(name, algorithm, limit, window, burst))
+            let rule = Rule::rate(name, algorithm, limit, window, burst);
+            Some(match r.consistency {
+                Consistency::Leased => rule,
+                Consistency::Exact => rule.exact(),
+            })
         })
         .take(MAX_RULES)
         .collect();
@@ -221,11 +226,15 @@ pub fn effective(rules: &[RateLimitRule], quota: Option<&Quota>) -> Vec<Rule> {
             v.and_then(|v| u64::try_from(v).ok())
                 .filter(|v| (1..=MAX_QUOTA).contains(v))
         };
+        let kept = |rule: Rule| match q.consistency {
+            Consistency::Leased => rule,
+            Consistency::Exact => rule.exact(),
+        };
         if let Some(d) = ok(q.daily) {
-            out.push(Rule::daily(d));
+            out.push(kept(Rule::daily(d)));
         }
         if let Some(m) = ok(q.monthly) {
-            out.push(Rule::monthly(m));
+            out.push(kept(Rule::monthly(m)));
         }
     }
     out
@@ -242,6 +251,7 @@ mod tests {
             limit,
             window_seconds,
             burst,
+            consistency: Default::default(),
         }
     }
 
@@ -310,6 +320,7 @@ mod tests {
             Some(&Quota {
                 daily: Some(100),
                 monthly: None,
+                consistency: Default::default(),
             }),
         );
         assert_eq!(
@@ -328,7 +339,8 @@ mod tests {
                 "quota",
                 &Quota {
                     daily: Some(0),
-                    monthly: Some(MAX_QUOTA as i64 + 1)
+                    monthly: Some(MAX_QUOTA as i64 + 1),
+                    consistency: Default::default(),
                 },
                 &mut errs
             )

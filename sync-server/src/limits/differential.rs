@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use axum::http::HeaderValue;
 use chrono::{Datelike, TimeZone};
 use keyward_core::limit::{
-    Algorithm, Kind, MAX_QUOTA, MAX_RULE_LIMIT, Millis, Outcome, Rule, SharedState,
+    Algorithm, Kind, MAX_CHECKS, MAX_QUOTA, MAX_RULE_LIMIT, Millis, Outcome, Rule, SharedState,
 };
 use proptest::prelude::*;
 use proptest::test_runner::{Config as ProptestConfig, TestCaseError, TestRunner};
@@ -137,8 +137,16 @@ struct Step {
     /// Milliseconds since the previous request (the clock never goes back).
     gap: u64,
     cost: u64,
+    /// Units each rule is asked for at once beyond the cost (a lease; 0: an exact check).
+    lease: u64,
     /// Whether this request starts a new script call (otherwise it joins the previous one's).
     new_batch: bool,
+}
+
+impl Step {
+    fn wants(&self) -> [u64; MAX_CHECKS] {
+        [self.cost + self.lease; MAX_CHECKS]
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -180,6 +188,7 @@ impl Case {
             soft_threshold: self.soft_threshold,
             policy: HeaderValue::from_static(""),
             state: Arc::new(state),
+            leases: Arc::new(super::lease::Leases::new(self.rules.len())),
             fingerprint: 0,
             daily,
             monthly,
@@ -200,7 +209,10 @@ fn run(scratch: &Scratch, case: &Case) -> Result<(), String> {
     // change in a period once Redis holds that period's counter, and then the script does not
     // read them, so encoding a call after the previous one's answer would send the same.
     let requests: Vec<Request> = (0..case.steps.len())
-        .map(|i| Request::for_key(&namespace, "k", &node, case.steps[i].cost, times[i]))
+        .map(|i| {
+            let step = &case.steps[i];
+            Request::for_rules(&namespace, "k", &node, step.cost, times[i], &step.wants())
+        })
         .collect();
     let mut calls: Vec<Vec<&Request>> = Vec::new();
     for (step, request) in case.steps.iter().zip(&requests) {
@@ -216,17 +228,25 @@ fn run(scratch: &Scratch, case: &Case) -> Result<(), String> {
     for (call, values) in calls.iter().zip(answers) {
         let decoded = wire::decode(&values, call)
             .ok_or_else(|| format!("answer of {} values does not fit the layout", values.len()))?;
-        for decisions in decoded {
-            let (now, cost) = (times[i], case.steps[i].cost);
+        for answers in decoded {
+            let (now, step) = (times[i], &case.steps[i]);
+            let cost = step.cost;
+            let decisions: Vec<_> = answers.iter().map(|a| a.decision).collect();
             let shared = shared_outcome(&node, &decisions, cost, now);
-            let local =
-                reference
-                    .state
-                    .check(&reference.rules, now, cost, reference.soft_threshold);
-            if !same(&shared, &local) {
+            let (local, granted) = reference.state.lease(
+                &reference.rules,
+                now,
+                cost,
+                &step.wants(),
+                reference.soft_threshold,
+            );
+            let taken: Vec<u64> = answers.iter().map(|a| a.granted).collect();
+            if !same(&shared, &local) || taken != granted[..taken.len()] {
                 return Err(format!(
-                    "request {i} (now {now}, cost {cost}):\n  core:   {}\n  script: {}",
+                    "request {i} (now {now}, cost {cost}, lease {}):\n  core:   {} granted {:?}\n  script: {} granted {taken:?}",
+                    step.lease,
                     summary(&local),
+                    &granted[..taken.len()],
                     summary(&shared)
                 ));
             }
@@ -333,9 +353,12 @@ fn step() -> impl Strategy<Value = Step> {
         (1, 0, 2 * DAY),
     ]);
     let cost = pick(&[(6, 1, 1), (3, 1, 5), (1, 1, MAX_COST)]);
-    (gap, cost, 0..5u8).prop_map(|(gap, cost, batch)| Step {
+    // Exact checks mostly; leases small and large (the script halves them to what fits).
+    let lease = pick(&[(3, 0, 0), (2, 1, 16), (1, 1, 100_000)]);
+    (gap, cost, lease, 0..5u8).prop_map(|(gap, cost, lease, batch)| Step {
         gap,
         cost,
+        lease,
         new_batch: batch == 0,
     })
 }
@@ -414,6 +437,7 @@ fn steps(list: &[(u64, u64)]) -> Vec<Step> {
         .map(|&(gap, cost)| Step {
             gap,
             cost,
+            lease: 0,
             new_batch: true,
         })
         .collect()
@@ -436,7 +460,7 @@ fn a_batch_that_does_not_fit_the_layout_is_refused_whole() {
     let namespace = scratch.namespace();
     let rules = [Rule::rate("f", Algorithm::FixedWindow, 5, 60, None)];
     let limits = timeline(rules.to_vec(), EARLIEST, &[]).limits();
-    let request = Request::for_key(&namespace, "k", &limits, 1, EARLIEST);
+    let request = Request::for_rules(&namespace, "k", &limits, 1, EARLIEST, &[1; MAX_CHECKS]);
     let (keys, args) = wire::encode(&[&request, &request]);
     let send = |keys: &[&str], args: &[wire::Arg<'_>]| {
         let mut call = scratch.script.prepare_invoke();

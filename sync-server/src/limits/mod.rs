@@ -17,6 +17,7 @@
 
 #[cfg(test)]
 mod differential;
+pub(crate) mod lease;
 pub(crate) mod redis;
 pub(crate) mod wire;
 
@@ -46,6 +47,8 @@ pub struct KeyLimits {
     /// `RateLimit-Policy`, built once.
     pub policy: HeaderValue,
     pub state: Arc<SharedState>,
+    /// This node's blocks of the leased rules' units (shared mode).
+    pub leases: Arc<lease::Leases>,
     /// Identifies the rule set (Redis keys include it, so changed rules start fresh).
     pub fingerprint: u64,
     /// The daily and monthly quota's positions in `rules`.
@@ -94,8 +97,8 @@ impl Mode {
     }
 }
 
-/// A rotation lineage's limiter state and the rules it was made for.
-type StateEntry = (u64, Arc<[Rule]>, Arc<SharedState>);
+/// A rotation lineage's limiter state, its leases and the rules they were made for.
+type StateEntry = (u64, Arc<[Rule]>, Arc<SharedState>, Arc<lease::Leases>);
 
 pub struct Limiter {
     /// By rotation lineage: a key's successor goes on from its predecessor's counters.
@@ -176,17 +179,21 @@ impl Limiter {
         let mut h = std::hash::DefaultHasher::new();
         rules.hash(&mut h);
         let fingerprint = h.finish();
-        let state = match self.states.get(&lineage) {
-            Some((f, _, state)) if f == fingerprint => state,
+        let (state, leases) = match self.states.get(&lineage) {
+            Some((f, _, state, leases)) if f == fingerprint => (state, leases),
             previous => {
                 let state = Arc::new(match &previous {
-                    Some((_, old_rules, old)) => SharedState::carried(old_rules, old, &rules),
+                    Some((_, old_rules, old, _)) => SharedState::carried(old_rules, old, &rules),
                     None => SharedState::new(rules.len()),
                 });
+                // Changed rules start without blocks: what the old ones held is never granted.
+                let leases = Arc::new(lease::Leases::new(rules.len()));
                 let shared: Arc<[Rule]> = rules.clone().into();
-                self.states
-                    .insert(lineage, (fingerprint, shared, state.clone()));
-                state
+                self.states.insert(
+                    lineage,
+                    (fingerprint, shared, state.clone(), leases.clone()),
+                );
+                (state, leases)
             }
         };
         let position = |kind| rules.iter().position(|r| r.kind == kind);
@@ -205,6 +212,7 @@ impl Limiter {
             soft_threshold: src.tier_soft_threshold.unwrap_or(DEFAULT_SOFT_THRESHOLD),
             policy,
             state,
+            leases,
             fingerprint,
             daily,
             monthly,
@@ -225,7 +233,8 @@ impl Limiter {
     }
 
     /// Checks and consumes `cost` from every rule of the key (its counters are its rotation
-    /// lineage's).
+    /// lineage's). Shared mode: leased rules answer from this node's blocks while they last
+    /// ([`lease`]); the rest, and a leased rule out of units, go to Redis in one script call.
     pub async fn check(
         &self,
         lineage: KeyId,
@@ -236,13 +245,57 @@ impl Limiter {
         let t = now_ms(now);
         if let Some(redis) = &self.redis
             && redis.healthy()
-            && let Some(outcome) = redis.check(lineage, limits, cost, t).await
         {
-            return outcome;
+            let rules = &limits.rules;
+            let plan = lease::Plan::new(&limits.leases, rules, t, cost);
+            if plan.complete() || plan.refused_here() {
+                return self.finish_planned(limits, &plan, None, cost, t);
+            }
+            if let Some(answers) = redis.check(lineage, limits, cost, t, &plan.wants).await {
+                return self.finish_planned(limits, &plan, Some(&answers), cost, t);
+            }
+            plan.undo(&limits.leases, cost);
         }
         limits
             .state
             .check(&limits.rules, t, cost, limits.soft_threshold)
+    }
+
+    /// The outcome of a planned check: the rules decided here and, for the others, what Redis
+    /// answered (in rule order). Blocks granted are recorded; a refused request gives back
+    /// the units it took here.
+    fn finish_planned(
+        &self,
+        limits: &KeyLimits,
+        plan: &lease::Plan,
+        answers: Option<&[wire::RuleAnswer]>,
+        cost: u64,
+        now: u64,
+    ) -> Outcome {
+        let rules = &limits.rules;
+        let n = rules.len().min(keyward_core::limit::MAX_CHECKS);
+        let remote_allowed = answers.is_none_or(|a| a.iter().all(|a| a.decision.allowed));
+        let allowed = remote_allowed && !plan.refused_here();
+        let mut decisions =
+            [keyward_core::limit::Decision::default(); keyward_core::limit::MAX_CHECKS];
+        let mut answers = answers.unwrap_or_default().iter();
+        for i in 0..n {
+            decisions[i] = match plan.local[i] {
+                Some(d) => d,
+                None => {
+                    let Some(a) = answers.next() else { continue };
+                    if rules[i].leased {
+                        limits.leases.record(i, &rules[i], now, cost, a, allowed)
+                    } else {
+                        a.decision
+                    }
+                }
+            };
+        }
+        if !allowed {
+            plan.undo(&limits.leases, cost);
+        }
+        redis::shared_outcome(limits, &decisions[..n], cost, now)
     }
 }
 

@@ -23,7 +23,7 @@ use tokio::sync::{OnceCell, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use super::KeyLimits;
-use super::wire::{self, Request};
+use super::wire::{self, Request, RuleAnswer};
 use crate::config::RedisConfig;
 
 /// Requests per script call at most.
@@ -32,7 +32,7 @@ const MAX_BATCH: usize = 128;
 /// One request's part of a batch, and where its decisions go.
 struct Job {
     request: Request,
-    reply: oneshot::Sender<Option<Vec<Decision>>>,
+    reply: oneshot::Sender<Option<Vec<RuleAnswer>>>,
 }
 
 pub struct RedisLimiter {
@@ -87,19 +87,21 @@ impl RedisLimiter {
         mark_unhealthy(&self.healthy, &self.counters, why);
     }
 
-    /// The shared answer, or `None` (Redis failed or was too slow: the caller goes local).
-    /// `now` is this node's clock: the script counts in the windows it names.
+    /// The script's answers for the rules of the key whose `wants` entry is not zero (in rule
+    /// order), or `None` (Redis failed or was too slow: the caller goes local). `now` is this
+    /// node's clock: the script counts in the windows it names.
     pub async fn check(
         &self,
         lineage: KeyId,
         limits: &KeyLimits,
         cost: u64,
         now: u64,
-    ) -> Option<Outcome> {
+        wants: &[u64],
+    ) -> Option<Vec<RuleAnswer>> {
         let batchers = self.batchers.get()?;
         let (tx, rx) = oneshot::channel();
         let job = Job {
-            request: Request::for_key(wire::NAMESPACE, lineage, limits, cost, now),
+            request: Request::for_rules(wire::NAMESPACE, lineage, limits, cost, now, wants),
             reply: tx,
         };
         let i = self.next.fetch_add(1, Ordering::Relaxed) % batchers.len();
@@ -107,15 +109,14 @@ impl RedisLimiter {
             self.mark_unhealthy("batch queue full");
             return None;
         }
-        let decisions = match tokio::time::timeout(self.timeout, rx).await {
-            Ok(Ok(Some(d))) => d,
-            Ok(Ok(None) | Err(_)) => return None, // the batcher recorded the failure
+        match tokio::time::timeout(self.timeout, rx).await {
+            Ok(Ok(answers)) => answers, // None: the batcher recorded the failure
+            Ok(Err(_)) => None,
             Err(_) => {
                 self.mark_unhealthy("timed out");
-                return None;
+                None
             }
-        };
-        Some(shared_outcome(limits, &decisions, cost, now))
+        }
     }
 
     /// Opens the connections and starts one batcher per connection (once).

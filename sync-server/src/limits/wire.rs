@@ -27,11 +27,12 @@ pub static SCRIPT: &str = include_str!("check.lua");
 pub const HEAD_ARGS: usize = 1;
 /// Values per request: now_ms, cost, rule count.
 pub const REQUEST_ARGS: usize = 3;
-/// Values per rule: kind, quota, window_ms, period, reset_ms, seed, emission_ns, tolerance_ns.
-pub const RULE_ARGS: usize = 8;
+/// Values per rule: kind, quota, window_ms, period, reset_ms, seed, emission_ns, tolerance_ns,
+/// want.
+pub const RULE_ARGS: usize = 9;
 /// Integers answered per rule: allowed (0/1), limit, remaining, reset_ms, retry_after_ms
-/// (-1: never).
-pub const ANSWER_VALUES: usize = 5;
+/// (-1: never), granted.
+pub const ANSWER_VALUES: usize = 6;
 
 /// The production key namespace.
 pub const NAMESPACE: &str = "kw";
@@ -75,10 +76,12 @@ pub struct RuleArgs {
     /// GCRA: nanoseconds per unit, and how far past now the TAT may run ([`Rule::gcra_ns`]).
     pub emission_ns: u64,
     pub tolerance_ns: u64,
+    /// Units to take at once if the request passes (a lease), at least its cost.
+    pub want: u64,
 }
 
 impl RuleArgs {
-    pub fn new(rule: &Rule, key: String, now: Millis, seed: u64) -> RuleArgs {
+    pub fn new(rule: &Rule, key: String, now: Millis, seed: u64, want: u64) -> RuleArgs {
         let kind = match rule.kind {
             Kind::Rate(a) => a.as_str(),
             Kind::Daily => "daily",
@@ -100,6 +103,7 @@ impl RuleArgs {
             seed: if rule.is_quota() { seed } else { 0 },
             emission_ns,
             tolerance_ns,
+            want,
         }
     }
 
@@ -114,6 +118,7 @@ impl RuleArgs {
             Arg::Int(self.seed),
             Arg::Int(self.emission_ns),
             Arg::Int(self.tolerance_ns),
+            Arg::Int(self.want),
         ]
     }
 }
@@ -127,20 +132,24 @@ pub struct Request {
 }
 
 impl Request {
-    /// The request for a key: counters named by `namespace`, the key's rotation lineage and
-    /// each rule's slot; quotas seeded from the key's local state.
-    pub fn for_key(
+    /// The request for the rules of a key whose `wants` entry is not zero, each wishing for
+    /// that many units at once (at least `cost`; exactly `cost`: an exact check). Counters are
+    /// named by `namespace`, the key's rotation lineage and each rule's slot; quotas are seeded
+    /// from the key's local state.
+    pub fn for_rules(
         namespace: &str,
         lineage: impl Display,
         limits: &KeyLimits,
         cost: u64,
         now: Millis,
+        wants: &[u64],
     ) -> Request {
         let rules = &limits.rules;
         Request {
             now_ms: now,
             cost,
             rules: (0..rules.len())
+                .filter(|&i| wants.get(i).is_some_and(|&w| w > 0))
                 .map(|i| {
                     let seed = if rules[i].is_quota() {
                         limits.quota_used(i, now)
@@ -152,6 +161,7 @@ impl Request {
                         base_key(namespace, &lineage, rules, i),
                         now,
                         seed,
+                        wants[i].max(cost),
                     )
                 })
                 .collect(),
@@ -227,9 +237,17 @@ pub fn invocation<'s>(
     call
 }
 
-/// Splits the script's answer to a batch into each request's decisions; `None` when its length
+/// What the script answered for one rule of one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RuleAnswer {
+    pub decision: Decision,
+    /// Units taken (the cost, or a lease of more); 0 when the request was refused.
+    pub granted: u64,
+}
+
+/// Splits the script's answer to a batch into each request's answers; `None` when its length
 /// is not what the layout says.
-pub fn decode(values: &[i64], requests: &[&Request]) -> Option<Vec<Vec<Decision>>> {
+pub fn decode(values: &[i64], requests: &[&Request]) -> Option<Vec<Vec<RuleAnswer>>> {
     let want: usize = requests.iter().map(|r| r.answer_len()).sum();
     if values.len() != want {
         return None;
@@ -247,13 +265,16 @@ pub fn decode(values: &[i64], requests: &[&Request]) -> Option<Vec<Vec<Decision>
     )
 }
 
-fn decision(c: &[i64]) -> Decision {
-    Decision {
-        allowed: c[0] == 1,
-        limit: c[1].max(0) as u64,
-        remaining: c[2].max(0) as u64,
-        reset_ms: c[3].max(0) as u64,
-        retry_after_ms: if c[4] < 0 { u64::MAX } else { c[4] as u64 },
+fn decision(c: &[i64]) -> RuleAnswer {
+    RuleAnswer {
+        decision: Decision {
+            allowed: c[0] == 1,
+            limit: c[1].max(0) as u64,
+            remaining: c[2].max(0) as u64,
+            reset_ms: c[3].max(0) as u64,
+            retry_after_ms: if c[4] < 0 { u64::MAX } else { c[4] as u64 },
+        },
+        granted: c[5].max(0) as u64,
     }
 }
 
@@ -297,7 +318,15 @@ mod tests {
             now_ms: now,
             cost: 3,
             rules: (0..3)
-                .map(|i| RuleArgs::new(&rules[i], base_key("t", "k", &rules, i), now, 7))
+                .map(|i| {
+                    RuleArgs::new(
+                        &rules[i],
+                        base_key("t", "k", &rules, i),
+                        now,
+                        7,
+                        3 + i as u64,
+                    )
+                })
                 .collect(),
         };
         let two = Request {
@@ -308,7 +337,7 @@ mod tests {
         assert_eq!(
             args.len(),
             HEAD_ARGS + 2 * REQUEST_ARGS + 4 * RULE_ARGS,
-            "1 + 3 per request + 8 per rule"
+            "1 + 3 per request + 9 per rule"
         );
         assert_eq!(
             keys,
@@ -334,6 +363,7 @@ mod tests {
                 Arg::Int(0),
                 Arg::Int(100_000_000),
                 Arg::Int(500_000_000),
+                Arg::Int(3),
             ]
         );
         // The sliding window: its index and the time to its end, from the same clock.

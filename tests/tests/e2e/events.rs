@@ -62,6 +62,7 @@ async fn events_are_recorded_without_webhooks_and_listed_per_org() {
             quota: Some(Quota {
                 daily: Some(2),
                 monthly: None,
+                consistency: Default::default(),
             }),
             ..Default::default()
         })

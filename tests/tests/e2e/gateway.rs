@@ -149,6 +149,7 @@ async fn forwards_with_identity_strips_the_credential_and_streams_bodies() {
                 limit: 100,
                 window_seconds: 3600,
                 burst: None,
+                consistency: Default::default(),
             }]),
             ..Default::default()
         })

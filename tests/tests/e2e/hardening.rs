@@ -357,10 +357,12 @@ async fn a_refused_verification_reports_what_is_really_left() {
                 limit: 2,
                 window_seconds: 3600,
                 burst: None,
+                consistency: Default::default(),
             }]),
             quota: Some(Quota {
                 daily: Some(100),
                 monthly: None,
+                consistency: Default::default(),
             }),
             ..Default::default()
         })
@@ -504,6 +506,7 @@ async fn neither_a_rotation_nor_a_limit_edit_forgives_what_was_used() {
             quota: Some(Quota {
                 daily: Some(5),
                 monthly: None,
+                consistency: Default::default(),
             }),
             ..Default::default()
         })
@@ -553,6 +556,7 @@ async fn neither_a_rotation_nor_a_limit_edit_forgives_what_was_used() {
                 limit: 3,
                 window_seconds: 3600,
                 burst: None,
+                consistency: Default::default(),
             }]),
             ..Default::default()
         })
@@ -610,6 +614,7 @@ async fn key_creations_racing_tier_deletions_never_deadlock() {
                     limit: 10,
                     window_seconds: 60,
                     burst: None,
+                    consistency: Default::default(),
                 }]),
                 quota: None,
                 soft_threshold: None,

@@ -18,6 +18,7 @@ pub fn rule(algorithm: &str, limit: i64, window_seconds: i64) -> RateLimitRule {
         limit,
         window_seconds,
         burst: None,
+        consistency: Default::default(),
     }
 }
 
@@ -90,6 +91,7 @@ async fn tiers_are_managed_validated_and_audited() {
             quota: Some(Quota {
                 daily: Some(10_000),
                 monthly: None,
+                consistency: Default::default(),
             }),
             soft_threshold: None,
         })
@@ -382,6 +384,7 @@ async fn verify_reports_limits_and_counts_costs() {
             quota: Some(Quota {
                 daily: Some(1000),
                 monthly: Some(20_000),
+                consistency: Default::default(),
             }),
             ..Default::default()
         },
@@ -437,6 +440,7 @@ async fn a_quota_survives_a_restart() {
             quota: Some(Quota {
                 daily: Some(5),
                 monthly: None,
+                consistency: Default::default(),
             }),
             ..Default::default()
         },

@@ -25,6 +25,7 @@ pub(crate) fn fixed(limit: i64) -> RateLimitRule {
         limit,
         window_seconds: 86_400,
         burst: None,
+        consistency: Default::default(),
     }
 }
 
@@ -79,6 +80,7 @@ async fn three_nodes_sharing_redis_never_exceed_the_limit() {
             quota: Some(Quota {
                 daily: Some(100_000),
                 monthly: None,
+                consistency: Default::default(),
             }),
             ..Default::default()
         })

@@ -236,6 +236,7 @@ async fn limited_keys_are_counted_on_every_call() {
                 limit: 2,
                 window_seconds: 3600,
                 burst: None,
+                consistency: Default::default(),
             }]),
             ..Default::default()
         },

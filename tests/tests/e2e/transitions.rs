@@ -263,6 +263,7 @@ async fn quota_carried_across_rotation(redis: bool) {
             quota: Some(Quota {
                 daily: Some(3),
                 monthly: None,
+                consistency: Default::default(),
             }),
             ..Default::default()
         })
@@ -517,6 +518,7 @@ async fn a_quota_is_carried_across_rotation_to_another_node() {
             quota: Some(Quota {
                 daily: Some(3),
                 monthly: None,
+                consistency: Default::default(),
             }),
             ..Default::default()
         })

@@ -982,6 +982,7 @@ async fn every_documented_event_is_sent_exactly_once() {
             quota: Some(Quota {
                 daily: Some(2),
                 monthly: None,
+                consistency: Default::default(),
             }),
             soft_threshold: Some(0.5),
             ..Default::default()

@@ -1,0 +1,315 @@
+//! Leased limits: how a node decides most requests of a shared (`leased`) rule without Redis.
+//!
+//! A node takes a block of a rule's units from the shared counter in one script call (the same
+//! atomic check as an exact request, taking `want` units instead of the cost; the script halves
+//! the block until the rule allows it, down to the request itself), then grants requests from
+//! that block locally until it is spent, its window ends, or (GCRA) the time the bucket needs to
+//! refill it has passed. Every unit a node grants was taken from the shared counter first, so:
+//!
+//! - fixed and sliding windows and quotas never allow more than an exact check would: a block
+//!   is spent only in the window it was taken in;
+//! - GCRA may allow up to `N × max_lease` beyond its burst in a window with `N` nodes: units
+//!   are taken from the bucket when leased and granted up to the block's lifetime later;
+//! - units leased by a node whose demand stops are not granted by anyone (at most `max_lease`
+//!   per node and window): the only way a leased rule falls short of its limit, and a crashed
+//!   node's units are the same: never granted, never granted twice.
+//!
+//! Block sizes follow the node's rate: doubled when the previous block lasted less than
+//! [`HORIZON_MS`], halved otherwise, within 1..=[`Rule::max_lease`]. A refusal is remembered
+//! until its `retry_after`, so an exhausted key does not cost a Redis call per request.
+
+use std::sync::Mutex;
+
+use keyward_core::limit::{Algorithm, Decision, Kind, MAX_CHECKS, Millis, Rule};
+
+use super::wire::RuleAnswer;
+
+/// A block that lasted less than this was too small: the next one is twice as large.
+pub const HORIZON_MS: u64 = 100;
+/// The first block of a rule on a node.
+const FIRST_LEASE: u64 = 8;
+
+/// One rule's block on this node.
+#[derive(Debug, Default, Clone, Copy)]
+struct Lease {
+    /// The window the units belong to (windows and quotas); 0 for GCRA.
+    period: u64,
+    /// Units left to grant here.
+    left: u64,
+    /// The block is void from this instant on (node clock, ms).
+    until: Millis,
+    /// What the shared counter had left once the block was taken (for `remaining`).
+    shared_remaining: u64,
+    /// When the rule's window (GCRA: its bucket) resets, as the script said.
+    reset_at: Millis,
+    /// The last block's size and when it was taken: the next size follows the rate.
+    last_size: u64,
+    last_at: Millis,
+    /// A refusal in force until then: answered here without asking Redis.
+    refused_until: Millis,
+    refused: Decision,
+}
+
+/// A key lineage's blocks on this node, one per rule.
+#[derive(Debug)]
+pub struct Leases {
+    rules: Box<[Mutex<Lease>]>,
+}
+
+fn windowed(rule: &Rule) -> bool {
+    rule.kind != Kind::Rate(Algorithm::Gcra)
+}
+
+fn period(rule: &Rule, now: Millis) -> u64 {
+    if windowed(rule) {
+        rule.window_index(now)
+    } else {
+        0
+    }
+}
+
+impl Leases {
+    pub fn new(rules: usize) -> Leases {
+        Leases {
+            rules: (0..rules).map(|_| Mutex::new(Lease::default())).collect(),
+        }
+    }
+
+    fn lease(&self, i: usize) -> Option<std::sync::MutexGuard<'_, Lease>> {
+        self.rules
+            .get(i)
+            .map(|m| m.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Rule `i`'s answer from this node alone, when it has one: `cost` units taken from its
+    /// block, or the refusal still in force. `None`: ask Redis.
+    pub fn take(&self, i: usize, rule: &Rule, now: Millis, cost: u64) -> Option<Decision> {
+        let mut l = self.lease(i)?;
+        if now < l.refused_until && l.refused.retry_after_ms != 0 {
+            let mut d = l.refused;
+            d.reset_ms = l.reset_at.saturating_sub(now);
+            d.retry_after_ms = match d.retry_after_ms {
+                u64::MAX => u64::MAX,
+                _ => l.refused_until - now,
+            };
+            return Some(d);
+        }
+        if l.left < cost || l.period != period(rule, now) || now >= l.until {
+            return None;
+        }
+        l.left -= cost;
+        Some(Decision {
+            allowed: true,
+            limit: rule.quota(),
+            remaining: l.shared_remaining.saturating_add(l.left).min(rule.quota()),
+            reset_ms: l.reset_at.saturating_sub(now),
+            retry_after_ms: 0,
+        })
+    }
+
+    /// Gives back `cost` units [`Self::take`] took (another rule refused the request).
+    pub fn give_back(&self, i: usize, cost: u64) {
+        if let Some(mut l) = self.lease(i) {
+            l.left = l.left.saturating_add(cost);
+        }
+    }
+
+    /// How many units to ask for at once for rule `i`.
+    pub fn want(&self, i: usize, rule: &Rule, now: Millis, cost: u64) -> u64 {
+        let Some(l) = self.lease(i) else { return cost };
+        let size = match l.last_size {
+            0 => FIRST_LEASE,
+            n if now.saturating_sub(l.last_at) < HORIZON_MS => n.saturating_mul(2),
+            n => n / 2,
+        };
+        size.clamp(1, rule.max_lease()).max(cost)
+    }
+
+    /// Records what the script answered for rule `i` of a request of `cost` at `now`, and
+    /// returns the rule's decision as this node now stands: a granted block (what is left of it
+    /// after this request counts as remaining), or a refusal remembered until its retry time.
+    pub fn record(
+        &self,
+        i: usize,
+        rule: &Rule,
+        now: Millis,
+        cost: u64,
+        answer: &RuleAnswer,
+        request_allowed: bool,
+    ) -> Decision {
+        let mut d = answer.decision;
+        let Some(mut l) = self.lease(i) else { return d };
+        l.reset_at = now.saturating_add(d.reset_ms);
+        if !d.allowed {
+            // This rule refused: no node can free units of it before retry_after.
+            l.refused = d;
+            l.refused_until = match d.retry_after_ms {
+                u64::MAX => now.saturating_add(d.reset_ms.max(1)),
+                ms => now.saturating_add(ms),
+            };
+            return d;
+        }
+        if !request_allowed || answer.granted == 0 {
+            return d;
+        }
+        let p = period(rule, now);
+        let kept = if l.period == p && now < l.until {
+            l.left
+        } else {
+            0
+        };
+        let fresh = answer.granted.saturating_sub(cost);
+        l.left = kept.saturating_add(fresh).min(rule.max_lease());
+        l.period = p;
+        l.until = if windowed(rule) {
+            now.saturating_add(d.reset_ms.max(1))
+        } else {
+            // The time the bucket needs to refill the block: after that its units would come
+            // on top of what the bucket lets through again.
+            let (emission_ns, _) = rule.gcra_ns();
+            now.saturating_add((answer.granted.saturating_mul(emission_ns) / 1_000_000).max(1))
+        };
+        l.shared_remaining = d.remaining;
+        l.last_size = answer.granted;
+        l.last_at = now;
+        l.refused_until = 0;
+        d.remaining = d.remaining.saturating_add(l.left).min(rule.quota());
+        d
+    }
+}
+
+/// Which rules of a check go to Redis and with how many units each: `wants[i]` (0: decided
+/// here, in `local[i]`).
+pub struct Plan {
+    pub wants: [u64; MAX_CHECKS],
+    pub local: [Option<Decision>; MAX_CHECKS],
+    /// Rules whose units were taken here (given back if the request is refused).
+    pub taken: [bool; MAX_CHECKS],
+}
+
+impl Plan {
+    /// Takes `cost` from the blocks of the leased rules that have one; the other rules (exact
+    /// ones, and leased ones out of units) go to Redis.
+    pub fn new(leases: &Leases, rules: &[Rule], now: Millis, cost: u64) -> Plan {
+        let mut plan = Plan {
+            wants: [0; MAX_CHECKS],
+            local: [None; MAX_CHECKS],
+            taken: [false; MAX_CHECKS],
+        };
+        for (i, rule) in rules.iter().enumerate().take(MAX_CHECKS) {
+            if !rule.leased {
+                plan.wants[i] = cost;
+                continue;
+            }
+            match leases.take(i, rule, now, cost) {
+                Some(d) => {
+                    plan.taken[i] = d.allowed;
+                    plan.local[i] = Some(d);
+                }
+                None => plan.wants[i] = leases.want(i, rule, now, cost),
+            }
+        }
+        plan
+    }
+
+    /// Whether a rule refused here already (the request is refused without Redis).
+    pub fn refused_here(&self) -> bool {
+        self.local.iter().flatten().any(|d| !d.allowed)
+    }
+
+    /// Whether every rule was decided here.
+    pub fn complete(&self) -> bool {
+        self.wants.iter().all(|&w| w == 0)
+    }
+
+    /// Gives back the units taken here (the request was refused, or Redis failed).
+    pub fn undo(&self, leases: &Leases, cost: u64) {
+        for (i, _) in self.taken.iter().enumerate().filter(|(_, t)| **t) {
+            leases.give_back(i, cost);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn granted(decision: Decision, granted: u64) -> RuleAnswer {
+        RuleAnswer { decision, granted }
+    }
+
+    #[test]
+    fn a_block_is_spent_here_and_only_in_its_window() {
+        let rule = Rule::rate("m", Algorithm::FixedWindow, 1000, 60, None);
+        let leases = Leases::new(1);
+        let now = 1_800_000_001_000; // a second into a minute
+        assert_eq!(leases.take(0, &rule, now, 1), None, "no block yet");
+        assert_eq!(leases.want(0, &rule, now, 1), FIRST_LEASE);
+        let d = Decision {
+            allowed: true,
+            limit: 1000,
+            remaining: 900,
+            reset_ms: 59_000,
+            retry_after_ms: 0,
+        };
+        let mine = leases.record(0, &rule, now, 1, &granted(d, 8), true);
+        assert_eq!(mine.remaining, 907, "the unspent block counts as remaining");
+        for n in 0..7 {
+            let d = leases.take(0, &rule, now + 10, 1).expect("from the block");
+            assert_eq!(d.remaining, 906 - n);
+        }
+        assert_eq!(leases.take(0, &rule, now + 10, 1), None, "spent");
+        // A block left over at the window's end is void.
+        leases.record(0, &rule, now, 1, &granted(d, 8), true);
+        assert_eq!(leases.take(0, &rule, now + 59_000, 1), None);
+    }
+
+    #[test]
+    fn blocks_grow_with_the_rate_and_stay_under_the_cap() {
+        let rule = Rule::rate("s", Algorithm::FixedWindow, 320, 1, None);
+        assert_eq!(rule.max_lease(), 10);
+        let leases = Leases::new(1);
+        let d = Decision {
+            allowed: true,
+            limit: 320,
+            remaining: 300,
+            reset_ms: 1000,
+            retry_after_ms: 0,
+        };
+        leases.record(0, &rule, 5, 1, &granted(d, 8), true);
+        assert_eq!(leases.want(0, &rule, 10, 1), 10, "doubled, capped");
+        assert_eq!(leases.want(0, &rule, 500, 1), 4, "slow: halved");
+        assert_eq!(leases.want(0, &rule, 500, 30), 30, "never below the cost");
+    }
+
+    #[test]
+    fn a_refusal_is_remembered_until_its_retry_time() {
+        let rule = Rule::rate("s", Algorithm::FixedWindow, 10, 1, None);
+        let leases = Leases::new(1);
+        let refused = Decision {
+            allowed: false,
+            limit: 10,
+            remaining: 0,
+            reset_ms: 400,
+            retry_after_ms: 400,
+        };
+        leases.record(0, &rule, 1_000, 1, &granted(refused, 0), false);
+        let d = leases.take(0, &rule, 1_100, 1).expect("refused here");
+        assert!(!d.allowed);
+        assert_eq!(d.retry_after_ms, 300);
+        assert_eq!(leases.take(0, &rule, 1_400, 1), None, "then Redis again");
+    }
+
+    #[test]
+    fn exact_rules_always_go_to_redis() {
+        let rules = [
+            Rule::rate("a", Algorithm::SlidingWindow, 100, 1, None).exact(),
+            Rule::daily(1000),
+        ];
+        let leases = Leases::new(2);
+        let plan = Plan::new(&leases, &rules, 1_000, 2);
+        assert_eq!(plan.wants[0], 2, "exact: the cost itself");
+        assert_eq!(plan.wants[1], FIRST_LEASE, "leased: a block");
+        assert!(!plan.complete());
+    }
+}
