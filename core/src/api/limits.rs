@@ -201,6 +201,8 @@ pub struct LimitUsage {
     pub remaining: u64,
     #[cfg_attr(feature = "ts", ts(type = "number"))]
     pub reset_seconds: u64,
+    /// How the rule is kept across nodes (`remaining` of a leased rule is this node's view).
+    pub consistency: Consistency,
 }
 
 /// Refusals of one key by one rule.

@@ -5,7 +5,9 @@ use axum::Json;
 use axum::extract::State;
 use chrono::{Duration, Utc};
 use keyward_core::KeyId;
-use keyward_core::api::{FieldError, KeyLimits, LimitUsage, ViolationList, ViolationsQuery};
+use keyward_core::api::{
+    Consistency, FieldError, KeyLimits, LimitUsage, ViolationList, ViolationsQuery,
+};
 use keyward_core::limit::{Kind, headers};
 
 use crate::error::{AppError, AppResult};
@@ -93,6 +95,11 @@ pub async fn key_limits(
                 used: d.used(),
                 remaining: d.remaining,
                 reset_seconds: headers::seconds(d.reset_ms),
+                consistency: if rule.leased {
+                    Consistency::Leased
+                } else {
+                    Consistency::Exact
+                },
             });
         }
     }

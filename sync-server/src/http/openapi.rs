@@ -37,7 +37,7 @@ use crate::http;
         api::VerifyResponse, api::VerifyCode, api::AuditEntry, api::AuditVerifyReport, api::AuditHead, api::BrokenLink,
         api::PullResponse, api::Change, api::Entity, api::ChangeOp, api::PushRequest, api::sync::ReceivedPush, api::sync::ReceivedOp, api::PushOp, api::OpKind,
         api::PushResponse, api::OpResult, api::OpStatus, api::RotateOfflineRequest, api::UsageResponse, api::UsagePoint, api::Granularity,
-        api::RateLimitRule, api::Quota, api::Tier, api::CreateTierRequest, api::UpdateTierRequest, api::LimitState,
+        api::RateLimitRule, api::Consistency, api::Quota, api::Tier, api::CreateTierRequest, api::UpdateTierRequest, api::LimitState,
         api::QuotaState, api::KeyLimits, api::LimitUsage, api::Violation, api::ViolationList,
         api::OrgUsage, api::UsageTotals, api::KeyUsageTotal, api::KeySeries, api::OutcomeSeries, api::CountPoint,
         api::UsageGroupBy, api::ReportFormat, api::ReportRow, http::usage::UsageReport,

@@ -147,6 +147,10 @@ impl Step {
     fn wants(&self) -> [u64; MAX_CHECKS] {
         [self.cost + self.lease; MAX_CHECKS]
     }
+
+    fn asked(&self) -> [Option<u64>; MAX_CHECKS] {
+        [Some(self.cost + self.lease); MAX_CHECKS]
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -211,7 +215,7 @@ fn run(scratch: &Scratch, case: &Case) -> Result<(), String> {
     let requests: Vec<Request> = (0..case.steps.len())
         .map(|i| {
             let step = &case.steps[i];
-            Request::for_rules(&namespace, "k", &node, step.cost, times[i], &step.wants())
+            Request::for_rules(&namespace, "k", &node, step.cost, times[i], &step.asked())
         })
         .collect();
     let mut calls: Vec<Vec<&Request>> = Vec::new();
@@ -460,7 +464,14 @@ fn a_batch_that_does_not_fit_the_layout_is_refused_whole() {
     let namespace = scratch.namespace();
     let rules = [Rule::rate("f", Algorithm::FixedWindow, 5, 60, None)];
     let limits = timeline(rules.to_vec(), EARLIEST, &[]).limits();
-    let request = Request::for_rules(&namespace, "k", &limits, 1, EARLIEST, &[1; MAX_CHECKS]);
+    let request = Request::for_rules(
+        &namespace,
+        "k",
+        &limits,
+        1,
+        EARLIEST,
+        &[Some(1); MAX_CHECKS],
+    );
     let (keys, args) = wire::encode(&[&request, &request]);
     let send = |keys: &[&str], args: &[wire::Arg<'_>]| {
         let mut call = scratch.script.prepare_invoke();

@@ -28,6 +28,8 @@ use super::wire::RuleAnswer;
 pub const HORIZON_MS: u64 = 100;
 /// The first block of a rule on a node.
 const FIRST_LEASE: u64 = 8;
+/// A block asked for longer ago than this is taken as lost (its request was dropped).
+const LEASING_TIMEOUT_MS: u64 = 2_000;
 
 /// One rule's block on this node.
 #[derive(Debug, Default, Clone, Copy)]
@@ -45,8 +47,13 @@ struct Lease {
     /// The last block's size and when it was taken: the next size follows the rate.
     last_size: u64,
     last_at: Millis,
-    /// A refusal in force until then: answered here without asking Redis.
+    /// When this node last asked for a block that has not come back yet: meanwhile its other
+    /// requests ask for their own cost only, so a node never holds several blocks of a rule.
+    leasing_since: Option<Millis>,
+    /// A refusal of requests of `refused_cost` units or more in force until then: answered
+    /// here without asking Redis.
     refused_until: Millis,
+    refused_cost: u64,
     refused: Decision,
 }
 
@@ -85,26 +92,23 @@ impl Leases {
     /// block, or the refusal still in force. `None`: ask Redis.
     pub fn take(&self, i: usize, rule: &Rule, now: Millis, cost: u64) -> Option<Decision> {
         let mut l = self.lease(i)?;
-        if now < l.refused_until && l.refused.retry_after_ms != 0 {
+        if l.left >= cost && l.period == period(rule, now) && now < l.until {
+            l.left -= cost;
+            return Some(Decision {
+                allowed: true,
+                limit: rule.quota(),
+                remaining: l.shared_remaining.saturating_add(l.left).min(rule.quota()),
+                reset_ms: l.reset_at.saturating_sub(now),
+                retry_after_ms: 0,
+            });
+        }
+        if now < l.refused_until && cost >= l.refused_cost {
             let mut d = l.refused;
             d.reset_ms = l.reset_at.saturating_sub(now);
-            d.retry_after_ms = match d.retry_after_ms {
-                u64::MAX => u64::MAX,
-                _ => l.refused_until - now,
-            };
+            d.retry_after_ms = l.refused_until - now;
             return Some(d);
         }
-        if l.left < cost || l.period != period(rule, now) || now >= l.until {
-            return None;
-        }
-        l.left -= cost;
-        Some(Decision {
-            allowed: true,
-            limit: rule.quota(),
-            remaining: l.shared_remaining.saturating_add(l.left).min(rule.quota()),
-            reset_ms: l.reset_at.saturating_sub(now),
-            retry_after_ms: 0,
-        })
+        None
     }
 
     /// Gives back `cost` units [`Self::take`] took (another rule refused the request).
@@ -114,15 +118,34 @@ impl Leases {
         }
     }
 
-    /// How many units to ask for at once for rule `i`.
+    /// How many units to ask for at once for rule `i`: a block, or only `cost` while this
+    /// node's request for a block is in flight (see [`Self::done`]).
     pub fn want(&self, i: usize, rule: &Rule, now: Millis, cost: u64) -> u64 {
-        let Some(l) = self.lease(i) else { return cost };
+        let Some(mut l) = self.lease(i) else {
+            return cost;
+        };
+        if l.leasing_since
+            .is_some_and(|t| now.saturating_sub(t) < LEASING_TIMEOUT_MS)
+        {
+            return cost;
+        }
         let size = match l.last_size {
             0 => FIRST_LEASE,
             n if now.saturating_sub(l.last_at) < HORIZON_MS => n.saturating_mul(2),
             n => n / 2,
         };
-        size.clamp(1, rule.max_lease()).max(cost)
+        let want = size.clamp(1, rule.max_lease()).max(cost);
+        if want > cost {
+            l.leasing_since = Some(now);
+        }
+        want
+    }
+
+    /// The block asked for by rule `i` came back (or never will): another may be asked for.
+    pub fn done(&self, i: usize) {
+        if let Some(mut l) = self.lease(i) {
+            l.leasing_since = None;
+        }
     }
 
     /// Records what the script answered for rule `i` of a request of `cost` at `now`, and
@@ -141,12 +164,14 @@ impl Leases {
         let Some(mut l) = self.lease(i) else { return d };
         l.reset_at = now.saturating_add(d.reset_ms);
         if !d.allowed {
-            // This rule refused: no node can free units of it before retry_after.
-            l.refused = d;
-            l.refused_until = match d.retry_after_ms {
-                u64::MAX => now.saturating_add(d.reset_ms.max(1)),
-                ms => now.saturating_add(ms),
-            };
+            // This rule refused: no node can free units of it before retry_after (a cost that
+            // can never pass says nothing about smaller ones). A sliding window's retry time is
+            // its window's end, later than the weighted count may allow: not remembered.
+            if d.retry_after_ms != u64::MAX && rule.kind != Kind::Rate(Algorithm::SlidingWindow) {
+                l.refused = d;
+                l.refused_cost = cost;
+                l.refused_until = now.saturating_add(d.retry_after_ms);
+            }
             return d;
         }
         if !request_allowed || answer.granted == 0 {
@@ -158,8 +183,8 @@ impl Leases {
         } else {
             0
         };
-        let fresh = answer.granted.saturating_sub(cost);
-        l.left = kept.saturating_add(fresh).min(rule.max_lease());
+        // Every unit here was taken from the shared counter: none is dropped.
+        l.left = kept.saturating_add(answer.granted.saturating_sub(cost));
         l.period = p;
         l.until = if windowed(rule) {
             now.saturating_add(d.reset_ms.max(1))
@@ -178,10 +203,10 @@ impl Leases {
     }
 }
 
-/// Which rules of a check go to Redis and with how many units each: `wants[i]` (0: decided
-/// here, in `local[i]`).
+/// Which rules of a check go to Redis and with how many units each: `wants[i]` (`None`:
+/// decided here, in `local[i]`). [`Plan::finish`] must end every plan.
 pub struct Plan {
-    pub wants: [u64; MAX_CHECKS],
+    pub wants: [Option<u64>; MAX_CHECKS],
     pub local: [Option<Decision>; MAX_CHECKS],
     /// Rules whose units were taken here (given back if the request is refused).
     pub taken: [bool; MAX_CHECKS],
@@ -189,16 +214,17 @@ pub struct Plan {
 
 impl Plan {
     /// Takes `cost` from the blocks of the leased rules that have one; the other rules (exact
-    /// ones, and leased ones out of units) go to Redis.
+    /// ones, and leased ones out of units) go to Redis. A status read (`cost` 0) asks Redis
+    /// for every rule and takes nothing.
     pub fn new(leases: &Leases, rules: &[Rule], now: Millis, cost: u64) -> Plan {
         let mut plan = Plan {
-            wants: [0; MAX_CHECKS],
+            wants: [None; MAX_CHECKS],
             local: [None; MAX_CHECKS],
             taken: [false; MAX_CHECKS],
         };
         for (i, rule) in rules.iter().enumerate().take(MAX_CHECKS) {
-            if !rule.leased {
-                plan.wants[i] = cost;
+            if !rule.leased || cost == 0 {
+                plan.wants[i] = Some(cost);
                 continue;
             }
             match leases.take(i, rule, now, cost) {
@@ -206,7 +232,7 @@ impl Plan {
                     plan.taken[i] = d.allowed;
                     plan.local[i] = Some(d);
                 }
-                None => plan.wants[i] = leases.want(i, rule, now, cost),
+                None => plan.wants[i] = Some(leases.want(i, rule, now, cost)),
             }
         }
         plan
@@ -219,13 +245,22 @@ impl Plan {
 
     /// Whether every rule was decided here.
     pub fn complete(&self) -> bool {
-        self.wants.iter().all(|&w| w == 0)
+        self.wants.iter().all(Option::is_none)
     }
 
     /// Gives back the units taken here (the request was refused, or Redis failed).
     pub fn undo(&self, leases: &Leases, cost: u64) {
         for (i, _) in self.taken.iter().enumerate().filter(|(_, t)| **t) {
             leases.give_back(i, cost);
+        }
+    }
+
+    /// Ends the plan: the blocks it asked for are no longer in flight.
+    pub fn finish(&self, leases: &Leases, cost: u64) {
+        for (i, w) in self.wants.iter().enumerate() {
+            if w.is_some_and(|w| w > cost) {
+                leases.done(i);
+            }
         }
     }
 }
@@ -245,6 +280,12 @@ mod tests {
         let now = 1_800_000_001_000; // a second into a minute
         assert_eq!(leases.take(0, &rule, now, 1), None, "no block yet");
         assert_eq!(leases.want(0, &rule, now, 1), FIRST_LEASE);
+        assert_eq!(
+            leases.want(0, &rule, now, 1),
+            1,
+            "one block in flight at a time"
+        );
+        leases.done(0);
         let d = Decision {
             allowed: true,
             limit: 1000,
@@ -278,8 +319,15 @@ mod tests {
         };
         leases.record(0, &rule, 5, 1, &granted(d, 8), true);
         assert_eq!(leases.want(0, &rule, 10, 1), 10, "doubled, capped");
+        leases.done(0);
         assert_eq!(leases.want(0, &rule, 500, 1), 4, "slow: halved");
+        leases.done(0);
         assert_eq!(leases.want(0, &rule, 500, 30), 30, "never below the cost");
+        assert_eq!(
+            leases.want(0, &rule, 500, 1),
+            4,
+            "a cost-sized ask is no block"
+        );
     }
 
     #[test]
@@ -308,8 +356,14 @@ mod tests {
         ];
         let leases = Leases::new(2);
         let plan = Plan::new(&leases, &rules, 1_000, 2);
-        assert_eq!(plan.wants[0], 2, "exact: the cost itself");
-        assert_eq!(plan.wants[1], FIRST_LEASE, "leased: a block");
+        assert_eq!(plan.wants[0], Some(2), "exact: the cost itself");
+        assert_eq!(plan.wants[1], Some(FIRST_LEASE), "leased: a block");
+        let status = Plan::new(&leases, &rules, 1_000, 0);
+        assert_eq!(
+            status.wants[..2],
+            [Some(0), Some(0)],
+            "a status read leases nothing"
+        );
         assert!(!plan.complete());
     }
 }

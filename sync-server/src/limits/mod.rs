@@ -249,9 +249,12 @@ impl Limiter {
             let rules = &limits.rules;
             let plan = lease::Plan::new(&limits.leases, rules, t, cost);
             if plan.complete() || plan.refused_here() {
+                plan.finish(&limits.leases, cost);
                 return self.finish_planned(limits, &plan, None, cost, t);
             }
-            if let Some(answers) = redis.check(lineage, limits, cost, t, &plan.wants).await {
+            let answers = redis.check(lineage, limits, cost, t, &plan.wants).await;
+            plan.finish(&limits.leases, cost);
+            if let Some(answers) = answers {
                 return self.finish_planned(limits, &plan, Some(&answers), cost, t);
             }
             plan.undo(&limits.leases, cost);

@@ -87,7 +87,7 @@ impl RedisLimiter {
         mark_unhealthy(&self.healthy, &self.counters, why);
     }
 
-    /// The script's answers for the rules of the key whose `wants` entry is not zero (in rule
+    /// The script's answers for the rules of the key whose `wants` entry is set (in rule
     /// order), or `None` (Redis failed or was too slow: the caller goes local). `now` is this
     /// node's clock: the script counts in the windows it names.
     pub async fn check(
@@ -96,7 +96,7 @@ impl RedisLimiter {
         limits: &KeyLimits,
         cost: u64,
         now: u64,
-        wants: &[u64],
+        wants: &[Option<u64>],
     ) -> Option<Vec<RuleAnswer>> {
         let batchers = self.batchers.get()?;
         let (tx, rx) = oneshot::channel();

@@ -132,8 +132,8 @@ pub struct Request {
 }
 
 impl Request {
-    /// The request for the rules of a key whose `wants` entry is not zero, each wishing for
-    /// that many units at once (at least `cost`; exactly `cost`: an exact check). Counters are
+    /// The request for the rules of a key whose `wants` entry is set, each wishing for that
+    /// many units at once (at least `cost`; exactly `cost`: an exact check). Counters are
     /// named by `namespace`, the key's rotation lineage and each rule's slot; quotas are seeded
     /// from the key's local state.
     pub fn for_rules(
@@ -142,15 +142,15 @@ impl Request {
         limits: &KeyLimits,
         cost: u64,
         now: Millis,
-        wants: &[u64],
+        wants: &[Option<u64>],
     ) -> Request {
         let rules = &limits.rules;
         Request {
             now_ms: now,
             cost,
             rules: (0..rules.len())
-                .filter(|&i| wants.get(i).is_some_and(|&w| w > 0))
-                .map(|i| {
+                .filter_map(|i| Some((i, wants.get(i).copied().flatten()?)))
+                .map(|(i, want)| {
                     let seed = if rules[i].is_quota() {
                         limits.quota_used(i, now)
                     } else {
@@ -161,7 +161,7 @@ impl Request {
                         base_key(namespace, &lineage, rules, i),
                         now,
                         seed,
-                        wants[i].max(cost),
+                        want.max(cost),
                     )
                 })
                 .collect(),

@@ -16,6 +16,7 @@ mod hardening;
 mod isolation;
 mod lifecycle;
 mod limits;
+mod limits_leased;
 mod limits_redis;
 mod protection;
 mod report_edges;
