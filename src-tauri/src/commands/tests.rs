@@ -321,6 +321,7 @@ fn a_keys_limits_come_from_the_server_and_are_kept_for_offline_use() {
             limit: 5,
             window_seconds: 3600,
             burst: None,
+            consistency: Default::default(),
         }]),
         ..Default::default()
     });

@@ -10,6 +10,7 @@ export type * from "./ApiKey";
 export type * from "./Attention";
 export type * from "./AuditEntry";
 export type * from "./CommandError";
+export type * from "./Consistency";
 export type * from "./CountPoint";
 export type * from "./Dashboard";
 export type * from "./DashboardPeriod";

@@ -193,13 +193,13 @@ describe("key limits", () => {
   const rows = () => screen.getAllByTestId("limit-row");
 
   it("shows each rule's usage against its limit, the tier and where the rules come from", async () => {
-    mocked.getKey.mockResolvedValue({ item: item({ tier: "pro", rate_limits: null, quota: { daily: 1000 } }), audit: [] });
+    mocked.getKey.mockResolvedValue({ item: item({ tier: "pro", rate_limits: null, quota: { daily: 1000, consistency: "leased" } }), audit: [] });
     mocked.keyLimits.mockResolvedValue(limits({
       tier: "pro",
       soft_threshold: 0.8,
       rules: [
         rule({ policy: "minute", kind: "gcra", limit: 60, window_seconds: 60, used: 12, remaining: 48, reset_seconds: 45 }),
-        rule({ policy: "hour", kind: "sliding_window", limit: 5, window_seconds: 3600, used: 4, remaining: 1, reset_seconds: 1800 }),
+        rule({ policy: "hour", kind: "sliding_window", limit: 5, window_seconds: 3600, used: 4, remaining: 1, reset_seconds: 1800, consistency: "exact" }),
         rule({ policy: "day", kind: "daily", limit: 1000, window_seconds: 86400, used: 1000, remaining: 0, reset_seconds: 7200 }),
       ],
     }));
@@ -222,6 +222,9 @@ describe("key limits", () => {
     expect(bar.getAttribute("aria-valuetext")).toBe("12 / 60 used (20%)");
     expect(bar.getAttribute("aria-label")).toBe("minute used");
     expect(within(minute!).queryByTestId("limit-warning")).toBeNull();
+    // Leased (the default) says nothing; an exact rule says so.
+    expect(within(minute!).queryByTestId("exact")).toBeNull();
+    expect(within(hour!).getByTestId("exact").textContent).toContain("exact");
 
     // 4 of 5 is past 80 %: a warning in words, not colour alone.
     expect(hour!.textContent).toContain("sliding window");
@@ -239,7 +242,7 @@ describe("key limits", () => {
   });
 
   it("lists the recent violations", async () => {
-    mocked.getKey.mockResolvedValue({ item: item({ rate_limits: [{ algorithm: "fixed_window", limit: 5, window_seconds: 3600 }] }), audit: [] });
+    mocked.getKey.mockResolvedValue({ item: item({ rate_limits: [{ algorithm: "fixed_window", limit: 5, window_seconds: 3600, consistency: "leased" }] }), audit: [] });
     mocked.keyLimits.mockResolvedValue(limits({
       rules: [rule({ used: 5, remaining: 0 })],
       violations: [

@@ -347,6 +347,11 @@ function RuleRow(props: { r: LimitUsage; threshold: number; own: boolean }) {
       <td>
         {kindLabel(r.kind)}
         {!isQuota(r) && r.window_seconds > 0 && <span class="muted small"> · per {formatDuration(r.window_seconds)}</span>}
+        {r.consistency === "exact" && (
+          <span class="muted small" data-testid="exact" title="Checked against the shared counter on every request when limits are shared by several servers">
+            {" "}· exact
+          </span>
+        )}
       </td>
       <td>
         <div class="meter">

@@ -83,7 +83,7 @@ export function limits(over: Partial<LimitsSnapshot["limits"]> = {}, fetched_at 
 }
 
 export function rule(over: Partial<LimitUsage> = {}): LimitUsage {
-  return { policy: "hour", kind: "fixed_window", limit: 5, window_seconds: 3600, used: 1, remaining: 4, reset_seconds: 1200, ...over };
+  return { policy: "hour", kind: "fixed_window", limit: 5, window_seconds: 3600, used: 1, remaining: 4, reset_seconds: 1200, consistency: "leased", ...over };
 }
 
 /** An alert as `alerts` lists it (open by default). */
