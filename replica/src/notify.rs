@@ -266,6 +266,7 @@ mod tests {
                 used,
                 remaining: limit.saturating_sub(used),
                 reset_seconds: 1200,
+                consistency: Default::default(),
             }],
             violations: vec![],
             mode: "local".into(),

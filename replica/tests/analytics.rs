@@ -221,6 +221,7 @@ async fn expiry_and_limit_notices_are_shown_once() {
             used: 9,
             remaining: 1,
             reset_seconds: 3600,
+            consistency: Default::default(),
         }],
         violations: vec![],
         mode: "local".into(),
