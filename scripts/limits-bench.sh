@@ -137,7 +137,7 @@ closed closed-local "$A/v1/whoami" "$LEASED_KEY"
 closed closed-leased "$B/v1/whoami" "$LEASED_KEY"
 closed closed-exact "$B/v1/whoami" "$EXACT_KEY"
 
-ms() { jq -r ".latencyPercentiles.$2 * 1000 * 1000 | round / 1000" "$OUT/$1.json"; }
+ms() { jq -r ".latencyPercentiles[\"$2\"] * 1000 * 1000 | round / 1000" "$OUT/$1.json"; }
 ok() { jq -r '(.statusCodeDistribution["200"] // 0)' "$OUT/$1.json"; }
 all() { jq -r '[.statusCodeDistribution[]] | add' "$OUT/$1.json"; }
 rps() { awk '/^Requests\/sec:/ { print $2 }' "$OUT/$1.txt"; }
@@ -145,7 +145,7 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else
 per_k() { awk -v c="$(cat "$OUT/$1.calls")" -v n="$(all "$1")" 'BEGIN { if (n > 0) printf "%.1f", 1000 * c / n; else print "n/a" }'; }
 hz99="$(awk -v a="$(ms healthz-1 p99)" -v b="$(ms healthz-2 p99)" 'BEGIN { print (a + b) / 2 }')"
 row() {
-    printf '| %s | %s | %s | %s | %s | %s | %s |\n' "$1" "$(ms "$2" p50)" "$(ms "$2" p99)" "$(ms "$2" p99_9)" \
+    printf '| %s | %s | %s | %s | %s | %s | %s |\n' "$1" "$(ms "$2" p50)" "$(ms "$2" p99)" "$(ms "$2" p99.9)" \
         "$(ratio "$(ms "$2" p99)" "$hz99")" "$(ok "$2")/$(all "$2")" "${3:-}"
 }
 {

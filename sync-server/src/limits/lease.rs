@@ -3,13 +3,14 @@
 //! A node takes a block of a rule's units from the shared counter in one script call (the same
 //! atomic check as an exact request, taking `want` units instead of the cost; the script halves
 //! the block until the rule allows it, down to the request itself), then grants requests from
-//! that block locally until it is spent, its window ends, or (GCRA) the time the bucket needs to
-//! refill it has passed. Every unit a node grants was taken from the shared counter first, so:
+//! that block locally until it is spent or its window ends (GCRA: one window of the rule after
+//! it was taken). Every unit a node grants was taken from the shared counter first, so:
 //!
 //! - fixed and sliding windows and quotas never allow more than an exact check would: a block
 //!   is spent only in the window it was taken in;
-//! - GCRA may allow up to `N × max_lease` beyond its burst in a window with `N` nodes: units
-//!   are taken from the bucket when leased and granted up to the block's lifetime later;
+//! - GCRA may allow up to `N × max_lease` beyond what the bucket allows in any interval with
+//!   `N` nodes: units leave the bucket when leased and are granted up to a window later, and a
+//!   node holds one block per rule;
 //! - units leased by a node whose demand stops are not granted by anyone (at most `max_lease`
 //!   per node and window): the only way a leased rule falls short of its limit, and a crashed
 //!   node's units are the same: never granted, never granted twice.
@@ -186,17 +187,21 @@ impl Leases {
         // Every unit here was taken from the shared counter: none is dropped.
         l.left = kept.saturating_add(answer.granted.saturating_sub(cost));
         l.period = p;
+        // A window's block dies with the window; a GCRA block lives one window of the rule
+        // (its units left the bucket when taken, so however late they are granted, at most one
+        // block per node comes on top of what the bucket allows).
         l.until = if windowed(rule) {
             now.saturating_add(d.reset_ms.max(1))
         } else {
-            // The time the bucket needs to refill the block: after that its units would come
-            // on top of what the bucket lets through again.
-            let (emission_ns, _) = rule.gcra_ns();
-            now.saturating_add((answer.granted.saturating_mul(emission_ns) / 1_000_000).max(1))
+            now.saturating_add(rule.window_ms.max(1))
         };
         l.shared_remaining = d.remaining;
-        l.last_size = answer.granted;
-        l.last_at = now;
+        if answer.granted > cost {
+            // A block (not a request checked alone while one was in flight): the next one's
+            // size follows from how long this one lasts.
+            l.last_size = answer.granted;
+            l.last_at = now;
+        }
         l.refused_until = 0;
         d.remaining = d.remaining.saturating_add(l.left).min(rule.quota());
         d
@@ -328,6 +333,23 @@ mod tests {
             4,
             "a cost-sized ask is no block"
         );
+    }
+
+    #[test]
+    fn a_request_checked_alone_does_not_shrink_the_next_block() {
+        let rule = Rule::rate("s", Algorithm::FixedWindow, 320_000, 10, None);
+        let leases = Leases::new(1);
+        let d = Decision {
+            allowed: true,
+            limit: 320_000,
+            remaining: 300_000,
+            reset_ms: 9_000,
+            retry_after_ms: 0,
+        };
+        leases.record(0, &rule, 5, 1, &granted(d, 64), true);
+        // While the next block is in flight, requests go alone (granted = their cost).
+        leases.record(0, &rule, 6, 1, &granted(d, 1), true);
+        assert_eq!(leases.want(0, &rule, 7, 1), 128, "doubled from the last block");
     }
 
     #[test]
