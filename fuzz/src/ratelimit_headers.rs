@@ -86,6 +86,7 @@ fn rule(u: &mut Unstructured<'_>) -> Result<RateLimitRule> {
         } else {
             None
         },
+        consistency: Default::default(),
     })
 }
 
@@ -104,6 +105,7 @@ fn fuzz(u: &mut Unstructured<'_>) -> Result<bool> {
         Some(Quota {
             daily: optional_quota(u)?,
             monthly: optional_quota(u)?,
+            consistency: Default::default(),
         })
     } else {
         None

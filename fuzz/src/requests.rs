@@ -255,10 +255,12 @@ fn update_tier(req: &UpdateTierRequest) {
             limit: 10,
             window_seconds: 1,
             burst: Some(20),
+            consistency: Default::default(),
         }]),
         quota: Some(Quota {
             daily: Some(1000),
             monthly: None,
+            consistency: Default::default(),
         }),
         soft_threshold: None,
     })

@@ -349,7 +349,11 @@ mod tests {
         leases.record(0, &rule, 5, 1, &granted(d, 64), true);
         // While the next block is in flight, requests go alone (granted = their cost).
         leases.record(0, &rule, 6, 1, &granted(d, 1), true);
-        assert_eq!(leases.want(0, &rule, 7, 1), 128, "doubled from the last block");
+        assert_eq!(
+            leases.want(0, &rule, 7, 1),
+            128,
+            "doubled from the last block"
+        );
     }
 
     #[test]
