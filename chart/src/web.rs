@@ -90,6 +90,11 @@ fn draw(ui: &mut egui::Ui, chart: &Prepared, reset: bool) {
         .allow_zoom(true)
         .allow_scroll(Vec2b::new(true, false))
         .allow_double_click_reset(true)
+        .x_axis_label(match g {
+            series::Granularity::Day => "day (UTC)",
+            _ => "time (UTC)",
+        })
+        .y_axis_label("calls")
         .x_grid_spacer(move |input: GridInput| {
             marks(series::time_marks(input.bounds, input.base_step_size, g))
         })

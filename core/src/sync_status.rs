@@ -11,6 +11,12 @@ pub struct SyncState {
     pub cursor: i64,
     /// Local operations waiting to be pushed.
     pub queued: u64,
+    /// Of those, revocations: keys that still work on the server until this device syncs.
+    #[serde(default)]
+    pub queued_revocations: u64,
+    /// Changes the server refused that the admin has not retried or discarded yet.
+    #[serde(default)]
+    pub rejected: u64,
     /// When the replica last caught up with the server's changes (the UI's "last sync").
     pub last_pull_at: Option<DateTime<Utc>>,
     pub last_push_at: Option<DateTime<Utc>>,

@@ -546,6 +546,14 @@ impl Replica {
             .map(notify::audit_notice)
             .collect();
         out.extend(notify::to_notify(&alerts, &keys, &limits, &shown, now));
+        drop(conn);
+        out.extend(
+            self.rejected_changes()
+                .await?
+                .iter()
+                .map(notify::rejected_notice)
+                .filter(|n| !shown.contains(&n.id)),
+        );
         Ok(out)
     }
 

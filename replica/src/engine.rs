@@ -119,7 +119,10 @@ impl SyncEngine {
         let result = self.round().await;
         let note = match &result {
             Ok(_) => None,
-            Err(e) => Some(e.to_string()),
+            Err(e) => {
+                tracing::warn!(error = %e, "sync round failed");
+                Some(e.for_people())
+            }
         };
         if let Err(e) = self.replica.record_sync_error(note.as_deref()).await {
             tracing::warn!(error = %e, "could not record the sync outcome");

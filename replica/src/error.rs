@@ -32,6 +32,10 @@ pub enum LocalOpError {
     KeyRevoked(KeyId),
     #[error("key {id} was already rotated; rotate its successor {successor} instead")]
     AlreadyRotated { id: KeyId, successor: KeyId },
+    #[error("no refused change {0} is kept (already retried or discarded)")]
+    NoSuchRejection(uuid::Uuid),
+    #[error("{0} cannot be sent again: its token was shown once and is gone; make it anew")]
+    NotRetryable(String),
     #[error("hashing the new key's secret failed: {0}")]
     Hashing(#[from] tokio::task::JoinError),
     #[error(transparent)]
@@ -85,6 +89,39 @@ pub enum SyncError {
     Server(#[source] ClientError),
     #[error(transparent)]
     Replica(#[from] ReplicaError),
+}
+
+impl SyncError {
+    /// The failure in a sentence for the app's status (no transport internals, no codes); the
+    /// full error goes to the log.
+    pub fn for_people(&self) -> String {
+        match self {
+            SyncError::Unauthorized => {
+                "Your session has ended: sign in again (unsynced changes are kept).".into()
+            }
+            SyncError::Offline(_) => "The server cannot be reached. Changes are kept on this \
+                device and sent when it is back."
+                .into(),
+            SyncError::Server(ClientError::Api { problem, .. }) if !problem.detail.is_empty() => {
+                let d = problem.detail.trim_end_matches('.');
+                let mut c = d.chars();
+                let first = c.next().map(|f| f.to_uppercase().collect::<String>());
+                format!(
+                    "The server refused the sync: {}{}.",
+                    first.unwrap_or_default(),
+                    c.as_str()
+                )
+            }
+            SyncError::Server(_) => "The server answered in a way this app did not expect; \
+                the next sync tries again."
+                .into(),
+            SyncError::Replica(_) => {
+                "This device's copy of the data could not be read or written; the next sync \
+                 tries again."
+                    .into()
+            }
+        }
+    }
 }
 
 impl From<sqlx::Error> for SyncError {

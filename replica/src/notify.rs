@@ -29,6 +29,8 @@ pub enum NoticeKind {
     Limit,
     /// The server's audit chain is shorter, forked or badly signed ([`crate::witness`]).
     Audit,
+    /// The server refused a change made on this device ([`crate::RejectedChange`]).
+    Rejected,
 }
 
 impl NoticeKind {
@@ -38,6 +40,7 @@ impl NoticeKind {
             NoticeKind::Expiry => "expiry",
             NoticeKind::Limit => "limit",
             NoticeKind::Audit => "audit",
+            NoticeKind::Rejected => "rejected",
         }
     }
 }
@@ -190,6 +193,21 @@ pub fn to_notify(
         }
     }
     out
+}
+
+/// The notice of refused change `c` (id `rejected:<op_id>`: once per change).
+pub fn rejected_notice(c: &crate::RejectedChange) -> Notice {
+    Notice {
+        id: format!("rejected:{}", c.op_id),
+        kind: NoticeKind::Rejected,
+        key_id: Some(c.key_id),
+        key_name: c.key_name.clone(),
+        title: format!("The server refused a change to {}", c.key_name),
+        body: format!(
+            "{}: {}. Open Settings → Refused changes to retry or discard it.",
+            c.summary, c.rejection.detail
+        ),
+    }
 }
 
 #[cfg(test)]

@@ -121,6 +121,7 @@ impl Replica {
                             store::keys::set_rejection(&mut tx, id, Some(&rejection)).await?;
                         }
                     }
+                    keep_rejected(&mut tx, op, &rejection).await?;
                     let dropped = drop_dependents(&mut tx, op, &rejection, &mut flagged).await?;
                     outcome.dropped += dropped.len();
                     for d in dropped {
@@ -163,20 +164,24 @@ async fn drop_dependents(
     rejection: &Rejection,
     flagged: &mut HashSet<KeyId>,
 ) -> Result<Vec<QueuedOp>, ReplicaError> {
-    let mut never_made: Vec<KeyId> = match (op.kind(), op.new_key_id()) {
-        (OpKind::CreateKey, _) => vec![op.key_id],
-        (OpKind::RotateKey, Some(new_id)) => vec![new_id],
-        (OpKind::UpdateKey, _) => {
-            return store::outbox::take_chained_after(conn, op.key_id, op.position).await;
-        }
-        _ => Vec::new(),
-    };
     let because = Rejection {
         code: "dependency_rejected".into(),
         detail: format!(
             "an earlier change this one depended on was refused ({}): {}",
             rejection.code, rejection.detail
         ),
+    };
+    let mut never_made: Vec<KeyId> = match (op.kind(), op.new_key_id()) {
+        (OpKind::CreateKey, _) => vec![op.key_id],
+        (OpKind::RotateKey, Some(new_id)) => vec![new_id],
+        (OpKind::UpdateKey, _) => {
+            let dropped = store::outbox::take_chained_after(conn, op.key_id, op.position).await?;
+            for d in &dropped {
+                keep_rejected(conn, d, &because).await?;
+            }
+            return Ok(dropped);
+        }
+        _ => Vec::new(),
     };
     let mut dropped = Vec::new();
     while let Some(id) = never_made.pop() {
@@ -192,15 +197,40 @@ async fn drop_dependents(
                 }
                 never_made.push(made);
             }
+            keep_rejected(conn, &d, &because).await?;
             dropped.push(d);
         }
     }
     Ok(dropped)
 }
 
+/// Keeps refused operation `op` with what it was, for the admin to retry or discard.
+async fn keep_rejected(
+    conn: &mut SqliteConnection,
+    op: &QueuedOp,
+    rejection: &Rejection,
+) -> Result<(), ReplicaError> {
+    // The name the server knows the key by (a refused rename must not name it).
+    let name = store::keys::get(conn, op.key_id)
+        .await?
+        .map(|row| row.server.map_or(row.view.name, |s| s.name))
+        .unwrap_or_default();
+    store::rejected::insert(
+        conn,
+        &op.op,
+        op.key_id,
+        &name,
+        op.created_at,
+        rejection,
+        Utc::now(),
+    )
+    .await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::LocalOpError;
     use keyward_core::api::{CreateKeyRequest, UpdateKeyRequest};
 
     fn applied(op: &QueuedOp, record: Option<&ApiKey>) -> OpResult {
@@ -392,6 +422,131 @@ mod tests {
         assert!(!shown.pending);
         assert_eq!(shown.rejection.unwrap().code, "conflict");
         assert_eq!(replica.outbox_len().await.unwrap(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_refused_change_is_kept_with_what_it_was_and_can_be_retried_or_discarded() {
+        let replica = Replica::in_memory().await.unwrap();
+        let mut server = offline_key(&replica, "billing").await;
+        let batch = replica.next_batch(100).await.unwrap();
+        server.created_by = None;
+        replica
+            .apply_push_results(&batch, &[applied(&batch.ops[0], Some(&server))])
+            .await
+            .unwrap();
+        replica
+            .update_key(
+                server.id,
+                UpdateKeyRequest {
+                    name: Some("billing v2".into()),
+                    scopes: Some(vec!["billing:read".into()]),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        replica
+            .update_key(server.id, rename("billing v3"))
+            .await
+            .unwrap();
+        let batch = replica.next_batch(100).await.unwrap();
+        assert_eq!(batch.ops.len(), 1, "the chained rename waits");
+        replica
+            .apply_push_results(&batch, &[rejected(&batch.ops[0], "conflict")])
+            .await
+            .unwrap();
+
+        // Both edits are kept, with what they set and why they were refused.
+        let kept = replica.rejected_changes().await.unwrap();
+        assert_eq!(kept.len(), 2);
+        let first = kept
+            .iter()
+            .find(|c| c.rejection.code == "conflict")
+            .unwrap();
+        assert_eq!(first.summary, "Edit");
+        assert_eq!(
+            first.key_name, "billing",
+            "the server's name, not the refused one"
+        );
+        assert!(first.retryable);
+        let fields: Vec<_> = first
+            .fields
+            .iter()
+            .map(|f| (f.field.as_str(), f.value.as_str()))
+            .collect();
+        assert_eq!(fields, [("Name", "billing v2"), ("Scopes", "billing:read")]);
+        let chained = kept
+            .iter()
+            .find(|c| c.rejection.code == "dependency_rejected")
+            .unwrap();
+        assert!(chained.rejection.detail.contains("conflict detail"));
+        assert_eq!(replica.status().await.unwrap().rejected, 2);
+        let notices = replica.notices_to_show(Utc::now()).await.unwrap();
+        assert_eq!(
+            notices
+                .iter()
+                .filter(|n| n.kind == crate::NoticeKind::Rejected)
+                .count(),
+            2,
+            "each refusal is notified"
+        );
+        replica.mark_notified(&notices, Utc::now()).await.unwrap();
+        assert!(
+            replica
+                .notices_to_show(Utc::now())
+                .await
+                .unwrap()
+                .iter()
+                .all(|n| n.kind != crate::NoticeKind::Rejected),
+            "once"
+        );
+
+        // Retry queues the edit again, based on the key as the replica has it now.
+        let shown = replica.retry_rejected(first.op_id).await.unwrap();
+        assert_eq!(shown.key.name, "billing v2");
+        assert!(shown.pending && shown.rejection.is_none());
+        let batch = replica.next_batch(100).await.unwrap();
+        assert_eq!(batch.ops.len(), 1);
+        assert_ne!(batch.ops[0].op_id(), first.op_id, "a new operation");
+        assert_eq!(batch.ops[0].base_seq(), Some(shown.seq));
+        assert!(matches!(
+            replica.retry_rejected(first.op_id).await,
+            Err(LocalOpError::NoSuchRejection(_))
+        ));
+
+        // Discard forgets the other and clears the key's marker.
+        replica.discard_rejected(chained.op_id).await.unwrap();
+        assert!(replica.rejected_changes().await.unwrap().is_empty());
+        assert_eq!(replica.status().await.unwrap().rejected, 0);
+    }
+
+    #[tokio::test]
+    async fn a_refused_create_is_kept_without_its_hash_and_cannot_be_retried() {
+        let replica = Replica::in_memory().await.unwrap();
+        let a = offline_key(&replica, "made offline").await;
+        let batch = replica.next_batch(100).await.unwrap();
+        replica
+            .apply_push_results(&batch, &[rejected(&batch.ops[0], "validation_failed")])
+            .await
+            .unwrap();
+        let kept = replica.rejected_changes().await.unwrap();
+        assert_eq!(kept.len(), 1);
+        assert_eq!(kept[0].summary, "Create key");
+        assert!(!kept[0].retryable);
+        let stored: String = sqlx::query_scalar("SELECT op FROM rejected")
+            .fetch_one(&mut *replica.conn().await.unwrap())
+            .await
+            .unwrap();
+        assert!(!stored.contains("argon2"), "no hash kept: {stored}");
+        assert!(matches!(
+            replica.retry_rejected(kept[0].op_id).await,
+            Err(LocalOpError::NotRetryable(_))
+        ));
+        replica.discard_rejected(kept[0].op_id).await.unwrap();
+        assert!(
+            replica.key(a.id).await.unwrap().is_none(),
+            "the key that never was goes too"
+        );
     }
 
     #[tokio::test]

@@ -8,7 +8,7 @@ use tauri::State;
 use crate::dto::{
     AlertsView, Dashboard, DashboardPeriod, GatewayPeriod, GatewaySnapshot, IssuedKey, KeyDetail,
     KeyEdit, KeyEventsView, KeyList, KeyListItem, LimitsSnapshot, NetworksSnapshot, NewKeyForm,
-    ReportRequest, ReportSaved, Revocation, Session, UsageSeries,
+    RejectedChange, ReportRequest, ReportSaved, Revocation, Session, UsageSeries,
 };
 use crate::error::CommandError;
 use crate::services::Desktop;
@@ -93,6 +93,30 @@ pub async fn rotate_key(
     grace_seconds: u32,
 ) -> Result<IssuedKey> {
     desktop.rotate_key(&id, grace_seconds).await
+}
+
+/// Changes the server refused, newest first, until retried or discarded.
+#[tauri::command]
+pub async fn rejected_changes(desktop: State<'_, Desktop>) -> Result<Vec<RejectedChange>> {
+    desktop.rejected_changes().await
+}
+
+/// Sends a refused edit or revocation again, on the key as the server has it now.
+#[tauri::command]
+pub async fn retry_rejected(desktop: State<'_, Desktop>, op_id: String) -> Result<KeyListItem> {
+    desktop.retry_rejected(&op_id).await
+}
+
+/// Forgets a refused change and clears the refusal shown on its key.
+#[tauri::command]
+pub async fn discard_rejected(desktop: State<'_, Desktop>, op_id: String) -> Result<()> {
+    desktop.discard_rejected(&op_id).await
+}
+
+/// Clears the refusal marker shown on a key (the refused change stays listed).
+#[tauri::command]
+pub async fn dismiss_key_error(desktop: State<'_, Desktop>, id: String) -> Result<()> {
+    desktop.dismiss_key_error(&id).await
 }
 
 #[tauri::command]

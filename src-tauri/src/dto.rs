@@ -4,9 +4,9 @@
 use chrono::{DateTime, Utc};
 use keyward_core::api::{
     Alert, ApiKey, AuditEntry, CreateKeyRequest, GatewayUsage, Granularity, KeyLimits, KeyNetwork,
-    OrgEvent, OrgUsage, Role, UpdateKeyRequest, UsagePoint,
+    OrgEvent, OrgUsage, Quota, RateLimitRule, Role, UpdateKeyRequest, UsagePoint,
 };
-use keyward_core::{Environment, KeyId, OrgId};
+use keyward_core::{Environment, KeyId, KeyStatus, OrgId};
 use keyward_replica::LocalKey;
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
@@ -17,6 +17,9 @@ pub struct Session {
     pub email: String,
     pub role: Role,
     pub org_id: OrgId,
+    /// The organisation's name (empty for a session saved before it was kept).
+    #[serde(default)]
+    pub org_name: String,
 }
 
 /// A server rejection of a queued change, shown on the affected key.
@@ -28,10 +31,69 @@ pub struct OpError {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
 pub struct KeyListItem {
+    /// The key as this device shows it: the server's record with queued changes applied.
     pub key: ApiKey,
     /// Local changes wait in the outbox.
     pub pending: bool,
     pub error: Option<OpError>,
+    /// The key's status on the server now, what client systems get whatever is queued here
+    /// (`null`: the server does not have the key yet, e.g. made offline and not synced).
+    pub server_status: Option<KeyStatus>,
+    /// The revocation time the server decided (`null` while a revocation is only queued).
+    pub server_revoked_at: Option<DateTime<Utc>>,
+}
+
+/// A change the server refused, kept until retried or discarded.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+pub struct RejectedChange {
+    pub op_id: String,
+    /// `update_key`, `revoke_key`, `create_key` or `rotate_key`.
+    pub kind: String,
+    pub key_id: KeyId,
+    pub key_name: String,
+    /// What the change was ("Edit", "Revoke now", ...).
+    pub summary: String,
+    /// What it set, field by field, in words.
+    pub fields: Vec<ChangedField>,
+    /// Why the server refused it.
+    pub error: OpError,
+    pub queued_at: DateTime<Utc>,
+    pub rejected_at: DateTime<Utc>,
+    /// Retry sends it again on the key as the server has it now.
+    pub retryable: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+pub struct ChangedField {
+    pub field: String,
+    pub value: String,
+}
+
+impl From<keyward_replica::RejectedChange> for RejectedChange {
+    fn from(c: keyward_replica::RejectedChange) -> Self {
+        RejectedChange {
+            op_id: c.op_id.to_string(),
+            kind: c.kind,
+            key_id: c.key_id,
+            key_name: c.key_name,
+            summary: c.summary,
+            fields: c
+                .fields
+                .into_iter()
+                .map(|f| ChangedField {
+                    field: f.field,
+                    value: f.value,
+                })
+                .collect(),
+            error: OpError {
+                code: c.rejection.code,
+                detail: c.rejection.detail,
+            },
+            queued_at: c.queued_at,
+            rejected_at: c.rejected_at,
+            retryable: c.retryable,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
@@ -54,6 +116,18 @@ pub struct NewKeyForm {
     pub scopes: Vec<String>,
     pub allowed_ips: Vec<String>,
     pub expires_at: Option<DateTime<Utc>>,
+    /// The key's tier and own limits (`null`: the defaults, no tier and no own limits).
+    pub limits: Option<LimitsForm>,
+}
+
+/// A key's limits as the forms set them, all three at once: its tier (whose rules and quota
+/// apply where the key has none of its own), its own rate-limit rules and its own quota.
+/// `null` rules or quota: the tier's (none without a tier).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, TS)]
+pub struct LimitsForm {
+    pub tier: Option<String>,
+    pub rate_limits: Option<Vec<RateLimitRule>>,
+    pub quota: Option<Quota>,
 }
 
 /// `None` leaves a field as it is; `clear_expiry` removes the expiry.
@@ -66,6 +140,8 @@ pub struct KeyEdit {
     pub expires_at: Option<DateTime<Utc>>,
     pub clear_expiry: bool,
     pub disabled: Option<bool>,
+    /// Replaces the key's tier, rules and quota with these (absent: left as they are).
+    pub limits: Option<LimitsForm>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, TS)]
@@ -262,6 +338,8 @@ impl From<LocalKey> for KeyListItem {
                 code: r.code,
                 detail: r.detail,
             }),
+            server_status: k.server_status,
+            server_revoked_at: k.server_revoked_at,
         }
     }
 }
@@ -276,6 +354,9 @@ impl From<NewKeyForm> for CreateKeyRequest {
             scopes: Some(form.scopes),
             expires_at: form.expires_at,
             allowed_ips: Some(form.allowed_ips),
+            tier: form.limits.as_ref().and_then(|l| l.tier.clone()),
+            rate_limits: form.limits.as_ref().and_then(|l| l.rate_limits.clone()),
+            quota: form.limits.and_then(|l| l.quota),
             ..Default::default()
         }
     }
@@ -299,9 +380,9 @@ impl From<KeyEdit> for UpdateKeyRequest {
             },
             metadata: None,
             disabled: edit.disabled,
-            tier: None,
-            rate_limits: None,
-            quota: None,
+            tier: edit.limits.as_ref().map(|l| l.tier.clone()),
+            rate_limits: edit.limits.as_ref().map(|l| l.rate_limits.clone()),
+            quota: edit.limits.map(|l| l.quota),
         }
     }
 }

@@ -59,9 +59,23 @@ impl From<ClientError> for CommandError {
                 message: problem.detail.clone(),
                 fields: problem.errors.clone(),
             },
-            ClientError::Transport(e) => CommandError::new("server_error", e.to_string()),
+            // The transport's own words ("error sending request for url ...") go to the log,
+            // not to the person.
+            ClientError::Transport(t) => {
+                tracing::warn!(error = %t, "request failed");
+                CommandError::new(
+                    "server_error",
+                    "the connection to the server broke before it answered; try again",
+                )
+            }
             ClientError::NotSignedIn => CommandError::unauthenticated(),
-            ClientError::Unexpected { .. } => CommandError::new("server_error", e.to_string()),
+            ClientError::Unexpected { .. } => {
+                tracing::warn!(error = %e, "unexpected answer");
+                CommandError::new(
+                    "server_error",
+                    "the server answered in a way this app does not understand; check that the app and the server are up to date",
+                )
+            }
         }
     }
 }
@@ -81,6 +95,8 @@ pub(crate) fn local_error(e: LocalOpError) -> CommandError {
         e @ LocalOpError::AlreadyRotated { .. } => {
             CommandError::new("already_rotated", e.to_string())
         }
+        e @ LocalOpError::NoSuchRejection(_) => CommandError::new("not_found", e.to_string()),
+        e @ LocalOpError::NotRetryable(_) => CommandError::new("not_retryable", e.to_string()),
         other => replica_error(other),
     }
 }

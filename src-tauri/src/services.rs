@@ -46,6 +46,11 @@ fn parse_id(raw: &str) -> Result<KeyId> {
         .map_err(|_| CommandError::new("not_found", "no such key"))
 }
 
+fn parse_op_id(raw: &str) -> Result<uuid::Uuid> {
+    raw.parse()
+        .map_err(|_| CommandError::new("not_found", "no such refused change"))
+}
+
 /// A server address: https, or plain http only to this computer (see
 /// [`keyward_client::check_server_url`]); refused as a field error of the sign-in form.
 fn server_url(raw: &str) -> Result<String> {
@@ -127,6 +132,7 @@ impl Desktop {
             email: answer.admin.email.clone(),
             role: answer.admin.role,
             org_id: answer.admin.org_id,
+            org_name: answer.admin.org_name.clone(),
         };
         let token = SecretString::from(answer.token);
         let keychain = Keychain::new(&url, &session.email);

@@ -384,6 +384,7 @@ fn demo_row(
         last_used_at: None,
         last_used_ip: None,
         seq: 0,
+        usage_seq: 0,
         tier: spec.tier.map(str::to_owned),
         rate_limits: None,
         quota: None,

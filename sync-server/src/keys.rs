@@ -85,6 +85,7 @@ pub async fn create(
         last_used_at: None,
         last_used_ip: None,
         seq: 0,
+        usage_seq: 0,
         tier: new.tier,
         rate_limits: new.rate_limits.map(Json),
         quota: new.quota.map(Json),
@@ -138,7 +139,9 @@ pub async fn update(
     if let Some(Some(tier)) = &patch.tier {
         check_tier(conn, actor, Some(tier)).await?;
     }
-    if base_seq.is_some_and(|b| b != before.seq) {
+    // `base_seq` is the change position the device last pulled: newer use moves that past the
+    // last edit, which is no conflict; an edit after it is.
+    if base_seq.is_some_and(|b| b < before.seq) {
         return Err(AppError::Conflict {
             code: "conflict",
             detail:
@@ -284,6 +287,7 @@ pub async fn rotate(
         updated_at: now,
         last_used_at: None,
         last_used_ip: None,
+        usage_seq: 0,
         ..before.clone()
     };
     store::keys::insert(conn, &successor).await.map_err(|e| {

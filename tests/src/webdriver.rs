@@ -13,7 +13,7 @@ pub struct WebDriver {
 }
 
 /// The W3C element reference key.
-const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+pub const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 
 /// The reference in an element object: the W3C key, or the older `ELEMENT` key some drivers use.
 fn element_id(v: &Value) -> Option<String> {
@@ -181,6 +181,17 @@ impl WebDriver {
             )
             .await?;
         Ok(v.as_str().map(str::to_owned))
+    }
+
+    /// Resizes the window (its outer size; without a window manager, the page's viewport).
+    pub async fn set_window_size(&self, width: u32, height: u32) -> anyhow::Result<()> {
+        self.call(
+            reqwest::Method::POST,
+            "/window/rect",
+            Some(json!({"width": width, "height": height})),
+        )
+        .await?;
+        Ok(())
     }
 
     /// Runs a script in the page and returns its value.

@@ -64,7 +64,7 @@ describe("sign-in", () => {
     render(<App />);
     fireEvent.input(await screen.findByTestId("login-password"), { target: { value: "nope" } });
     fireEvent.click(screen.getByTestId("login-submit"));
-    expect((await screen.findByTestId("error-banner")).textContent).toContain("the email or the password is wrong");
+    expect((await screen.findByTestId("error-banner")).textContent).toContain("The email or the password is wrong.");
     expect((screen.getByTestId("login-password") as HTMLInputElement).value).toBe("");
     expect(screen.queryByTestId("new-key")).toBeNull();
   });
@@ -76,7 +76,7 @@ describe("sign-in", () => {
     });
     render(<App />);
     fireEvent.click(await screen.findByTestId("login-submit"));
-    expect((await screen.findByTestId("field-error-server_url")).textContent).toContain("must be http or https");
+    expect((await screen.findByTestId("field-error-server_url")).textContent).toContain("Must be http or https");
     expect(screen.queryByTestId("error-banner")).toBeNull();
     expect(screen.getByTestId("login-server").getAttribute("aria-invalid")).toBe("true");
   });

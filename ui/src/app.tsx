@@ -3,6 +3,7 @@ import { useCallback, useContext, useEffect, useMemo, useRef, useState } from "p
 import type { Session, SyncStatus } from "./bindings";
 import * as api from "./api/commands";
 import { StatusBar, useSyncStatus } from "./components/StatusBar";
+import { SyncBanners } from "./components/SyncBanners";
 import { Login } from "./screens/Login";
 import { Keys } from "./screens/Keys";
 import { KeyDetailScreen } from "./screens/KeyDetail";
@@ -192,6 +193,7 @@ export function App() {
           </div>
         </nav>
         <main class="content" id="main" ref={mainRef} tabIndex={-1}>
+          <SyncBanners status={status} go={go} />
           <Screen route={route} canWrite={ctx.canWrite} />
         </main>
       </div>

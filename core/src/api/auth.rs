@@ -72,6 +72,9 @@ pub struct AdminInfo {
     pub email: String,
     pub role: Role,
     pub org_id: OrgId,
+    /// The organisation's name (absent from servers before it was added).
+    #[serde(default)]
+    pub org_name: String,
 }
 
 /// `viewer` reads; `admin` and `owner` also write.

@@ -29,8 +29,12 @@ impl KeyRow {
     pub fn into_local(self, now: DateTime<Utc>) -> LocalKey {
         let mut key = self.view;
         key.status = KeyStatus::at(now, key.disabled, key.revoked_at, key.expires_at);
+        let server = self.server.as_ref();
         LocalKey {
             key,
+            server_status: server
+                .map(|s| KeyStatus::at(now, s.disabled, s.revoked_at, s.expires_at)),
+            server_revoked_at: server.and_then(|s| s.revoked_at),
             seq: self.seq,
             pending: self.pending,
             on_server: self.server.is_some(),

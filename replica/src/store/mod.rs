@@ -4,6 +4,7 @@
 pub(crate) mod audit;
 pub(crate) mod keys;
 pub(crate) mod outbox;
+pub(crate) mod rejected;
 pub(crate) mod state;
 
 use chrono::{DateTime, Utc};

@@ -10,7 +10,9 @@ use keyward_core::SyncState;
 pub(crate) async fn status(conn: &mut SqliteConnection) -> Result<SyncState, ReplicaError> {
     let row = sqlx::query(
         "SELECT cursor, last_pull_at, last_push_at, last_error,
-                (SELECT COUNT(*) FROM outbox) AS queued
+                (SELECT COUNT(*) FROM outbox) AS queued,
+                (SELECT COUNT(*) FROM outbox WHERE kind = 'revoke_key') AS queued_revocations,
+                (SELECT COUNT(*) FROM rejected) AS rejected
            FROM sync_state WHERE id = 1",
     )
     .fetch_one(conn)
@@ -18,6 +20,11 @@ pub(crate) async fn status(conn: &mut SqliteConnection) -> Result<SyncState, Rep
     Ok(SyncState {
         cursor: row.try_get("cursor")?,
         queued: row.try_get::<i64, _>("queued")?.try_into().unwrap_or(0),
+        queued_revocations: row
+            .try_get::<i64, _>("queued_revocations")?
+            .try_into()
+            .unwrap_or(0),
+        rejected: row.try_get::<i64, _>("rejected")?.try_into().unwrap_or(0),
         last_pull_at: row
             .try_get::<Option<i64>, _>("last_pull_at")?
             .map(from_micros),

@@ -5,8 +5,10 @@ use keyward_core::KeyFilter;
 use keyward_core::api::{AuditEntry, RevokeKeyRequest};
 use keyward_replica::screens::{self, MAX_PAGE};
 
-use super::{Desktop, Result, parse_id};
-use crate::dto::{IssuedKey, KeyDetail, KeyEdit, KeyList, KeyListItem, NewKeyForm, Revocation};
+use super::{Desktop, Result, parse_id, parse_op_id};
+use crate::dto::{
+    IssuedKey, KeyDetail, KeyEdit, KeyList, KeyListItem, NewKeyForm, RejectedChange, Revocation,
+};
 use crate::error::{CommandError, local_error, replica_error};
 
 impl Desktop {
@@ -83,6 +85,35 @@ impl Desktop {
             key,
             token: token.expose_secret().to_owned(),
         })
+    }
+
+    pub async fn rejected_changes(&self) -> Result<Vec<RejectedChange>> {
+        Ok(self
+            .replica()
+            .await?
+            .rejected_changes()
+            .await
+            .map_err(replica_error)?
+            .into_iter()
+            .map(RejectedChange::from)
+            .collect())
+    }
+
+    pub async fn retry_rejected(&self, op_id: &str) -> Result<KeyListItem> {
+        let (replica, op_id) = (self.replica().await?, parse_op_id(op_id)?);
+        let key = replica.retry_rejected(op_id).await.map_err(local_error)?;
+        self.with(Self::sync_soon).await?;
+        Ok(key.into())
+    }
+
+    pub async fn discard_rejected(&self, op_id: &str) -> Result<()> {
+        let (replica, op_id) = (self.replica().await?, parse_op_id(op_id)?);
+        replica.discard_rejected(op_id).await.map_err(local_error)
+    }
+
+    pub async fn dismiss_key_error(&self, id: &str) -> Result<()> {
+        let (replica, id) = (self.replica().await?, parse_id(id)?);
+        replica.dismiss_error(id).await.map_err(replica_error)
     }
 
     pub async fn audit_log(&self, limit: u32, before_seq: Option<i64>) -> Result<Vec<AuditEntry>> {

@@ -71,6 +71,7 @@ pub async fn fixture(rate_limits: Option<Vec<RateLimitRule>>) -> Fixture {
         last_used_at: None,
         last_used_ip: None,
         seq: 0,
+        usage_seq: 0,
         tier: None,
         rate_limits: rate_limits.map(Json),
         quota: None,

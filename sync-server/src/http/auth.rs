@@ -136,6 +136,7 @@ pub async fn login(
         AuditEvent::new("auth.login", "admin", admin_id),
     )
     .await?;
+    let org_name = store::orgs::name(&mut tx, org_id).await?;
     tx.commit().await?;
     Ok(Json(LoginResponse {
         token,
@@ -145,6 +146,7 @@ pub async fn login(
             email: admin.email.clone(),
             role: admin.role(),
             org_id,
+            org_name,
         },
     }))
 }

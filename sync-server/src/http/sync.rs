@@ -62,7 +62,7 @@ pub async fn pull(
         .iter()
         .map(|k| {
             change(
-                k.seq,
+                k.change_seq(),
                 Entity::Key,
                 k.id.to_string(),
                 serde_json::to_value(k.to_api(now)),

@@ -32,8 +32,11 @@ pub struct KeyRow {
     pub updated_at: DateTime<Utc>,
     pub last_used_at: Option<DateTime<Utc>>,
     pub last_used_ip: Option<String>,
-    /// The change sequence value of the row's last change (for sync).
+    /// The change sequence value of the row's last edit (what an offline edit is based on).
     pub seq: i64,
+    /// The change sequence value taken when the key's last use moved into a new minute (0:
+    /// never); a pull positions the key at the greater of the two.
+    pub usage_seq: i64,
     pub tier: Option<String>,
     pub rate_limits: Option<Json<Vec<RateLimitRule>>>,
     pub quota: Option<Json<Quota>>,
@@ -47,7 +50,7 @@ macro_rules! select_keys {
             KeyRow,
             r#"SELECT id, org_id, name, description, environment, secret_hash, scopes, allowed_ips,
                 metadata, disabled, expires_at, revoked_at, revoke_reason, rotated_from, replaced_by,
-                lineage_id, created_at, created_by, updated_at, last_used_at, last_used_ip, seq, tier,
+                lineage_id, created_at, created_by, updated_at, last_used_at, last_used_ip, seq, usage_seq, tier,
                 rate_limits AS "rate_limits: Json<Vec<RateLimitRule>>",
                 quota AS "quota: Json<Quota>"
               FROM api_keys "# + $tail
@@ -57,6 +60,11 @@ macro_rules! select_keys {
 }
 
 impl KeyRow {
+    /// Where the key stands in the change feed: its last edit or its last minute of use.
+    pub fn change_seq(&self) -> i64 {
+        self.seq.max(self.usage_seq)
+    }
+
     pub fn status(&self, now: DateTime<Utc>) -> KeyStatus {
         KeyStatus::at(now, self.disabled, self.revoked_at, self.expires_at)
     }
@@ -117,7 +125,7 @@ where
         r#"SELECT k.id, k.org_id, k.name, k.description, k.environment, k.secret_hash, k.scopes,
             k.allowed_ips, k.metadata, k.disabled, k.expires_at, k.revoked_at, k.revoke_reason,
             k.rotated_from, k.replaced_by, k.lineage_id, k.created_at, k.created_by, k.updated_at,
-            k.last_used_at, k.last_used_ip, k.seq, k.tier,
+            k.last_used_at, k.last_used_ip, k.seq, k.usage_seq, k.tier,
             k.rate_limits AS "rate_limits: Json<Vec<RateLimitRule>>",
             k.quota AS "quota: Json<Quota>",
             t.rate_limits AS "tier_rate_limits?: Json<Vec<RateLimitRule>>",
@@ -158,6 +166,7 @@ where
             last_used_at: r.last_used_at,
             last_used_ip: r.last_used_ip,
             seq: r.seq,
+            usage_seq: r.usage_seq,
             tier: r.tier,
             rate_limits: r.rate_limits,
             quota: r.quota,
@@ -343,7 +352,8 @@ pub async fn notify(conn: &mut PgConnection, id: KeyId) -> Result<(), sqlx::Erro
     Ok(())
 }
 
-/// Keys of `org` changed after `since`, in change order.
+/// Keys of `org` edited or newly used after `since`, in change order (see
+/// [`KeyRow::change_seq`]).
 pub async fn changed_since(
     conn: &mut PgConnection,
     org: OrgId,
@@ -351,7 +361,8 @@ pub async fn changed_since(
     limit: u32,
 ) -> Result<Vec<KeyRow>, sqlx::Error> {
     select_keys!(
-        "WHERE org_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+        "WHERE org_id = $1 AND (seq > $2 OR usage_seq > $2)
+         ORDER BY greatest(seq, usage_seq) LIMIT $3",
         org.as_uuid(),
         since,
         i64::from(limit),

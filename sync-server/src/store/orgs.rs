@@ -29,3 +29,11 @@ pub async fn all_ids(conn: &mut PgConnection) -> Result<Vec<OrgId>, sqlx::Error>
         .await?;
     Ok(ids.into_iter().map(OrgId::from_uuid).collect())
 }
+
+/// The organisation's name (empty if it is gone).
+pub async fn name(conn: &mut PgConnection, id: OrgId) -> Result<String, sqlx::Error> {
+    let name = sqlx::query_scalar!("SELECT name FROM orgs WHERE id = $1", id.as_uuid())
+        .fetch_optional(conn)
+        .await?;
+    Ok(name.unwrap_or_default())
+}

@@ -32,7 +32,7 @@ async fn signing_in_refuses_a_wrong_password_then_opens_the_keys_screen() {
         sign_in(wd, base, "not the password").await?;
         let said = wait_text(wd, "error-banner", "a refusal", |t| !t.is_empty()).await?;
         anyhow::ensure!(
-            said.contains("the email or the password is wrong"),
+            said.contains("The email or the password is wrong."),
             "refusal: {said:?}"
         );
         anyhow::ensure!(
@@ -173,6 +173,188 @@ async fn revoking_a_key_from_its_detail_screen_refuses_its_token() {
 
 #[tokio::test]
 #[ignore = "needs a display, a keyring and tauri-driver: run scripts/desktop-e2e.sh"]
+async fn limits_set_in_the_app_are_enforced_and_last_use_is_the_servers() {
+    let desk = signed_in().await;
+    let result = async {
+        let wd = &desk.wd;
+        let (owner, anon) = (&desk.app.owner, &desk.app.anon);
+        // A key with a rule of its own, made in the app: 2 calls per minute.
+        click(wd, "new-key").await?;
+        fill(wd, "create-name", "Rate limited").await?;
+        click(wd, "create-rule-add").await?;
+        fill(wd, "create-rule-limit", "2").await?;
+        fill(wd, "create-rule-window", "60").await?;
+        wd.screenshot(&shot("05a-create-limits.png")).await?;
+        click(wd, "create-submit").await?;
+        let token = wd.text(&wd.find(&css("issued-token"), WAIT).await?).await?;
+        click(wd, "token-done").await?;
+        let on_server = eventually(WAIT, || async {
+            key_on_server(owner, "Rate limited").await.is_ok()
+        })
+        .await;
+        anyhow::ensure!(on_server, "the new key reached the server");
+
+        // One call, then the server's last use is what the app shows once synced.
+        anon.whoami(&token).await?;
+        let mut used = None;
+        for _ in 0..100 {
+            used = key_on_server(owner, "Rate limited").await?.last_used_at;
+            if used.is_some() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let used = used.ok_or_else(|| anyhow::anyhow!("the server recorded no use"))?;
+        sync_now(wd).await?;
+        open_key(wd, "Rate limited").await?;
+        let minute = used.format("%Y-%m-%d %H:%M UTC").to_string();
+        let shown = wait_text(wd, "detail-last-used", "the server's last use", |t| {
+            t.contains(&minute)
+        })
+        .await?;
+        anyhow::ensure!(!shown.contains("never"), "{shown:?}");
+        let rules = wait_text(wd, "limits-rules", "the key's rule", |t| !t.is_empty()).await?;
+        anyhow::ensure!(
+            rules.contains("minute"),
+            "the rule made in the app: {rules:?}"
+        );
+
+        // The rule is the server's: the third call in the minute is refused.
+        anon.whoami(&token).await?;
+        let third = anon.whoami(&token).await;
+        anyhow::ensure!(
+            third.as_ref().err().and_then(|e| e.code()) == Some("rate_limited"),
+            "the third call within a minute: {third:?}"
+        );
+        wd.screenshot(&shot("05b-limits-and-last-use.png")).await?;
+        Ok(vec![token])
+    }
+    .await;
+    desk.finish("limits", result).await;
+}
+
+/// What of the content lies outside the window, or in a table that has to scroll sideways.
+const OUTSIDE: &str = r#"
+    const w = document.documentElement.clientWidth;
+    const out = [];
+    for (const el of document.querySelectorAll('.content *')) {
+        const r = el.getBoundingClientRect();
+        if (r.width < 2 || r.height < 2) continue;
+        if (r.right > w + 1) out.push((el.getAttribute('data-testid') || el.tagName + '.' + el.className) + ' ends at ' + Math.round(r.right) + ' of ' + w);
+    }
+    for (const el of document.querySelectorAll('.table-wrap')) {
+        if (el.scrollWidth > el.clientWidth + 1) out.push('a table scrolls sideways: ' + el.scrollWidth + ' > ' + el.clientWidth);
+    }
+    return out.slice(0, 12);
+"#;
+
+async fn outside_window(wd: &keyward_e2e::webdriver::WebDriver) -> anyhow::Result<Vec<String>> {
+    let v = wd.execute(OUTSIDE, vec![]).await?;
+    Ok(serde_json::from_value(v)?)
+}
+
+#[tokio::test]
+#[ignore = "needs a display, a keyring and tauri-driver: run scripts/desktop-e2e.sh"]
+async fn the_layout_holds_in_a_small_window_and_the_keyboard_leaves_the_chart() {
+    let desk = signed_in().await;
+    let result = async {
+        let wd = &desk.wd;
+        let (owner, anon) = (&desk.app.owner, &desk.app.anon);
+        let mut tokens = Vec::new();
+        for name in [
+            "Payments reconciliation worker (production)",
+            "Badge sync",
+            "CI deploy",
+        ] {
+            let (_, token) = server_key(
+                owner,
+                CreateKeyRequest {
+                    name: name.into(),
+                    scopes: Some(vec![
+                        "achievements:read".into(),
+                        "badges:write".into(),
+                        "users:read".into(),
+                    ]),
+                    expires_at: Some(chrono::Utc::now() + chrono::Duration::days(90)),
+                    ..Default::default()
+                },
+            )
+            .await?;
+            anon.whoami(&token).await?;
+            tokens.push(token);
+        }
+        let badge = key_on_server(owner, "Badge sync").await?;
+        desk.app.seed_alert(&badge).await;
+        sync_now(wd).await?;
+        wd.set_window_size(1024, 700).await?;
+        let size = wd
+            .execute("return [window.innerWidth, window.innerHeight];", vec![])
+            .await?;
+        println!("window: {size}");
+
+        for (nav, ready, name) in [
+            ("nav-keys", "key-row", "keys"),
+            ("nav-alerts", "alert-row", "alerts"),
+            ("nav-dashboard", "dashboard", "dashboard"),
+            ("nav-audit", "audit-row", "audit"),
+            ("nav-settings", "sync-now", "settings"),
+        ] {
+            click(wd, nav).await?;
+            wd.find(&css(ready), WAIT).await?;
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            wd.screenshot(&shot(&format!("20-small-{name}.png"))).await?;
+            let outside = outside_window(wd).await?;
+            anyhow::ensure!(outside.is_empty(), "{name} at 1024x700: {outside:?}");
+        }
+
+        // The key's page scrolls inside the content; the sidebar keeps the window's height.
+        open_key(wd, "Badge sync").await?;
+        wd.find("[data-testid='usage-chart'][data-chart='ready']", WAIT)
+            .await?;
+        let outside = outside_window(wd).await?;
+        anyhow::ensure!(outside.is_empty(), "key detail at 1024x700: {outside:?}");
+        let scrolled = wd
+            .execute(
+                "const c = document.querySelector('.content'); c.scrollTop = c.scrollHeight; \
+                 const s = document.querySelector('.sidebar').getBoundingClientRect(); \
+                 return [c.scrollTop > 0, document.scrollingElement.scrollTop, Math.round(s.top), \
+                         Math.round(s.bottom), window.innerHeight];",
+                vec![],
+            )
+            .await?;
+        let v: (bool, f64, f64, f64, f64) = serde_json::from_value(scrolled.clone())?;
+        anyhow::ensure!(
+            v.0 && v.1 == 0.0 && v.2 == 0.0 && v.3 + 40.0 >= v.4,
+            "the content scrolls alone and the sidebar spans the window: {scrolled}"
+        );
+        wd.screenshot(&shot("21-small-key-detail.png")).await?;
+
+        // Tab leaves the chart (egui would keep it).
+        let canvas = wd.find(&css("usage-chart"), WAIT).await?;
+        wd.execute(
+            "arguments[0].focus();",
+            vec![serde_json::json!({ keyward_e2e::webdriver::ELEMENT: canvas })],
+        )
+        .await?;
+        wd.type_text(&canvas, "\u{E004}").await?;
+        let active = wd
+            .execute(
+                "const a = document.activeElement; return a ? (a.id || a.getAttribute('data-testid') || a.tagName) : null;",
+                vec![],
+            )
+            .await?;
+        anyhow::ensure!(
+            active.as_str().is_some_and(|a| a != "usage-chart"),
+            "focus stayed in the chart after Tab: {active}"
+        );
+        Ok(tokens)
+    }
+    .await;
+    desk.finish("layout", result).await;
+}
+
+#[tokio::test]
+#[ignore = "needs a display, a keyring and tauri-driver: run scripts/desktop-e2e.sh"]
 async fn offline_changes_wait_in_the_outbox_and_sync_on_reconnect() {
     let Desk { app, wd, addr } = signed_in().await;
     let TestApp {
@@ -210,6 +392,16 @@ async fn offline_changes_wait_in_the_outbox_and_sync_on_reconnect() {
         let offline_token = wd.text(&wd.find(&css("issued-token"), WAIT).await?).await?;
         click(wd, "token-done").await?;
         row_named(wd, "Made offline").await?;
+        open_key(wd, "Made offline").await?;
+        let state = wait_text(wd, "key-pending-state", "not active", |t| !t.is_empty()).await?;
+        anyhow::ensure!(
+            state.contains(
+                "Not active until synced — the server refuses this key until this device syncs."
+            ),
+            "a key made offline says it does not work yet: {state:?}"
+        );
+        let badge = text_of(wd, "status-badge").await;
+        anyhow::ensure!(badge == "not active until synced", "badge: {badge:?}");
         open_key(wd, "Edit me").await?;
         click(wd, "edit-open").await?;
         fill(wd, "edit-name", "Edited offline").await?;
@@ -218,6 +410,29 @@ async fn offline_changes_wait_in_the_outbox_and_sync_on_reconnect() {
         revoke_open_key(wd, "revoked offline").await?;
         wd.find("[data-testid='key-detail'][data-status='revoked']", WAIT)
             .await?;
+        // Revoked here, not on the server: the key still works, and the app says so.
+        let state = wait_text(wd, "key-pending-state", "revocation queued", |t| {
+            !t.is_empty()
+        })
+        .await?;
+        anyhow::ensure!(
+            state.contains("Revocation queued — the key still works until this device syncs."),
+            "state: {state:?}"
+        );
+        let badge = text_of(wd, "status-badge").await;
+        anyhow::ensure!(badge == "revocation queued", "badge: {badge:?}");
+        let when = text_of(wd, "detail-revocation").await;
+        anyhow::ensure!(
+            when.contains("the server sets the time when it syncs"),
+            "no revocation time is made up offline: {when:?}"
+        );
+        let banner = wait_text(wd, "revocations-banner", "the banner", |t| !t.is_empty()).await?;
+        anyhow::ensure!(
+            banner
+                .contains("1 revocation is queued — that key still works until this device syncs."),
+            "banner: {banner:?}"
+        );
+        wd.screenshot(&shot("08a-revocation-queued.png")).await?;
         queued(wd, 3).await?;
         click(wd, "nav-keys").await?;
         row_named(wd, "Edited offline").await?;
@@ -243,6 +458,26 @@ async fn offline_changes_wait_in_the_outbox_and_sync_on_reconnect() {
         })
         .await;
         anyhow::ensure!(no_pending, "keys still marked as waiting to sync");
+        let banner_gone = eventually(WAIT, || async {
+            wd.find_all(&css("revocations-banner"))
+                .await
+                .is_ok_and(|m| m.is_empty())
+        })
+        .await;
+        anyhow::ensure!(banner_gone, "the queued-revocation banner stays after sync");
+        // The revocation time shown is the server's.
+        let revoked = key_on_server(&owner, "Revoke me").await?;
+        open_key(wd, "Revoke me").await?;
+        let at = wd.find(&css("detail-revocation"), WAIT).await?;
+        let shown = wd.attribute(&at, "data-revoked-at").await?;
+        anyhow::ensure!(
+            shown
+                .as_deref()
+                .and_then(|s| s.parse::<chrono::DateTime<chrono::Utc>>().ok())
+                == revoked.revoked_at,
+            "the revocation time shown {shown:?} is the server's {:?}",
+            revoked.revoked_at
+        );
         wd.screenshot(&shot("09-back-online.png")).await?;
         server.stop().await;
         Ok(vec![offline_token, edited_token, revoked_token])
@@ -319,10 +554,37 @@ async fn an_offline_edit_the_server_refuses_shows_a_rejection() {
         let banner = wait_text(wd, "key-error", "the refusal", |t| !t.is_empty()).await?;
         anyhow::ensure!(
             banner.contains("The server refused a change to this key")
-                && banner.contains("key_revoked"),
-            "banner: {banner:?}"
+                && banner.contains("A revoked key cannot be changed.")
+                && !banner.contains("key_revoked"),
+            "banner, in words and without a raw code: {banner:?}"
         );
         wd.screenshot(&shot("08b-rejected.png")).await?;
+        // The refused edit is kept with what it was and why, until retried or discarded.
+        let all = wait_text(wd, "rejected-banner", "the refused-changes banner", |t| {
+            !t.is_empty()
+        })
+        .await?;
+        anyhow::ensure!(all.contains("The server refused 1 change"), "{all:?}");
+        click(wd, "nav-settings").await?;
+        let listed =
+            wait_text(wd, "rejected-change", "the refused edit", |t| !t.is_empty()).await?;
+        anyhow::ensure!(
+            listed.contains("Edit")
+                && listed.contains("Renamed offline")
+                && listed.contains("Leaked")
+                && listed.contains("A revoked key cannot be changed."),
+            "listed: {listed:?}"
+        );
+        wd.screenshot(&shot("08c-refused-changes.png")).await?;
+        click(wd, "rejected-discard").await?;
+        wait_text(wd, "rejected-empty", "an empty list", |t| !t.is_empty()).await?;
+        let none = eventually(WAIT, || async {
+            wd.find_all(&css("rejected-banner"))
+                .await
+                .is_ok_and(|m| m.is_empty())
+        })
+        .await;
+        anyhow::ensure!(none, "the refused-changes banner stays after discarding");
         let key = owner.get_key(leaked.id).await?;
         anyhow::ensure!(
             key.name == "Leaked" && key.status == KeyStatus::Revoked,
@@ -423,16 +685,14 @@ async fn the_audit_log_lists_changes_and_opens_their_key() {
         row_named(wd, "Audited").await?;
         queued(wd, 0).await?;
         let key = key_on_server(&desk.app.owner, "Audited").await?;
-        let short = key.id.to_string()[..8].to_owned();
 
         // The log is read from the replica: refreshed until the server's entry has synced.
         click(wd, "nav-audit").await?;
         let listed = eventually(Duration::from_secs(30), || async {
             let _ = click(wd, "audit-refresh").await;
             texts(wd, &css("audit-row")).await.is_ok_and(|rows| {
-                rows.iter().any(|r| {
-                    r.contains("key.create") && r.contains("owner@acme.test") && r.contains(&short)
-                })
+                rows.iter()
+                    .any(|r| r.contains("Created key Audited") && r.contains("owner@acme.test"))
             })
         })
         .await;
@@ -441,10 +701,15 @@ async fn the_audit_log_lists_changes_and_opens_their_key() {
             "the audit log lists the key's creation: {:?}",
             texts(wd, &css("audit-row")).await
         );
+        let rows = texts(wd, &css("audit-row")).await?;
+        anyhow::ensure!(
+            !rows.iter().any(|r| r.contains(&key.id.to_string()[..8])),
+            "names, not ids: {rows:?}"
+        );
         wd.screenshot(&shot("10-audit.png")).await?;
         let link = wd
             .find(
-                &format!("[data-testid='audit-row'] a[title='{}']", key.id),
+                &format!("[data-testid='audit-row'] a[title='key {}']", key.id),
                 WAIT,
             )
             .await?;
@@ -476,6 +741,11 @@ async fn settings_show_the_account_the_sync_state_and_alert_sensitivity() {
         anyhow::ensure!(email == "owner@acme.test", "email: {email:?}");
         let role = text_of(wd, "settings-role").await;
         anyhow::ensure!(role.to_lowercase().contains("owner"), "role: {role:?}");
+        let org = text_of(wd, "settings-org").await;
+        anyhow::ensure!(
+            !org.is_empty() && uuid::Uuid::parse_str(org.trim()).is_err(),
+            "the organisation by its name: {org:?}"
+        );
         wait_text(wd, "settings-online", "Online", |t| t.starts_with("Online")).await?;
         let queued = text_of(wd, "settings-queued").await;
         anyhow::ensure!(queued == "0", "queued: {queued:?}");

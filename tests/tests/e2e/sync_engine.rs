@@ -406,6 +406,66 @@ async fn a_revocation_on_the_server_beats_an_offline_edit() {
     );
 }
 
+/// Last use travels the change feed: the replica shows the server's `last_used_at`, and an
+/// edit based on a pull that carried only use still applies (use is no conflict).
+#[tokio::test]
+async fn last_use_reaches_the_replica_and_is_no_conflict_for_an_offline_edit() {
+    let app = TestApp::spawn().await;
+    let issued = app
+        .owner
+        .create_key(&CreateKeyRequest {
+            name: "used in production".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let engine = engine(&app).await;
+    let replica = engine.replica();
+    engine.sync_once().await.unwrap();
+    let before = replica.key(issued.key.id).await.unwrap().unwrap();
+    assert_eq!(before.key.last_used_at, None);
+
+    app.owner
+        .whoami(issued.token.as_deref().unwrap())
+        .await
+        .unwrap();
+    let mut server = app.owner.get_key(issued.key.id).await.unwrap();
+    for _ in 0..100 {
+        if server.last_used_at.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        server = app.owner.get_key(issued.key.id).await.unwrap();
+    }
+    let used_at = server.last_used_at.expect("the flusher records the use");
+    engine.sync_once().await.unwrap();
+    let shown = replica.key(issued.key.id).await.unwrap().unwrap();
+    assert_eq!(
+        shown.key.last_used_at,
+        Some(used_at),
+        "the replica holds the server's last use"
+    );
+    assert!(
+        shown.seq > before.seq,
+        "the use moved the key in the change feed"
+    );
+
+    // The edit is based on the pull that carried the use: it applies.
+    replica
+        .update_key(issued.key.id, rename("renamed after use"))
+        .await
+        .unwrap();
+    let report = engine.sync_once().await.unwrap();
+    assert_eq!((report.applied, report.rejected), (1, 0));
+    assert_eq!(
+        app.owner.get_key(issued.key.id).await.unwrap().name,
+        "renamed after use"
+    );
+    let shown = replica.key(issued.key.id).await.unwrap().unwrap();
+    assert!(shown.rejection.is_none() && !shown.pending);
+    assert_eq!(shown.key.last_used_at, Some(used_at));
+}
+
 #[tokio::test]
 async fn an_expired_session_is_unauthorized_and_keeps_the_outbox() {
     let app = TestApp::spawn().await;

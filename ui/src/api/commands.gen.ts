@@ -1,6 +1,6 @@
 // Generated from the #[tauri::command] functions in src-tauri/src/commands.rs by
 // src-tauri/src/bindings.rs. Do not edit: change the command and regenerate.
-import type { Alert, AlertStatus, AlertsView, AuditEntry, Dashboard, DashboardPeriod, GatewayPeriod, GatewaySnapshot, Granularity, IssuedKey, KeyDetail, KeyEdit, KeyEventsView, KeyFilter, KeyList, KeyListItem, LimitsSnapshot, NetworksSnapshot, NewKeyForm, ReportRequest, ReportSaved, Revocation, Session, SyncStatus, Thresholds, UsageSeries } from "../bindings";
+import type { Alert, AlertStatus, AlertsView, AuditEntry, Dashboard, DashboardPeriod, GatewayPeriod, GatewaySnapshot, Granularity, IssuedKey, KeyDetail, KeyEdit, KeyEventsView, KeyFilter, KeyList, KeyListItem, LimitsSnapshot, NetworksSnapshot, NewKeyForm, RejectedChange, ReportRequest, ReportSaved, Revocation, Session, SyncStatus, Thresholds, UsageSeries } from "../bindings";
 import { call } from "./call";
 
 export const login = (serverUrl: string, email: string, password: string) =>
@@ -37,6 +37,22 @@ export const revokeKey = (id: string, revocation: Revocation) =>
 
 export const rotateKey = (id: string, graceSeconds: number) =>
   call<IssuedKey>("rotate_key", { id, graceSeconds });
+
+/** Changes the server refused, newest first, until retried or discarded. */
+export const rejectedChanges = () =>
+  call<RejectedChange[]>("rejected_changes");
+
+/** Sends a refused edit or revocation again, on the key as the server has it now. */
+export const retryRejected = (opId: string) =>
+  call<KeyListItem>("retry_rejected", { opId });
+
+/** Forgets a refused change and clears the refusal shown on its key. */
+export const discardRejected = (opId: string) =>
+  call<void>("discard_rejected", { opId });
+
+/** Clears the refusal marker shown on a key (the refused change stays listed). */
+export const dismissKeyError = (id: string) =>
+  call<void>("dismiss_key_error", { id });
 
 export const auditLog = (limit: number, beforeSeq: number | null) =>
   call<AuditEntry[]>("audit_log", { limit, beforeSeq });

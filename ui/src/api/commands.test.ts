@@ -52,7 +52,7 @@ describe("commands", () => {
   it("passes a CommandError through", async () => {
     const err = { code: "validation_failed", message: "2 fields", fields: [{ field: "name", code: "empty", message: "required" }] };
     invokeMock.mockRejectedValue(err);
-    await expect(api.createKey({ name: "", description: null, environment: "live", scopes: [], allowed_ips: [], expires_at: null }))
+    await expect(api.createKey({ name: "", description: null, environment: "live", scopes: [], allowed_ips: [], expires_at: null, limits: null }))
       .rejects.toEqual(err);
   });
 
@@ -78,7 +78,7 @@ describe("commands", () => {
   it("subscribes to sync-status events", async () => {
     const unlisten = vi.fn();
     vi.mocked(listen).mockImplementation(async (_name, handler) => {
-      handler({ event: "sync-status", id: 1, payload: { online: true, syncing: false, cursor: 0, queued: 2, last_pull_at: null, last_push_at: null, last_error: null } });
+      handler({ event: "sync-status", id: 1, payload: { online: true, syncing: false, cursor: 0, queued: 2, queued_revocations: 0, rejected: 0, last_pull_at: null, last_push_at: null, last_error: null } });
       return unlisten;
     });
     const seen: number[] = [];

@@ -2,4 +2,8 @@
 import type { OrgId } from "./OrgId";
 import type { Role } from "./Role";
 
-export type Session = { server_url: string, email: string, role: Role, org_id: OrgId, };
+export type Session = { server_url: string, email: string, role: Role, org_id: OrgId, 
+/**
+ * The organisation's name (empty for a session saved before it was kept).
+ */
+org_name: string, };

@@ -23,6 +23,14 @@ cursor: number,
  */
 queued: number, 
 /**
+ * Of those, revocations: keys that still work on the server until this device syncs.
+ */
+queued_revocations: number, 
+/**
+ * Changes the server refused that the admin has not retried or discarded yet.
+ */
+rejected: number, 
+/**
  * When the replica last caught up with the server's changes (the UI's "last sync").
  */
 last_pull_at: string | null, last_push_at: string | null, 

@@ -1,6 +1,7 @@
 import type { ComponentChildren } from "preact";
 import { useState } from "preact/hooks";
 import type { CommandError, FieldError } from "../bindings";
+import { sentence } from "../lib/format";
 
 /** The errors for `field` itself and for its entries (`scopes` → `scopes`, `scopes[0]`, ...). */
 export function errorsFor(error: CommandError | null, field: string): FieldError[] {
@@ -35,11 +36,14 @@ export function Field(props: {
   items?: readonly string[] | undefined;
   children: (control: ControlProps) => ComponentChildren;
 }) {
-  const errs = errorsFor(props.error, props.field);
+  // Every error of the field shows at once; typing in the field clears them until the next
+  // answer (the form's `error` object changes).
+  const [editedAfter, setEditedAfter] = useState<CommandError | null>(null);
+  const errs = editedAfter === props.error ? [] : errorsFor(props.error, props.field);
   const [id] = useState(() => `f${++nextId}`);
   const describedBy = [props.hint ? `${id}-hint` : "", errs.length ? `${id}-err` : ""].filter(Boolean).join(" ") || undefined;
   return (
-    <div class={`field${errs.length ? " invalid" : ""}`}>
+    <div class={`field${errs.length ? " invalid" : ""}`} onInputCapture={() => props.error && setEditedAfter(props.error)} onChangeCapture={() => props.error && setEditedAfter(props.error)}>
       <label class="label" for={id}>{props.label}</label>
       {props.children({ id, "aria-describedby": describedBy, "aria-invalid": errs.length > 0 })}
       {props.hint && <span class="hint" id={`${id}-hint`}>{props.hint}</span>}
@@ -51,7 +55,7 @@ export function Field(props: {
             return (
               <li class="field-error" data-testid={`field-error-${e.field}`} role="alert">
                 {item !== undefined ? <><code>{item}</code>: </> : e.field !== props.field ? `${e.field}: ` : ""}
-                {e.message}
+                {sentence(e.message)}
               </li>
             );
           })}
@@ -72,16 +76,13 @@ export function Banner(props: { error: CommandError | null; shown?: readonly str
   const stray = e.fields.filter((f) => !shown.some((s) => f.field === s || f.field.startsWith(`${s}[`)));
   if (e.fields.length > 0 && stray.length === 0) return null;
   return (
-    <div class="banner error" role="alert" data-testid={props.testid ?? "error-banner"}>
+    <div class="banner error" role="alert" data-testid={props.testid ?? "error-banner"} data-code={e.code}>
       {stray.length > 0 ? (
         <ul>
-          {stray.map((f) => <li data-testid={`field-error-${f.field}`}><strong>{f.field}</strong>: {f.message}</li>)}
+          {stray.map((f) => <li data-testid={`field-error-${f.field}`}><strong>{f.field}</strong>: {sentence(f.message)}</li>)}
         </ul>
       ) : (
-        <>
-          {e.message}
-          {e.code !== "internal" && <span class="code"> ({e.code})</span>}
-        </>
+        <>{sentence(e.message)}</>
       )}
     </div>
   );

@@ -3,7 +3,7 @@ import type { SyncStatus } from "../bindings";
 import * as api from "../api/commands";
 import { relativeTime, shortDate } from "../lib/format";
 
-export const EMPTY_STATUS: SyncStatus = { online: false, syncing: false, cursor: 0, queued: 0, last_pull_at: null, last_push_at: null, last_error: null };
+export const EMPTY_STATUS: SyncStatus = { online: false, syncing: false, cursor: 0, queued: 0, queued_revocations: 0, rejected: 0, last_pull_at: null, last_push_at: null, last_error: null };
 export const POLL_MS = 5000;
 
 /** Online/offline, last sync, queued changes: from the `sync-status` event and a 5 s poll. */

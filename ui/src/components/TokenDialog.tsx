@@ -4,7 +4,7 @@ import { useEffect, useRef, useState } from "preact/hooks";
  * Shows a new key's token once. The token lives only in the parent's state while this dialog is
  * open; closing it (Done) drops it: the app writes it nowhere (no storage, no logs, no URL).
  */
-export function TokenDialog(props: { token: string; title?: string; onDone: () => void }) {
+export function TokenDialog(props: { token: string; title?: string; note?: string; onDone: () => void }) {
   const [copy, setCopy] = useState<"idle" | "copied" | "selected">("idle");
   const tokenRef = useRef<HTMLElement>(null);
   const dialogRef = useRef<HTMLDivElement>(null);
@@ -57,6 +57,7 @@ export function TokenDialog(props: { token: string; title?: string; onDone: () =
     <div class="modal" onKeyDown={onKeyDown}>
       <div class="card dialog" role="dialog" aria-modal="true" aria-labelledby="token-title" aria-describedby="token-warning" ref={dialogRef}>
         <h3 id="token-title">{props.title ?? "Your new API key"}</h3>
+        {props.note && <p data-testid="token-note">{props.note}</p>}
         <p class="warning" id="token-warning">
           <strong>Copy it now — you won't see it again.</strong> Keyward keeps only a hash of the
           secret; if you lose this token, rotate the key.

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import {
-  formatDuration, isoToLocalInput, localInputToIso, parseSeconds, relativeTime, sameItems, shortDate, splitList,
+  formatDuration, isoToUtcInput, utcInputToIso, parseSeconds, relativeTime, sameItems, shortDate, splitList,
 } from "./format";
 
 describe("relativeTime", () => {
@@ -39,14 +39,17 @@ describe("scope and address lists", () => {
 });
 
 describe("times and durations", () => {
-  it("converts datetime-local values", () => {
-    expect(localInputToIso("")).toBeNull();
-    expect(localInputToIso("not a date")).toBeNull();
-    const iso = localInputToIso("2026-11-25T10:30");
-    expect(iso && isoToLocalInput(iso)).toBe("2026-11-25T10:30");
-    expect(isoToLocalInput(null)).toBe("");
-    expect(shortDate("2026-11-25T10:30:00Z")).toBe("2026-11-25 10:30 UTC");
-    expect(shortDate(null)).toBe("—");
+  it("reads and writes times as UTC ISO text", () => {
+    expect(utcInputToIso("")).toBeNull();
+    expect(utcInputToIso("not a date")).toBeUndefined();
+    expect(utcInputToIso("2027-02-30 10:00")).toBeUndefined();
+    expect(utcInputToIso("2027-01-31 24:00")).toBeUndefined();
+    expect(utcInputToIso("2026-11-25 10:30")).toBe("2026-11-25T10:30:00.000Z");
+    expect(utcInputToIso("2026-11-25T10:30")).toBe("2026-11-25T10:30:00.000Z");
+    expect(utcInputToIso("2026-11-25")).toBe("2026-11-25T00:00:00.000Z");
+    expect(utcInputToIso(" 2026-11-25 10:30 UTC ")).toBe("2026-11-25T10:30:00.000Z");
+    expect(isoToUtcInput("2026-11-25T10:30:00Z")).toBe("2026-11-25 10:30");
+    expect(isoToUtcInput(null)).toBe("");
   });
   it("reads grace periods as whole seconds", () => {
     expect(parseSeconds("0")).toBe(0);

@@ -29,20 +29,31 @@ export function sameItems(a: readonly string[], b: readonly string[]): boolean {
   return x.every((v, i) => v === y[i]);
 }
 
-/** A `<input type="datetime-local">` value (local time) as an RFC 3339 UTC string, or null. */
-export function localInputToIso(value: string): string | null {
-  if (!value) return null;
-  const d = new Date(value);
-  return Number.isNaN(d.getTime()) ? null : d.toISOString();
+/** How a time is typed: ISO, in UTC, as the app shows times everywhere. */
+export const UTC_INPUT_HINT = "UTC, as YYYY-MM-DD HH:MM (e.g. 2027-01-31 12:00)";
+
+/**
+ * A typed time ("2027-01-31 12:00", "2027-01-31T12:00" or "2027-01-31", read as UTC) as an
+ * RFC 3339 string; "" is null, anything else undefined (not a time: the form says so).
+ */
+export function utcInputToIso(value: string): string | null | undefined {
+  const v = value.trim();
+  if (!v) return null;
+  const m = v.match(/^(\d{4})-(\d{2})-(\d{2})(?:[ T](\d{2}):(\d{2}))?(?: ?UTC| ?Z)?$/i);
+  if (!m) return undefined;
+  const [y, mo, d, h, mi] = [m[1], m[2], m[3], m[4] ?? "00", m[5] ?? "00"].map(Number) as [number, number, number, number, number];
+  const t = Date.UTC(y, mo - 1, d, h, mi);
+  const back = new Date(t);
+  // Refuse dates that do not exist (2027-02-30) rather than rolling them over.
+  if (back.getUTCMonth() !== mo - 1 || back.getUTCDate() !== d || h > 23 || mi > 59) return undefined;
+  return back.toISOString();
 }
 
-/** An RFC 3339 instant as a `<input type="datetime-local">` value in local time ("" for none). */
-export function isoToLocalInput(iso: string | null): string {
+/** An RFC 3339 instant as the inputs show it: "2027-01-31 12:00" in UTC ("" for none). */
+export function isoToUtcInput(iso: string | null): string {
   if (!iso) return "";
   const d = new Date(iso);
-  if (Number.isNaN(d.getTime())) return "";
-  const p = (n: number) => String(n).padStart(2, "0");
-  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}T${p(d.getHours())}:${p(d.getMinutes())}`;
+  return Number.isNaN(d.getTime()) ? "" : d.toISOString().slice(0, 16).replace("T", " ");
 }
 
 /** "2026-11-25 10:30 UTC", or "—". */
@@ -86,4 +97,12 @@ export function windowLabel(secs: number): string {
 /** A measured value: whole numbers grouped ("1,200"), others with two decimals. */
 export function measure(v: number): string {
   return Number.isInteger(v) ? v.toLocaleString("en-US") : v.toFixed(2);
+}
+
+/** A message for people: capitalised first letter and a closing full stop. */
+export function sentence(text: string): string {
+  const t = text.trim();
+  if (!t) return t;
+  const first = t.charAt(0).toUpperCase() + t.slice(1);
+  return /[.!?…]$/.test(first) ? first : `${first}.`;
 }

@@ -56,9 +56,9 @@ describe("changing the password", () => {
     type("password-new", "short");
     type("password-confirm", "other");
     fireEvent.click(screen.getByTestId("password-save"));
-    expect((await screen.findByTestId("field-error-current_password")).textContent).toBe("is required");
+    expect((await screen.findByTestId("field-error-current_password")).textContent).toBe("Is required.");
     expect(screen.getByTestId("field-error-new_password").textContent).toContain("at least 12 characters");
-    expect(screen.getByTestId("field-error-confirm_password").textContent).toBe("does not match the new password");
+    expect(screen.getByTestId("field-error-confirm_password").textContent).toBe("Does not match the new password.");
     expect(screen.getByTestId("password-new").getAttribute("aria-invalid")).toBe("true");
     expect(mocked.changePassword).not.toHaveBeenCalled();
   });
@@ -90,7 +90,7 @@ describe("changing the password", () => {
     type("password-new", "a brand new password");
     type("password-confirm", "a brand new password");
     fireEvent.click(screen.getByTestId("password-save"));
-    expect((await screen.findByTestId("field-error-current_password")).textContent).toBe("is not your current password");
+    expect((await screen.findByTestId("field-error-current_password")).textContent).toBe("Is not your current password.");
     expect((screen.getByTestId("password-current") as HTMLInputElement).value).toBe("");
     expect((screen.getByTestId("password-new") as HTMLInputElement).value).toBe("a brand new password");
 

@@ -71,11 +71,11 @@ describe("alert sensitivity", () => {
     type("ewma_alpha", "abc");
     type("idle_days", "");
     fireEvent.click(screen.getByTestId("alert-settings-save"));
-    expect((await screen.findByTestId("field-error-z_score")).textContent).toBe("must be greater than 0 and at most 100");
-    expect(screen.getByTestId("field-error-drop_fraction").textContent).toBe("must be at least 0 and less than 1");
-    expect(screen.getByTestId("field-error-warmup_windows").textContent).toBe("must be a whole number");
-    expect(screen.getByTestId("field-error-ewma_alpha").textContent).toBe("must be a number");
-    expect(screen.getByTestId("field-error-idle_days").textContent).toBe("is required");
+    expect((await screen.findByTestId("field-error-z_score")).textContent).toBe("Must be greater than 0 and at most 100.");
+    expect(screen.getByTestId("field-error-drop_fraction").textContent).toBe("Must be at least 0 and less than 1.");
+    expect(screen.getByTestId("field-error-warmup_windows").textContent).toBe("Must be a whole number.");
+    expect(screen.getByTestId("field-error-ewma_alpha").textContent).toBe("Must be a number.");
+    expect(screen.getByTestId("field-error-idle_days").textContent).toBe("Is required.");
     expect(screen.getByTestId("threshold-z_score").getAttribute("aria-invalid")).toBe("true");
     expect(screen.queryByTestId("field-error-spike_ratio")).toBeNull();
     expect(mocked.setAlertSettings).not.toHaveBeenCalled();
@@ -90,8 +90,8 @@ describe("alert sensitivity", () => {
     await screen.findByTestId("threshold-z_score");
     type("spike_ratio", "3");
     fireEvent.click(screen.getByTestId("alert-settings-save"));
-    expect((await screen.findByTestId("field-error-spike_ratio")).textContent).toBe("must be between 1 and 1000");
-    expect(screen.getByTestId("field-error-rejected_burst").textContent).toBe("must be at least 1");
+    expect((await screen.findByTestId("field-error-spike_ratio")).textContent).toBe("Must be between 1 and 1000.");
+    expect(screen.getByTestId("field-error-rejected_burst").textContent).toBe("Must be at least 1.");
     // Shown at the fields, not as a banner.
     expect(screen.queryByTestId("alert-settings-error")).toBeNull();
     expect(screen.queryByTestId("alert-settings-saved")).toBeNull();

@@ -52,7 +52,7 @@ describe("alerts", () => {
     expect(rows.length).toBe(1);
     const text = rows[0]!.textContent ?? "";
     expect(text).toContain("Deploy bot");
-    expect(text).toContain("rate spike");
+    expect(text).toContain("Traffic spike");
     expect(text).toContain("420");
     expect(text).toContain("35.50");
     expect(text).toContain("5 min from 2026-11-25 09:00 UTC");
@@ -71,7 +71,7 @@ describe("alerts", () => {
     expect(screen.getAllByTestId("alert-ack").length).toBe(1);
     fireEvent.click(screen.getByTestId("alerts-filter-resolved"));
     await waitFor(() => expect(screen.getAllByTestId("alert-row").length).toBe(1));
-    expect(screen.getByTestId("alert-row").textContent).toContain("rate drop");
+    expect(screen.getByTestId("alert-row").textContent).toContain("Traffic drop");
     expect(screen.queryByTestId("alert-ack")).toBeNull();
   });
 
@@ -104,7 +104,7 @@ describe("alerts", () => {
     fireEvent.click(await screen.findByTestId("alert-ack"));
     const err = await screen.findByTestId("ack-error");
     expect(err.textContent).toContain("acknowledging an alert needs a connection");
-    expect(err.textContent).toContain("offline");
+    expect(err.textContent).toContain("try again when online");
     expect(screen.getAllByTestId("alert-row").length).toBe(1);
   });
 

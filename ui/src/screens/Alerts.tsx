@@ -21,6 +21,21 @@ const FILTERS: { value: AlertStatus | null; label: string; testid: string }[] = 
 
 const STATUS_LABEL: Record<AlertStatus, string> = { open: "open", acked: "acknowledged", resolved: "resolved" };
 
+/** Each alert kind in words. */
+export const KIND_WORDS: Record<string, string> = {
+  rate_spike: "Traffic spike",
+  rate_drop: "Traffic drop",
+  invalid_secret_burst: "Many calls with a wrong secret",
+  ip_not_allowed_burst: "Many calls from addresses the key does not allow",
+  insufficient_scope_burst: "Many calls outside the key's scopes",
+  new_network: "Used from a new network",
+  idle_key_used: "An idle key was used again",
+};
+
+export function kindWords(kind: string): string {
+  return KIND_WORDS[kind] ?? kind.replace(/_/g, " ").replace(/^./, (c) => c.toUpperCase());
+}
+
 export function AlertsScreen() {
   const app = useApp();
   const [filter, setFilter] = useState<AlertStatus | null>("open");
@@ -74,6 +89,9 @@ export function AlertsScreen() {
       </header>
       <Banner error={error} testid="alerts-error" />
       <Banner error={ackError} testid="ack-error" />
+      {!app.status.online && app.canWrite && items.some((a) => a.status === "open") && (
+        <p class="muted small" role="status" data-testid="ack-offline">Acknowledging an alert needs the server: you are offline.</p>
+      )}
       {!loading && !error && items.length === 0 && (
         <p class="empty" data-testid="alerts-empty">
           {view?.synced_at ? "No alerts here." : "No alerts synced yet: they arrive with the next sync while online."}
@@ -102,19 +120,23 @@ export function AlertsScreen() {
                       {a.key_name || a.key_id}
                     </a>
                   </td>
-                  <td>{a.kind.replace(/_/g, " ")}{a.detail && <div class="muted small">{a.detail}</div>}</td>
+                  <td title={a.kind}>{kindWords(a.kind)}{a.detail && <div class="muted small">{a.detail}</div>}</td>
                   <td>{measure(a.observed)}</td>
                   <td>{measure(a.expected)}</td>
-                  <td class="nowrap">{windowLabel(a.window_secs)} from {shortDate(a.window_start)}</td>
+                  <td class="window">{windowLabel(a.window_secs)} from <span class="nowrap">{shortDate(a.window_start)}</span></td>
                   <td class="nowrap" title={shortDate(a.opened_at)}>{relativeTime(a.opened_at)}</td>
-                  <td><span class={`badge ${a.status}`} data-testid="alert-status">{STATUS_LABEL[a.status]}</span></td>
+                  <td>
+                    <span class={`badge ${a.status}`} data-testid="alert-status">{STATUS_LABEL[a.status]}</span>
+                    {a.acked_at && <div class="muted small" data-testid="alert-acked-at" title={shortDate(a.acked_at)}>acknowledged {relativeTime(a.acked_at)}</div>}
+                    {a.resolved_at && <div class="muted small" data-testid="alert-resolved-at" title={shortDate(a.resolved_at)}>resolved {relativeTime(a.resolved_at)}</div>}
+                  </td>
                   <td>
                     {a.status === "open" && app.canWrite && (
                       <button
                         type="button"
                         data-testid="alert-ack"
-                        disabled={acking !== null}
-                        aria-label={`Acknowledge the ${a.kind.replace(/_/g, " ")} alert on ${a.key_name}`}
+                        disabled={acking !== null || !app.status.online}
+                        aria-label={`Acknowledge “${kindWords(a.kind)}” on ${a.key_name}`}
                         title={app.status.online ? "Acknowledge on the server" : "Acknowledging needs the server: you are offline"}
                         onClick={() => acknowledge(a)}
                       >
@@ -231,11 +253,11 @@ function EventDetail(props: { event: KeyEvent }) {
       );
     }
     case "alert.opened":
-      return <>{e.data.kind.replace(/_/g, " ")}{e.data.detail && `: ${e.data.detail}`}</>;
+      return <>{kindWords(e.data.kind)}{e.data.detail && `: ${e.data.detail}`}</>;
     case "alert.acked":
-      return <>{e.data.kind.replace(/_/g, " ")}, by {e.data.acked_by}</>;
+      return <>{kindWords(e.data.kind)}, acknowledged by {e.data.acked_by}</>;
     case "alert.resolved":
-      return <>{e.data.kind.replace(/_/g, " ")}</>;
+      return <>{kindWords(e.data.kind)}</>;
     case "webhook.test":
       return <>{e.data.message}</>;
   }

@@ -51,13 +51,26 @@ describe("create key", () => {
     type("create-ips", "10.0.0.300");
     fireEvent.click(screen.getByTestId("create-submit"));
     const scope = await screen.findByTestId("field-error-scopes[1]");
-    expect(scope.textContent).toBe("nope: must look like resource:action");
+    expect(scope.textContent).toBe("nope: Must look like resource:action.");
     expect(screen.getByTestId("field-error-allowed_ips[0]").textContent).toContain("10.0.0.300");
     expect(screen.getByTestId("field-error-expires_at").textContent).toContain("future");
     // A field this form does not show is not lost: it goes to the banner.
-    expect(screen.getByTestId("error-banner").textContent).toContain("metadata: too large");
+    expect(screen.getByTestId("error-banner").textContent).toContain("metadata: Too large.");
     expect(screen.getByTestId("create-scopes").getAttribute("aria-invalid")).toBe("true");
     expect(screen.queryByTestId("issued-token")).toBeNull();
+  });
+
+  it("refuses an expiry that is not a time instead of dropping it", async () => {
+    render(<App />);
+    await screen.findByTestId("create-name");
+    type("create-name", "Deploy bot");
+    type("create-expires", "31/01/2027");
+    fireEvent.click(screen.getByTestId("create-submit"));
+    expect((await screen.findByTestId("field-error-expires_at")).textContent).toContain("use UTC, as YYYY-MM-DD HH:MM");
+    expect(mocked.createKey).not.toHaveBeenCalled();
+    // Fixing the field clears its error.
+    type("create-expires", "2027-01-31");
+    expect(screen.queryByTestId("field-error-expires_at")).toBeNull();
   });
 
   it("sends the form as typed", async () => {
@@ -69,7 +82,7 @@ describe("create key", () => {
     fireEvent.change(screen.getByTestId("create-environment"), { target: { value: "test" } });
     type("create-scopes", "badges:read, achievements:*  users:read");
     type("create-ips", "10.0.0.0/8 192.168.1.7");
-    type("create-expires", "2027-01-31T12:00");
+    type("create-expires", "2027-01-31 12:00");
     fireEvent.click(screen.getByTestId("create-submit"));
     await screen.findByTestId("issued-token");
     expect(mocked.createKey).toHaveBeenCalledWith({
@@ -78,7 +91,8 @@ describe("create key", () => {
       environment: "test",
       scopes: ["badges:read", "achievements:*", "users:read"],
       allowed_ips: ["10.0.0.0/8", "192.168.1.7"],
-      expires_at: new Date("2027-01-31T12:00").toISOString(),
+      expires_at: "2027-01-31T12:00:00.000Z",
+      limits: null,
     });
   });
 

@@ -3,8 +3,9 @@ import type { CommandError, Environment, NewKeyForm } from "../bindings";
 import * as api from "../api/commands";
 import { useApp } from "../app";
 import { Banner, Field, Spinner } from "../components/Fields";
+import { LIMIT_FIELDS, LimitsEditor, draftFrom, formFromDraft } from "../components/LimitsEditor";
 import { TokenDialog } from "../components/TokenDialog";
-import { isoToLocalInput, localInputToIso, splitList } from "../lib/format";
+import { UTC_INPUT_HINT, isoToUtcInput, splitList, utcInputToIso } from "../lib/format";
 
 const FIELDS = ["name", "description", "environment", "scopes", "allowed_ips", "expires_at"];
 
@@ -15,9 +16,18 @@ export function requiredName(name: string): CommandError | null {
     : { code: "validation_failed", message: "name is required", fields: [{ field: "name", code: "required", message: "A name is required." }] };
 }
 
-/** An expiry `days` from now, as a datetime-local value. */
+/** An expiry `days` from now, as the input shows it. */
 function inDays(days: number): string {
-  return isoToLocalInput(new Date(Date.now() + days * 86_400_000).toISOString());
+  return isoToUtcInput(new Date(Date.now() + days * 86_400_000).toISOString());
+}
+
+/** The field error of an expiry that is not a time. */
+export function badTime(field: string): CommandError {
+  return {
+    code: "validation_failed",
+    message: "the expiry is not a time",
+    fields: [{ field, code: "invalid_time", message: `Not a time: use ${UTC_INPUT_HINT}.` }],
+  };
 }
 
 export function CreateKey() {
@@ -28,6 +38,7 @@ export function CreateKey() {
   const [scopes, setScopes] = useState("");
   const [ips, setIps] = useState("");
   const [expires, setExpires] = useState("");
+  const [limits, setLimits] = useState(() => draftFrom(null));
   const [error, setError] = useState<CommandError | null>(null);
   const [busy, setBusy] = useState(false);
   const [sent, setSent] = useState<NewKeyForm | null>(null);
@@ -45,13 +56,25 @@ export function CreateKey() {
       nameRef.current?.focus();
       return;
     }
+    const expiresAt = utcInputToIso(expires);
+    if (expiresAt === undefined) {
+      setError(badTime("expires_at"));
+      return;
+    }
+    const l = formFromDraft(limits);
+    if ("error" in l) {
+      setError(l.error);
+      return;
+    }
+    const own = l.form.tier !== null || l.form.rate_limits !== null || l.form.quota !== null;
     const form: NewKeyForm = {
       name: name.trim(),
       description: description.trim() || null,
       environment,
       scopes: splitList(scopes),
       allowed_ips: splitList(ips),
-      expires_at: localInputToIso(expires),
+      expires_at: expiresAt,
+      limits: own ? l.form : null,
     };
     setError(null);
     setSent(form);
@@ -78,7 +101,7 @@ export function CreateKey() {
         <h2>New API key</h2>
       </header>
       <form class="form" onSubmit={submit} noValidate aria-label="New API key">
-        <Banner error={error} shown={FIELDS} />
+        <Banner error={error} shown={[...FIELDS, ...LIMIT_FIELDS]} />
         <Field label="Name" field="name" error={error}>
           {(a) => <input {...a} ref={nameRef} data-testid="create-name" required value={name} onInput={(e) => setName(e.currentTarget.value)} />}
         </Field>
@@ -99,10 +122,10 @@ export function CreateKey() {
         <Field label="Allowed client addresses" field="allowed_ips" error={error} items={sent?.allowed_ips} hint="IP addresses or CIDR networks, separated by spaces or commas; empty allows any address">
           {(a) => <input {...a} data-testid="create-ips" class="mono-input" value={ips} onInput={(e) => setIps(e.currentTarget.value)} />}
         </Field>
-        <Field label="Expires" field="expires_at" error={error} hint="Your local time; empty for no expiry">
+        <Field label="Expires" field="expires_at" error={error} hint={`${UTC_INPUT_HINT}; empty for no expiry`}>
           {(a) => (
             <div class="row">
-              <input {...a} data-testid="create-expires" type="datetime-local" value={expires} onInput={(e) => setExpires(e.currentTarget.value)} />
+              <input {...a} data-testid="create-expires" class="mono-input" placeholder="YYYY-MM-DD HH:MM" value={expires} onInput={(e) => setExpires(e.currentTarget.value)} />
               <span class="presets" role="group" aria-label="Expiry presets">
                 <button type="button" class="ghost small" onClick={() => setExpires(inDays(30))}>30 d</button>
                 <button type="button" class="ghost small" onClick={() => setExpires(inDays(90))}>90 d</button>
@@ -112,6 +135,7 @@ export function CreateKey() {
             </div>
           )}
         </Field>
+        <LimitsEditor draft={limits} set={setLimits} error={error} testid="create" />
         <div class="actions">
           <button type="button" class="ghost" onClick={() => app.go("/keys")}>Cancel</button>
           <button type="submit" class="primary" data-testid="create-submit" disabled={busy} aria-busy={busy}>

@@ -71,7 +71,7 @@ export function DashboardScreen() {
       </div>
       {error && (
         <p class="banner error" role="alert" data-testid="dashboard-error">
-          Dashboard unavailable: {error.message} <span class="code">({error.code})</span>
+          Dashboard unavailable: {error.message}
         </p>
       )}
       {shown && <Body board={shown} />}

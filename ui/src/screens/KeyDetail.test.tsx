@@ -13,7 +13,7 @@ import { audit, chart, item, key, KEY_ID, limits, list, online, rule, session, v
 
 const mocked = vi.mocked(api);
 const type = (testid: string, value: string) => fireEvent.input(screen.getByTestId(testid), { target: { value } });
-const KEEP = { name: null, description: null, scopes: null, allowed_ips: null, expires_at: null, clear_expiry: false, disabled: null };
+const KEEP = { name: null, description: null, scopes: null, allowed_ips: null, expires_at: null, clear_expiry: false, disabled: null, limits: null };
 
 beforeEach(() => {
   window.location.hash = `#/keys/${KEY_ID}`;
@@ -49,7 +49,7 @@ describe("key detail", () => {
     expect(screen.getByTestId("detail-ips").textContent).toContain("10.0.0.0/8");
     expect(screen.getByTestId("detail-last-used").textContent).toContain("10.1.2.3");
     expect(screen.getByTestId("detail-lineage").querySelector("a")?.getAttribute("href")).toBe("#/keys/older-id");
-    expect(screen.getByTestId("key-audit").textContent).toContain("key.update");
+    expect(screen.getByTestId("key-audit").textContent).toContain("Changed key");
     await waitFor(() => expect(screen.getByTestId("usage-chart").dataset.chart).toBe("ready"));
     expect(screen.getByTestId("usage-chart").id).toBe("usage-chart");
     expect(mocked.keyUsage).toHaveBeenCalledWith(KEY_ID, "hour");
@@ -64,8 +64,64 @@ describe("key detail", () => {
     mocked.getKey.mockResolvedValue({ item: item({}, { pending: true, error: { code: "conflict", detail: "changed on the server" } }), audit: [] });
     render(<App />);
     const banner = await screen.findByTestId("key-error");
-    expect(banner.textContent).toContain("conflict");
-    expect(banner.textContent).toContain("changed on the server");
+    expect(banner.textContent).toContain("Changed on the server.");
+    expect(banner.textContent).not.toContain("conflict");
+    mocked.dismissKeyError.mockResolvedValueOnce(undefined);
+    fireEvent.click(screen.getByTestId("key-error-dismiss"));
+    await waitFor(() => expect(screen.queryByTestId("key-error")).toBeNull());
+    expect(mocked.dismissKeyError).toHaveBeenCalledWith(KEY_ID);
+  });
+
+  it("shows a revocation queued on this device as pending, not as revoked", async () => {
+    const revokedHere = item(
+      { status: "revoked", revoked_at: "2026-12-08T03:00:00Z", revoke_reason: "leaked" },
+      { pending: true, server_status: "active", server_revoked_at: null },
+    );
+    mocked.getKey.mockResolvedValue({ item: revokedHere, audit: [] });
+    render(<App />);
+    const state = await screen.findByTestId("key-pending-state");
+    expect(state.textContent).toContain("Revocation queued — the key still works until this device syncs.");
+    expect(screen.getByTestId("status-badge").textContent).toBe("revocation queued");
+    expect(screen.getByTestId("detail-revocation").textContent).toContain("the server sets the time when it syncs");
+    expect(screen.getByTestId("detail-revocation").textContent).not.toContain("2026-12-08");
+  });
+
+  it("shows a key made on this device as not active until synced", async () => {
+    mocked.getKey.mockResolvedValue({ item: item({}, { pending: true, server_status: null, server_revoked_at: null }), audit: [] });
+    render(<App />);
+    const state = await screen.findByTestId("key-pending-state");
+    expect(state.textContent).toContain("Not active until synced");
+    expect(screen.getByTestId("status-badge").textContent).toBe("not active until synced");
+  });
+
+  it("edits the key's rate limits and quota, every bad entry at once", async () => {
+    mocked.getKey.mockResolvedValue({ item: item(), audit: [] });
+    mocked.updateKey.mockResolvedValue(item());
+    render(<App />);
+    fireEvent.click(await screen.findByTestId("edit-open"));
+    fireEvent.click(screen.getByTestId("edit-rule-add"));
+    fireEvent.input(screen.getByTestId("edit-rule-limit"), { target: { value: "ten" } });
+    fireEvent.input(screen.getByTestId("edit-rule-window"), { target: { value: "" } });
+    fireEvent.input(screen.getByTestId("edit-quota-daily"), { target: { value: "1.5" } });
+    fireEvent.click(screen.getByTestId("edit-submit"));
+    await screen.findByTestId("field-error-rate_limits[0].limit");
+    expect(screen.getByTestId("field-error-rate_limits[0].window_seconds")).toBeTruthy();
+    expect(screen.getByTestId("field-error-quota.daily")).toBeTruthy();
+    expect(mocked.updateKey).not.toHaveBeenCalled();
+
+    fireEvent.input(screen.getByTestId("edit-rule-limit"), { target: { value: "5" } });
+    fireEvent.input(screen.getByTestId("edit-rule-window"), { target: { value: "60" } });
+    fireEvent.input(screen.getByTestId("edit-quota-daily"), { target: { value: "1,000" } });
+    fireEvent.change(screen.getByTestId("edit-rule-consistency"), { target: { value: "exact" } });
+    fireEvent.click(screen.getByTestId("edit-submit"));
+    await waitFor(() => expect(mocked.updateKey).toHaveBeenCalledWith(KEY_ID, {
+      ...KEEP,
+      limits: {
+        tier: null,
+        rate_limits: [{ algorithm: "fixed_window", limit: 5, window_seconds: 60, consistency: "exact" }],
+        quota: { daily: 1000, consistency: "leased" },
+      },
+    }));
   });
 
   it("revokes with the grace period and reason given", async () => {
@@ -95,8 +151,8 @@ describe("key detail", () => {
     fireEvent.click(await screen.findByTestId("revoke-open"));
     type("revoke-grace", "99999999");
     fireEvent.click(screen.getByTestId("revoke-submit"));
-    expect((await screen.findByTestId("field-error-grace_seconds")).textContent).toContain("at most 30 days");
-    expect(screen.getByTestId("field-error-reason").textContent).toContain("too long");
+    expect((await screen.findByTestId("field-error-grace_seconds")).textContent).toContain("At most 30 days");
+    expect(screen.getByTestId("field-error-reason").textContent).toContain("Too long");
   });
 
   it("does not send a grace period that is not a whole number", async () => {
@@ -128,7 +184,7 @@ describe("key detail", () => {
     fireEvent.click(await screen.findByTestId("rotate-open"));
     type("rotate-grace", "99999999");
     fireEvent.click(screen.getByTestId("rotate-submit"));
-    expect((await screen.findByTestId("field-error-grace_seconds")).textContent).toContain("at most 30 days");
+    expect((await screen.findByTestId("field-error-grace_seconds")).textContent).toContain("At most 30 days");
   });
 
   it("edits only what changed and shows field errors inline", async () => {
@@ -138,7 +194,7 @@ describe("key detail", () => {
     fireEvent.click(await screen.findByTestId("edit-open"));
     type("edit-scopes", "badges:read widgets:read");
     fireEvent.click(screen.getByTestId("edit-submit"));
-    expect((await screen.findByTestId("field-error-scopes[1]")).textContent).toBe("widgets:read: unknown resource");
+    expect((await screen.findByTestId("field-error-scopes[1]")).textContent).toBe("widgets:read: Unknown resource.");
     expect(mocked.updateKey).toHaveBeenCalledWith(KEY_ID, { ...KEEP, scopes: ["badges:read", "widgets:read"] });
 
     mocked.updateKey.mockResolvedValueOnce(item());
@@ -185,7 +241,7 @@ describe("key detail", () => {
     mocked.getKey.mockRejectedValue({ code: "not_found", message: "no such key", fields: [] });
     render(<App />);
     await screen.findByText("No such key");
-    expect(screen.getByTestId("error-banner").textContent).toContain("no such key");
+    expect(screen.getByTestId("error-banner").textContent).toContain("No such key.");
   });
 });
 
@@ -317,7 +373,7 @@ describe("editFrom", () => {
     expect(editFrom(k, { ...same, description: " " })).toEqual({ ...KEEP, description: "" });
   });
   it("sets a new expiry", () => {
-    expect(editFrom(k, { ...same, expires: "2027-03-01T08:00" })).toEqual({ ...KEEP, expires_at: new Date("2027-03-01T08:00").toISOString() });
+    expect(editFrom(k, { ...same, expires: "2027-03-01T08:00" })).toEqual({ ...KEEP, expires_at: "2027-03-01T08:00:00.000Z" });
   });
   it("sends emptied lists", () => {
     expect(editFrom(k, { ...same, scopes: "" })).toEqual({ ...KEEP, scopes: [] });

@@ -1,16 +1,19 @@
 import { useEffect, useRef, useState } from "preact/hooks";
-import type { ApiKey, CommandError, KeyDetail, KeyEdit, LimitUsage } from "../bindings";
+import type { ApiKey, AuditEntry, CommandError, KeyDetail, KeyEdit, LimitUsage } from "../bindings";
 import * as api from "../api/commands";
 import { useApp } from "../app";
 import { Banner, Field, Spinner } from "../components/Fields";
 import { TokenDialog } from "../components/TokenDialog";
 import { UsageGraph } from "../components/UsageGraph";
+import { LIMIT_FIELDS, LimitsEditor, draftFrom, formFromDraft, sameLimits } from "../components/LimitsEditor";
 import {
-  formatDuration, isoToLocalInput, localInputToIso, parseSeconds, relativeTime, sameItems, shortDate, splitList,
+  UTC_INPUT_HINT, formatDuration, isoToUtcInput, parseSeconds, relativeTime, sameItems, sentence, shortDate, splitList, utcInputToIso,
 } from "../lib/format";
 import { usePolled } from "../lib/polled";
-import { requiredName } from "./CreateKey";
-import { EnvBadge, Scopes, StatusBadge, SyncMarkers } from "./Keys";
+import { actionWords, reason } from "../lib/audit";
+import { badTime, requiredName } from "./CreateKey";
+import { EnvBadge, KeyStatusBadge, Scopes, SyncMarkers } from "./Keys";
+import { PENDING_TEXT, pendingState } from "../lib/sync";
 import { GatewaySection } from "./KeyGateway";
 
 type Panel = null | "edit" | "revoke" | "rotate";
@@ -35,8 +38,8 @@ export function editFrom(
 ): KeyEdit | null {
   const scopes = splitList(v.scopes);
   const ips = splitList(v.ips);
-  const expiresIso = localInputToIso(v.expires);
-  const expiryChanged = v.expires !== isoToLocalInput(k.expires_at);
+  const expiresIso = utcInputToIso(v.expires) ?? null;
+  const expiryChanged = v.expires.trim() !== isoToUtcInput(k.expires_at);
   const edit: KeyEdit = {
     name: v.name.trim() !== k.name ? v.name.trim() : null,
     description: v.description.trim() !== (k.description ?? "") ? v.description.trim() : null,
@@ -45,20 +48,26 @@ export function editFrom(
     expires_at: expiryChanged && expiresIso ? expiresIso : null,
     clear_expiry: expiryChanged && !v.expires && k.expires_at !== null,
     disabled: null,
+    limits: null,
   };
   const changed = edit.name !== null || edit.description !== null || edit.scopes !== null ||
     edit.allowed_ips !== null || edit.expires_at !== null || edit.clear_expiry;
   return changed ? edit : null;
 }
 
-const KEEP: KeyEdit = { name: null, description: null, scopes: null, allowed_ips: null, expires_at: null, clear_expiry: false, disabled: null };
+/** The email of admin `id`, from the audit entries they made (the key's own trail). */
+function creator(audit: readonly AuditEntry[], id: string): string | null {
+  return audit.find((e) => e.actor_id === id && e.actor_email)?.actor_email ?? null;
+}
+
+const KEEP: KeyEdit = { name: null, description: null, scopes: null, allowed_ips: null, expires_at: null, clear_expiry: false, disabled: null, limits: null };
 
 export function KeyDetailScreen(props: { id: string }) {
   const app = useApp();
   const [detail, setDetail] = useState<KeyDetail | null>(null);
   const [error, setError] = useState<CommandError | null>(null);
   const [panel, setPanel] = useState<Panel>(null);
-  const [issued, setIssued] = useState<{ token: string; id: string } | null>(null);
+  const [issued, setIssued] = useState<{ token: string; id: string; oldStops: string } | null>(null);
   const [toggling, setToggling] = useState(false);
 
   const load = (background = false) => {
@@ -118,22 +127,37 @@ export function KeyDetailScreen(props: { id: string }) {
     }
   };
   const revokeLater = key.revoked_at && new Date(key.revoked_at).getTime() > Date.now();
+  const pending = pendingState(item);
+  const dismiss = async () => {
+    try {
+      await app.run(api.dismissKeyError(key.id));
+      setDetail({ ...detail, item: { ...item, error: null } });
+    } catch (e) {
+      setError(api.toCommandError(e));
+    }
+  };
 
   return (
     <section data-testid="key-detail" data-key-id={key.id} data-status={key.status}>
       <header class="page-head">
         <button type="button" class="ghost" onClick={() => app.go("/keys")}>← Keys</button>
         <h2>{key.name}</h2>
-        <StatusBadge status={key.status} />
+        <KeyStatusBadge item={item} />
         <EnvBadge environment={key.environment} />
         <SyncMarkers item={item} />
       </header>
       {rejected && (
         <div class="banner error" data-testid="key-error" role="alert">
-          <strong>The server refused a change to this key</strong> <span class="code">({rejected.code})</span>: {rejected.detail}
+          <strong>The server refused a change to this key:</strong> {sentence(rejected.detail)}{" "}
+          <a href="#/settings" onClick={(e) => { e.preventDefault(); app.go("/settings"); }}>Review refused changes</a>
+          <button type="button" class="ghost small" data-testid="key-error-dismiss" onClick={dismiss}>Dismiss</button>
         </div>
       )}
-      {item.pending && (
+      {pending ? (
+        <p class={`banner ${pending === "revocation_queued" ? "error" : "info"}`} role="status" data-testid="key-pending-state" data-pending-state={pending}>
+          <strong>{PENDING_TEXT[pending].sentence}</strong>
+        </p>
+      ) : item.pending && (
         <p class="banner info small" role="status">Changes to this key are saved on this device and wait to sync.</p>
       )}
       {app.canWrite ? (
@@ -156,9 +180,9 @@ export function KeyDetailScreen(props: { id: string }) {
       {panel === "rotate" && (
         <RotatePanel
           id={key.id}
-          onIssued={(token, id) => {
+          onIssued={(token, id, oldStops) => {
             setPanel(null);
-            setIssued({ token, id });
+            setIssued({ token, id, oldStops });
           }}
           onCancel={() => setPanel(null)}
         />
@@ -166,7 +190,8 @@ export function KeyDetailScreen(props: { id: string }) {
       {issued && (
         <TokenDialog
           token={issued.token}
-          title="The replacement key"
+          title={`The replacement for ${key.name}`}
+          note={`This new key replaces “${key.name}”. The old key keeps working until ${shortDate(issued.oldStops)}, then stops; move every client to this one before then.`}
           onDone={() => {
             const next = issued.id;
             setIssued(null);
@@ -186,8 +211,13 @@ export function KeyDetailScreen(props: { id: string }) {
           <dd>{key.expires_at ? <>{shortDate(key.expires_at)} <span class="muted">({relativeTime(key.expires_at)})</span></> : <span class="muted">never</span>}</dd>
           <dt>Disabled</dt><dd>{key.disabled ? "yes" : "no"}</dd>
           <dt>Revocation</dt>
-          <dd>
-            {key.revoked_at ? (
+          <dd data-testid="detail-revocation" data-revoked-at={pending === "revocation_queued" ? undefined : key.revoked_at ?? undefined}>
+            {pending === "revocation_queued" ? (
+              <>
+                queued on this device; the server sets the time when it syncs
+                {key.revoke_reason && <> — “{key.revoke_reason}”</>}
+              </>
+            ) : key.revoked_at ? (
               <>
                 {revokeLater ? "takes effect " : ""}{shortDate(key.revoked_at)} <span class="muted">({relativeTime(key.revoked_at)})</span>
                 {key.revoke_reason && <> — “{key.revoke_reason}”</>}
@@ -195,16 +225,25 @@ export function KeyDetailScreen(props: { id: string }) {
             ) : <span class="muted">not revoked</span>}
           </dd>
           <dt>Last used</dt>
-          <dd data-testid="detail-last-used">
+          <dd data-testid="detail-last-used" data-last-used={key.last_used_at ?? undefined}>
             {key.last_used_at ? <>{relativeTime(key.last_used_at)} <span class="muted">({shortDate(key.last_used_at)})</span></> : "never"}
             {key.last_used_ip && <> from <span class="mono">{key.last_used_ip}</span></>}
           </dd>
-          <dt>Created</dt><dd>{shortDate(key.created_at)}{key.created_by && <span class="muted"> by {key.created_by}</span>}</dd>
+          <dt>Created</dt>
+          <dd data-testid="detail-created">
+            {shortDate(key.created_at)}
+            {key.created_by && <span class="muted" title={`admin ${key.created_by}`}> by {creator(detail.audit, key.created_by) ?? "an admin of your organisation"}</span>}
+          </dd>
           <dt>Updated</dt><dd>{shortDate(key.updated_at)}</dd>
           <dt>Rotation lineage</dt>
           <dd data-testid="detail-lineage">
             {key.rotated_from ? <a href={`#/keys/${encodeURIComponent(key.rotated_from)}`}>← replaces an earlier key</a> : <span class="muted">first key of its lineage</span>}
-            {key.replaced_by && <> · <a href={`#/keys/${encodeURIComponent(key.replaced_by)}`}>replaced by a newer key →</a></>}
+            {key.replaced_by && (
+              <div data-testid="detail-rotated-out">
+                <strong>Rotated out:</strong> <a href={`#/keys/${encodeURIComponent(key.replaced_by)}`}>replaced by a newer key →</a>
+                {key.revoked_at && <> — {new Date(key.revoked_at).getTime() > Date.now() ? "stops working" : "stopped working"} {shortDate(key.revoked_at)} <span class="muted">({relativeTime(key.revoked_at)})</span></>}
+              </div>
+            )}
             {key.lineage_id !== key.id && <div class="muted small mono">lineage {key.lineage_id}</div>}
           </dd>
         </dl>
@@ -219,7 +258,7 @@ export function KeyDetailScreen(props: { id: string }) {
           {detail.audit.map((e) => (
             <tr key={e.id}>
               <td title={shortDate(e.created_at)}>{relativeTime(e.created_at)}</td>
-              <td><code>{e.action}</code></td>
+              <td title={e.action}>{actionWords(e.action)}{reason(e) && <> — “{reason(e)}”</>}</td>
               <td>{e.actor_email ?? <span class="muted">system</span>}</td>
               <td class="mono">{e.client_ip ?? "—"}</td>
             </tr>
@@ -395,7 +434,9 @@ function EditPanel(props: { k: ApiKey; onDone: () => void; onCancel: () => void 
   const [description, setDescription] = useState(k.description ?? "");
   const [scopes, setScopes] = useState(k.scopes.join(" "));
   const [ips, setIps] = useState(k.allowed_ips.join(" "));
-  const [expires, setExpires] = useState(isoToLocalInput(k.expires_at));
+  const [expires, setExpires] = useState(isoToUtcInput(k.expires_at));
+  const [initialLimits] = useState(() => draftFrom(k));
+  const [limits, setLimits] = useState(initialLimits);
   const [error, setError] = useState<CommandError | null>(null);
   const [note, setNote] = useState<string | null>(null);
   const [sent, setSent] = useState<KeyEdit | null>(null);
@@ -407,7 +448,13 @@ function EditPanel(props: { k: ApiKey; onDone: () => void; onCancel: () => void 
     setNote(null);
     const local = requiredName(name);
     if (local) return setError(local);
-    const edit = editFrom(k, { name, description, scopes, ips, expires });
+    if (utcInputToIso(expires) === undefined) return setError(badTime("expires_at"));
+    let edit = editFrom(k, { name, description, scopes, ips, expires });
+    if (!sameLimits(limits, initialLimits)) {
+      const l = formFromDraft(limits);
+      if ("error" in l) return setError(l.error);
+      edit = { ...(edit ?? KEEP), limits: l.form };
+    }
     if (!edit) {
       setError(null);
       setNote("Nothing changed.");
@@ -427,7 +474,7 @@ function EditPanel(props: { k: ApiKey; onDone: () => void; onCancel: () => void 
   return (
     <form class="panel form" onSubmit={submit} ref={ref} noValidate aria-label="Edit key">
       <h3>Edit key</h3>
-      <Banner error={error} shown={["name", "description", "scopes", "allowed_ips", "expires_at"]} />
+      <Banner error={error} shown={["name", "description", "scopes", "allowed_ips", "expires_at", ...LIMIT_FIELDS]} />
       {note && <p class="muted" role="status">{note}</p>}
       <Field label="Name" field="name" error={error}>
         {(a) => <input {...a} data-testid="edit-name" value={name} onInput={(e) => setName(e.currentTarget.value)} />}
@@ -441,9 +488,10 @@ function EditPanel(props: { k: ApiKey; onDone: () => void; onCancel: () => void 
       <Field label="Allowed client addresses" field="allowed_ips" error={error} items={sent?.allowed_ips ?? undefined} hint="empty allows any address">
         {(a) => <input {...a} data-testid="edit-ips" class="mono-input" value={ips} onInput={(e) => setIps(e.currentTarget.value)} />}
       </Field>
-      <Field label="Expires" field="expires_at" error={error} hint="your local time; empty for no expiry">
-        {(a) => <input {...a} data-testid="edit-expires" type="datetime-local" value={expires} onInput={(e) => setExpires(e.currentTarget.value)} />}
+      <Field label="Expires" field="expires_at" error={error} hint={`${UTC_INPUT_HINT}; empty for no expiry`}>
+        {(a) => <input {...a} data-testid="edit-expires" class="mono-input" placeholder="YYYY-MM-DD HH:MM" value={expires} onInput={(e) => setExpires(e.currentTarget.value)} />}
       </Field>
+      <LimitsEditor draft={limits} set={setLimits} error={error} testid="edit" />
       <div class="actions">
         <button type="button" class="ghost" onClick={props.onCancel}>Cancel</button>
         <button type="submit" class="primary" data-testid="edit-submit" disabled={busy} aria-busy={busy}>
@@ -516,7 +564,7 @@ function RevokePanel(props: { id: string; onDone: () => void; onCancel: () => vo
   );
 }
 
-function RotatePanel(props: { id: string; onIssued: (token: string, id: string) => void; onCancel: () => void }) {
+function RotatePanel(props: { id: string; onIssued: (token: string, id: string, oldStops: string) => void; onCancel: () => void }) {
   const app = useApp();
   const [grace, setGrace] = useState("86400");
   const [error, setError] = useState<CommandError | null>(null);
@@ -530,7 +578,7 @@ function RotatePanel(props: { id: string; onIssued: (token: string, id: string) 
     setBusy(true);
     try {
       const issued = await app.run(api.rotateKey(props.id, secs));
-      props.onIssued(issued.token, issued.key.id);
+      props.onIssued(issued.token, issued.key.id, new Date(Date.now() + secs * 1000).toISOString());
     } catch (err) {
       setError(api.toCommandError(err));
     } finally {

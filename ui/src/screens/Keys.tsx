@@ -4,6 +4,7 @@ import * as api from "../api/commands";
 import { useApp } from "../app";
 import { Banner } from "../components/Fields";
 import { relativeTime, shortDate } from "../lib/format";
+import { PENDING_TEXT, pendingState } from "../lib/sync";
 
 export const PAGE_SIZES = [25, 50, 100, 200] as const;
 export const DEFAULT_PAGE = 50;
@@ -50,6 +51,20 @@ export function toFilter(v: KeysView): KeyFilter {
 
 export function StatusBadge(props: { status: KeyStatus }) {
   return <span class={`badge ${props.status}`} data-testid="status-badge">{props.status}</span>;
+}
+
+/**
+ * The status a key's row and page show: what the server enforces when a queued change has not
+ * reached it yet (a revocation queued here, a key made here), else the key's status.
+ */
+export function KeyStatusBadge(props: { item: KeyListItem }) {
+  const state = pendingState(props.item);
+  if (!state) return <StatusBadge status={props.item.key.status} />;
+  return (
+    <span class={`badge pending-${state}`} data-testid="status-badge" data-pending-state={state} title={PENDING_TEXT[state].sentence}>
+      {PENDING_TEXT[state].badge}
+    </span>
+  );
 }
 
 export function EnvBadge(props: { environment: Environment }) {
@@ -264,9 +279,9 @@ export function Keys() {
                     <a href={`#/keys/${encodeURIComponent(k.id)}`} tabIndex={-1} onClick={(e) => e.preventDefault()}>{k.name}</a>
                     <SyncMarkers item={item} />
                   </td>
-                  <td class="mono" title={k.id}>{k.prefix}…</td>
+                  <td class="mono prefix" title={`${k.prefix}… (id ${k.id})`}>{k.prefix}…</td>
                   <td><EnvBadge environment={k.environment} /></td>
-                  <td><StatusBadge status={k.status} /></td>
+                  <td><KeyStatusBadge item={item} /></td>
                   <td class="scopes"><Scopes scopes={k.scopes} /></td>
                   <td title={k.last_used_at ? `${shortDate(k.last_used_at)}${k.last_used_ip ? ` from ${k.last_used_ip}` : ""}` : undefined}>
                     {relativeTime(k.last_used_at)}

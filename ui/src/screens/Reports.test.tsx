@@ -85,7 +85,7 @@ describe("reports", () => {
       fields: [{ field: "path", code: "not_found", message: "the folder does not exist" }],
     });
     fireEvent.click(screen.getByTestId("report-save"));
-    await waitFor(() => expect(screen.getByTestId("report-error").textContent).toContain("the folder does not exist"));
+    await waitFor(() => expect(screen.getByTestId("report-error").textContent).toContain("The folder does not exist."));
   });
 
   it("presets fill the dates", async () => {

@@ -6,6 +6,7 @@ import { Banner, Spinner } from "../components/Fields";
 import { relativeTime, shortDate } from "../lib/format";
 import { AlertSettings } from "./AlertSettings";
 import { ChangePassword, SignOutEverywhere } from "./AccountSecurity";
+import { RejectedChanges } from "./RejectedChanges";
 
 /** Server, account, sync status; "Sync now", alert sensitivity, password, "Sign out" and "Sign out everywhere". */
 export function Settings() {
@@ -37,7 +38,7 @@ export function Settings() {
             <dt>Server</dt><dd class="mono" data-testid="settings-server">{app.session.server_url}</dd>
             <dt>Email</dt><dd data-testid="settings-email">{app.session.email}</dd>
             <dt>Role</dt><dd data-testid="settings-role"><span class={`role ${app.session.role}`}>{app.session.role}</span>{!app.canWrite && <span class="muted"> — read-only</span>}</dd>
-            <dt>Organization</dt><dd class="mono">{app.session.org_id}</dd>
+            <dt>Organization</dt><dd data-testid="settings-org" title={`organisation ${app.session.org_id}`}>{app.session.org_name || <span class="mono">{app.session.org_id}</span>}</dd>
           </dl>
         </div>
         <div class="panel-box">
@@ -56,6 +57,7 @@ export function Settings() {
           </div>
         </div>
       </div>
+      <RejectedChanges />
       <AlertSettings />
       <ChangePassword />
       <div class="panel-box">

@@ -18,6 +18,7 @@ export async function commandsMock() {
     alerts: vi.fn(), ackAlert: vi.fn(), events: vi.fn(), saveReport: vi.fn(), chooseReportPath: vi.fn(),
     keyGateway: vi.fn(), keyNetworks: vi.fn(), alertSettings: vi.fn(), setAlertSettings: vi.fn(),
     changePassword: vi.fn(), logoutEverywhere: vi.fn(), onSyncStatus: vi.fn(),
+    rejectedChanges: vi.fn(async () => []), retryRejected: vi.fn(), discardRejected: vi.fn(), dismissKeyError: vi.fn(),
   };
 }
 
@@ -27,9 +28,9 @@ export function chartMock() {
   return { mountUsageChart: vi.fn(async () => chart) };
 }
 
-export const session: Session = { server_url: "http://127.0.0.1:8080", email: "ada@acme.test", role: "owner", org_id: "org-1" };
+export const session: Session = { server_url: "http://127.0.0.1:8080", email: "ada@acme.test", role: "owner", org_id: "org-1", org_name: "Acme" };
 export const viewer: Session = { ...session, email: "vic@acme.test", role: "viewer" };
-export const online: SyncStatus = { online: true, syncing: false, cursor: 0, queued: 0, last_pull_at: null, last_push_at: null, last_error: null };
+export const online: SyncStatus = { online: true, syncing: false, cursor: 0, queued: 0, queued_revocations: 0, rejected: 0, last_pull_at: null, last_push_at: null, last_error: null };
 
 export const KEY_ID = "01a2115c-e4c9-7290-8ca9-f6f59064faaa";
 
@@ -45,7 +46,7 @@ export function key(over: Partial<ApiKey> = {}): ApiKey {
 }
 
 export const item = (over: Partial<ApiKey> = {}, rest: Partial<Omit<KeyListItem, "key">> = {}): KeyListItem =>
-  ({ key: key(over), pending: false, error: null, ...rest });
+  ({ key: key(over), pending: false, error: null, server_status: key(over).status, server_revoked_at: key(over).revoked_at, ...rest });
 
 export function list(n = 1, total = n): KeyList {
   return {

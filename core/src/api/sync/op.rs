@@ -84,7 +84,8 @@ pub enum PushOp {
     UpdateKey {
         op_id: Uuid,
         key_id: KeyId,
-        /// The key's `seq` the edit was based on; a newer server change rejects the edit.
+        /// The key's change `seq` (from the pull) the edit was based on; an edit made on the
+        /// server after it rejects this one (`conflict`), newer use of the key does not.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         base_seq: Option<i64>,
         data: UpdateKeyRequest,

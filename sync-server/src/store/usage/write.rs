@@ -115,6 +115,10 @@ pub async fn write_batch_capped(
         add_key_counts!("usage_day", "day");
     }
     if !batch.last_used.is_empty() {
+        // Last use reaches the desktops' replicas through the change feed, at most once a
+        // minute per key (`usage_seq`, see migration 20261211000001): the first use in a new
+        // minute takes a sequence value. A flush that commits after a pull that already moved
+        // past its value is carried by the key's next minute of use.
         let (mut ids, mut times, mut ips) = (Vec::new(), Vec::new(), Vec::new());
         for (key, (at, ip)) in &batch.last_used {
             ids.push(key.into_uuid());
@@ -122,7 +126,11 @@ pub async fn write_batch_capped(
             ips.push(ip.map(|ip| ip.to_string()));
         }
         sqlx::query!(
-            "UPDATE api_keys k SET last_used_at = u.at, last_used_ip = u.ip
+            "UPDATE api_keys k SET last_used_at = u.at, last_used_ip = u.ip,
+                    usage_seq = CASE
+                        WHEN k.last_used_at IS NULL
+                          OR date_trunc('minute', k.last_used_at) < date_trunc('minute', u.at)
+                        THEN nextval('change_seq') ELSE k.usage_seq END
                FROM UNNEST($1::uuid[], $2::timestamptz[], $3::text[]) AS u(id, at, ip)
               WHERE k.id = u.id AND (k.last_used_at IS NULL OR k.last_used_at < u.at)",
             &ids,
