@@ -126,7 +126,15 @@ fn draw(ui: &mut egui::Ui, chart: &Prepared, reset: bool) {
         }
         for (i, o) in Outcome::ALL.into_iter().enumerate() {
             let line = PlotPoints::Borrowed(&chart.lines[i]);
-            plot_ui.line(Line::new(o.name(), line).color(color(o)).width(1.5));
+            // No bands: egui_plot merges points less than a pixel apart into a band and
+            // interpolates between bands, which draws a lone spike after a long quiet stretch
+            // as a ramp across the whole stretch.
+            plot_ui.line(
+                Line::new(o.name(), line)
+                    .color(color(o))
+                    .width(1.5)
+                    .allow_band(false),
+            );
             if let Some(markers) = &chart.markers {
                 let dots = PlotPoints::Borrowed(&markers[i]);
                 plot_ui.points(Points::new(o.name(), dots).color(color(o)).radius(2.5));

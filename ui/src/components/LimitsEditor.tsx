@@ -127,7 +127,7 @@ export function LimitsEditor(props: { draft: LimitsDraft; set: (d: LimitsDraft) 
             <Field label="Limit" field={`rate_limits[${i}].limit`} error={props.error} hint="1 to 1,000,000">
               {(a) => <input {...a} data-testid={`${t}-rule-limit`} inputMode="numeric" value={r.limit} onInput={(e) => setRule(i, { limit: e.currentTarget.value })} />}
             </Field>
-            <Field label="Window (seconds)" field={`rate_limits[${i}].window_seconds`} error={props.error} hint="1 to 86,400">
+            <Field label="Window (s)" field={`rate_limits[${i}].window_seconds`} error={props.error} hint="1 to 86,400">
               {(a) => <input {...a} data-testid={`${t}-rule-window`} inputMode="numeric" value={r.window} onInput={(e) => setRule(i, { window: e.currentTarget.value })} />}
             </Field>
             {r.algorithm === "gcra" && (

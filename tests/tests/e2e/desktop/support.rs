@@ -210,6 +210,13 @@ pub async fn fill(wd: &WebDriver, testid: &str, text: &str) -> anyhow::Result<()
     loop {
         let attempt = async {
             let el = wd.find(&css, WAIT).await?;
+            // Into the middle of the content first: at the window's bottom edge a field is
+            // under the status bar, and WebKit refuses to type into a covered element.
+            wd.execute(
+                "arguments[0].scrollIntoView({block: 'center'});",
+                vec![serde_json::json!({ keyward_e2e::webdriver::ELEMENT: el })],
+            )
+            .await?;
             wd.clear(&el).await?;
             wd.type_text(&el, text).await?;
             let value = wd.value(&el).await?;
@@ -232,6 +239,11 @@ pub async fn fill(wd: &WebDriver, testid: &str, text: &str) -> anyhow::Result<()
 
 pub async fn click(wd: &WebDriver, testid: &str) -> anyhow::Result<()> {
     let el = wd.find(&css(testid), WAIT).await?;
+    wd.execute(
+        "arguments[0].scrollIntoView({block: 'center'});",
+        vec![serde_json::json!({ keyward_e2e::webdriver::ELEMENT: el })],
+    )
+    .await?;
     wd.click(&el).await
 }
 
