@@ -356,7 +356,8 @@ fn step() -> impl Strategy<Value = Step> {
         (2, 0, 120_000),
         (1, 0, 2 * DAY),
     ]);
-    let cost = pick(&[(6, 1, 1), (3, 1, 5), (1, 1, MAX_COST)]);
+    // Cost 0: a status read, or (with a lease) a node topping up its block.
+    let cost = pick(&[(6, 1, 1), (3, 1, 5), (1, 1, MAX_COST), (1, 0, 0)]);
     // Exact checks mostly; leases small and large (the script halves them to what fits).
     let lease = pick(&[(3, 0, 0), (2, 1, 16), (1, 1, 100_000)]);
     (gap, cost, lease, 0..5u8).prop_map(|(gap, cost, lease, batch)| Step {

@@ -16,8 +16,12 @@
 //!   node's units are the same: never granted, never granted twice.
 //!
 //! Block sizes follow the node's rate: doubled when the previous block lasted less than
-//! [`HORIZON_MS`], halved otherwise, within 1..=[`Rule::max_lease`]. A refusal is remembered
-//! until its `retry_after`, so an exhausted key does not cost a Redis call per request.
+//! [`HORIZON_MS`], halved otherwise, within 1..=[`Rule::max_lease`]. A block is topped up
+//! before it runs dry: the request that leaves it at a quarter or less asks Redis for more
+//! (cost 0, [`Leases::top_up`]) while the others go on granting what is left, so in steady state
+//! no request waits for Redis; a top-up never brings a node above `max_lease` units of a rule.
+//! A refusal is remembered until its `retry_after`, so an exhausted key does not cost a Redis
+//! call per request.
 
 use std::sync::Mutex;
 
@@ -29,6 +33,8 @@ use super::wire::RuleAnswer;
 pub const HORIZON_MS: u64 = 100;
 /// The first block of a rule on a node.
 const FIRST_LEASE: u64 = 8;
+/// A block is topped up once what is left of it is at most this fraction of it.
+const LOW_WATER_DIVISOR: u64 = 4;
 /// A block asked for longer ago than this is taken as lost (its request was dropped).
 const LEASING_TIMEOUT_MS: u64 = 2_000;
 
@@ -76,6 +82,51 @@ fn period(rule: &Rule, now: Millis) -> u64 {
     }
 }
 
+fn take(l: &mut Lease, rule: &Rule, now: Millis, cost: u64) -> Option<Decision> {
+    if l.left >= cost && l.period == period(rule, now) && now < l.until {
+        l.left -= cost;
+        return Some(Decision {
+            allowed: true,
+            limit: rule.quota(),
+            remaining: l.shared_remaining.saturating_add(l.left).min(rule.quota()),
+            reset_ms: l.reset_at.saturating_sub(now),
+            retry_after_ms: 0,
+        });
+    }
+    if now < l.refused_until && cost >= l.refused_cost {
+        let mut d = l.refused;
+        d.reset_ms = l.reset_at.saturating_sub(now);
+        d.retry_after_ms = l.refused_until - now;
+        return Some(d);
+    }
+    None
+}
+
+fn top_up(l: &mut Lease, rule: &Rule, now: Millis) -> Option<u64> {
+    if l.last_size == 0
+        || l.left.saturating_mul(LOW_WATER_DIVISOR) > l.last_size
+        || l.period != period(rule, now)
+        || now >= l.until
+        || l.leasing_since
+            .is_some_and(|t| now.saturating_sub(t) < LEASING_TIMEOUT_MS)
+    {
+        return None;
+    }
+    let size = if now.saturating_sub(l.last_at) < HORIZON_MS {
+        l.last_size.saturating_mul(2)
+    } else {
+        l.last_size / 2
+    };
+    let want = size
+        .clamp(1, rule.max_lease())
+        .min(rule.max_lease().saturating_sub(l.left));
+    if want == 0 {
+        return None;
+    }
+    l.leasing_since = Some(now);
+    Some(want)
+}
+
 impl Leases {
     pub fn new(rules: usize) -> Leases {
         Leases {
@@ -92,24 +143,7 @@ impl Leases {
     /// Rule `i`'s answer from this node alone, when it has one: `cost` units taken from its
     /// block, or the refusal still in force. `None`: ask Redis.
     pub fn take(&self, i: usize, rule: &Rule, now: Millis, cost: u64) -> Option<Decision> {
-        let mut l = self.lease(i)?;
-        if l.left >= cost && l.period == period(rule, now) && now < l.until {
-            l.left -= cost;
-            return Some(Decision {
-                allowed: true,
-                limit: rule.quota(),
-                remaining: l.shared_remaining.saturating_add(l.left).min(rule.quota()),
-                reset_ms: l.reset_at.saturating_sub(now),
-                retry_after_ms: 0,
-            });
-        }
-        if now < l.refused_until && cost >= l.refused_cost {
-            let mut d = l.refused;
-            d.reset_ms = l.reset_at.saturating_sub(now);
-            d.retry_after_ms = l.refused_until - now;
-            return Some(d);
-        }
-        None
+        take(&mut *self.lease(i)?, rule, now, cost)
     }
 
     /// Gives back `cost` units [`Self::take`] took (another rule refused the request).
@@ -140,6 +174,33 @@ impl Leases {
             l.leasing_since = Some(now);
         }
         want
+    }
+
+    /// After a request was granted from rule `i`'s block: how many units to take now so the
+    /// block does not run dry (`None`: not low yet, or a block is already coming). The node
+    /// keeps at most `max_lease` units of the rule; the caller asks Redis with cost 0, records
+    /// the answer and calls [`Self::done`].
+    pub fn top_up(&self, i: usize, rule: &Rule, now: Millis) -> Option<u64> {
+        top_up(&mut *self.lease(i)?, rule, now)
+    }
+
+    /// [`Self::take`], and whether the block is to be topped up now ([`Self::top_up`]), under
+    /// one lock.
+    pub fn take_and_top_up(
+        &self,
+        i: usize,
+        rule: &Rule,
+        now: Millis,
+        cost: u64,
+    ) -> Option<(Decision, Option<u64>)> {
+        let mut l = self.lease(i)?;
+        let d = take(&mut l, rule, now, cost)?;
+        let more = if d.allowed {
+            top_up(&mut l, rule, now)
+        } else {
+            None
+        };
+        Some((d, more))
     }
 
     /// The block asked for by rule `i` came back (or never will): another may be asked for.
@@ -215,6 +276,8 @@ pub struct Plan {
     pub local: [Option<Decision>; MAX_CHECKS],
     /// Rules whose units were taken here (given back if the request is refused).
     pub taken: [bool; MAX_CHECKS],
+    /// Blocks running low, and how many units to top each up with ([`Leases::top_up`]).
+    pub top_ups: [Option<u64>; MAX_CHECKS],
 }
 
 impl Plan {
@@ -226,16 +289,18 @@ impl Plan {
             wants: [None; MAX_CHECKS],
             local: [None; MAX_CHECKS],
             taken: [false; MAX_CHECKS],
+            top_ups: [None; MAX_CHECKS],
         };
         for (i, rule) in rules.iter().enumerate().take(MAX_CHECKS) {
             if !rule.leased || cost == 0 {
                 plan.wants[i] = Some(cost);
                 continue;
             }
-            match leases.take(i, rule, now, cost) {
-                Some(d) => {
+            match leases.take_and_top_up(i, rule, now, cost) {
+                Some((d, more)) => {
                     plan.taken[i] = d.allowed;
                     plan.local[i] = Some(d);
+                    plan.top_ups[i] = more;
                 }
                 None => plan.wants[i] = Some(leases.want(i, rule, now, cost)),
             }
@@ -266,6 +331,35 @@ impl Plan {
             if w.is_some_and(|w| w > cost) {
                 leases.done(i);
             }
+        }
+    }
+
+    /// Whether a block is to be topped up (see [`Leases::top_up`]).
+    pub fn tops_up(&self) -> bool {
+        self.top_ups.iter().any(Option::is_some)
+    }
+
+    /// Ends the top-ups: recorded from `answers` (in rule order) when Redis answered, and no
+    /// longer in flight either way.
+    pub fn finish_top_ups(
+        &self,
+        leases: &Leases,
+        rules: &[Rule],
+        now: Millis,
+        answers: Option<&[RuleAnswer]>,
+    ) {
+        let mut answers = answers.unwrap_or_default().iter();
+        for (i, w) in self.top_ups.iter().enumerate() {
+            if w.is_none() {
+                continue;
+            }
+            // Only units granted count; a top-up's refusal says nothing a request's would not.
+            if let (Some(a), Some(rule)) = (answers.next(), rules.get(i))
+                && a.decision.allowed
+            {
+                leases.record(i, rule, now, 0, a, true);
+            }
+            leases.done(i);
         }
     }
 }
@@ -308,6 +402,45 @@ mod tests {
         // A block left over at the window's end is void.
         leases.record(0, &rule, now, 1, &granted(d, 8), true);
         assert_eq!(leases.take(0, &rule, now + 59_000, 1), None);
+    }
+
+    #[test]
+    fn a_low_block_is_topped_up_once_and_never_past_the_cap() {
+        let rule = Rule::rate("s", Algorithm::FixedWindow, 3200, 1, None);
+        assert_eq!(rule.max_lease(), 100);
+        let leases = Leases::new(1);
+        let d = Decision {
+            allowed: true,
+            limit: 3200,
+            remaining: 3000,
+            reset_ms: 1000,
+            retry_after_ms: 0,
+        };
+        // A block of 64 (63 left after the request that took it).
+        leases.record(0, &rule, 5, 1, &granted(d, 64), true);
+        for _ in 0..46 {
+            assert!(leases.take(0, &rule, 6, 1).is_some());
+        }
+        assert_eq!(
+            leases.top_up(0, &rule, 6),
+            None,
+            "17 left of 64: not low yet"
+        );
+        assert!(leases.take(0, &rule, 6, 1).is_some());
+        // 16 left: a quarter. Doubling would give 128; the node keeps at most 100.
+        assert_eq!(leases.top_up(0, &rule, 6), Some(84));
+        assert_eq!(leases.top_up(0, &rule, 7), None, "one top-up at a time");
+        assert!(
+            leases.take(0, &rule, 7, 1).is_some(),
+            "the rest is still granted"
+        );
+        leases.record(0, &rule, 8, 0, &granted(d, 84), true);
+        leases.done(0);
+        let mut n = 0;
+        while leases.take(0, &rule, 9, 1).is_some() {
+            n += 1;
+        }
+        assert_eq!(n, 15 + 84, "what was left and the top-up, nothing more");
     }
 
     #[test]

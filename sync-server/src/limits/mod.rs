@@ -58,11 +58,13 @@ pub struct KeyLimits {
 
 impl KeyLimits {
     /// Units used of each quota period as seen by this node (the durable count it was seeded
-    /// with, plus what it allowed since).
+    /// with, plus what it allowed since), for seeding the shared counter. A count past the
+    /// quota (a stored count above a lowered quota) is given as the quota + 1: the decisions
+    /// depend on nothing more, and even a status read (cost 0) is refused as it is here.
     pub fn quota_used(&self, index: usize, now: u64) -> u64 {
         self.state
             .decision(&self.rules, index, now)
-            .map_or(0, |d| d.used())
+            .map_or(0, |d| d.used() + u64::from(!d.allowed))
     }
 }
 
@@ -250,8 +252,21 @@ impl Limiter {
             let plan = lease::Plan::new(&limits.leases, rules, t, cost);
             if plan.complete() || plan.refused_here() {
                 plan.finish(&limits.leases, cost);
-                return self.finish_planned(limits, &plan, None, cost, t);
+                let outcome = self.finish_planned(limits, &plan, None, cost, t);
+                if plan.tops_up() {
+                    // This request left a block low: it asks for more (cost 0) while the
+                    // node's other requests go on granting what is left.
+                    let answers = if plan.refused_here() {
+                        None
+                    } else {
+                        redis.check(lineage, limits, 0, t, &plan.top_ups).await
+                    };
+                    plan.finish_top_ups(&limits.leases, rules, t, answers.as_deref());
+                }
+                return outcome;
             }
+            // Going to Redis anyway: the rules that need it take their blocks there.
+            plan.finish_top_ups(&limits.leases, rules, t, None);
             let answers = redis.check(lineage, limits, cost, t, &plan.wants).await;
             plan.finish(&limits.leases, cost);
             if let Some(answers) = answers {
