@@ -12,6 +12,8 @@
 #   4. usage recording: whoami on a third node of the same database with KEYWARD_USAGE_RECORDING
 #      off, beside the first node (recording on), alternated.
 # Raw outputs go to artifacts/bench/, the summary to artifacts/bench/summary.md and stdout.
+# Fixed-rate latency of shared limits (local, leased, exact beside /healthz, with oha) is
+# scripts/limits-bench.sh.
 #
 # Usage: scripts/bench.sh
 # Environment (all optional):
