@@ -260,6 +260,18 @@ mod tests {
         }
     }
 
+    /// A key made offline and accepted by the server (its record pulled back).
+    async fn accepted_key(replica: &Replica, name: &str) -> ApiKey {
+        let mut server = offline_key(replica, name).await;
+        let batch = replica.next_batch(100).await.unwrap();
+        server.created_by = None;
+        replica
+            .apply_push_results(&batch, &[applied(&batch.ops[0], Some(&server))])
+            .await
+            .unwrap();
+        server
+    }
+
     async fn offline_key(replica: &Replica, name: &str) -> ApiKey {
         replica
             .create_key_offline(CreateKeyRequest {
@@ -371,13 +383,7 @@ mod tests {
     #[tokio::test]
     async fn a_refused_edit_is_undone_on_the_view_and_takes_its_chained_edits_along() {
         let replica = Replica::in_memory().await.unwrap();
-        let mut server = offline_key(&replica, "server").await;
-        let batch = replica.next_batch(100).await.unwrap();
-        server.created_by = None;
-        replica
-            .apply_push_results(&batch, &[applied(&batch.ops[0], Some(&server))])
-            .await
-            .unwrap();
+        let server = accepted_key(&replica, "server").await;
 
         replica
             .update_key(server.id, rename("first"))
@@ -427,13 +433,7 @@ mod tests {
     #[tokio::test]
     async fn a_refused_change_is_kept_with_what_it_was_and_can_be_retried_or_discarded() {
         let replica = Replica::in_memory().await.unwrap();
-        let mut server = offline_key(&replica, "billing").await;
-        let batch = replica.next_batch(100).await.unwrap();
-        server.created_by = None;
-        replica
-            .apply_push_results(&batch, &[applied(&batch.ops[0], Some(&server))])
-            .await
-            .unwrap();
+        let server = accepted_key(&replica, "billing").await;
         replica
             .update_key(
                 server.id,

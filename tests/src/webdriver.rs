@@ -183,6 +183,21 @@ impl WebDriver {
         Ok(v.as_str().map(str::to_owned))
     }
 
+    /// Presses and releases `key` (a WebDriver key code, e.g. "\u{E004}" for Tab) through the
+    /// actions API, on whatever has focus.
+    pub async fn press_key(&self, key: &str) -> anyhow::Result<()> {
+        self.call(
+            reqwest::Method::POST,
+            "/actions",
+            Some(
+                json!({"actions": [{"type": "key", "id": "keyboard", "actions": [
+                {"type": "keyDown", "value": key}, {"type": "keyUp", "value": key}]}]}),
+            ),
+        )
+        .await?;
+        Ok(())
+    }
+
     /// Resizes the window (its outer size; without a window manager, the page's viewport).
     pub async fn set_window_size(&self, width: u32, height: u32) -> anyhow::Result<()> {
         self.call(

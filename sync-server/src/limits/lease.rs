@@ -103,7 +103,11 @@ fn take(l: &mut Lease, rule: &Rule, now: Millis, cost: u64) -> Option<Decision> 
 }
 
 fn top_up(l: &mut Lease, rule: &Rule, now: Millis) -> Option<u64> {
+    // Before it runs dry, not after: a spent block is replaced by the next request that needs
+    // units (blocks under LOW_WATER_DIVISOR units are never topped up), so a slow key does not
+    // take units it may never use.
     if l.last_size == 0
+        || l.left == 0
         || l.left.saturating_mul(LOW_WATER_DIVISOR) > l.last_size
         || l.period != period(rule, now)
         || now >= l.until

@@ -25,6 +25,11 @@ export function totals(series: UsageSeries | null) {
   return t;
 }
 
+/** egui's hidden text field, the input it inserts right after its canvas. */
+function isTextAgent(el: unknown): el is HTMLInputElement {
+  return el instanceof HTMLInputElement && el.previousElementSibling?.id === "usage-chart";
+}
+
 const DAY_MS = 86_400_000;
 const SPAN_DAYS = 30;
 
@@ -64,13 +69,15 @@ export function UsageGraph(props: { keyId: string }) {
   const latest = useRef<UsageSeries | null>(null);
   const box = useRef<HTMLElement>(null);
 
-  // egui takes Tab for its own focus ring and cancels the browser's: Tab and Shift+Tab on the
-  // canvas are kept from it (stopped on the way down), so the keyboard can always leave the chart.
+  // egui takes Tab for its own focus ring and cancels the browser's, on the canvas and on the
+  // hidden text field it puts right after it (which it also focuses when it starts): Tab and
+  // Shift+Tab on either are kept from it (stopped on the way down), so the keyboard can always
+  // leave the chart.
   useEffect(() => {
     const el = box.current;
     if (!el) return;
     const letTabThrough = (e: KeyboardEvent) => {
-      if (e.key === "Tab" && e.target instanceof HTMLCanvasElement) e.stopPropagation();
+      if (e.key === "Tab" && (e.target instanceof HTMLCanvasElement || isTextAgent(e.target))) e.stopPropagation();
     };
     el.addEventListener("keydown", letTabThrough, true);
     el.addEventListener("keyup", letTabThrough, true);
@@ -87,6 +94,14 @@ export function UsageGraph(props: { keyId: string }) {
       .then((c) => {
         if (!alive) return c.destroy();
         chart.current = c;
+        // egui's hidden text field: out of the Tab order, and not holding the focus it took.
+        const canvas = document.getElementById("usage-chart");
+        const agent = canvas?.nextElementSibling;
+        if (isTextAgent(agent)) {
+          agent.tabIndex = -1;
+          agent.setAttribute("aria-hidden", "true");
+          if (document.activeElement === agent) agent.blur();
+        }
         if (latest.current) c.setSeries(latest.current);
         setReady(true);
       })
