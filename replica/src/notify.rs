@@ -288,6 +288,7 @@ mod tests {
             }],
             violations: vec![],
             mode: "local".into(),
+            forecast: vec![],
         }
     }
 

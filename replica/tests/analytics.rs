@@ -225,6 +225,7 @@ async fn expiry_and_limit_notices_are_shown_once() {
         }],
         violations: vec![],
         mode: "local".into(),
+        forecast: vec![],
     };
     replica.store_key_limits(&standing, now).await.unwrap();
     let (kept, at) = replica.key_limits(limited.id).await.unwrap().unwrap();

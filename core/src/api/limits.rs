@@ -182,6 +182,23 @@ pub struct KeyLimits {
     pub violations: Vec<Violation>,
     /// `local` or `redis`: whose counters `used` comes from.
     pub mode: String,
+    /// For each quota (daily, monthly), when it runs out at the rate used so far in its period.
+    #[serde(default)]
+    pub forecast: Vec<QuotaForecast>,
+}
+
+/// A quota's projected exhaustion.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct QuotaForecast {
+    /// `daily` or `monthly`.
+    pub quota: String,
+    /// When the quota runs out at the period-to-date rate (now, if it already has); `null`: it
+    /// lasts the period at that rate.
+    pub exhausts_at: Option<DateTime<Utc>>,
+    /// `low`, `medium` or `high`: how much of the period and how many units it has seen.
+    pub confidence: crate::limit::forecast::Confidence,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -29,8 +29,8 @@ pub use keys::{
     RotateKeyRequest, RotatedKey, UpdateKeyRequest,
 };
 pub use limits::{
-    Consistency, CreateTierRequest, KeyLimits, LimitState, LimitUsage, Quota, QuotaState,
-    RateLimitRule, Tier, UpdateTierRequest, Violation, ViolationList, ViolationsQuery,
+    Consistency, CreateTierRequest, KeyLimits, LimitState, LimitUsage, Quota, QuotaForecast,
+    QuotaState, RateLimitRule, Tier, UpdateTierRequest, Violation, ViolationList, ViolationsQuery,
 };
 pub use page::{Page, PageQuery};
 pub use problem::{FieldError, Problem};

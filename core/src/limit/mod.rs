@@ -9,6 +9,7 @@
 //! before the refusing one are given back).
 
 mod calendar;
+pub mod forecast;
 mod gcra;
 pub mod headers;
 pub mod rules;

@@ -6,7 +6,7 @@ use axum::extract::State;
 use chrono::{Duration, Utc};
 use keyward_core::KeyId;
 use keyward_core::api::{
-    Consistency, FieldError, KeyLimits, LimitUsage, ViolationList, ViolationsQuery,
+    Consistency, FieldError, KeyLimits, LimitUsage, QuotaForecast, ViolationList, ViolationsQuery,
 };
 use keyward_core::limit::{Kind, headers};
 
@@ -72,6 +72,7 @@ pub async fn key_limits(
     let key = state.verifier.key(id).await.map_err(verify_error)?;
     let now = Utc::now();
     let mut rules = Vec::new();
+    let mut forecast = Vec::new();
     let mut soft_threshold = keyward_core::limit::rules::DEFAULT_SOFT_THRESHOLD;
     if let Some(limits) = key.as_ref().and_then(|k| k.limits.clone()) {
         soft_threshold = limits.soft_threshold;
@@ -82,6 +83,20 @@ pub async fn key_limits(
             .check(KeyId::from_uuid(row.lineage_id), &limits, 0, now)
             .await;
         for (rule, d) in limits.rules.iter().zip(outcome.decisions()) {
+            if let Some((start, end)) = keyward_core::limit::forecast::period(rule.kind, now) {
+                let f = keyward_core::limit::forecast::forecast(
+                    rule.quota(),
+                    d.used(),
+                    start,
+                    end,
+                    now,
+                );
+                forecast.push(QuotaForecast {
+                    quota: rule.name.clone(),
+                    exhausts_at: f.exhausts_at,
+                    confidence: f.confidence,
+                });
+            }
             rules.push(LimitUsage {
                 policy: rule.name.clone(),
                 kind: match rule.kind {
@@ -118,5 +133,6 @@ pub async fn key_limits(
         rules,
         violations,
         mode: state.verifier.limiter.mode().as_str().to_owned(),
+        forecast,
     }))
 }

@@ -38,7 +38,7 @@ use crate::http;
         api::PullResponse, api::Change, api::Entity, api::ChangeOp, api::PushRequest, api::sync::ReceivedPush, api::sync::ReceivedOp, api::PushOp, api::OpKind,
         api::PushResponse, api::OpResult, api::OpStatus, api::RotateOfflineRequest, api::UsageResponse, api::UsagePoint, api::Granularity,
         api::RateLimitRule, api::Consistency, api::Quota, api::Tier, api::CreateTierRequest, api::UpdateTierRequest, api::LimitState,
-        api::QuotaState, api::KeyLimits, api::LimitUsage, api::Violation, api::ViolationList,
+        api::QuotaState, api::KeyLimits, api::LimitUsage, api::QuotaForecast, keyward_core::limit::forecast::Confidence, api::Violation, api::ViolationList,
         api::OrgUsage, api::UsageTotals, api::KeyUsageTotal, api::KeySeries, api::OutcomeSeries, api::CountPoint,
         api::UsageGroupBy, api::ReportFormat, api::ReportRow, http::usage::UsageReport,
         api::Alert, api::AlertStatus, api::AlertFilter, api::AlertList, keyward_core::anomaly::Thresholds,

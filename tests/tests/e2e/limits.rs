@@ -669,3 +669,65 @@ async fn violations_soft_thresholds_and_current_standing_are_reported() {
         .unwrap_err();
     assert_eq!(e.problem().unwrap().errors[0].field, "from");
 }
+
+/// `GET /v1/keys/{id}/limits` projects each quota's exhaustion from its period-to-date rate.
+#[tokio::test]
+async fn the_standing_forecasts_each_quota() {
+    clear_of_utc_midnight(Duration::from_secs(120)).await;
+    let app = TestApp::spawn().await;
+    let (id, token) = key_with(
+        &app.owner,
+        CreateKeyRequest {
+            name: "metered".into(),
+            quota: Some(Quota {
+                daily: Some(3),
+                monthly: Some(1_000_000),
+                consistency: Default::default(),
+            }),
+            ..Default::default()
+        },
+    )
+    .await;
+    let before = app.owner.key_limits(id).await.unwrap();
+    let quotas: Vec<_> = before.forecast.iter().map(|f| f.quota.as_str()).collect();
+    assert_eq!(quotas, ["daily", "monthly"]);
+    assert!(
+        before.forecast.iter().all(|f| f.exhausts_at.is_none()),
+        "unused quotas last: {:?}",
+        before.forecast
+    );
+    for _ in 0..3 {
+        assert_eq!(whoami(&app.server.base_url, &token).await.0, 200);
+    }
+    let now = chrono::Utc::now();
+    let after = app.owner.key_limits(id).await.unwrap();
+    let daily = &after.forecast[0];
+    let at = daily.exhausts_at.expect("the daily quota is used up");
+    assert!(
+        at <= chrono::Utc::now() && at >= now - chrono::Duration::seconds(5),
+        "{at}"
+    );
+    let monthly = &after.forecast[1];
+    assert_eq!(monthly.exhausts_at, None, "3 of a million lasts the month");
+    assert_eq!(
+        monthly.confidence,
+        keyward_core::limit::forecast::Confidence::Low
+    );
+    // A key without quotas has no forecast.
+    let (plain, _) = key_with(
+        &app.owner,
+        CreateKeyRequest {
+            name: "unmetered".into(),
+            ..Default::default()
+        },
+    )
+    .await;
+    assert!(
+        app.owner
+            .key_limits(plain)
+            .await
+            .unwrap()
+            .forecast
+            .is_empty()
+    );
+}

@@ -248,6 +248,23 @@ describe("key detail", () => {
 describe("key limits", () => {
   const rows = () => screen.getAllByTestId("limit-row");
 
+  it("forecasts each quota in words", async () => {
+    mocked.getKey.mockResolvedValue({ item: item({ quota: { daily: 1000, monthly: 100000, consistency: "leased" } }), audit: [] });
+    const soon = new Date(Date.now() + 3 * 3_600_000).toISOString();
+    mocked.keyLimits.mockResolvedValue(limits({
+      rules: [rule({ policy: "daily", kind: "daily", limit: 1000, window_seconds: 86400, used: 600, remaining: 400, reset_seconds: 7200 })],
+      forecast: [
+        { quota: "daily", exhausts_at: soon, confidence: "medium" },
+        { quota: "monthly", exhausts_at: null, confidence: "low" },
+      ],
+    }));
+    render(<App />);
+    const f = await screen.findByTestId("limits-forecast");
+    expect(f.textContent).toContain("Daily quota: runs out around");
+    expect(f.textContent).toContain("medium confidence");
+    expect(f.textContent).toContain("Monthly quota: lasts the month at the rate so far");
+  });
+
   it("shows each rule's usage against its limit, the tier and where the rules come from", async () => {
     mocked.getKey.mockResolvedValue({ item: item({ tier: "pro", rate_limits: null, quota: { daily: 1000, consistency: "leased" } }), audit: [] });
     mocked.keyLimits.mockResolvedValue(limits({

@@ -334,6 +334,24 @@ function LimitsSection(props: { k: ApiKey }) {
             <dd data-testid="limits-source-rate">{source(props.k.rate_limits !== null, l.tier)}</dd>
             <dt>Quota</dt>
             <dd data-testid="limits-source-quota">{source(props.k.quota !== null, l.tier)}</dd>
+            {(l.forecast ?? []).length > 0 && (
+              <>
+                <dt>Forecast</dt>
+                <dd data-testid="limits-forecast">
+                  {(l.forecast ?? []).map((f) => (
+                    <div data-quota={f.quota}>
+                      {f.quota === "daily" ? "Daily quota" : "Monthly quota"}:{" "}
+                      {f.exhausts_at === null
+                        ? `lasts the ${f.quota === "daily" ? "day" : "month"} at the rate so far`
+                        : new Date(f.exhausts_at).getTime() <= Date.now() + 60_000
+                          ? "used up"
+                          : `runs out around ${shortDate(f.exhausts_at)} (${relativeTime(f.exhausts_at)}) at the rate so far`}
+                      <span class="muted small"> · {f.confidence} confidence</span>
+                    </div>
+                  ))}
+                </dd>
+              </>
+            )}
           </dl>
           {l.rules.length === 0 ? (
             <p class="empty small" data-testid="limits-empty">No rate limits or quotas</p>

@@ -78,7 +78,7 @@ export function audit(seq: number, over: Partial<AuditEntry> = {}): AuditEntry {
 /** A key's limit standing as `key_limits` answers it (by default: no rules, no violations). */
 export function limits(over: Partial<LimitsSnapshot["limits"]> = {}, fetched_at = "2026-11-25T10:00:00Z"): LimitsSnapshot {
   return {
-    limits: { key_id: KEY_ID, tier: null, soft_threshold: 0.8, rules: [], violations: [], mode: "local", ...over },
+    limits: { key_id: KEY_ID, tier: null, soft_threshold: 0.8, rules: [], violations: [], mode: "local", forecast: [], ...over },
     fetched_at,
   };
 }
