@@ -184,6 +184,7 @@ async fn limits_set_in_the_app_are_enforced_and_last_use_is_the_servers() {
         click(wd, "create-rule-add").await?;
         fill(wd, "create-rule-limit", "2").await?;
         fill(wd, "create-rule-window", "60").await?;
+        fill(wd, "create-quota-daily", "1,000").await?;
         wd.screenshot(&shot("05a-create-limits.png")).await?;
         click(wd, "create-submit").await?;
         let token = wd.text(&wd.find(&css("issued-token"), WAIT).await?).await?;
@@ -217,6 +218,15 @@ async fn limits_set_in_the_app_are_enforced_and_last_use_is_the_servers() {
         anyhow::ensure!(
             rules.contains("minute"),
             "the rule made in the app: {rules:?}"
+        );
+        let forecast = wait_text(wd, "limits-forecast", "the quota forecast", |t| {
+            t.contains("Daily quota")
+        })
+        .await?;
+        anyhow::ensure!(
+            forecast.contains("lasts the day at the rate so far")
+                && forecast.contains("confidence"),
+            "1 of 1,000: {forecast:?}"
         );
 
         // The rule is the server's: the third call in the minute is refused.
