@@ -267,6 +267,7 @@ mod tests {
             opened_at: now() - opened_ago,
             last_seen_at: now(),
             acked_at: None,
+            acked_by: None,
             resolved_at: None,
         }
     }

@@ -42,6 +42,7 @@ fn alert(key: KeyId, status: AlertStatus, opened_at: DateTime<Utc>) -> Alert {
         opened_at,
         last_seen_at: opened_at,
         acked_at: None,
+        acked_by: None,
         resolved_at: None,
     }
 }

@@ -46,6 +46,9 @@ pub struct Alert {
     pub opened_at: DateTime<Utc>,
     pub last_seen_at: DateTime<Utc>,
     pub acked_at: Option<DateTime<Utc>>,
+    /// The email of the admin who acknowledged it (absent from servers before it was added).
+    #[serde(default)]
+    pub acked_by: Option<String>,
     pub resolved_at: Option<DateTime<Utc>>,
 }
 

@@ -69,6 +69,7 @@ pub async fn ack(
     let after = Alert {
         status: AlertStatus::Acked,
         acked_at: Some(now),
+        acked_by: Some(session.email.clone()),
         ..before.clone()
     };
     crate::store::audit::append(

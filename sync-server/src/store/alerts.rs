@@ -23,6 +23,7 @@ struct AlertRow {
     opened_at: DateTime<Utc>,
     last_seen_at: DateTime<Utc>,
     acked_at: Option<DateTime<Utc>>,
+    acked_by: Option<String>,
     resolved_at: Option<DateTime<Utc>>,
 }
 
@@ -47,6 +48,7 @@ impl From<AlertRow> for Alert {
             opened_at: r.opened_at,
             last_seen_at: r.last_seen_at,
             acked_at: r.acked_at,
+            acked_by: r.acked_by,
             resolved_at: r.resolved_at,
         }
     }
@@ -59,8 +61,9 @@ macro_rules! select_alerts {
             AlertRow,
             r#"SELECT a.id, a.key_id, coalesce(k.name, '') AS "key_name!", a.kind, a.status,
                 a.observed, a.expected, a.window_start, a.window_secs, a.detail, a.opened_at,
-                a.last_seen_at, a.acked_at, a.resolved_at
-               FROM alerts a LEFT JOIN api_keys k ON k.id = a.key_id "# + $tail
+                a.last_seen_at, a.acked_at, ad.email AS "acked_by?", a.resolved_at
+               FROM alerts a LEFT JOIN api_keys k ON k.id = a.key_id
+               LEFT JOIN admins ad ON ad.id = a.acked_by "# + $tail
             $(, $arg)*
         )
     };

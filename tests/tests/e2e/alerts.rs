@@ -103,6 +103,7 @@ async fn a_spike_opens_an_alert_that_is_acked_and_resolves_when_traffic_settles(
     );
 
     let acked = app.owner.ack_alert(a.id).await.unwrap();
+    assert_eq!(acked.acked_by.as_deref(), Some("owner@acme.test"));
     assert_eq!(acked.status, AlertStatus::Acked);
     assert_eq!(
         app.owner.ack_alert(a.id).await.unwrap_err().code(),

@@ -987,7 +987,10 @@ async fn an_alert_is_listed_notified_and_acknowledged() {
         anyhow::ensure!(acked, "the alert is acknowledged on the server");
         click(wd, "alerts-filter-acked").await?;
         let text = wd.text(&wd.find(&row, WAIT).await?).await?;
-        anyhow::ensure!(text.contains("acknowledged"), "acked row: {text:?}");
+        anyhow::ensure!(
+            text.contains("acknowledged") && text.contains("by owner@acme.test"),
+            "acked row, with who acknowledged it: {text:?}"
+        );
         wd.screenshot(&shot("07c-alert-acked.png")).await?;
         Ok(vec![])
     }

@@ -10,4 +10,8 @@ export type Alert = { id: string, key_id: KeyId, key_name: string,
  * `rate_spike`, `rate_drop`, `invalid_secret_burst`, `ip_not_allowed_burst`,
  * `insufficient_scope_burst`, `new_network`, `idle_key_used`.
  */
-kind: string, status: AlertStatus, observed: number, expected: number, window_start: string, window_secs: number, detail: string, opened_at: string, last_seen_at: string, acked_at: string | null, resolved_at: string | null, };
+kind: string, status: AlertStatus, observed: number, expected: number, window_start: string, window_secs: number, detail: string, opened_at: string, last_seen_at: string, acked_at: string | null, 
+/**
+ * The email of the admin who acknowledged it (absent from servers before it was added).
+ */
+acked_by: string | null, resolved_at: string | null, };

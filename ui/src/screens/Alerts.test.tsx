@@ -14,7 +14,7 @@ const mocked = vi.mocked(api);
 const SYNCED = new Date(Date.now() - 2 * 60_000).toISOString();
 
 const open = alertOf({ id: "al-1" });
-const acked = alertOf({ id: "al-2", key_name: "Mobile app", kind: "new_network", status: "acked", acked_at: "2026-11-25T09:20:00Z" });
+const acked = alertOf({ id: "al-2", key_name: "Mobile app", kind: "new_network", status: "acked", acked_at: "2026-11-25T09:20:00Z", acked_by: "bob@acme.test" });
 const resolved = alertOf({ id: "al-3", kind: "rate_drop", status: "resolved", resolved_at: "2026-11-25T09:30:00Z" });
 const all = [open, acked, resolved];
 
@@ -68,6 +68,7 @@ describe("alerts", () => {
     expect(mocked.alerts).toHaveBeenLastCalledWith(null);
     const statuses = screen.getAllByTestId("alert-status").map((s) => s.textContent);
     expect(statuses).toEqual(["open", "acknowledged", "resolved"]);
+    expect(screen.getByTestId("alert-acked-at").textContent).toContain("by bob@acme.test");
     expect(screen.getAllByTestId("alert-ack").length).toBe(1);
     fireEvent.click(screen.getByTestId("alerts-filter-resolved"));
     await waitFor(() => expect(screen.getAllByTestId("alert-row").length).toBe(1));

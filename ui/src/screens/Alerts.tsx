@@ -127,7 +127,7 @@ export function AlertsScreen() {
                   <td class="nowrap" title={shortDate(a.opened_at)}>{relativeTime(a.opened_at)}</td>
                   <td>
                     <span class={`badge ${a.status}`} data-testid="alert-status">{STATUS_LABEL[a.status]}</span>
-                    {a.acked_at && <div class="muted small" data-testid="alert-acked-at" title={shortDate(a.acked_at)}>acknowledged {relativeTime(a.acked_at)}</div>}
+                    {a.acked_at && <div class="muted small" data-testid="alert-acked-at" title={shortDate(a.acked_at)}>acknowledged {relativeTime(a.acked_at)}{a.acked_by && <> by {a.acked_by}</>}</div>}
                     {a.resolved_at && <div class="muted small" data-testid="alert-resolved-at" title={shortDate(a.resolved_at)}>resolved {relativeTime(a.resolved_at)}</div>}
                   </td>
                   <td>

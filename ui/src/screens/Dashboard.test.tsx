@@ -18,7 +18,7 @@ const top = (key_id: string, name: string, allowed: number, rejected: number): K
 const alert: Alert = {
   id: "al-1", key_id: "k-1", key_name: "Deploy bot", kind: "volume_spike", status: "open", observed: 420, expected: 35.5,
   window_start: "2026-11-25T09:00:00Z", window_secs: 3600, detail: "12x the usual hourly volume",
-  opened_at: "2026-11-25T09:10:00Z", last_seen_at: "2026-11-25T09:50:00Z", acked_at: null, resolved_at: null,
+  opened_at: "2026-11-25T09:10:00Z", last_seen_at: "2026-11-25T09:50:00Z", acked_at: null, acked_by: null, resolved_at: null,
 };
 
 function board(period: DashboardPeriod = "24h", over: Partial<Dashboard> = {}): Dashboard {

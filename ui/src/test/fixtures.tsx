@@ -92,7 +92,7 @@ export function alertOf(over: Partial<Alert> = {}): Alert {
   return {
     id: "al-1", key_id: KEY_ID, key_name: "Deploy bot", kind: "rate_spike", status: "open", observed: 420, expected: 35.5,
     window_start: "2026-11-25T09:00:00Z", window_secs: 300, detail: "12x the usual rate",
-    opened_at: "2026-11-25T09:10:00Z", last_seen_at: "2026-11-25T09:50:00Z", acked_at: null, resolved_at: null, ...over,
+    opened_at: "2026-11-25T09:10:00Z", last_seen_at: "2026-11-25T09:50:00Z", acked_at: null, acked_by: null, resolved_at: null, ...over,
   };
 }
 
