@@ -21,20 +21,30 @@ pub(super) fn index(kind: Kind, now: Millis) -> u64 {
     }
 }
 
-/// Milliseconds from `now` to the start of the next period.
-pub(super) fn reset_ms(kind: Kind, now: Millis) -> u64 {
+/// When period `i` (days or months since the epoch) starts, in ms since the epoch.
+fn start_of(kind: Kind, i: u64) -> Option<Millis> {
     match kind {
         Kind::Monthly => {
-            let i = index(kind, now) + 1;
             let (year, month) = (1970 + i / 12, (i % 12) as u32 + 1);
-            let next = Utc
-                .with_ymd_and_hms(year as i32, month, 1, 0, 0, 0)
+            Utc.with_ymd_and_hms(year as i32, month, 1, 0, 0, 0)
                 .single()
-                .map_or(now + DAY_MS, |t| t.timestamp_millis() as u64);
-            next.saturating_sub(now)
+                .map(|t| t.timestamp_millis() as u64)
         }
-        _ => (now / DAY_MS + 1) * DAY_MS - now,
+        _ => Some(i * DAY_MS),
     }
+}
+
+/// The period `now` falls in, as `[start, end)` in ms since the epoch.
+pub(super) fn bounds(kind: Kind, now: Millis) -> (Millis, Millis) {
+    let i = index(kind, now);
+    let start = start_of(kind, i).unwrap_or(now);
+    let end = start_of(kind, i + 1).unwrap_or(now + DAY_MS);
+    (start, end)
+}
+
+/// Milliseconds from `now` to the start of the next period.
+pub(super) fn reset_ms(kind: Kind, now: Millis) -> u64 {
+    bounds(kind, now).1.saturating_sub(now)
 }
 
 pub(super) fn peek(rule: &Rule, state: u64, now: Millis, cost: u64) -> Decision {

@@ -1,8 +1,8 @@
 //! When a quota will run out at the rate it has been used so far in its period.
 
-use chrono::{DateTime, Datelike, Duration, TimeZone, Utc};
+use chrono::{DateTime, Duration, Utc};
 
-use super::Kind;
+use super::{Kind, calendar};
 use serde::{Deserialize, Serialize};
 
 /// How much to trust a forecast: how much of the period it has seen, and how many units.
@@ -29,24 +29,12 @@ pub struct Forecast {
 /// The quota period of `kind` (UTC day or month) that `now` falls in, as `[start, end)`;
 /// `None` for a rate rule.
 pub fn period(kind: Kind, now: DateTime<Utc>) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
-    let day = Utc
-        .with_ymd_and_hms(now.year(), now.month(), now.day(), 0, 0, 0)
-        .single()?;
-    match kind {
-        Kind::Daily => Some((day, day + Duration::days(1))),
-        Kind::Monthly => {
-            let start = Utc
-                .with_ymd_and_hms(now.year(), now.month(), 1, 0, 0, 0)
-                .single()?;
-            let (y, m) = if now.month() == 12 {
-                (now.year() + 1, 1)
-            } else {
-                (now.year(), now.month() + 1)
-            };
-            Some((start, Utc.with_ymd_and_hms(y, m, 1, 0, 0, 0).single()?))
-        }
-        Kind::Rate(_) => None,
+    if let Kind::Rate(_) = kind {
+        return None;
     }
+    let at = |ms: u64| DateTime::from_timestamp_millis(ms as i64);
+    let (start, end) = calendar::bounds(kind, now.timestamp_millis().max(0) as u64);
+    Some((at(start)?, at(end)?))
 }
 
 /// The period is `[start, end)`; `used` of `limit` units by `now`.

@@ -18,7 +18,7 @@
 //! Block sizes follow the node's rate: doubled when the previous block lasted less than
 //! [`HORIZON_MS`], halved otherwise, within 1..=[`Rule::max_lease`]. A block is topped up
 //! before it runs dry: the request that leaves it at a quarter or less asks Redis for more
-//! (cost 0, [`Leases::top_up`]) while the others go on granting what is left, so in steady state
+//! (cost 0, [`Leases::take_and_top_up`]) while the others go on granting what is left, so in steady state
 //! no request waits for Redis; a top-up never brings a node above `max_lease` units of a rule.
 //! A refusal is remembered until its `retry_after`, so an exhausted key does not cost a Redis
 //! call per request.
@@ -146,11 +146,12 @@ impl Leases {
 
     /// Rule `i`'s answer from this node alone, when it has one: `cost` units taken from its
     /// block, or the refusal still in force. `None`: ask Redis.
+    #[cfg(test)]
     pub fn take(&self, i: usize, rule: &Rule, now: Millis, cost: u64) -> Option<Decision> {
         take(&mut *self.lease(i)?, rule, now, cost)
     }
 
-    /// Gives back `cost` units [`Self::take`] took (another rule refused the request).
+    /// Gives back `cost` units the block gave (another rule refused the request).
     pub fn give_back(&self, i: usize, cost: u64) {
         if let Some(mut l) = self.lease(i) {
             l.left = l.left.saturating_add(cost);
@@ -184,12 +185,14 @@ impl Leases {
     /// block does not run dry (`None`: not low yet, or a block is already coming). The node
     /// keeps at most `max_lease` units of the rule; the caller asks Redis with cost 0, records
     /// the answer and calls [`Self::done`].
+    #[cfg(test)]
     pub fn top_up(&self, i: usize, rule: &Rule, now: Millis) -> Option<u64> {
         top_up(&mut *self.lease(i)?, rule, now)
     }
 
-    /// [`Self::take`], and whether the block is to be topped up now ([`Self::top_up`]), under
-    /// one lock.
+    /// Rule `i`'s answer from this node alone (`cost` units from its block, or the refusal in
+    /// force; `None`: ask Redis), and how many units to top the block up with now if a
+    /// granted request left it low (see `top_up`), under one lock.
     pub fn take_and_top_up(
         &self,
         i: usize,
@@ -280,7 +283,7 @@ pub struct Plan {
     pub local: [Option<Decision>; MAX_CHECKS],
     /// Rules whose units were taken here (given back if the request is refused).
     pub taken: [bool; MAX_CHECKS],
-    /// Blocks running low, and how many units to top each up with ([`Leases::top_up`]).
+    /// Blocks running low, and how many units to top each up with ([`Leases::take_and_top_up`]).
     pub top_ups: [Option<u64>; MAX_CHECKS],
 }
 
@@ -338,7 +341,7 @@ impl Plan {
         }
     }
 
-    /// Whether a block is to be topped up (see [`Leases::top_up`]).
+    /// Whether a block is to be topped up (see [`Leases::take_and_top_up`]).
     pub fn tops_up(&self) -> bool {
         self.top_ups.iter().any(Option::is_some)
     }

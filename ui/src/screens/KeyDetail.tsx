@@ -334,11 +334,11 @@ function LimitsSection(props: { k: ApiKey }) {
             <dd data-testid="limits-source-rate">{source(props.k.rate_limits !== null, l.tier)}</dd>
             <dt>Quota</dt>
             <dd data-testid="limits-source-quota">{source(props.k.quota !== null, l.tier)}</dd>
-            {(l.forecast ?? []).length > 0 && (
+            {l.forecast.length > 0 && (
               <>
                 <dt>Forecast</dt>
                 <dd data-testid="limits-forecast">
-                  {(l.forecast ?? []).map((f) => (
+                  {l.forecast.map((f) => (
                     <div data-quota={f.quota}>
                       {f.quota === "daily" ? "Daily quota" : "Monthly quota"}:{" "}
                       {f.exhausts_at === null
